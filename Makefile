@@ -1,0 +1,42 @@
+# Every routine has a target. `make demo` and `make test` work on a fresh machine: they install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS := inference,training,parquet,cli,local,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)  ## create .venv and install the project with every group (quick when nothing changed)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: install  ## the local tour on an embedded moto server
+	$(VENV)/bin/mlops demo
+
+test: install  ## the whole suite (moto; no network, no docker)
+	$(PY) -m pytest -n 2 --durations=10
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install  ## benchmarks; figures go into README.md
+	$(PY) benchmarks/foundation.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache cdk.out

@@ -1,0 +1,85 @@
+"""The artifact store: content-addressed objects in S3, verified by sha256 before anything uses them.
+
+Keys are ``artifacts/{model}/{sha256}/{filename}``: the same bytes always land at the same key, so an upload is
+idempotent and a key can never name different content. Uploads send a SHA256 checksum (S3 rejects bytes corrupted
+in transit) with server-side encryption; the S3 VersionId is recorded and downloads read that exact version, then
+recompute the sha256 and refuse a mismatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
+
+
+class ArtifactRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    sha256: str
+    version_id: str | None = None
+    size: int
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.uri.removeprefix("s3://").split("/", 1)[1]
+
+
+class ArtifactStore:
+    """Put and get verified artifacts in one bucket (``s3`` is a boto3 S3 client)."""
+
+    def __init__(self, bucket: str, s3: Any, *, kms_key_id: str | None = None) -> None:
+        self.bucket = bucket
+        self.s3 = s3
+        self.kms_key_id = kms_key_id
+
+    def key_for(self, model: str, sha256: str, filename: str) -> str:
+        return f"artifacts/{model}/{sha256}/{filename}"
+
+    def put(self, model: str, data: bytes, filename: str) -> ArtifactRef:
+        digest = hashlib.sha256(data)
+        key = self.key_for(model, digest.hexdigest(), filename)
+        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        if self.kms_key_id:
+            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        response = self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+            Metadata={"sha256": digest.hexdigest(), "model": model},
+            **encryption,
+        )
+        return ArtifactRef(uri=f"s3://{self.bucket}/{key}", sha256=digest.hexdigest(), version_id=response.get("VersionId"), size=len(data))
+
+    def get(self, ref: ArtifactRef, *, model: str, version: int | str) -> bytes:
+        """The artifact's bytes, only if their sha256 is the one recorded; names the model and version otherwise."""
+        kwargs: dict[str, str] = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id and ref.version_id != "null":
+            kwargs["VersionId"] = ref.version_id
+        try:
+            body = self.s3.get_object(**kwargs)["Body"].read()
+        except self.s3.exceptions.NoSuchKey as exc:
+            raise NotFoundError(f"artifact for model {model!r} version {version} is missing: {ref.uri}") from exc
+        except self.s3.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchVersion", "NoSuchBucket", "404", "InvalidArgument"):
+                raise NotFoundError(f"artifact for model {model!r} version {version} is missing: {ref.uri} ({code})") from exc
+            raise
+        actual = hashlib.sha256(body).hexdigest()
+        if actual != ref.sha256:
+            raise ArtifactIntegrityError(
+                f"artifact for model {model!r} version {version} failed verification: {ref.uri} has sha256 {actual[:12]}…, "
+                f"the registry recorded {ref.sha256[:12]}…; refusing to load it"
+            )
+        return body  # type: ignore[no-any-return]

@@ -1,0 +1,66 @@
+"""``mlops``: the command line. Each command calls one library function; errors print one line and exit non-zero.
+
+Sub-command groups live in their own modules (``models``, and later ``drift``, ``serve``, ``retrain``, ``local``) and
+register themselves on :data:`app` here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from rich.markup import escape
+
+from serverless_mlops.cli import models
+from serverless_mlops.cli.common import app, err_console
+
+models.register_commands(app)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 2000 else text[:2000] + " …"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and turn every failure into one line on stderr and a non-zero exit."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from serverless_mlops.errors import MlopsError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("MLOPS_DEBUG") == "1"
+    try:
+        app(args=args, prog_name="mlops", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except MlopsError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {escape(_one_line(exc))}")
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] AWS: {escape(_one_line(exc))}")
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(_one_line(exc))} (run with --debug for the traceback)")
+        return 1
+    return 0
+
+
+__all__ = ["app", "main", "typer"]

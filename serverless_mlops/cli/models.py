@@ -1,0 +1,306 @@
+"""Model commands: validate, train, register, list, describe, promote, rollback, archive, history, predict."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from serverless_mlops.cli.common import console, emit_json, err_console, fmt_metrics, say, state, table, user
+from serverless_mlops.errors import DataError, MlopsError
+from serverless_mlops.registry import PRODUCTION, ModelVersion
+
+SpecArg = Annotated[Path, typer.Argument(help="model spec file (YAML)", show_default=False)]
+ModelArg = Annotated[str, typer.Argument(help="model name", show_default=False)]
+VersionOpt = Annotated[int | None, typer.Option("--version", "-v", min=1, help="version number")]
+AliasOpt = Annotated[str | None, typer.Option("--alias", "-a", help="alias (default: production)")]
+
+
+def _version_summary(v: ModelVersion) -> dict[str, Any]:
+    return {
+        "model": v.model, "version": v.version, "status": v.status, "metrics": v.metrics, "created_at": v.created_at,
+        "created_by": v.created_by, "artifact": v.artifact.model_dump(), "run_id": v.lineage.run_id,
+    }
+
+
+def validate(specs: Annotated[list[Path], typer.Argument(help="spec files", show_default=False)]) -> None:
+    """Check spec files (fields, estimator, parameters) without training."""
+    from serverless_mlops.spec import load_spec
+    from serverless_mlops.training import resolve_estimator
+
+    for path in specs:
+        spec = load_spec(path)
+        resolve_estimator(spec, str(path))
+        say(f"[green]ok[/green] {path}: {spec.name} ({spec.task.value}, {len(spec.features)} features, {spec.estimator.class_name})")
+    if state.json:
+        emit_json({"valid": [str(p) for p in specs]})
+
+
+def train(
+    spec_path: SpecArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default: runs/<model>)")] = None,
+    do_register: Annotated[bool, typer.Option("--register", help="upload and register the run")] = False,
+    promote: Annotated[bool, typer.Option("--promote", help="register and promote to production")] = False,
+) -> None:
+    """Train a model from its spec locally: fit, evaluate, convert to ONNX, check parity, profile, package."""
+    from serverless_mlops.spec import load_spec
+    from serverless_mlops.training import train as train_model
+
+    spec = load_spec(spec_path)
+    with err_console.status(f"training {spec.name} ({spec.estimator.class_name})…", spinner="dots"):
+        trained = train_model(spec, settings=state.settings() if spec.data.uri.startswith("s3://") else None, source=str(spec_path))
+    folder = trained.write(out or Path("runs") / spec.name)
+    record = trained.record
+    result: dict[str, Any] = {
+        "model": record.model, "run_id": record.run_id, "run_dir": str(folder), "metrics": record.metrics,
+        "parity": record.parity.model_dump(), "data_sha256": record.data_sha256,
+    }
+    say(f"trained [bold]{spec.name}[/bold] → {folder}  ({fmt_metrics(record.metrics)}; ONNX parity max diff {record.parity.max_abs_diff:.2g})")
+    if do_register or promote:
+        result["registered"] = _register_folder(folder, promote)
+    if state.json:
+        emit_json(result)
+
+
+def _register_folder(folder: Path, promote: bool) -> dict[str, Any]:
+    from serverless_mlops.lifecycle import register_run
+    from serverless_mlops.training import TrainedModel
+
+    trained = TrainedModel.read(folder)
+    backends = state.backends()
+    entry = register_run(trained, backends, by=user())
+    say(f"registered [bold]{entry.model}[/bold] version {entry.version} (artifact {entry.artifact.uri})")
+    result = _version_summary(entry)
+    if promote:
+        alias = backends.registry.promote(entry.model, entry.version, by=user(), reason="mlops register --promote")
+        say(f"promoted {entry.model} version {entry.version} to {alias.name} (revision {alias.revision})")
+        result["alias"] = alias.model_dump(exclude={"history"})
+    return result
+
+
+def register(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by 'mlops train'", show_default=False)],
+    promote: Annotated[bool, typer.Option("--promote", help="also promote to production")] = False,
+) -> None:
+    """Upload a trained run's artifacts to S3 and register it; the same run registers once."""
+    result = _register_folder(run_dir, promote)
+    if state.json:
+        emit_json(result)
+
+
+def list_(
+    model: Annotated[str | None, typer.Argument(help="list this model's versions", show_default=False)] = None,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000)] = 50,
+    next_token: Annotated[str | None, typer.Option("--next-token", help="continue a paged listing")] = None,
+) -> None:
+    """List models (with their aliases), or one model's versions."""
+    registry = state.backends().registry
+    if model is None:
+        page = registry.list_models(page_size=page_size, next_token=next_token)
+        rows = []
+        for name in page.items:
+            aliases = {a.name: a.version for a in registry.aliases(name)}
+            latest = registry.list_versions(name, page_size=1, newest_first=True).items
+            rows.append({"model": name, "latest": latest[0].version if latest else None, "aliases": aliases})
+        if state.json:
+            emit_json({"models": rows, "next_token": page.next_token})
+            return
+        table("models", ["model", "latest version", "aliases"], [[r["model"], r["latest"], ", ".join(f"{k}→{v}" for k, v in r["aliases"].items())] for r in rows])
+    else:
+        versions = registry.list_versions(model, page_size=page_size, next_token=next_token)
+        aliases: dict[int, list[str]] = {}
+        for alias in registry.aliases(model):
+            aliases.setdefault(alias.version, []).append(alias.name)
+        if state.json:
+            emit_json({"versions": [_version_summary(v) | {"aliases": aliases.get(v.version, [])} for v in versions.items], "next_token": versions.next_token})
+            return
+        table(
+            f"{model}: versions",
+            ["version", "status", "aliases", "metrics", "created", "by"],
+            [[v.version, v.status, ", ".join(aliases.get(v.version, [])), fmt_metrics(v.metrics), v.created_at, v.created_by] for v in versions.items],
+        )
+    page_token = page.next_token if model is None else versions.next_token
+    if page_token:
+        say(f"more: --next-token {page_token}")
+
+
+def describe(model: ModelArg, version: VersionOpt = None, alias: AliasOpt = None) -> None:
+    """Show one version with its lineage (default: the production version)."""
+    from serverless_mlops.lifecycle import resolve_version
+
+    entry = resolve_version(state.backends(), model, version=version, alias=alias)
+    if state.json:
+        emit_json(entry.model_dump())
+        return
+    lineage = entry.lineage
+    rows = [
+        ["model", entry.model], ["version", entry.version], ["status", entry.status], ["task", entry.signature.task],
+        ["metrics", fmt_metrics(entry.metrics)], ["parity max diff", f"{entry.parity.get('max_abs_diff', float('nan')):.3g}"],
+        ["features", len(entry.signature.features)], ["classes", entry.signature.classes],
+        ["artifact", entry.artifact.uri], ["artifact sha256", entry.artifact.sha256], ["S3 version", entry.artifact.version_id],
+        ["profile", entry.profile.uri], ["training data", lineage.data_uri], ["data sha256", lineage.data_sha256],
+        ["estimator", lineage.estimator], ["params", json.dumps(lineage.params)], ["code version", lineage.code_version],
+        ["run id", lineage.run_id], ["trigger", lineage.trigger], ["execution", lineage.execution_arn],
+        ["created", f"{entry.created_at} by {entry.created_by}"],
+    ]
+    table(f"{entry.model} version {entry.version}", ["field", "value"], rows)
+
+
+def promote(
+    model: ModelArg,
+    version: Annotated[int, typer.Argument(min=1, help="version to promote", show_default=False)],
+    alias: Annotated[str, typer.Option("--alias", "-a")] = PRODUCTION,
+    expected_revision: Annotated[int | None, typer.Option("--expected-revision", min=0, help="fail unless the alias is at this revision")] = None,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Point an alias (default production) at a version, with optimistic concurrency."""
+    registry = state.backends().registry
+    result = registry.promote(model, version, alias=alias, expected_revision=expected_revision, by=user(), reason=reason)
+    if state.json:
+        emit_json(result.model_dump(exclude={"history"}))
+        return
+    say(f"{model}: {alias} → version {result.version} (revision {result.revision})")
+
+
+def rollback(
+    model: ModelArg,
+    alias: Annotated[str, typer.Option("--alias", "-a")] = PRODUCTION,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+) -> None:
+    """Point an alias back at the version it served before the current one."""
+    registry = state.backends().registry
+    before = registry.get_alias(model, alias).version
+    result = registry.rollback(model, alias=alias, by=user(), reason=reason)
+    if state.json:
+        emit_json(result.model_dump(exclude={"history"}) | {"from_version": before})
+        return
+    say(f"{model}: {alias} rolled back from version {before} to version {result.version} (revision {result.revision})")
+
+
+def history(model: ModelArg, alias: Annotated[str, typer.Option("--alias", "-a")] = PRODUCTION) -> None:
+    """Show an alias's history: every move, when and by whom."""
+    current = state.backends().registry.get_alias(model, alias)
+    if state.json:
+        emit_json([c.model_dump() for c in current.history])
+        return
+    table(
+        f"{model}: {alias} history",
+        ["revision", "action", "from", "to", "at", "by", "reason"],
+        [[c.revision, c.action, c.from_version, c.to_version, c.at, c.by, c.reason] for c in current.history],
+    )
+
+
+def archive(model: ModelArg, version: Annotated[int, typer.Argument(min=1, show_default=False)]) -> None:
+    """Archive a version that no alias points at."""
+    entry = state.backends().registry.archive(model, version)
+    if state.json:
+        emit_json(_version_summary(entry))
+        return
+    say(f"{model} version {version} archived")
+
+
+def read_instances(path: Path, numeric: set[str]) -> tuple[str, list[Any]]:
+    """("records", [...]) from a JSON list, {"instances": [...]} or a CSV file with a header; ("rows", [[...]]) from
+    {"inputs": [[...]]} (values in signature order)."""
+    try:
+        text = sys_stdin_or_file(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        records: list[Any] = []
+        for row_number, row in enumerate(reader, start=1):
+            record: dict[str, Any] = {}
+            for key, value in row.items():
+                if key is None:
+                    raise DataError(f"{path}: row {row_number} has more values than the header has columns")
+                if key in numeric:
+                    try:
+                        record[key] = float(value)
+                    except (TypeError, ValueError) as exc:
+                        raise DataError(f"{path}: row {row_number}, column {key!r}: expected a number") from exc
+                else:
+                    record[key] = value
+            records.append(record)
+        return "records", records
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if isinstance(document, dict) and "instances" in document:
+        document = document["instances"]
+    elif isinstance(document, dict) and "inputs" in document:
+        return "rows", document["inputs"] if isinstance(document["inputs"], list) else [document["inputs"]]
+    if not isinstance(document, list):
+        raise DataError(f"{path}: expected a list of records, {{\"instances\": [...]}} or {{\"inputs\": [[...]]}}")
+    return "records", document
+
+
+def sys_stdin_or_file(path: Path) -> str:
+    import sys
+
+    return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+
+
+def predict(
+    model: ModelArg,
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="JSON or CSV file of instances ('-' for JSON on stdin)")],
+    version: VersionOpt = None,
+    alias: AliasOpt = None,
+) -> None:
+    """Run a registered model's ONNX graph (fetched from S3, sha256-verified) on instances from a file."""
+    from serverless_mlops.errors import InvalidInputError
+    from serverless_mlops.lifecycle import load_model, resolve_version
+
+    backends = state.backends()
+    entry = resolve_version(backends, model, version=version, alias=alias)
+    numeric = {f.name for f in entry.signature.features if f.kind == "numeric"}
+    kind, instances = read_instances(input_path, numeric)
+    loaded = load_model(backends, entry)
+    try:
+        prediction = loaded.predict_rows(instances) if kind == "rows" else loaded.predict_records(instances)
+    except InvalidInputError as exc:
+        first = exc.details[0] if exc.details else {}
+        where = f" (row {first.get('row')}, field {first.get('field')!r}: {first.get('problem')})" if first else ""
+        raise MlopsError(f"{input_path}: {exc}{where}") from exc
+    result: dict[str, Any] = {"model": entry.model, "version": entry.version, "predictions": prediction.predictions}
+    if prediction.probabilities is not None:
+        result["probabilities"] = prediction.probabilities
+    if state.json:
+        emit_json(result)
+        return
+    columns = ["row", "prediction"] + ([f"p({c})" for c in entry.signature.classes or []] if prediction.probabilities else [])
+    rows = [
+        [i, p, *([f"{x:.4f}" for x in prediction.probabilities[i]] if prediction.probabilities else [])]
+        for i, p in enumerate(prediction.predictions)
+    ]
+    table(f"{entry.model} version {entry.version}", columns, rows)
+    console.print(f"{len(rows)} prediction(s)", highlight=False)
+
+
+def demo() -> None:
+    """Run the local tour on an embedded moto server (what 'make demo' runs)."""
+    from serverless_mlops.demo import run_demo
+
+    final = run_demo()
+    if state.json:
+        emit_json({"production": final})
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(train)
+    app.command()(register)
+    app.command("list")(list_)
+    app.command()(describe)
+    app.command()(promote)
+    app.command()(rollback)
+    app.command()(history)
+    app.command()(archive)
+    app.command()(predict)
+    app.command()(demo)
+

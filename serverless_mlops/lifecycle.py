@@ -1,0 +1,69 @@
+"""The operations that span the artifact store and the registry: register a training run, load a served model.
+
+The CLI, the Lambda handlers and local mode all call these, so each step happens one way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from serverless_mlops.artifacts import ArtifactStore
+from serverless_mlops.aws import client
+from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion
+from serverless_mlops.settings import Settings
+
+if TYPE_CHECKING:
+    from serverless_mlops.serving import OnnxModel
+    from serverless_mlops.training import TrainedModel
+
+
+@dataclass(frozen=True)
+class Backends:
+    store: ArtifactStore
+    registry: DynamoDBRegistry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        return cls(
+            store=ArtifactStore(settings.bucket, client("s3", settings), kms_key_id=settings.kms_key_id),
+            registry=DynamoDBRegistry(settings.table, client("dynamodb", settings)),
+        )
+
+
+def register_run(
+    trained: TrainedModel,
+    backends: Backends,
+    *,
+    by: str,
+    trigger: str = "manual",
+    execution_arn: str | None = None,
+) -> ModelVersion:
+    """Upload a run's artifacts (content-addressed, so re-uploading is harmless) and register it once."""
+    record = trained.record
+    artifact = backends.store.put(record.model, trained.onnx_bytes, "model.onnx")
+    profile = backends.store.put(record.model, trained.profile_bytes, "profile.json.gz")
+    lineage = Lineage(
+        run_id=record.run_id, data_uri=record.data_uri, data_sha256=record.data_sha256, code_version=record.code_version,
+        estimator=record.estimator, params=record.params, trigger=trigger, execution_arn=execution_arn,
+        trained_at=record.trained_at, trained_by=record.trained_by,
+    )
+    return backends.registry.register(
+        record.model, signature=record.signature, artifact=artifact, profile=profile, metrics=record.metrics,
+        parity=record.parity.model_dump(), lineage=lineage, created_by=by, description=str(record.spec.get("description", "")),
+    )
+
+
+def resolve_version(backends: Backends, model: str, *, version: int | None = None, alias: str | None = None) -> ModelVersion:
+    """A version by number, or the version an alias (default production) points at."""
+    if version is not None:
+        return backends.registry.describe(model, version)
+    return backends.registry.resolve(model, alias or PRODUCTION)
+
+
+def load_model(backends: Backends, entry: ModelVersion, *, threads: int = 1) -> OnnxModel:
+    """Fetch, verify (sha256) and open a registered version's ONNX graph."""
+    from serverless_mlops.serving import OnnxModel
+
+    onnx_bytes = backends.store.get(entry.artifact, model=entry.model, version=entry.version)
+    return OnnxModel(entry.signature, onnx_bytes, threads=threads)

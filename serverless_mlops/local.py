@@ -1,0 +1,84 @@
+"""Local AWS: an embedded moto server on 127.0.0.1 and the bucket and table the CDK app would create."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from serverless_mlops.aws import client
+from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
+from serverless_mlops.settings import Settings
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def use_fake_credentials() -> None:
+    """moto accepts any credentials; set harmless ones so nothing ever signs with a real account's keys."""
+    for name, value in FAKE_CREDENTIALS.items():
+        os.environ[name] = value
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalAws:
+    """A ThreadedMotoServer on 127.0.0.1; use as a context manager."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalAws:
+        from moto.server import ThreadedMotoServer
+
+        use_fake_credentials()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        os.environ["MOTO_PORT"] = str(self.port)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_resources(settings: Settings) -> None:
+    """Create the artifact bucket (versioned) and the registry table if they do not exist."""
+    s3 = client("s3", settings)
+    try:
+        s3.head_bucket(Bucket=settings.bucket)
+    except s3.exceptions.ClientError:
+        if settings.region == "us-east-1":
+            s3.create_bucket(Bucket=settings.bucket)
+        else:
+            s3.create_bucket(Bucket=settings.bucket, CreateBucketConfiguration={"LocationConstraint": settings.region})
+        s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
+    dynamodb = client("dynamodb", settings)
+    try:
+        dynamodb.describe_table(TableName=settings.table)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        dynamodb.create_table(
+            TableName=settings.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}, {"AttributeName": SORT_KEY, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})

@@ -1,0 +1,246 @@
+"""The model spec: a declarative YAML file under models/, validated by pydantic.
+
+A spec says what to train (features, target, estimator), on what data, how to judge it (metric, promotion
+threshold) and how to watch it in production (drift settings). ``load_spec`` turns every validation problem into
+one :class:`SpecError` whose message names the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from serverless_mlops.errors import SpecError
+
+ModelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="lower-case letters, digits, '-'")]
+
+
+class Task(StrEnum):
+    BINARY = "binary_classification"
+    MULTICLASS = "multiclass_classification"
+    REGRESSION = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        return self is not Task.REGRESSION
+
+
+class FeatureKind(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+
+
+class Metric(StrEnum):
+    ACCURACY = "accuracy"
+    F1 = "f1"
+    ROC_AUC = "roc_auc"
+    RMSE = "rmse"
+    MAE = "mae"
+    R2 = "r2"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self not in (Metric.RMSE, Metric.MAE)
+
+    @property
+    def for_classification(self) -> bool:
+        return self in (Metric.ACCURACY, Metric.F1, Metric.ROC_AUC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    type: FeatureKind = FeatureKind.NUMERIC
+    range: tuple[float, float] | None = Field(default=None, description="allowed [min, max] at inference")
+    categories: list[str] | None = Field(default=None, description="allowed categories; learnt from data if omitted")
+    allow_unknown: bool = Field(default=False, description="accept categories unseen in training at inference")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Feature:
+        if self.type is FeatureKind.NUMERIC:
+            if self.categories is not None or self.allow_unknown:
+                raise ValueError("'categories' and 'allow_unknown' apply only to categorical features")
+            if self.range is not None:
+                low, high = self.range
+                if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+                    raise ValueError(f"range must be two finite numbers [min, max] with min < max, got {list(self.range)}")
+        else:
+            if self.range is not None:
+                raise ValueError("'range' applies only to numeric features")
+            if self.categories is not None:
+                if not self.categories:
+                    raise ValueError("categories must not be empty")
+                if len(set(self.categories)) != len(self.categories):
+                    raise ValueError("categories must be unique")
+        return self
+
+
+class Estimator(_Strict):
+    class_: Annotated[str, Field(alias="class", description="importable scikit-learn estimator, e.g. sklearn.linear_model.Ridge")]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("class_")
+    @classmethod
+    def _sklearn_path(cls, value: str) -> str:
+        if not re.fullmatch(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*", value):
+            raise ValueError(f"expected a dotted path to a scikit-learn estimator class (sklearn.module.Class), got {value!r}")
+        return value
+
+    @property
+    def module(self) -> str:
+        return self.class_.rsplit(".", 1)[0]
+
+    @property
+    def class_name(self) -> str:
+        return self.class_.rsplit(".", 1)[1]
+
+
+class DataSource(_Strict):
+    uri: Annotated[str, Field(min_length=1, description="local path (relative to the spec file) or s3://bucket/key")]
+    format: Literal["csv", "parquet"] | None = Field(default=None, description="inferred from the suffix if omitted")
+
+    @property
+    def resolved_format(self) -> Literal["csv", "parquet"]:
+        if self.format is not None:
+            return self.format
+        suffix = self.uri.lower().rsplit("?", 1)[0]
+        if suffix.endswith((".parquet", ".pq")):
+            return "parquet"
+        return "csv"
+
+
+class Split(_Strict):
+    test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    seed: int = 42
+
+
+class Evaluation(_Strict):
+    metric: Metric
+    min_improvement: Annotated[float, Field(ge=0.0, description="a candidate must beat the champion by this much")] = 0.0
+    floor: float | None = Field(default=None, description="absolute bound the candidate must clear (min, or max for errors)")
+    require_approval: bool = Field(default=False, description="promote to staging and wait for a person to approve")
+
+
+class Correction(StrEnum):
+    BONFERRONI = "bonferroni"
+    BENJAMINI_HOCHBERG = "benjamini_hochberg"
+    NONE = "none"
+
+
+class Drift(_Strict):
+    schedule: str = Field(default="rate(1 day)", description="EventBridge schedule expression")
+    window_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
+    min_rows: Annotated[int, Field(ge=1)] = 100
+    reference_size_cutoff: Annotated[int, Field(ge=1, description="reference rows up to which statistical tests are used")] = 1000
+    p_value: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    distance_threshold: Annotated[float, Field(gt=0.0)] = 0.1
+    correction: Correction = Correction.BONFERRONI
+    drift_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    retrain_on_drift: bool = False
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not re.fullmatch(r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))", value.strip()):
+            raise ValueError(f"expected an EventBridge expression such as 'rate(1 day)' or 'cron(0 6 * * ? *)', got {value!r}")
+        return value.strip()
+
+
+class Retraining(_Strict):
+    schedule: str | None = Field(default=None, description="EventBridge schedule expression; none means on demand")
+
+
+class ModelSpec(_Strict):
+    name: ModelName
+    description: str = ""
+    task: Task
+    target: Annotated[str, Field(min_length=1)]
+    features: Annotated[list[Feature], Field(min_length=1)]
+    estimator: Estimator
+    data: DataSource
+    split: Split = Split()
+    evaluation: Evaluation
+    drift: Drift = Drift()
+    retraining: Retraining = Retraining()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicates)}")
+        if self.target in names:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        if self.evaluation.metric.for_classification != self.task.is_classification:
+            raise ValueError(f"metric {self.evaluation.metric.value!r} does not fit task {self.task.value!r}")
+        return self
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if f.type is FeatureKind.NUMERIC]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.type is FeatureKind.CATEGORICAL]
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{loc}: {message}")
+    return f"{source}: invalid model spec: " + "; ".join(problems)
+
+
+def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None) -> ModelSpec:
+    """Validate an already-parsed spec document (a dict); ``source`` names it in errors."""
+    if not isinstance(document, dict):
+        raise SpecError(f"{source}: invalid model spec: expected a mapping at the top level, got {type(document).__name__}")
+    try:
+        spec = ModelSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(source, exc)) from exc
+    if base_dir is not None and "://" not in spec.data.uri and not Path(spec.data.uri).is_absolute():
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"uri": str((base_dir / spec.data.uri).resolve())})})
+    return spec
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a YAML spec file; a relative data path is resolved against the spec's folder."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: spec file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    return parse_spec(document, source=str(path), base_dir=path.parent)

@@ -1,0 +1,347 @@
+"""Training: spec → scikit-learn Pipeline → holdout metrics → ONNX → parity check → baseline profile → package.
+
+The package is a folder (a "run") holding ``model.onnx``, ``profile.json.gz`` and ``run.json`` (signature, metrics,
+parity, lineage). ``mlops register`` uploads a run; registering the same run twice yields one version (its
+``run_id``). Only this module and :mod:`serverless_mlops.data` import scikit-learn or pandas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from serverless_mlops.data import Dataset, load_dataset
+from serverless_mlops.errors import MlopsError, ParityError, SpecError
+from serverless_mlops.profile import build_profile, dump_profile
+from serverless_mlops.signature import FeatureSignature, Signature
+from serverless_mlops.spec import FeatureKind, Metric, ModelSpec, Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from serverless_mlops.settings import Settings
+
+PARITY_TOLERANCE = 1e-4
+MODEL_FILE = "model.onnx"
+PROFILE_FILE = "profile.json.gz"
+RUN_FILE = "run.json"
+
+# Estimator families whose fitted model does not depend on feature scale: scaling them is useless, and for trees
+# harmful to parity (scaled float32 values land on the other side of split thresholds).
+_SCALE_FREE_PREFIXES = ("sklearn.ensemble.", "sklearn.tree.")
+
+
+class ParityReport(BaseModel):
+    passed: bool
+    rows: int
+    labels_identical: bool | None = None
+    max_abs_diff: float
+    tolerance: float
+
+
+class RunRecord(BaseModel):
+    """Everything about a training run except the bytes: written as run.json, read back by ``register``."""
+
+    run_id: str
+    model: str
+    task: str
+    signature: Signature
+    metrics: dict[str, float]
+    parity: ParityReport
+    estimator: str
+    params: dict[str, Any]
+    data_uri: str
+    data_sha256: str
+    train_rows: int
+    holdout_rows: int
+    code_version: str
+    trained_at: str
+    trained_by: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    record: RunRecord
+    onnx_bytes: bytes
+    profile_bytes: bytes
+
+    def write(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MODEL_FILE).write_bytes(self.onnx_bytes)
+        (directory / PROFILE_FILE).write_bytes(self.profile_bytes)
+        (directory / RUN_FILE).write_text(self.record.model_dump_json(indent=2), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def read(cls, directory: str | Path) -> TrainedModel:
+        directory = Path(directory)
+        try:
+            record = RunRecord.model_validate_json((directory / RUN_FILE).read_text(encoding="utf-8"))
+            return cls(record, (directory / MODEL_FILE).read_bytes(), (directory / PROFILE_FILE).read_bytes())
+        except FileNotFoundError as exc:
+            raise MlopsError(f"{directory}: not a training run folder (missing {Path(exc.filename).name}); run 'mlops train' first") from exc
+        except ValueError as exc:
+            raise MlopsError(f"{directory / RUN_FILE}: unreadable run record: {str(exc).splitlines()[0]}") from exc
+
+
+def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
+    """Instantiate the spec's estimator; errors name the field and what was expected."""
+    from sklearn.base import is_classifier, is_regressor
+
+    try:
+        module = importlib.import_module(spec.estimator.module)
+        cls = getattr(module, spec.estimator.class_name)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not an importable scikit-learn class") from exc
+    try:
+        estimator = cls()
+    except TypeError as exc:
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} cannot be built without arguments") from exc
+    if spec.task.is_classification and not is_classifier(estimator):
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not a classifier, but task is {spec.task.value}")
+    if spec.task is Task.REGRESSION and not is_regressor(estimator):
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not a regressor, but task is regression")
+    valid = estimator.get_params(deep=False)
+    unknown = sorted(set(spec.estimator.params) - set(valid))
+    if unknown:
+        raise SpecError(f"{source}: estimator.params: unknown parameter(s) {', '.join(unknown)} for {spec.estimator.class_name}")
+    try:
+        estimator.set_params(**spec.estimator.params)
+        if hasattr(estimator, "_validate_params"):
+            estimator._validate_params()
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{source}: estimator.params: {str(exc).splitlines()[0]}") from exc
+    if "random_state" in valid and "random_state" not in spec.estimator.params:
+        estimator.set_params(random_state=spec.split.seed)
+    return estimator
+
+
+def build_pipeline(spec: ModelSpec, estimator: Any) -> Pipeline:
+    """Numeric: median imputation (+ standard scaling unless the estimator is scale-free); categorical: one-hot."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if spec.numeric_features:
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+        if not spec.estimator.class_.startswith(_SCALE_FREE_PREFIXES):
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), spec.numeric_features))
+    if spec.categorical_features:
+        categories: list[list[str]] | str = "auto"
+        declared = [spec.feature(name).categories for name in spec.categorical_features]
+        if all(c is not None for c in declared):
+            categories = [list(c) for c in declared if c is not None]
+        transformers.append(
+            ("categorical", OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False), spec.categorical_features)
+        )
+    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("estimator", estimator)])
+
+
+def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    initial_types = [
+        (f.name, FloatTensorType([None, 1]) if f.type is FeatureKind.NUMERIC else StringTensorType([None, 1])) for f in spec.features
+    ]
+    options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if spec.task.is_classification else None
+    try:
+        model = to_onnx(pipeline, initial_types=initial_types, options=options)
+    except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
+        raise MlopsError(f"{spec.name}: cannot convert {spec.estimator.class_name} to ONNX: {str(exc).splitlines()[0]}") from exc
+    return model.SerializeToString()  # type: ignore[no-any-return]
+
+
+def _feeds(signature: Signature, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {
+        f.input_name: (
+            frame[f.name].to_numpy(np.float32) if f.kind == "numeric" else frame[f.name].to_numpy(object).astype(str).astype(object)
+        ).reshape(-1, 1)
+        for f in signature.features
+    }
+
+
+def _signature(spec: ModelSpec, pipeline: Pipeline, onnx_bytes: bytes) -> Signature:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+    if len(input_names) != len(spec.features):
+        raise MlopsError(f"{spec.name}: ONNX graph has {len(input_names)} inputs for {len(spec.features)} features")
+    learnt: dict[str, list[str]] = {}
+    if spec.categorical_features:
+        encoder = pipeline.named_steps["preprocess"].named_transformers_["categorical"]
+        learnt = {name: [str(c) for c in cats] for name, cats in zip(spec.categorical_features, encoder.categories_, strict=True)}
+    features = [
+        FeatureSignature(
+            name=f.name,
+            input_name=input_name,
+            kind=f.type.value,
+            range=f.range,
+            categories=learnt.get(f.name) if f.type is FeatureKind.CATEGORICAL else None,
+            allow_unknown=f.allow_unknown,
+        )
+        for f, input_name in zip(spec.features, input_names, strict=True)
+    ]
+    outputs = [o.name for o in session.get_outputs()]
+    if spec.task.is_classification:
+        classes = pipeline.classes_.tolist()
+        return Signature(
+            model=spec.name, task=spec.task.value, target=spec.target, features=features,
+            label_output=outputs[0], probabilities_output=outputs[1], classes=[c if isinstance(c, int) else str(c) for c in classes],
+        )
+    return Signature(model=spec.name, task=spec.task.value, target=spec.target, features=features, value_output=outputs[0])
+
+
+def check_parity(spec: ModelSpec, pipeline: Pipeline, signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame) -> tuple[ParityReport, list[np.ndarray]]:
+    """Compare ONNX with scikit-learn on the holdout (as float32, which is what the served model receives)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, _feeds(signature, holdout))
+    as_served = holdout.copy()
+    for name in spec.numeric_features:
+        as_served[name] = as_served[name].astype(np.float32).astype(np.float64)
+    bad_rows: np.ndarray
+    if spec.task.is_classification:
+        labels, probabilities = outputs[0].ravel(), outputs[1]
+        expected_labels = pipeline.predict(as_served)
+        expected_probabilities = pipeline.predict_proba(as_served)
+        diff = np.abs(probabilities.astype(np.float64) - expected_probabilities).max(axis=1)
+        label_mismatch = labels.astype(str) != expected_labels.astype(str)
+        bad_rows = np.flatnonzero(label_mismatch | (diff > PARITY_TOLERANCE))
+        report = ParityReport(
+            passed=bad_rows.size == 0, rows=len(holdout), labels_identical=not label_mismatch.any(),
+            max_abs_diff=float(diff.max()), tolerance=PARITY_TOLERANCE,
+        )
+    else:
+        values = outputs[0].ravel().astype(np.float64)
+        expected = pipeline.predict(as_served).astype(np.float64)
+        diff = np.abs(values - expected)
+        # float32 carries ~7 significant digits: tolerance is absolute below 1, relative above.
+        bad_rows = np.flatnonzero(diff > PARITY_TOLERANCE * np.maximum(1.0, np.abs(expected)))
+        report = ParityReport(passed=bad_rows.size == 0, rows=len(holdout), max_abs_diff=float(diff.max()), tolerance=PARITY_TOLERANCE)
+    if not report.passed:
+        shown = ", ".join(str(i) for i in bad_rows[:10])
+        raise ParityError(
+            f"{spec.name}: ONNX does not match scikit-learn on {bad_rows.size} of {len(holdout)} holdout rows "
+            f"(holdout rows {shown}{' …' if bad_rows.size > 10 else ''}; max difference {report.max_abs_diff:.3g}, "
+            f"tolerance {PARITY_TOLERANCE}); the model was not packaged"
+        )
+    return report, outputs
+
+
+def compute_metrics(task: Task, y_true: np.ndarray, outputs: list[np.ndarray], classes: list[Any] | None) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    if task is Task.REGRESSION:
+        predicted = outputs[0].ravel().astype(np.float64)
+        return {
+            Metric.RMSE.value: float(np.sqrt(m.mean_squared_error(y_true, predicted))),
+            Metric.MAE.value: float(m.mean_absolute_error(y_true, predicted)),
+            Metric.R2.value: float(m.r2_score(y_true, predicted)),
+        }
+    labels, probabilities = outputs[0].ravel(), outputs[1].astype(np.float64)
+    y = np.asarray(y_true).astype(str)
+    labels_str = labels.astype(str)
+    result = {Metric.ACCURACY.value: float(m.accuracy_score(y, labels_str))}
+    if task is Task.BINARY:
+        positive = str((classes or [1])[-1])
+        result[Metric.F1.value] = float(m.f1_score(y, labels_str, pos_label=positive))
+        if len(np.unique(y)) > 1:
+            result[Metric.ROC_AUC.value] = float(m.roc_auc_score(y == positive, probabilities[:, -1]))
+    else:
+        result[Metric.F1.value] = float(m.f1_score(y, labels_str, average="macro"))
+        if len(np.unique(y)) == probabilities.shape[1]:
+            sums = probabilities / probabilities.sum(axis=1, keepdims=True)
+            result[Metric.ROC_AUC.value] = float(m.roc_auc_score(y, sums, multi_class="ovr", labels=[str(c) for c in classes or []]))
+    return result
+
+
+def code_version() -> str:
+    """The git commit of the code that trained, when there is one (env SERVERLESS_MLOPS_CODE_VERSION wins)."""
+    if value := os.environ.get("SERVERLESS_MLOPS_CODE_VERSION"):
+        return value
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
+    """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
+    from sklearn.model_selection import train_test_split
+
+    estimator = resolve_estimator(spec, source)
+    dataset = dataset or load_dataset(spec, settings)
+    frame = dataset.frame
+    features = spec.numeric_features + spec.categorical_features
+    y = frame[spec.target].to_numpy()
+    stratify = y if spec.task.is_classification and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    try:
+        train_frame, holdout = train_test_split(frame, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=stratify)
+    except ValueError as exc:
+        raise MlopsError(f"{dataset.uri}: cannot split {len(frame)} rows into train and holdout: {exc}") from exc
+    pipeline = build_pipeline(spec, estimator)
+    try:
+        pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
+    except ValueError as exc:
+        raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
+    onnx_bytes = _to_onnx(spec, pipeline)
+    signature = _signature(spec, pipeline, onnx_bytes)
+    parity, outputs = check_parity(spec, pipeline, signature, onnx_bytes, holdout)
+    metrics = compute_metrics(spec.task, holdout[spec.target].to_numpy(), outputs, signature.classes)
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    train_outputs = session.run(None, _feeds(signature, train_frame))
+    predictions = train_outputs[0].ravel()
+    profile = build_profile(
+        {name: train_frame[name].to_numpy() for name in features},
+        {f.name: f.type.value for f in spec.features},
+        predictions.astype(str) if spec.task.is_classification else predictions.astype(np.float64),
+        "categorical" if spec.task.is_classification else "numeric",
+        seed=spec.split.seed,
+    )
+    record = RunRecord(
+        run_id=uuid.uuid4().hex,
+        model=spec.name,
+        task=spec.task.value,
+        signature=signature,
+        metrics=metrics,
+        parity=parity,
+        estimator=spec.estimator.class_,
+        params=json.loads(json.dumps(spec.estimator.params, default=str)),
+        data_uri=dataset.uri,
+        data_sha256=dataset.sha256,
+        train_rows=len(train_frame),
+        holdout_rows=len(holdout),
+        code_version=code_version(),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trained_by=os.environ.get("MLOPS_USER") or os.environ.get("USER") or "unknown",
+        spec=spec.model_dump(mode="json", by_alias=True),
+    )
+    return TrainedModel(record=record, onnx_bytes=onnx_bytes, profile_bytes=dump_profile(profile))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
