@@ -1,0 +1,54 @@
+"""Shared fixtures: fake AWS credentials everywhere, moto-backed backends, trained example models (once per session)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from serverless_mlops.lifecycle import Backends
+from serverless_mlops.local import ensure_resources
+from serverless_mlops.settings import Settings
+from serverless_mlops.spec import ModelSpec, load_spec
+from serverless_mlops.training import TrainedModel, train
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+EXAMPLE_NAMES = ("breast-cancer", "wine", "diabetes")
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real account or a stray endpoint."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MLOPS_ENDPOINT_URL", "MLOPS_BUCKET", "MLOPS_TABLE", "MLOPS_KMS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture
+def backends(settings: Settings) -> Iterator[Backends]:
+    """The artifact store and registry on moto's in-process mock, with the bucket and table created."""
+    with mock_aws():
+        ensure_resources(settings)
+        yield Backends.from_settings(settings)
+
+
+def example_spec(name: str) -> ModelSpec:
+    return load_spec(MODELS / f"{name}.yaml")
+
+
+@pytest.fixture(scope="session")
+def trained_models() -> dict[str, TrainedModel]:
+    """Each example model trained once per test session (a few seconds in all)."""
+    return {name: train(example_spec(name)) for name in EXAMPLE_NAMES}
