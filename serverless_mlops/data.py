@@ -119,9 +119,7 @@ def coerce(frame: pd.DataFrame, spec: ModelSpec, uri: str, *, with_target: bool 
             if feature.categories is not None:
                 unknown = ~np.isin(values, np.asarray(feature.categories, dtype=object))
                 if unknown.any():
-                    raise DataError(
-                        f"{uri}: column {feature.name!r} has values outside the spec's categories at {_rows(unknown)}"
-                    )
+                    raise DataError(f"{uri}: column {feature.name!r} has values outside the spec's categories at {_rows(unknown)}")
             out[feature.name] = values
     if with_target:
         target = frame[spec.target]

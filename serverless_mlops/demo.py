@@ -67,7 +67,10 @@ def run_demo(models_dir: Path = MODELS_DIR, console: Console | None = None) -> d
             entry = resolve_version(backends, spec.name)
             model = load_model(backends, entry)
             frame = load_dataset(spec).frame.head(3)
-            records = [{f.name: (row[f.name] if f.type.value == "categorical" else float(row[f.name])) for f in spec.features} for _, row in frame.iterrows()]
+            records = [
+                {f.name: (row[f.name] if f.type.value == "categorical" else float(row[f.name])) for f in spec.features}
+                for _, row in frame.iterrows()
+            ]
             result = model.predict_records(records)
             shown = [round(p, 1) if isinstance(p, float) else p for p in result.predictions]
             console.print(f"   {spec.name:<14} version {entry.version}: predicted {shown}, actual {frame[spec.target].tolist()}")
@@ -80,7 +83,8 @@ def run_demo(models_dir: Path = MODELS_DIR, console: Console | None = None) -> d
         alias = backends.registry.rollback(spec.name, by="demo", reason="demo rollback")
         console.print(f"   {spec.name}: rolled back, production → version {alias.version} (revision {alias.revision})")
         for change in alias.history:
-            console.print(f"      rev {change.revision}: {change.action:<8} {change.from_version} → {change.to_version}  by {change.by}  {change.reason}")
+            move = f"{change.from_version} → {change.to_version}"
+            console.print(f"      rev {change.revision}: {change.action:<8} {move}  by {change.by}  {change.reason}")
         final = {s.name: backends.registry.get_alias(s.name, "production").version for s in specs}
     console.print(f"[green]done[/green] in {time.perf_counter() - started:.1f}s; the moto server is stopped.")
     return final

@@ -44,13 +44,27 @@ def register_run(
     artifact = backends.store.put(record.model, trained.onnx_bytes, "model.onnx")
     profile = backends.store.put(record.model, trained.profile_bytes, "profile.json.gz")
     lineage = Lineage(
-        run_id=record.run_id, data_uri=record.data_uri, data_sha256=record.data_sha256, code_version=record.code_version,
-        estimator=record.estimator, params=record.params, trigger=trigger, execution_arn=execution_arn,
-        trained_at=record.trained_at, trained_by=record.trained_by,
+        run_id=record.run_id,
+        data_uri=record.data_uri,
+        data_sha256=record.data_sha256,
+        code_version=record.code_version,
+        estimator=record.estimator,
+        params=record.params,
+        trigger=trigger,
+        execution_arn=execution_arn,
+        trained_at=record.trained_at,
+        trained_by=record.trained_by,
     )
     return backends.registry.register(
-        record.model, signature=record.signature, artifact=artifact, profile=profile, metrics=record.metrics,
-        parity=record.parity.model_dump(), lineage=lineage, created_by=by, description=str(record.spec.get("description", "")),
+        record.model,
+        signature=record.signature,
+        artifact=artifact,
+        profile=profile,
+        metrics=record.metrics,
+        parity=record.parity.model_dump(),
+        lineage=lineage,
+        created_by=by,
+        description=str(record.spec.get("description", "")),
     )
 
 

@@ -64,8 +64,7 @@ def build_profile(
     """Profile ``columns`` (feature name → values) and ``predictions`` (labels or values)."""
     rows = len(predictions)
     features = {
-        name: numeric_summary(values) if kinds[name] == "numeric" else categorical_summary(values)
-        for name, values in columns.items()
+        name: numeric_summary(values) if kinds[name] == "numeric" else categorical_summary(values) for name, values in columns.items()
     }
     prediction = numeric_summary(predictions) if prediction_kind == "numeric" else categorical_summary(predictions)
     take = np.sort(np.random.default_rng(seed).choice(rows, size=min(rows, SAMPLE_ROWS), replace=False))
@@ -96,5 +95,7 @@ def dump_profile(profile: Mapping[str, Any]) -> bytes:
 def load_profile(raw: bytes) -> dict[str, Any]:
     document = json.loads(gzip.decompress(raw))
     if not isinstance(document, dict) or document.get("schema_version") != PROFILE_SCHEMA_VERSION:
-        raise ValueError(f"unsupported baseline profile (schema_version {document.get('schema_version') if isinstance(document, dict) else '?'})")
+        raise ValueError(
+            f"unsupported baseline profile (schema_version {document.get('schema_version') if isinstance(document, dict) else '?'})"
+        )
     return document

@@ -164,15 +164,27 @@ class DynamoDBRegistry:
         while True:
             version = self._latest_version_number(model) + 1
             item = ModelVersion(
-                model=model, version=version, status=status, signature=signature, artifact=artifact, profile=profile,
-                metrics=metrics, parity=parity, lineage=lineage, created_at=created_at, created_by=created_by,
+                model=model,
+                version=version,
+                status=status,
+                signature=signature,
+                artifact=artifact,
+                profile=profile,
+                metrics=metrics,
+                parity=parity,
+                lineage=lineage,
+                created_at=created_at,
+                created_by=created_by,
                 description=description,
             )
             if self._put_if_absent(self._version_item(item)):
                 break
         self.db.update_item(
-            TableName=self.table, Key=run_key, UpdateExpression="SET version = :v, #state = :done",
-            ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
+            TableName=self.table,
+            Key=run_key,
+            UpdateExpression="SET version = :v, #state = :done",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
         )
         return item
 
@@ -204,12 +216,11 @@ class DynamoDBRegistry:
             if item and "version" in item:
                 return self.describe(model, int(item["version"]["N"]))
             claimed_at = float(item["claimed_at"]["N"]) if item else 0.0
-            if item is None or time.time() - claimed_at > RUN_CLAIM_TIMEOUT_S:
-                if self._take_over_run(run_key, item):
-                    for version in self._versions_with_run(model, run_id):
-                        self._finish_run(run_key, version.version)
-                        return version
-                    return None
+            if (item is None or time.time() - claimed_at > RUN_CLAIM_TIMEOUT_S) and self._take_over_run(run_key, item):
+                for version in self._versions_with_run(model, run_id):
+                    self._finish_run(run_key, version.version)
+                    return version
+                return None
             if time.monotonic() > deadline:
                 raise ConflictError(f"training run {run_id} of model {model!r} is being registered by another caller; retry shortly")
             time.sleep(0.05)
@@ -219,7 +230,9 @@ class DynamoDBRegistry:
             return self._claim_run(run_key)
         try:
             self.db.update_item(
-                TableName=self.table, Key=run_key, UpdateExpression="SET claimed_at = :now",
+                TableName=self.table,
+                Key=run_key,
+                UpdateExpression="SET claimed_at = :now",
                 ConditionExpression="claimed_at = :seen AND attribute_not_exists(version)",
                 ExpressionAttributeValues={":now": {"N": f"{time.time():.3f}"}, ":seen": item["claimed_at"]},
             )
@@ -229,8 +242,11 @@ class DynamoDBRegistry:
 
     def _finish_run(self, run_key: dict[str, Any], version: int) -> None:
         self.db.update_item(
-            TableName=self.table, Key=run_key, UpdateExpression="SET version = :v, #state = :done",
-            ExpressionAttributeNames={"#state": "state"}, ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
+            TableName=self.table,
+            Key=run_key,
+            UpdateExpression="SET version = :v, #state = :done",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
         )
 
     def _versions_with_run(self, model: str, run_id: str) -> list[ModelVersion]:
@@ -244,7 +260,10 @@ class DynamoDBRegistry:
 
     def _latest_version_number(self, model: str) -> int:
         response = self.db.query(
-            TableName=self.table, ConsistentRead=True, Limit=1, ScanIndexForward=False,
+            TableName=self.table,
+            ConsistentRead=True,
+            Limit=1,
+            ScanIndexForward=False,
             KeyConditionExpression=f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :v)",
             ExpressionAttributeValues={":pk": {"S": _model_pk(model)}, ":v": {"S": "V#"}},
             ProjectionExpression="version",
@@ -274,17 +293,24 @@ class DynamoDBRegistry:
 
     def list_models(self, *, page_size: int = 50, next_token: str | None = None) -> Page[str]:
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "Limit": page_size,
-            "KeyConditionExpression": f"{PARTITION_KEY} = :pk", "ExpressionAttributeValues": {":pk": {"S": "MODELS"}},
+            "TableName": self.table,
+            "Limit": page_size,
+            "KeyConditionExpression": f"{PARTITION_KEY} = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": "MODELS"}},
         }
         if start := _decode_token(next_token):
             kwargs["ExclusiveStartKey"] = start
         response = self.db.query(**kwargs)
         return Page(items=[i["model"]["S"] for i in response.get("Items", [])], next_token=_encode_token(response.get("LastEvaluatedKey")))
 
-    def list_versions(self, model: str, *, page_size: int = 50, next_token: str | None = None, newest_first: bool = False) -> Page[ModelVersion]:
+    def list_versions(
+        self, model: str, *, page_size: int = 50, next_token: str | None = None, newest_first: bool = False
+    ) -> Page[ModelVersion]:
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "Limit": page_size, "ConsistentRead": True, "ScanIndexForward": not newest_first,
+            "TableName": self.table,
+            "Limit": page_size,
+            "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,
             "KeyConditionExpression": f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :v)",
             "ExpressionAttributeValues": {":pk": {"S": _model_pk(model)}, ":v": {"S": "V#"}},
         }
@@ -301,7 +327,9 @@ class DynamoDBRegistry:
         if status == "archived":
             holders = [a.name for a in self.aliases(model) if a.version == version]
             if holders:
-                raise RegistryError(f"model {model!r} version {version} is aliased as {', '.join(holders)}; move the alias before archiving")
+                raise RegistryError(
+                    f"model {model!r} version {version} is aliased as {', '.join(holders)}; move the alias before archiving"
+                )
         updated = current.model_copy(update={"status": status})
         self.db.put_item(TableName=self.table, Item=self._version_item(updated))
         return updated
@@ -316,8 +344,12 @@ class DynamoDBRegistry:
     @staticmethod
     def _alias_from_item(model: str, item: dict[str, Any]) -> Alias:
         return Alias(
-            model=model, name=item[SORT_KEY]["S"].removeprefix("ALIAS#"), version=int(item["version"]["N"]),
-            revision=int(item["revision"]["N"]), updated_at=item["updated_at"]["S"], updated_by=item["updated_by"]["S"],
+            model=model,
+            name=item[SORT_KEY]["S"].removeprefix("ALIAS#"),
+            version=int(item["version"]["N"]),
+            revision=int(item["revision"]["N"]),
+            updated_at=item["updated_at"]["S"],
+            updated_by=item["updated_by"]["S"],
             history=[AliasChange.model_validate_json(entry["S"]) for entry in item.get("history", {}).get("L", [])],
         )
 
@@ -331,7 +363,8 @@ class DynamoDBRegistry:
 
     def aliases(self, model: str) -> list[Alias]:
         response = self.db.query(
-            TableName=self.table, ConsistentRead=True,
+            TableName=self.table,
+            ConsistentRead=True,
             KeyConditionExpression=f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :a)",
             ExpressionAttributeValues={":pk": {"S": _model_pk(model)}, ":a": {"S": "ALIAS#"}},
         )
@@ -370,12 +403,21 @@ class DynamoDBRegistry:
         if current is not None and expected == current.revision and current.version == version and action != "rollback":
             return current
         change = AliasChange(
-            revision=expected + 1, from_version=current.version if current else None, to_version=version,
-            action=action, at=_now(), by=by, reason=reason,
+            revision=expected + 1,
+            from_version=current.version if current else None,
+            to_version=version,
+            action=action,
+            at=_now(),
+            by=by,
+            reason=reason,
         )
         values: dict[str, Any] = {
-            ":v": {"N": str(version)}, ":rev": {"N": str(expected + 1)}, ":at": {"S": change.at}, ":by": {"S": by},
-            ":entry": {"L": [{"S": change.model_dump_json()}]}, ":empty": {"L": []},
+            ":v": {"N": str(version)},
+            ":rev": {"N": str(expected + 1)},
+            ":at": {"S": change.at},
+            ":by": {"S": by},
+            ":entry": {"L": [{"S": change.model_dump_json()}]},
+            ":empty": {"L": []},
         }
         if expected == 0:
             condition = f"attribute_not_exists({PARTITION_KEY})"
@@ -384,10 +426,13 @@ class DynamoDBRegistry:
             values[":expected"] = {"N": str(expected)}
         try:
             response = self.db.update_item(
-                TableName=self.table, Key=self._alias_key(model, alias), ConditionExpression=condition,
+                TableName=self.table,
+                Key=self._alias_key(model, alias),
+                ConditionExpression=condition,
                 UpdateExpression="SET version = :v, revision = :rev, updated_at = :at, updated_by = :by, "
                 "history = list_append(if_not_exists(history, :empty), :entry)",
-                ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
             )
         except self._conditional as exc:
             try:
@@ -416,11 +461,16 @@ class DynamoDBRegistry:
                     stack.pop()
             else:
                 stack.append(change.to_version)
-        earlier = [v for v in stack[:-1]]
+        earlier = list(stack[:-1])
         if not earlier:
             raise RegistryError(f"alias {alias!r} of model {model!r} has no earlier version to roll back to")
         target = earlier[-1]
         return self.set_alias(
-            model, alias, target, expected_revision=current.revision if expected_revision is None else expected_revision,
-            by=by, reason=reason or f"rollback from version {current.version}", action="rollback",
+            model,
+            alias,
+            target,
+            expected_revision=current.revision if expected_revision is None else expected_revision,
+            by=by,
+            reason=reason or f"rollback from version {current.version}",
+            action="rollback",
         )

@@ -93,7 +93,9 @@ class TrainedModel:
             record = RunRecord.model_validate_json((directory / RUN_FILE).read_text(encoding="utf-8"))
             return cls(record, (directory / MODEL_FILE).read_bytes(), (directory / PROFILE_FILE).read_bytes())
         except FileNotFoundError as exc:
-            raise MlopsError(f"{directory}: not a training run folder (missing {Path(exc.filename).name}); run 'mlops train' first") from exc
+            raise MlopsError(
+                f"{directory}: not a training run folder (missing {Path(exc.filename).name}); run 'mlops train' first"
+            ) from exc
         except ValueError as exc:
             raise MlopsError(f"{directory / RUN_FILE}: unreadable run record: {str(exc).splitlines()[0]}") from exc
 
@@ -204,13 +206,20 @@ def _signature(spec: ModelSpec, pipeline: Pipeline, onnx_bytes: bytes) -> Signat
     if spec.task.is_classification:
         classes = pipeline.classes_.tolist()
         return Signature(
-            model=spec.name, task=spec.task.value, target=spec.target, features=features,
-            label_output=outputs[0], probabilities_output=outputs[1], classes=[c if isinstance(c, int) else str(c) for c in classes],
+            model=spec.name,
+            task=spec.task.value,
+            target=spec.target,
+            features=features,
+            label_output=outputs[0],
+            probabilities_output=outputs[1],
+            classes=[c if isinstance(c, int) else str(c) for c in classes],
         )
     return Signature(model=spec.name, task=spec.task.value, target=spec.target, features=features, value_output=outputs[0])
 
 
-def check_parity(spec: ModelSpec, pipeline: Pipeline, signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame) -> tuple[ParityReport, list[np.ndarray]]:
+def check_parity(
+    spec: ModelSpec, pipeline: Pipeline, signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame
+) -> tuple[ParityReport, list[np.ndarray]]:
     """Compare ONNX with scikit-learn on the holdout (as float32, which is what the served model receives)."""
     import onnxruntime as ort
 
@@ -228,8 +237,11 @@ def check_parity(spec: ModelSpec, pipeline: Pipeline, signature: Signature, onnx
         label_mismatch = labels.astype(str) != expected_labels.astype(str)
         bad_rows = np.flatnonzero(label_mismatch | (diff > PARITY_TOLERANCE))
         report = ParityReport(
-            passed=bad_rows.size == 0, rows=len(holdout), labels_identical=not label_mismatch.any(),
-            max_abs_diff=float(diff.max()), tolerance=PARITY_TOLERANCE,
+            passed=bad_rows.size == 0,
+            rows=len(holdout),
+            labels_identical=not label_mismatch.any(),
+            max_abs_diff=float(diff.max()),
+            tolerance=PARITY_TOLERANCE,
         )
     else:
         values = outputs[0].ravel().astype(np.float64)
@@ -280,7 +292,9 @@ def code_version() -> str:
     if value := os.environ.get("SERVERLESS_MLOPS_CODE_VERSION"):
         return value
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"

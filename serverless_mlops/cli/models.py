@@ -22,8 +22,14 @@ AliasOpt = Annotated[str | None, typer.Option("--alias", "-a", help="alias (defa
 
 def _version_summary(v: ModelVersion) -> dict[str, Any]:
     return {
-        "model": v.model, "version": v.version, "status": v.status, "metrics": v.metrics, "created_at": v.created_at,
-        "created_by": v.created_by, "artifact": v.artifact.model_dump(), "run_id": v.lineage.run_id,
+        "model": v.model,
+        "version": v.version,
+        "status": v.status,
+        "metrics": v.metrics,
+        "created_at": v.created_at,
+        "created_by": v.created_by,
+        "artifact": v.artifact.model_dump(),
+        "run_id": v.lineage.run_id,
     }
 
 
@@ -56,10 +62,15 @@ def train(
     folder = trained.write(out or Path("runs") / spec.name)
     record = trained.record
     result: dict[str, Any] = {
-        "model": record.model, "run_id": record.run_id, "run_dir": str(folder), "metrics": record.metrics,
-        "parity": record.parity.model_dump(), "data_sha256": record.data_sha256,
+        "model": record.model,
+        "run_id": record.run_id,
+        "run_dir": str(folder),
+        "metrics": record.metrics,
+        "parity": record.parity.model_dump(),
+        "data_sha256": record.data_sha256,
     }
-    say(f"trained [bold]{spec.name}[/bold] → {folder}  ({fmt_metrics(record.metrics)}; ONNX parity max diff {record.parity.max_abs_diff:.2g})")
+    parity = f"ONNX parity max diff {record.parity.max_abs_diff:.2g}"
+    say(f"trained [bold]{spec.name}[/bold] → {folder}  ({fmt_metrics(record.metrics)}; {parity})")
     if do_register or promote:
         result["registered"] = _register_folder(folder, promote)
     if state.json:
@@ -99,33 +110,42 @@ def list_(
 ) -> None:
     """List models (with their aliases), or one model's versions."""
     registry = state.backends().registry
-    if model is None:
-        page = registry.list_models(page_size=page_size, next_token=next_token)
-        rows = []
-        for name in page.items:
-            aliases = {a.name: a.version for a in registry.aliases(name)}
-            latest = registry.list_versions(name, page_size=1, newest_first=True).items
-            rows.append({"model": name, "latest": latest[0].version if latest else None, "aliases": aliases})
-        if state.json:
-            emit_json({"models": rows, "next_token": page.next_token})
-            return
-        table("models", ["model", "latest version", "aliases"], [[r["model"], r["latest"], ", ".join(f"{k}→{v}" for k, v in r["aliases"].items())] for r in rows])
-    else:
-        versions = registry.list_versions(model, page_size=page_size, next_token=next_token)
-        aliases: dict[int, list[str]] = {}
-        for alias in registry.aliases(model):
-            aliases.setdefault(alias.version, []).append(alias.name)
-        if state.json:
-            emit_json({"versions": [_version_summary(v) | {"aliases": aliases.get(v.version, [])} for v in versions.items], "next_token": versions.next_token})
-            return
-        table(
-            f"{model}: versions",
-            ["version", "status", "aliases", "metrics", "created", "by"],
-            [[v.version, v.status, ", ".join(aliases.get(v.version, [])), fmt_metrics(v.metrics), v.created_at, v.created_by] for v in versions.items],
+    token = _list_models(registry, page_size, next_token) if model is None else _list_versions(registry, model, page_size, next_token)
+    if token and not state.json:
+        say(f"more: --next-token {token}")
+
+
+def _list_models(registry: Any, page_size: int, next_token: str | None) -> str | None:
+    page = registry.list_models(page_size=page_size, next_token=next_token)
+    rows: list[dict[str, Any]] = []
+    for name in page.items:
+        latest = registry.list_versions(name, page_size=1, newest_first=True).items
+        rows.append(
+            {"model": name, "latest": latest[0].version if latest else None, "aliases": {a.name: a.version for a in registry.aliases(name)}}
         )
-    page_token = page.next_token if model is None else versions.next_token
-    if page_token:
-        say(f"more: --next-token {page_token}")
+    if state.json:
+        emit_json({"models": rows, "next_token": page.next_token})
+    else:
+        aliases = [", ".join(f"{k}→{v}" for k, v in r["aliases"].items()) for r in rows]
+        table("models", ["model", "latest version", "aliases"], [[r["model"], r["latest"], a] for r, a in zip(rows, aliases, strict=True)])
+    return page.next_token  # type: ignore[no-any-return]
+
+
+def _list_versions(registry: Any, model: str, page_size: int, next_token: str | None) -> str | None:
+    page = registry.list_versions(model, page_size=page_size, next_token=next_token)
+    by_version: dict[int, list[str]] = {}
+    for alias in registry.aliases(model):
+        by_version.setdefault(alias.version, []).append(alias.name)
+    if state.json:
+        versions = [_version_summary(v) | {"aliases": by_version.get(v.version, [])} for v in page.items]
+        emit_json({"versions": versions, "next_token": page.next_token})
+    else:
+        rows: list[list[Any]] = [
+            [v.version, v.status, ", ".join(by_version.get(v.version, [])), fmt_metrics(v.metrics), v.created_at, v.created_by]
+            for v in page.items
+        ]
+        table(f"{model}: versions", ["version", "status", "aliases", "metrics", "created", "by"], rows)
+    return page.next_token  # type: ignore[no-any-return]
 
 
 def describe(model: ModelArg, version: VersionOpt = None, alias: AliasOpt = None) -> None:
@@ -137,14 +157,27 @@ def describe(model: ModelArg, version: VersionOpt = None, alias: AliasOpt = None
         emit_json(entry.model_dump())
         return
     lineage = entry.lineage
-    rows = [
-        ["model", entry.model], ["version", entry.version], ["status", entry.status], ["task", entry.signature.task],
-        ["metrics", fmt_metrics(entry.metrics)], ["parity max diff", f"{entry.parity.get('max_abs_diff', float('nan')):.3g}"],
-        ["features", len(entry.signature.features)], ["classes", entry.signature.classes],
-        ["artifact", entry.artifact.uri], ["artifact sha256", entry.artifact.sha256], ["S3 version", entry.artifact.version_id],
-        ["profile", entry.profile.uri], ["training data", lineage.data_uri], ["data sha256", lineage.data_sha256],
-        ["estimator", lineage.estimator], ["params", json.dumps(lineage.params)], ["code version", lineage.code_version],
-        ["run id", lineage.run_id], ["trigger", lineage.trigger], ["execution", lineage.execution_arn],
+    rows: list[list[Any]] = [
+        ["model", entry.model],
+        ["version", entry.version],
+        ["status", entry.status],
+        ["task", entry.signature.task],
+        ["metrics", fmt_metrics(entry.metrics)],
+        ["parity max diff", f"{entry.parity.get('max_abs_diff', float('nan')):.3g}"],
+        ["features", len(entry.signature.features)],
+        ["classes", entry.signature.classes],
+        ["artifact", entry.artifact.uri],
+        ["artifact sha256", entry.artifact.sha256],
+        ["S3 version", entry.artifact.version_id],
+        ["profile", entry.profile.uri],
+        ["training data", lineage.data_uri],
+        ["data sha256", lineage.data_sha256],
+        ["estimator", lineage.estimator],
+        ["params", json.dumps(lineage.params)],
+        ["code version", lineage.code_version],
+        ["run id", lineage.run_id],
+        ["trigger", lineage.trigger],
+        ["execution", lineage.execution_arn],
         ["created", f"{entry.created_at} by {entry.created_by}"],
     ]
     table(f"{entry.model} version {entry.version}", ["field", "value"], rows)
@@ -154,7 +187,9 @@ def promote(
     model: ModelArg,
     version: Annotated[int, typer.Argument(min=1, help="version to promote", show_default=False)],
     alias: Annotated[str, typer.Option("--alias", "-a")] = PRODUCTION,
-    expected_revision: Annotated[int | None, typer.Option("--expected-revision", min=0, help="fail unless the alias is at this revision")] = None,
+    expected_revision: Annotated[
+        int | None, typer.Option("--expected-revision", min=0, help="fail unless the alias is at this revision")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
 ) -> None:
     """Point an alias (default production) at a version, with optimistic concurrency."""
@@ -236,7 +271,7 @@ def read_instances(path: Path, numeric: set[str]) -> tuple[str, list[Any]]:
     elif isinstance(document, dict) and "inputs" in document:
         return "rows", document["inputs"] if isinstance(document["inputs"], list) else [document["inputs"]]
     if not isinstance(document, list):
-        raise DataError(f"{path}: expected a list of records, {{\"instances\": [...]}} or {{\"inputs\": [[...]]}}")
+        raise DataError(f'{path}: expected a list of records, {{"instances": [...]}} or {{"inputs": [[...]]}}')
     return "records", document
 
 
@@ -274,7 +309,7 @@ def predict(
         emit_json(result)
         return
     columns = ["row", "prediction"] + ([f"p({c})" for c in entry.signature.classes or []] if prediction.probabilities else [])
-    rows = [
+    rows: list[list[Any]] = [
         [i, p, *([f"{x:.4f}" for x in prediction.probabilities[i]] if prediction.probabilities else [])]
         for i, p in enumerate(prediction.predictions)
     ]
@@ -303,4 +338,3 @@ def register_commands(app: typer.Typer) -> None:
     app.command()(archive)
     app.command()(predict)
     app.command()(demo)
-
