@@ -167,7 +167,12 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
     try:
         model = to_onnx(pipeline, initial_types=initial_types, options=options)
     except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
-        raise MlopsError(f"{spec.name}: cannot convert {spec.estimator.class_name} to ONNX: {str(exc).splitlines()[0]}") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reason = reason if len(reason) <= 160 else reason[:160] + " …"
+        raise MlopsError(
+            f"{spec.name}: cannot convert {spec.estimator.class_name} to ONNX with skl2onnx ({reason}); "
+            "nothing was packaged: choose an estimator skl2onnx supports (see README, 'Estimators')"
+        ) from exc
     return model.SerializeToString()  # type: ignore[no-any-return]
 
 
@@ -251,10 +256,11 @@ def check_parity(
         bad_rows = np.flatnonzero(diff > PARITY_TOLERANCE * np.maximum(1.0, np.abs(expected)))
         report = ParityReport(passed=bad_rows.size == 0, rows=len(holdout), max_abs_diff=float(diff.max()), tolerance=PARITY_TOLERANCE)
     if not report.passed:
-        shown = ", ".join(str(i) for i in bad_rows[:10])
+        # holdout keeps the data file's row order in its index: report 1-based data rows a user can look up
+        shown = ", ".join(str(int(i) + 1) for i in holdout.index.to_numpy()[bad_rows[:10]])
         raise ParityError(
             f"{spec.name}: ONNX does not match scikit-learn on {bad_rows.size} of {len(holdout)} holdout rows "
-            f"(holdout rows {shown}{' …' if bad_rows.size > 10 else ''}; max difference {report.max_abs_diff:.3g}, "
+            f"(data rows {shown}{' …' if bad_rows.size > 10 else ''}; max difference {report.max_abs_diff:.3g}, "
             f"tolerance {PARITY_TOLERANCE}); the model was not packaged"
         )
     return report, outputs
