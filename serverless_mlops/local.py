@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 from serverless_mlops.aws import client
@@ -19,6 +20,32 @@ def use_fake_credentials() -> None:
     for name, value in FAKE_CREDENTIALS.items():
         os.environ[name] = value
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_moto_dynamodb() -> None:
+    """Make moto apply each DynamoDB request atomically, as DynamoDB does.
+
+    moto is a test double, not a database: its conditional PutItem reads, checks and writes in separate Python steps
+    and its Query iterates a dict other threads mutate, so 16 threads registering at once got a duplicate version
+    number and "dictionary changed size during iteration". DynamoDB guarantees per-request atomicity; this lock
+    around moto's DynamoDB dispatcher gives moto (in-process and server, which share the backend) the same guarantee,
+    so what local mode and the tests exercise is the registry's algorithm, not moto's races. Idempotent.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_serialized", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self, *args, **kwargs)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def free_port() -> int:
@@ -42,6 +69,7 @@ class LocalAws:
         from moto.server import ThreadedMotoServer
 
         use_fake_credentials()
+        serialize_moto_dynamodb()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         os.environ["MOTO_PORT"] = str(self.port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

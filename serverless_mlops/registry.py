@@ -159,10 +159,13 @@ class DynamoDBRegistry:
             existing = self._wait_for_run(model, run_key, lineage.run_id)
             if existing is not None:
                 return existing
-        self._put_if_absent({PARTITION_KEY: {"S": "MODELS"}, SORT_KEY: {"S": pk}, "model": {"S": model}, "created_at": {"S": _now()}})
         created_at = _now()
+        version = self._latest_version_number(model) + 1
+        if version == 1:  # first version: make the model listable (a concurrent first registrant may beat us to it)
+            self._put_if_absent(
+                {PARTITION_KEY: {"S": "MODELS"}, SORT_KEY: {"S": pk}, "model": {"S": model}, "created_at": {"S": created_at}}
+            )
         while True:
-            version = self._latest_version_number(model) + 1
             item = ModelVersion(
                 model=model,
                 version=version,
@@ -179,6 +182,8 @@ class DynamoDBRegistry:
             )
             if self._put_if_absent(self._version_item(item)):
                 break
+            # Someone claimed this number, so it exists: the next one is still at most latest + 1 (no gap).
+            version += 1
         self.db.update_item(
             TableName=self.table,
             Key=run_key,

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import ensure_resources
+from serverless_mlops.local import ensure_resources, serialize_moto_dynamodb
 from serverless_mlops.settings import Settings
 from serverless_mlops.spec import ModelSpec, load_spec
 from serverless_mlops.training import TrainedModel, train
@@ -29,6 +29,12 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _atomic_moto_dynamodb() -> None:
+    """DynamoDB applies each request atomically; moto needs a lock to do the same (see serialize_moto_dynamodb)."""
+    serialize_moto_dynamodb()
 
 
 @pytest.fixture
