@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.signature import FeatureSignature, Signature
 
 MAX_DETAILS = 50
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMBER_TYPES = frozenset({int, float})
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,15 @@ def _problem(feature: FeatureSignature, value: Any) -> str | None:
     if feature.kind == "numeric":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected a number, got {_type_name(value)}"
-        if not math.isfinite(value):
+        try:
+            as_float = float(value)
+        except OverflowError:
+            as_float = math.inf
+        if not math.isfinite(as_float):
             return "expected a finite number (NaN and infinity are refused)"
-        if feature.range is not None and not (feature.range[0] <= value <= feature.range[1]):
+        if abs(as_float) > FLOAT32_MAX:
+            return "outside the float32 range the model computes in"
+        if feature.range is not None and not (feature.range[0] <= as_float <= feature.range[1]):
             return f"outside the allowed range [{feature.range[0]}, {feature.range[1]}]"
         return None
     if not isinstance(value, str):
@@ -63,34 +71,55 @@ class OnnxModel:
         self.signature = signature
         self.session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
         self._features = signature.features
+        self._names = [f.name for f in signature.features]
         self._category_sets = {f.name: frozenset(f.categories) for f in signature.features if f.categories is not None}
         outputs = [signature.label_output, signature.probabilities_output] if signature.is_classification else [signature.value_output]
         self._outputs = [o for o in outputs if o is not None]
 
     # -- validation -------------------------------------------------------------------------------------------
-    def _columns_from_records(self, records: Sequence[Any]) -> list[list[Any]]:
+    # The fast path checks whole columns at once (types by set, finiteness and ranges with numpy) and returns the
+    # arrays ONNX takes; only a request that fails it walks row by row, to say which row and field are wrong.
+    def _fast_feeds(self, columns: list[list[Any]]) -> dict[str, np.ndarray] | None:
+        feeds: dict[str, np.ndarray] = {}
+        for feature, column in zip(self._features, columns, strict=True):
+            kinds = set(map(type, column))
+            if feature.kind == "numeric":
+                if not kinds <= _NUMBER_TYPES:
+                    return None
+                try:
+                    wide = np.asarray(column, dtype=np.float64)
+                except OverflowError:
+                    return None
+                if not np.isfinite(wide).all() or np.abs(wide).max() > FLOAT32_MAX:
+                    return None
+                if feature.range is not None and (wide.min() < feature.range[0] or wide.max() > feature.range[1]):
+                    return None
+                feeds[feature.input_name] = wide.astype(np.float32).reshape(-1, 1)
+            else:
+                if kinds != {str}:
+                    return None
+                allowed = self._category_sets.get(feature.name)
+                if allowed is not None and not feature.allow_unknown and not allowed.issuperset(column):
+                    return None
+                feeds[feature.input_name] = np.asarray(column, dtype=object).reshape(-1, 1)
+        return feeds
+
+    def _raise_for_records(self, records: Sequence[Any]) -> NoReturn:
         details: list[dict[str, Any]] = []
-        columns: list[list[Any]] = [[] for _ in self._features]
         for row, record in enumerate(records):
             if not isinstance(record, Mapping):
                 details.append({"row": row, "field": None, "problem": f"expected an object of feature values, got {_type_name(record)}"})
                 continue
-            for column, feature in zip(columns, self._features, strict=True):
+            for feature in self._features:
                 if feature.name not in record:
                     details.append({"row": row, "field": feature.name, "problem": "missing"})
-                    continue
-                value = record[feature.name]
-                problem = _problem(feature, value)
-                if problem is not None:
+                elif (problem := _problem(feature, record[feature.name])) is not None:
                     details.append({"row": row, "field": feature.name, "problem": problem})
-                column.append(value)
             if len(details) >= MAX_DETAILS:
                 break
-        if details:
-            raise InvalidInputError(f"{len(details)} invalid value(s) in the request", details[:MAX_DETAILS])
-        return columns
+        raise InvalidInputError(f"{len(details)} invalid value(s) in the request", details[:MAX_DETAILS])
 
-    def _columns_from_rows(self, rows: Sequence[Any]) -> list[list[Any]]:
+    def _raise_for_rows(self, rows: Sequence[Any]) -> NoReturn:
         width = len(self._features)
         details: list[dict[str, Any]] = []
         for row, values in enumerate(rows):
@@ -100,23 +129,14 @@ class OnnxModel:
                 details.append({"row": row, "field": None, "problem": f"expected {width} values in signature order, got {len(values)}"})
             else:
                 for value, feature in zip(values, self._features, strict=True):
-                    problem = _problem(feature, value)
-                    if problem is not None:
+                    if (problem := _problem(feature, value)) is not None:
                         details.append({"row": row, "field": feature.name, "problem": problem})
             if len(details) >= MAX_DETAILS:
                 break
-        if details:
-            raise InvalidInputError(f"{len(details)} invalid value(s) in the request", details[:MAX_DETAILS])
-        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in self._features]
+        raise InvalidInputError(f"{len(details)} invalid value(s) in the request", details[:MAX_DETAILS])
 
     # -- prediction -------------------------------------------------------------------------------------------
-    def _run(self, columns: list[list[Any]]) -> Prediction:
-        feeds = {
-            feature.input_name: (
-                np.asarray(column, dtype=np.float32) if feature.kind == "numeric" else np.asarray(column, dtype=object)
-            ).reshape(-1, 1)
-            for feature, column in zip(self._features, columns, strict=True)
-        }
+    def _run(self, feeds: dict[str, np.ndarray]) -> Prediction:
         outputs = self.session.run(self._outputs, feeds)
         if self.signature.is_classification:
             labels = outputs[0].ravel().tolist()
@@ -125,11 +145,26 @@ class OnnxModel:
         return Prediction(outputs[0].ravel().astype(np.float64).round(7).tolist(), None)
 
     def predict_records(self, records: Sequence[Any]) -> Prediction:
+        """Predict from objects keyed by feature name (extra keys are ignored)."""
         if not records:
             raise InvalidInputError("no instances to predict", [{"row": None, "field": "instances", "problem": "empty"}])
-        return self._run(self._columns_from_records(records))
+        try:
+            columns = [[record[name] for record in records] for name in self._names]
+        except (KeyError, TypeError, IndexError):
+            columns = None
+        feeds = self._fast_feeds(columns) if columns is not None else None
+        if feeds is None:
+            self._raise_for_records(records)
+        return self._run(feeds)
 
     def predict_rows(self, rows: Sequence[Any]) -> Prediction:
+        """Predict from arrays of values in signature order."""
         if not rows:
             raise InvalidInputError("no inputs to predict", [{"row": None, "field": "inputs", "problem": "empty"}])
-        return self._run(self._columns_from_rows(rows))
+        width = len(self._features)
+        feeds = None
+        if all(isinstance(row, list | tuple) and len(row) == width for row in rows):
+            feeds = self._fast_feeds([list(column) for column in zip(*rows, strict=True)])
+        if feeds is None:
+            self._raise_for_rows(rows)
+        return self._run(feeds)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from serverless_mlops.data import load_dataset
 from serverless_mlops.errors import InvalidInputError
@@ -74,6 +76,8 @@ def _problems(model: OnnxModel, records: list[Any]) -> list[dict[str, Any]]:
         ("bmi", [1.0], "expected a number, got array"),
         ("age", 150.0, "outside the allowed range [0.0, 120.0]"),
         ("age", -1, "outside the allowed range"),
+        ("bmi", 10**400, "finite"),
+        ("bmi", 1e39, "outside the float32 range"),
         ("sex", "c", "unknown category"),
         ("sex", 1, "expected a string, got integer"),
     ],
@@ -148,3 +152,44 @@ def test_the_serving_module_imports_no_training_libraries() -> None:
     # numpy and boto3 import the standard library's pickle module themselves; nothing here unpickles a model
     leaked = [m for m in out.stdout.strip().split(",") if m and m != "pickle"]
     assert leaked == []
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    mutations=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["age", "sex", "bmi", "s6", "extra"]), _json_values), max_size=4),
+    drops=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["age", "sex", "bmi"])), max_size=2),
+)
+def test_any_payload_either_predicts_or_is_refused_with_details(
+    diabetes: OnnxModel, mutations: list[tuple[int, str, Any]], drops: list[tuple[int, str]]
+) -> None:
+    records = _records("diabetes", 3)
+    for row, field, value in mutations:
+        records[row][field] = value
+    for row, field in drops:
+        records[row].pop(field, None)
+    try:
+        result = diabetes.predict_records(records)
+    except InvalidInputError as exc:
+        assert exc.details
+        assert all({"row", "field", "problem"} <= set(d) for d in exc.details)
+    else:
+        assert len(result.predictions) == 3
+        assert all(math.isfinite(v) for v in result.predictions)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(_json_values, max_size=12), min_size=1, max_size=3))
+def test_any_rows_payload_either_predicts_or_is_refused(diabetes: OnnxModel, rows: list[list[Any]]) -> None:
+    try:
+        result = diabetes.predict_rows(rows)
+    except InvalidInputError as exc:
+        assert exc.details
+    else:
+        assert len(result.predictions) == len(rows)
