@@ -317,6 +317,20 @@ def predict(
     console.print(f"{len(rows)} prediction(s)", highlight=False)
 
 
+def init() -> None:
+    """Create the artifact bucket and registry table on a local endpoint (moto, LocalStack); on AWS, cdk deploy does."""
+    from serverless_mlops.local import ensure_resources
+
+    settings = state.settings()
+    if not settings.endpoint_url:
+        raise MlopsError("init creates resources on a local endpoint only: pass --endpoint-url (on AWS, 'cdk deploy' creates them)")
+    ensure_resources(settings)
+    if state.json:
+        emit_json({"bucket": settings.bucket, "table": settings.table, "endpoint_url": settings.endpoint_url})
+        return
+    say(f"bucket {settings.bucket} and table {settings.table} ready at {settings.endpoint_url}")
+
+
 def demo() -> None:
     """Run the local tour on an embedded moto server (what 'make demo' runs)."""
     from serverless_mlops.demo import run_demo
@@ -337,4 +351,5 @@ def register_commands(app: typer.Typer) -> None:
     app.command()(history)
     app.command()(archive)
     app.command()(predict)
+    app.command()(init)
     app.command()(demo)
