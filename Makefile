@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS := inference,training,parquet,cli,local,dev
+EXTRAS := inference,training,parquet,cli,local,infra,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
 export AWS_ACCESS_KEY_ID ?= testing

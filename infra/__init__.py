@@ -1,0 +1,1 @@
+"""The CDK app that provisions serverless-mlops (see infra/app.py)."""
