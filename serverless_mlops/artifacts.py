@@ -12,6 +12,7 @@ import base64
 import hashlib
 from typing import Any
 
+from botocore.exceptions import FlexibleChecksumError
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
@@ -69,6 +70,11 @@ class ArtifactStore:
             kwargs["VersionId"] = ref.version_id
         try:
             body = self.s3.get_object(**kwargs)["Body"].read()
+        except FlexibleChecksumError as exc:  # S3's own SHA256 of the object no longer matches its bytes
+            raise ArtifactIntegrityError(
+                f"artifact for model {model!r} version {version} failed verification: {ref.uri} does not match the "
+                "checksum S3 stored at upload; refusing to load it"
+            ) from exc
         except self.s3.exceptions.NoSuchKey as exc:
             raise NotFoundError(f"artifact for model {model!r} version {version} is missing: {ref.uri}") from exc
         except self.s3.exceptions.ClientError as exc:

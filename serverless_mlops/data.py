@@ -89,7 +89,7 @@ def coerce(frame: pd.DataFrame, spec: ModelSpec, uri: str, *, with_target: bool 
     import numpy as np
     import pandas as pd
 
-    wanted = spec.numeric_features + spec.categorical_features + ([spec.target] if with_target else [])
+    wanted = [f.name for f in spec.features] + ([spec.target] if with_target else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise DataError(f"{uri}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}")

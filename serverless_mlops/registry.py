@@ -19,8 +19,10 @@ to their history in the same single-item write, so an alias and its history neve
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -109,16 +111,26 @@ def _encode_token(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
 
 
-def _decode_token(token: str | None) -> dict[str, Any] | None:
+def _decode_token(token: str | None, partition: str, sort_prefix: str) -> dict[str, Any] | None:
+    """A page token back into a start key, refused unless it is a key of the listing it continues."""
     if not token:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError("invalid page token") from exc
-    if not isinstance(key, dict):
-        raise RegistryError("invalid page token")
-    return key
+        raise RegistryError("invalid page token: pass the next_token of the listing you are continuing") from exc
+    valid = (
+        isinstance(key, dict)
+        and set(key) == {PARTITION_KEY, SORT_KEY}
+        and key[PARTITION_KEY] == {"S": partition}
+        and isinstance(key[SORT_KEY], dict)
+        and set(key[SORT_KEY]) == {"S"}
+        and isinstance(key[SORT_KEY]["S"], str)
+        and key[SORT_KEY]["S"].startswith(sort_prefix)
+    )
+    if not valid:
+        raise RegistryError("invalid page token: pass the next_token of the listing you are continuing")
+    return key  # type: ignore[no-any-return]
 
 
 def _model_pk(model: str) -> str:
@@ -153,44 +165,49 @@ class DynamoDBRegistry:
         description: str = "",
     ) -> ModelVersion:
         """Register a new version (1..N, no gap, no duplicate); the same ``lineage.run_id`` yields one version."""
-        pk = _model_pk(model)
-        run_key = {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": f"RUN#{lineage.run_id}"}}
-        if not self._claim_run(run_key):
-            existing = self._wait_for_run(model, run_key, lineage.run_id)
+        run_key = {PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": f"RUN#{lineage.run_id}"}}
+        claim_id = uuid.uuid4().hex
+        if not self._claim_run(run_key, claim_id):
+            existing = self._wait_for_run(model, run_key, lineage.run_id, claim_id)
             if existing is not None:
                 return existing
-        created_at = _now()
-        version = self._latest_version_number(model) + 1
-        if version == 1:  # first version: make the model listable (a concurrent first registrant may beat us to it)
+        try:
+            item = self._allocate(
+                ModelVersion(
+                    model=model,
+                    version=self._latest_version_number(model) + 1,
+                    status=status,
+                    signature=signature,
+                    artifact=artifact,
+                    profile=profile,
+                    metrics=metrics,
+                    parity=parity,
+                    lineage=lineage,
+                    created_at=_now(),
+                    created_by=created_by,
+                    description=description,
+                )
+            )
+        except BaseException:
+            self._release_run(run_key, claim_id)
+            raise
+        self._finish_run(run_key, item.version)
+        return item
+
+    def _allocate(self, item: ModelVersion) -> ModelVersion:
+        """Write ``item`` under the first free version number from its own; each claimed number is a whole item."""
+        if item.version == 1:  # first version: make the model listable (a concurrent first registrant may beat us to it)
             self._put_if_absent(
-                {PARTITION_KEY: {"S": "MODELS"}, SORT_KEY: {"S": pk}, "model": {"S": model}, "created_at": {"S": created_at}}
+                {
+                    PARTITION_KEY: {"S": "MODELS"},
+                    SORT_KEY: {"S": _model_pk(item.model)},
+                    "model": {"S": item.model},
+                    "created_at": {"S": item.created_at},
+                }
             )
-        while True:
-            item = ModelVersion(
-                model=model,
-                version=version,
-                status=status,
-                signature=signature,
-                artifact=artifact,
-                profile=profile,
-                metrics=metrics,
-                parity=parity,
-                lineage=lineage,
-                created_at=created_at,
-                created_by=created_by,
-                description=description,
-            )
-            if self._put_if_absent(self._version_item(item)):
-                break
+        while not self._put_if_absent(self._version_item(item)):
             # Someone claimed this number, so it exists: the next one is still at most latest + 1 (no gap).
-            version += 1
-        self.db.update_item(
-            TableName=self.table,
-            Key=run_key,
-            UpdateExpression="SET version = :v, #state = :done",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
-        )
+            item = item.model_copy(update={"version": item.version + 1})
         return item
 
     def _version_item(self, item: ModelVersion) -> dict[str, Any]:
@@ -210,10 +227,22 @@ class DynamoDBRegistry:
             return False
         return True
 
-    def _claim_run(self, run_key: dict[str, Any]) -> bool:
-        return self._put_if_absent(run_key | {"state": {"S": "pending"}, "claimed_at": {"N": f"{time.time():.3f}"}})
+    def _claim_run(self, run_key: dict[str, Any], claim_id: str) -> bool:
+        return self._put_if_absent(
+            run_key | {"state": {"S": "pending"}, "claimed_at": {"N": f"{time.time():.3f}"}, "claim_id": {"S": claim_id}}
+        )
 
-    def _wait_for_run(self, model: str, run_key: dict[str, Any], run_id: str) -> ModelVersion | None:
+    def _release_run(self, run_key: dict[str, Any], claim_id: str) -> None:
+        """Give up our claim on a run whose registration failed, so a retry need not wait for it to go stale."""
+        with contextlib.suppress(self._conditional):
+            self.db.delete_item(
+                TableName=self.table,
+                Key=run_key,
+                ConditionExpression="claim_id = :mine AND attribute_not_exists(version)",
+                ExpressionAttributeValues={":mine": {"S": claim_id}},
+            )
+
+    def _wait_for_run(self, model: str, run_key: dict[str, Any], run_id: str, claim_id: str) -> ModelVersion | None:
         """The version another registration of this run made; None if its claim went stale and we took it over."""
         deadline = time.monotonic() + 30.0
         while True:
@@ -221,7 +250,7 @@ class DynamoDBRegistry:
             if item and "version" in item:
                 return self.describe(model, int(item["version"]["N"]))
             claimed_at = float(item["claimed_at"]["N"]) if item else 0.0
-            if (item is None or time.time() - claimed_at > RUN_CLAIM_TIMEOUT_S) and self._take_over_run(run_key, item):
+            if (item is None or time.time() - claimed_at > RUN_CLAIM_TIMEOUT_S) and self._take_over_run(run_key, item, claim_id):
                 for version in self._versions_with_run(model, run_id):
                     self._finish_run(run_key, version.version)
                     return version
@@ -230,16 +259,16 @@ class DynamoDBRegistry:
                 raise ConflictError(f"training run {run_id} of model {model!r} is being registered by another caller; retry shortly")
             time.sleep(0.05)
 
-    def _take_over_run(self, run_key: dict[str, Any], item: dict[str, Any] | None) -> bool:
+    def _take_over_run(self, run_key: dict[str, Any], item: dict[str, Any] | None, claim_id: str) -> bool:
         if item is None:
-            return self._claim_run(run_key)
+            return self._claim_run(run_key, claim_id)
         try:
             self.db.update_item(
                 TableName=self.table,
                 Key=run_key,
-                UpdateExpression="SET claimed_at = :now",
+                UpdateExpression="SET claimed_at = :now, claim_id = :mine",
                 ConditionExpression="claimed_at = :seen AND attribute_not_exists(version)",
-                ExpressionAttributeValues={":now": {"N": f"{time.time():.3f}"}, ":seen": item["claimed_at"]},
+                ExpressionAttributeValues={":now": {"N": f"{time.time():.3f}"}, ":seen": item["claimed_at"], ":mine": {"S": claim_id}},
             )
         except self._conditional:
             return False
@@ -303,7 +332,7 @@ class DynamoDBRegistry:
             "KeyConditionExpression": f"{PARTITION_KEY} = :pk",
             "ExpressionAttributeValues": {":pk": {"S": "MODELS"}},
         }
-        if start := _decode_token(next_token):
+        if start := _decode_token(next_token, "MODELS", "MODEL#"):
             kwargs["ExclusiveStartKey"] = start
         response = self.db.query(**kwargs)
         return Page(items=[i["model"]["S"] for i in response.get("Items", [])], next_token=_encode_token(response.get("LastEvaluatedKey")))
@@ -319,7 +348,7 @@ class DynamoDBRegistry:
             "KeyConditionExpression": f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :v)",
             "ExpressionAttributeValues": {":pk": {"S": _model_pk(model)}, ":v": {"S": "V#"}},
         }
-        if start := _decode_token(next_token):
+        if start := _decode_token(next_token, _model_pk(model), "V#"):
             kwargs["ExclusiveStartKey"] = start
         response = self.db.query(**kwargs)
         items = [self._from_item(i) for i in response.get("Items", [])]

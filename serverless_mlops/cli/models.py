@@ -278,7 +278,8 @@ def read_instances(path: Path, numeric: set[str]) -> tuple[str, list[Any]]:
 def sys_stdin_or_file(path: Path) -> str:
     import sys
 
-    return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark that would stick to the first header
+    return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
 
 
 def predict(
@@ -300,7 +301,13 @@ def predict(
         prediction = loaded.predict_rows(instances) if kind == "rows" else loaded.predict_records(instances)
     except InvalidInputError as exc:
         first = exc.details[0] if exc.details else {}
-        where = f" (row {first.get('row')}, field {first.get('field')!r}: {first.get('problem')})" if first else ""
+        where = ""
+        if first:
+            row = first.get("row")
+            # a CSV's rows are numbered from 1 (data rows, as in every other message); JSON instances by index from 0
+            place = f"row {row + 1}" if input_path.suffix.lower() == ".csv" and row is not None else f"instance {row}"
+            field = f", field {first['field']!r}" if first.get("field") else ""
+            where = f" ({place}{field}: {first.get('problem')})"
         raise MlopsError(f"{input_path}: {exc}{where}") from exc
     result: dict[str, Any] = {"model": entry.model, "version": entry.version, "predictions": prediction.predictions}
     if prediction.probabilities is not None:

@@ -10,7 +10,6 @@ from typing import Any
 import boto3
 import onnxruntime
 import pytest
-from botocore.exceptions import FlexibleChecksumError
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
@@ -166,12 +165,6 @@ def test_a_corrupted_object_whose_checksum_was_rewritten_is_caught_by_the_sha256
         store.get(ref, model="wine", version=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FlexibleChecksumError,
-    reason="ArtifactStore.get lets botocore's FlexibleChecksumError (raised by Body.read() when S3's stored SHA256 "
-    "checksum disagrees with the bytes) escape instead of raising ArtifactIntegrityError naming model and version",
-)
 def test_a_flipped_byte_in_the_stored_object_is_an_integrity_error(store: ArtifactStore) -> None:
     ref = store.put("wine", PAYLOAD, "model.onnx")
     flip_one_byte(ref, keep_s3_checksum=True)
@@ -285,12 +278,6 @@ def test_load_model_refuses_a_corrupted_object_whose_checksum_was_rewritten(
     assert sessions_opened == [], "nothing is loaded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FlexibleChecksumError,
-    reason="ArtifactStore.get lets botocore's FlexibleChecksumError escape for a flipped byte (S3's stored checksum "
-    "disagrees), so load_model raises a botocore error instead of ArtifactIntegrityError naming model and version",
-)
 def test_load_model_refuses_a_flipped_byte_in_the_stored_object(
     backends: Backends, wine_v1: ModelVersion, sessions_opened: list[object]
 ) -> None:
