@@ -10,7 +10,8 @@ condition and then writes with no lock, and ``query`` iterates a dict other thre
 that lets two conditional puts of the same key both succeed (observed: two registrations both told "version 4",
 399 items stored) or fails a query with ``RuntimeError: dictionary changed size during iteration``. Real DynamoDB
 applies each single-item conditional write atomically, and the registry relies on exactly that, so
-:func:`_atomic_dynamodb_requests` makes moto handle one DynamoDB request at a time; the threads still interleave
+:func:`serverless_mlops.local.serialize_moto_dynamodb` (applied for the whole session in conftest, and by local
+mode) makes moto handle one DynamoDB request at a time; the threads still interleave
 between requests, which is where the registry's races live.
 """
 
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import pytest
-from moto.dynamodb.responses import DynamoHandler
 
 from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError
@@ -58,19 +58,6 @@ class Outcome(Generic[T]):
 
     value: T | None = None
     error: Exception | None = None
-
-
-@pytest.fixture(autouse=True)
-def _atomic_dynamodb_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve each DynamoDB request atomically, as DynamoDB does (see the module docstring); both moto modes use this."""
-    lock = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def atomic_call_action(self: DynamoHandler) -> object:
-        with lock:
-            return call_action(self)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
 
 
 def upload(backends: Backends, trained: TrainedModel) -> Uploaded:
