@@ -15,7 +15,7 @@ from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
     from serverless_mlops.serving import OnnxModel
-    from serverless_mlops.training import TrainedModel
+    from serverless_mlops.training import RunRecord, TrainedModel
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,22 @@ class Backends:
         )
 
 
+def lineage_of(record: RunRecord, *, run_id: str | None = None, trigger: str = "manual", execution_arn: str | None = None) -> Lineage:
+    """The lineage a version records for a training run (``run_id`` overrides the run's own, for tests and tools)."""
+    return Lineage(
+        run_id=run_id or record.run_id,
+        data_uri=record.data_uri,
+        data_sha256=record.data_sha256,
+        code_version=record.code_version,
+        estimator=record.estimator,
+        params=record.params,
+        trigger=trigger,
+        execution_arn=execution_arn,
+        trained_at=record.trained_at,
+        trained_by=record.trained_by,
+    )
+
+
 def register_run(
     trained: TrainedModel,
     backends: Backends,
@@ -43,18 +59,7 @@ def register_run(
     record = trained.record
     artifact = backends.store.put(record.model, trained.onnx_bytes, "model.onnx")
     profile = backends.store.put(record.model, trained.profile_bytes, "profile.json.gz")
-    lineage = Lineage(
-        run_id=record.run_id,
-        data_uri=record.data_uri,
-        data_sha256=record.data_sha256,
-        code_version=record.code_version,
-        estimator=record.estimator,
-        params=record.params,
-        trigger=trigger,
-        execution_arn=execution_arn,
-        trained_at=record.trained_at,
-        trained_by=record.trained_by,
-    )
+    lineage = lineage_of(record, trigger=trigger, execution_arn=execution_arn)
     return backends.registry.register(
         record.model,
         signature=record.signature,

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from serverless_mlops import registry as registry_module
 from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError, RegistryError
-from serverless_mlops.lifecycle import Backends, register_run, resolve_version
+from serverless_mlops.lifecycle import Backends, lineage_of, register_run, resolve_version
 from serverless_mlops.registry import PRODUCTION, STAGING, Alias, DynamoDBRegistry, Lineage, ModelVersion, Status
 from serverless_mlops.training import TrainedModel
 
@@ -43,16 +43,7 @@ class Registrar:
         return self._uploads[model]
 
     def lineage(self, run_id: str) -> Lineage:
-        record = self.trained.record
-        return Lineage(
-            run_id=run_id,
-            data_uri=record.data_uri,
-            data_sha256=record.data_sha256,
-            code_version=record.code_version,
-            estimator=record.estimator,
-            params=record.params,
-            trigger="test",
-        )
+        return lineage_of(self.trained.record, run_id=run_id, trigger="test")
 
     def register(
         self, run_id: str, *, model: str = MODEL, status: Status = "registered", registry: DynamoDBRegistry | None = None

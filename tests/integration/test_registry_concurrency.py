@@ -30,9 +30,9 @@ import pytest
 
 from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError
-from serverless_mlops.lifecycle import Backends
+from serverless_mlops.lifecycle import Backends, lineage_of
 from serverless_mlops.local import LocalAws, ensure_resources
-from serverless_mlops.registry import Alias, Lineage, ModelVersion
+from serverless_mlops.registry import Alias, ModelVersion
 from serverless_mlops.settings import Settings
 from serverless_mlops.training import TrainedModel
 
@@ -71,14 +71,7 @@ def upload(backends: Backends, trained: TrainedModel) -> Uploaded:
 
 def register(backends: Backends, uploaded: Uploaded, run_id: str) -> ModelVersion:
     record = uploaded.trained.record
-    lineage = Lineage(
-        run_id=run_id,
-        data_uri=record.data_uri,
-        data_sha256=record.data_sha256,
-        code_version=record.code_version,
-        estimator=record.estimator,
-        params=record.params,
-    )
+    lineage = lineage_of(record, run_id=run_id)
     return backends.registry.register(
         record.model,
         signature=record.signature,
