@@ -92,7 +92,15 @@ def coerce(frame: pd.DataFrame, spec: ModelSpec, uri: str, *, with_target: bool 
     wanted = [f.name for f in spec.features] + ([spec.target] if with_target else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(f"{uri}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}")
+        found = [str(c) for c in frame.columns]
+        shown = ", ".join(repr(c) for c in found[:10]) + (" …" if len(found) > 10 else "")
+        hint = ""
+        if len(found) == 1 and any(sep in found[0] for sep in (";", "\t", "|")):
+            hint = "; the header was read as one column: the file must be comma-separated"
+        raise DataError(
+            f"{uri}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} "
+            f"(found {len(found)}: {shown}){hint}"
+        )
     out: dict[str, Any] = {}
     for feature in spec.features:
         column = frame[feature.name]
@@ -119,7 +127,11 @@ def coerce(frame: pd.DataFrame, spec: ModelSpec, uri: str, *, with_target: bool 
             if feature.categories is not None:
                 unknown = ~np.isin(values, np.asarray(feature.categories, dtype=object))
                 if unknown.any():
-                    raise DataError(f"{uri}: column {feature.name!r} has values outside the spec's categories at {_rows(unknown)}")
+                    first = values[np.flatnonzero(unknown)[0]]
+                    raise DataError(
+                        f"{uri}: column {feature.name!r} has values outside the spec's categories at {_rows(unknown)} "
+                        f"(first: {first!r}; allowed: {', '.join(repr(c) for c in feature.categories[:20])})"
+                    )
             out[feature.name] = values
     if with_target:
         target = frame[spec.target]

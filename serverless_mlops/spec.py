@@ -198,11 +198,14 @@ class ModelSpec(_Strict):
         names = [f.name for f in self.features]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicates)}")
+            raise ValueError(f"features: feature names must be unique; repeated: {', '.join(duplicates)}")
         if self.target in names:
-            raise ValueError(f"target {self.target!r} is also listed as a feature")
+            raise ValueError(f"target: {self.target!r} is also listed as a feature")
         if self.evaluation.metric.for_classification != self.task.is_classification:
-            raise ValueError(f"metric {self.evaluation.metric.value!r} does not fit task {self.task.value!r}")
+            fitting = ", ".join(m.value for m in Metric if m.for_classification == self.task.is_classification)
+            raise ValueError(
+                f"evaluation.metric: {self.evaluation.metric.value!r} does not fit task {self.task.value!r}; expected one of {fitting}"
+            )
         return self
 
     def feature(self, name: str) -> Feature:
@@ -220,27 +223,54 @@ class ModelSpec(_Strict):
         return [f.name for f in self.features if f.type is FeatureKind.CATEGORICAL]
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
+_FRIENDLY = {
+    ("name", "string_pattern_mismatch"): "expected lower-case letters, digits and '-', starting with a letter, at most 63 characters",
+}
+
+
+def _where(loc: tuple[Any, ...], document: Any) -> str:
+    """A field path a person can find in the file: features[1] (sex).range rather than features.1.range."""
+    parts: list[str] = []
+    node = document
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    label += f" ({node['name']})"
+            parts.append(label)
+            continue
+        parts.append(("." if parts else "") + str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _format_errors(source: str, exc: ValidationError, document: Any) -> str:
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             message = "required field is missing"
         elif err["type"] == "extra_forbidden":
             message = "unknown field"
-        problems.append(f"{loc}: {message}")
+        message = _FRIENDLY.get((".".join(str(p) for p in err["loc"]), err["type"]), message)
+        where = _where(tuple(err["loc"]), document)
+        # checks that span fields name their field at the start of the message
+        problems.append(f"{where}: {message}" if where else message)
     return f"{source}: invalid model spec: " + "; ".join(problems)
 
 
 def parse_spec(document: Any, source: str = "<spec>", base_dir: Path | None = None) -> ModelSpec:
     """Validate an already-parsed spec document (a dict); ``source`` names it in errors."""
+    if document is None:
+        raise SpecError(f"{source}: the spec is empty; expected a model spec (a YAML mapping with name, task, features, …)")
     if not isinstance(document, dict):
         raise SpecError(f"{source}: invalid model spec: expected a mapping at the top level, got {type(document).__name__}")
     try:
         spec = ModelSpec.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(_format_errors(source, exc)) from exc
+        raise SpecError(_format_errors(source, exc, document)) from exc
     if base_dir is not None and "://" not in spec.data.uri and not Path(spec.data.uri).is_absolute():
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"uri": str((base_dir / spec.data.uri).resolve())})})
     return spec

@@ -282,6 +282,23 @@ def sys_stdin_or_file(path: Path) -> str:
     return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
 
 
+def _explain_refusal(path: Path, kind: str, instances: list[Any], features: list[str], exc: Any) -> str:
+    """One line for a refused input file: a column absent from every row, else the first problem with its place."""
+    is_csv = path.suffix.lower() == ".csv"
+    records = [r for r in instances if isinstance(r, dict)]
+    absent = [name for name in features if records and len(records) == len(instances) and all(name not in r for r in records)]
+    if kind == "records" and absent:
+        noun = "column" if is_csv else "feature"
+        return f"{path}: no {noun}{'s' if len(absent) > 1 else ''} {', '.join(repr(a) for a in absent)} in the input"
+    first = exc.details[0] if exc.details else {}
+    if first.get("row") is None:
+        return f"{path}: {exc}"
+    # a CSV's rows are numbered from 1 (data rows, as in every other message); JSON instances by index from 0
+    place = f"row {first['row'] + 1}" if is_csv else f"instance {first['row']}"
+    field = f", field {first['field']!r}" if first.get("field") else ""
+    return f"{path}: {len(exc.details)} invalid value(s) in the input ({place}{field}: {first.get('problem')})"
+
+
 def predict(
     model: ModelArg,
     input_path: Annotated[Path, typer.Option("--input", "-i", help="JSON or CSV file of instances ('-' for JSON on stdin)")],
@@ -300,15 +317,7 @@ def predict(
     try:
         prediction = loaded.predict_rows(instances) if kind == "rows" else loaded.predict_records(instances)
     except InvalidInputError as exc:
-        first = exc.details[0] if exc.details else {}
-        where = ""
-        if first:
-            row = first.get("row")
-            # a CSV's rows are numbered from 1 (data rows, as in every other message); JSON instances by index from 0
-            place = f"row {row + 1}" if input_path.suffix.lower() == ".csv" and row is not None else f"instance {row}"
-            field = f", field {first['field']!r}" if first.get("field") else ""
-            where = f" ({place}{field}: {first.get('problem')})"
-        raise MlopsError(f"{input_path}: {exc}{where}") from exc
+        raise MlopsError(_explain_refusal(input_path, kind, instances, entry.signature.feature_names, exc)) from exc
     result: dict[str, Any] = {"model": entry.model, "version": entry.version, "predictions": prediction.predictions}
     if prediction.probabilities is not None:
         result["probabilities"] = prediction.probabilities

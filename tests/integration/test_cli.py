@@ -248,8 +248,8 @@ def test_validate_json(cli: Any) -> None:
 
 BAD_SPEC_EDITS = [
     pytest.param("task: regression", "task: regression\ncolour: red", ("colour", "unknown field"), id="unknown-field"),
-    pytest.param("name: diabetes", "name: Diabetes_Model", ("name", "pattern"), id="bad-name"),
-    pytest.param("metric: rmse", "metric: accuracy", ("metric 'accuracy'", "regression"), id="metric-for-task"),
+    pytest.param("name: diabetes", "name: Diabetes_Model", ("name", "lower-case letters"), id="bad-name"),
+    pytest.param("metric: rmse", "metric: accuracy", ("evaluation.metric: 'accuracy'", "regression"), id="metric-for-task"),
     pytest.param("alpha: 1.0", "alfa: 1.0", ("estimator.params", "alfa"), id="unknown-estimator-param"),
     pytest.param("alpha: 1.0", "alpha: -3", ("estimator.params", "'alpha'"), id="invalid-estimator-param"),
     pytest.param("sklearn.linear_model.Ridge", "sklearn.linear_model.Ridgge", ("estimator.class", "not an importable"), id="no-such-class"),
@@ -257,7 +257,7 @@ BAD_SPEC_EDITS = [
         "sklearn.linear_model.Ridge", "sklearn.linear_model.LogisticRegression", ("estimator.class", "not a regressor"), id="wrong-kind"
     ),
     pytest.param("name: diabetes", "name: [diabetes", ("not valid YAML at line", "column"), id="invalid-yaml"),
-    pytest.param("range: [0, 120]", "range: [120, 0]", ("features.0", "min < max"), id="bad-range"),
+    pytest.param("range: [0, 120]", "range: [120, 0]", ("features[0] (age)", "min < max"), id="bad-range"),
 ]
 
 
@@ -700,6 +700,9 @@ BAD_INPUTS = [
     # JSON instances are named by their index from 0; CSV rows by data row from 1, as in every other message
     pytest.param("in.json", {"instances": [DIABETES_ROW, _without("s6")]}, ("instance 1", "'s6'", "missing"), id="missing-feature"),
     pytest.param(
+        "in.json", {"instances": [_without("s6"), _without("s6")]}, ("no feature 's6' in the input",), id="feature-absent-everywhere"
+    ),
+    pytest.param(
         "in.json", {"instances": [DIABETES_ROW | {"bmi": "32.1"}]}, ("instance 0", "'bmi'", "expected a number"), id="string-for-number"
     ),
     pytest.param(
@@ -734,7 +737,7 @@ BAD_INPUTS = [
         "in.csv", CSV_HEADER + CSV_ROW + CSV_ROW.replace(",b,", ",z,"), ("row 2", "'sex'", "unknown category"), id="csv-unknown-category"
     ),
     pytest.param(
-        "in.csv", CSV_HEADER.replace("s6,", "") + CSV_ROW.replace(",87,", ","), ("row 1", "'s6'", "missing"), id="csv-missing-column"
+        "in.csv", CSV_HEADER.replace("s6,", "") + CSV_ROW.replace(",87,", ","), ("no column 's6' in the input",), id="csv-missing-column"
     ),
     pytest.param(
         "in.csv", CSV_HEADER + CSV_ROW + CSV_ROW.strip() + ",extra\n", ("row 2", "more values than the header"), id="csv-extra-value"

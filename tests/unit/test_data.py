@@ -201,7 +201,7 @@ def test_parquet_categorical_dtype_is_read_as_strings(tmp_path: Path) -> None:
     ("change", "pattern"),
     [
         ({"sex": ["a", None, "b"]}, r"categorical column 'sex' has missing values at row 2$"),
-        ({"sex": ["a", "b", "z"]}, r"column 'sex' has values outside the spec's categories at row 3$"),
+        ({"sex": ["a", "b", "z"]}, r"column 'sex' has values outside the spec's categories at row 3 \(first: 'z'; allowed: 'a', 'b'\)$"),
         ({"bmi": [1.0, np.inf, 2.0]}, r"column 'bmi' has infinite values at row 2$"),
         ({"age": [30, 45, 121]}, r"column 'age' is outside the spec's range \[0\.0, 120\.0\] at row 3$"),
         ({"age": ["30", "forty", "50"]}, r"column 'age' must be numeric; non-numeric value at row 2$"),
@@ -221,7 +221,7 @@ def test_parquet_values_are_checked_like_csv(tmp_path: Path, change: dict[str, l
 def test_parquet_missing_column(tmp_path: Path) -> None:
     path = write_parquet(tmp_path, good_frame().drop(columns=["y"]))
 
-    assert data_error(make_spec(str(path))) == f"{path}: missing column 'y'"
+    assert data_error(make_spec(str(path))) == f"{path}: missing column 'y' (found 3: 'age', 'sex', 'bmi')"
 
 
 def test_file_that_is_not_parquet(tmp_path: Path) -> None:
@@ -249,8 +249,16 @@ def test_file_that_is_not_parquet(tmp_path: Path) -> None:
         pytest.param("-1,a,1,1\n", r"column 'age' is outside the spec's range \[0\.0, 120\.0\] at row 1$", id="below-range"),
         pytest.param("30,a,1,1\n31,,1,2\n", r"categorical column 'sex' has missing values at row 2$", id="categorical-empty"),
         pytest.param("30,NA,1,1\n", r"categorical column 'sex' has missing values at row 1$", id="categorical-na"),
-        pytest.param("30,a,1,1\n31,c,1,2\n", r"column 'sex' has values outside the spec's categories at row 2$", id="unknown-category"),
-        pytest.param("30,A,1,1\n", r"column 'sex' has values outside the spec's categories at row 1$", id="category-case-matters"),
+        pytest.param(
+            "30,a,1,1\n31,c,1,2\n",
+            r"column 'sex' has values outside the spec's categories at row 2 \(first: 'c'; allowed: 'a', 'b'\)$",
+            id="unknown-category",
+        ),
+        pytest.param(
+            "30,A,1,1\n",
+            r"column 'sex' has values outside the spec's categories at row 1 \(first: 'A'; allowed: 'a', 'b'\)$",
+            id="category-case-matters",
+        ),
         pytest.param("30,a,1,1\n31,b,1,\n", r"target column 'y' has missing values at row 2$", id="missing-target"),
         pytest.param("30,a,1,abc\n", r"target column 'y' must be a finite number; bad value at row 1$", id="non-numeric-target"),
         pytest.param("30,a,1,1\n31,a,1,inf\n", r"target column 'y' must be a finite number; bad value at row 2$", id="infinite-target"),
@@ -283,7 +291,10 @@ def test_missing_classification_target(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("age,sex,y\n", "missing column 'bmi'"), ("sex,bmi\n", "missing columns 'age', 'y'")],
+    [
+        ("age,sex,y\n", "missing column 'bmi' (found 3: 'age', 'sex', 'y')"),
+        ("sex,bmi\n", "missing columns 'age', 'y' (found 2: 'sex', 'bmi')"),
+    ],
     ids=["one", "several"],
 )
 def test_missing_columns_are_named(tmp_path: Path, header: str, expected: str) -> None:
@@ -295,7 +306,16 @@ def test_missing_columns_are_named(tmp_path: Path, header: str, expected: str) -
 def test_missing_target_column_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "age,sex,bmi\n30,a,1\n")
 
-    assert data_error(make_spec(str(path))) == f"{path}: missing column 'y'"
+    assert data_error(make_spec(str(path))) == f"{path}: missing column 'y' (found 3: 'age', 'sex', 'bmi')"
+
+
+def test_a_file_with_another_delimiter_gets_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "age;sex;bmi;y\n30;a;1;1\n")
+
+    message = data_error(make_spec(str(path)))
+
+    assert message.startswith(f"{path}: missing columns 'age', 'sex', 'bmi', 'y' (found 1: 'age;sex;bmi;y')")
+    assert message.endswith("the header was read as one column: the file must be comma-separated")
 
 
 def test_missing_file(tmp_path: Path) -> None:

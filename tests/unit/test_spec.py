@@ -191,24 +191,29 @@ BAD_SPECS: list[Any] = [
     pytest.param(_set("estimator", "params", value=[1, 2]), "estimator.params", "valid dictionary", id="wrong-type-mapping"),
     pytest.param(_set("split", value={"test_size": "a lot"}), "split.test_size", "valid number", id="wrong-type-number"),
     pytest.param(_set("features", value=[]), "features", "at least 1 item", id="no-features"),
-    pytest.param(_set("name", value="Toy_Model"), "name", "pattern", id="bad-model-name-case"),
-    pytest.param(_set("name", value="1model"), "name", "pattern", id="bad-model-name-leading-digit"),
-    pytest.param(_set("name", value="m" * 64), "name", "pattern", id="bad-model-name-too-long"),
+    pytest.param(_set("name", value="Toy_Model"), "name", "lower-case letters, digits and '-'", id="bad-model-name-case"),
+    pytest.param(_set("name", value="1model"), "name", "starting with a letter", id="bad-model-name-leading-digit"),
+    pytest.param(_set("name", value="m" * 64), "name", "at most 63 characters", id="bad-model-name-too-long"),
     pytest.param(_set("task", value="clustering"), "task", "'regression'", id="bad-task"),
     pytest.param(_set("evaluation", "metric", value="precision"), "evaluation.metric", "'rmse'", id="unknown-metric"),
-    pytest.param(_set("evaluation", "metric", value="accuracy"), "metric 'accuracy'", "task 'regression'", id="metric-not-for-task"),
+    pytest.param(
+        _set("evaluation", "metric", value="accuracy"),
+        "evaluation.metric: 'accuracy'",
+        "task 'regression'; expected one of rmse, mae, r2",
+        id="metric-not-for-task",
+    ),
     pytest.param(_add_feature(name="age"), "feature names", "unique; repeated: age", id="duplicate-feature"),
-    pytest.param(_set("target", value="bmi"), "target 'bmi'", "also listed as a feature", id="target-is-feature"),
-    pytest.param(_feature(1, range=[0, 1]), "features.1", "'range' applies only to numeric", id="range-on-categorical"),
-    pytest.param(_feature(0, categories=["x"]), "features.0", "only to categorical", id="categories-on-numeric"),
-    pytest.param(_feature(2, allow_unknown=True), "features.2", "only to categorical", id="allow-unknown-on-numeric"),
-    pytest.param(_feature(0, range=[5, 5]), "features.0", "min < max", id="range-min-equals-max"),
-    pytest.param(_feature(0, range=[10, 1]), "features.0", "min < max", id="range-min-above-max"),
-    pytest.param(_feature(0, range=[1, float("inf")]), "features.0", "finite", id="range-infinite"),
-    pytest.param(_feature(0, range=[1, 2, 3]), "features.0.range", "at most 2 items", id="range-three-numbers"),
-    pytest.param(_feature(1, categories=[]), "features.1", "must not be empty", id="empty-categories"),
-    pytest.param(_feature(1, categories=["a", "a"]), "features.1", "unique", id="repeated-categories"),
-    pytest.param(_feature(0, type="text"), "features.0.type", "'categorical'", id="bad-feature-type"),
+    pytest.param(_set("target", value="bmi"), "target: 'bmi'", "also listed as a feature", id="target-is-feature"),
+    pytest.param(_feature(1, range=[0, 1]), "features[1] (sex)", "'range' applies only to numeric", id="range-on-categorical"),
+    pytest.param(_feature(0, categories=["x"]), "features[0] (age)", "only to categorical", id="categories-on-numeric"),
+    pytest.param(_feature(2, allow_unknown=True), "features[2] (bmi)", "only to categorical", id="allow-unknown-on-numeric"),
+    pytest.param(_feature(0, range=[5, 5]), "features[0] (age)", "min < max", id="range-min-equals-max"),
+    pytest.param(_feature(0, range=[10, 1]), "features[0] (age)", "min < max", id="range-min-above-max"),
+    pytest.param(_feature(0, range=[1, float("inf")]), "features[0] (age)", "finite", id="range-infinite"),
+    pytest.param(_feature(0, range=[1, 2, 3]), "features[0] (age).range", "at most 2 items", id="range-three-numbers"),
+    pytest.param(_feature(1, categories=[]), "features[1] (sex)", "must not be empty", id="empty-categories"),
+    pytest.param(_feature(1, categories=["a", "a"]), "features[1] (sex)", "unique", id="repeated-categories"),
+    pytest.param(_feature(0, type="text"), "features[0] (age).type", "'categorical'", id="bad-feature-type"),
     pytest.param(_set("estimator", "class", value="xgboost.XGBRegressor"), "estimator.class", "sklearn.module.Class", id="not-sklearn"),
     pytest.param(
         _set("estimator", "class", value="sklearn.linear_model.ridge"), "estimator.class", "sklearn.module.Class", id="lowercase-class"
@@ -322,8 +327,8 @@ def test_retraining_schedule_is_optional_and_checked_when_given() -> None:
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("- name: toy\n- task: regression\n", "list"), ("just a sentence\n", "str"), ("42\n", "int"), ("", "NoneType")],
-    ids=["list", "scalar-string", "scalar-number", "empty-file"],
+    [("- name: toy\n- task: regression\n", "list"), ("just a sentence\n", "str"), ("42\n", "int")],
+    ids=["list", "scalar-string", "scalar-number"],
 )
 def test_document_that_is_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
     path = tmp_path / "toy.yaml"
@@ -334,6 +339,14 @@ def test_document_that_is_not_a_mapping(tmp_path: Path, text: str, kind: str) ->
     assert message.startswith(str(path))
     assert "expected a mapping at the top level" in message
     assert message.endswith(f"got {kind}")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_spec_says_so(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "toy.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    assert spec_error(path) == f"{path}: the spec is empty; expected a model spec (a YAML mapping with name, task, features, …)"
 
 
 @pytest.mark.parametrize(
