@@ -14,6 +14,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
@@ -53,7 +54,7 @@ def bench_training(rows: list[tuple[str, str, str]]) -> None:
 
     for name in ("breast-cancer", "wine", "diabetes"):
         spec = load_spec(ROOT / "models" / f"{name}.yaml")
-        seconds = median_seconds(lambda spec=spec: train(spec), repeat=3)
+        seconds = median_seconds(partial(train, spec), repeat=3)
         rows.append((f"train + ONNX + parity + profile: {name}", f"{seconds * 1000:.0f} ms", "median of 3"))
 
 
@@ -73,8 +74,8 @@ def bench_prediction(rows: list[tuple[str, str, str]]) -> None:
         for batch in (1, 1000):
             sample = frame[features].sample(n=batch, replace=True, random_state=0)
             records = [{k: float(v) for k, v in row.items()} for row in sample.to_dict("records")]
-            onnx_s = median_seconds(lambda records=records: model.predict_records(records), repeat=7, inner=50 if batch == 1 else 3)
-            sk_s = median_seconds(lambda sample=sample: pipeline.predict_proba(sample), repeat=7, inner=50 if batch == 1 else 3)
+            onnx_s = median_seconds(partial(model.predict_records, records), repeat=7, inner=50 if batch == 1 else 3)
+            sk_s = median_seconds(partial(pipeline.predict_proba, sample), repeat=7, inner=50 if batch == 1 else 3)
             rows.append(
                 (
                     f"predict {batch} row(s), {name} ({spec.estimator.class_name})",
@@ -112,12 +113,21 @@ def bench_registry(rows: list[tuple[str, str, str]]) -> None:
             barrier.wait()
             for _ in range(each):
                 lineage = Lineage(
-                    run_id=uuid.uuid4().hex, data_uri=record.data_uri, data_sha256=record.data_sha256,
-                    code_version="bench", estimator=record.estimator,
+                    run_id=uuid.uuid4().hex,
+                    data_uri=record.data_uri,
+                    data_sha256=record.data_sha256,
+                    code_version="bench",
+                    estimator=record.estimator,
                 )
                 entry = backends.registry.register(
-                    record.model, signature=record.signature, artifact=artifact, profile=profile,
-                    metrics=record.metrics, parity=record.parity.model_dump(), lineage=lineage, created_by="bench",
+                    record.model,
+                    signature=record.signature,
+                    artifact=artifact,
+                    profile=profile,
+                    metrics=record.metrics,
+                    parity=record.parity.model_dump(),
+                    lineage=lineage,
+                    created_by="bench",
                 )
                 with lock:
                     versions.append(entry.version)
@@ -134,11 +144,23 @@ def bench_registry(rows: list[tuple[str, str, str]]) -> None:
     with mock_aws():
         seconds, versions = contend(Settings())
     ok = sorted(versions) == list(range(1, threads * each + 1))
-    rows.append((f"register {threads}×{each} concurrently, in-process moto", f"{seconds:.1f} s ({len(versions) / seconds:.0f}/s)", f"versions 1..{len(versions)} exact: {ok}"))
+    rows.append(
+        (
+            f"register {threads}×{each} concurrently, in-process moto",
+            f"{seconds:.1f} s ({len(versions) / seconds:.0f}/s)",
+            f"versions 1..{len(versions)} exact: {ok}",
+        )
+    )
     with LocalAws() as aws:
         seconds, versions = contend(Settings(endpoint_url=aws.endpoint_url))
     ok = sorted(versions) == list(range(1, threads * each + 1))
-    rows.append((f"register {threads}×{each} concurrently, moto server", f"{seconds:.1f} s ({len(versions) / seconds:.0f}/s)", f"versions 1..{len(versions)} exact: {ok}"))
+    rows.append(
+        (
+            f"register {threads}×{each} concurrently, moto server",
+            f"{seconds:.1f} s ({len(versions) / seconds:.0f}/s)",
+            f"versions 1..{len(versions)} exact: {ok}",
+        )
+    )
 
 
 def main() -> None:
