@@ -73,35 +73,47 @@ class OnnxModel:
         self._features = signature.features
         self._names = [f.name for f in signature.features]
         self._category_sets = {f.name: frozenset(f.categories) for f in signature.features if f.categories is not None}
+        self._numeric_at = [i for i, f in enumerate(self._features) if f.kind == "numeric"]
+        self._categorical_at = [i for i, f in enumerate(self._features) if f.kind == "categorical"]
+        ranges = [self._features[i].range or (-np.inf, np.inf) for i in self._numeric_at]
+        self._ranged = any(self._features[i].range is not None for i in self._numeric_at)
+        self._low = np.array([[low] for low, _ in ranges], dtype=np.float64)
+        self._high = np.array([[high] for _, high in ranges], dtype=np.float64)
         outputs = [signature.label_output, signature.probabilities_output] if signature.is_classification else [signature.value_output]
         self._outputs = [o for o in outputs if o is not None]
 
     # -- validation -------------------------------------------------------------------------------------------
-    # The fast path checks whole columns at once (types by set, finiteness and ranges with numpy) and returns the
-    # arrays ONNX takes; only a request that fails it walks row by row, to say which row and field are wrong.
+    # The fast path checks all numeric values at once (their types by set, finiteness, float32 range and the spec's
+    # ranges with numpy on one features x rows matrix) and returns the arrays ONNX takes; only a request that fails
+    # it walks row by row, to say which row and field are wrong.
     def _fast_feeds(self, columns: list[list[Any]]) -> dict[str, np.ndarray] | None:
+        numeric = [columns[i] for i in self._numeric_at]
         feeds: dict[str, np.ndarray] = {}
-        for feature, column in zip(self._features, columns, strict=True):
-            kinds = set(map(type, column))
-            if feature.kind == "numeric":
-                if not kinds <= _NUMBER_TYPES:
-                    return None
-                try:
-                    wide = np.asarray(column, dtype=np.float64)
-                except OverflowError:
-                    return None
-                if not np.isfinite(wide).all() or np.abs(wide).max() > FLOAT32_MAX:
-                    return None
-                if feature.range is not None and (wide.min() < feature.range[0] or wide.max() > feature.range[1]):
-                    return None
-                feeds[feature.input_name] = wide.astype(np.float32).reshape(-1, 1)
-            else:
-                if kinds != {str}:
-                    return None
-                allowed = self._category_sets.get(feature.name)
-                if allowed is not None and not feature.allow_unknown and not allowed.issuperset(column):
-                    return None
-                feeds[feature.input_name] = np.asarray(column, dtype=object).reshape(-1, 1)
+        if numeric:
+            kinds: set[type] = set()
+            for column in numeric:
+                kinds.update(map(type, column))
+            if not kinds <= _NUMBER_TYPES:
+                return None
+            try:
+                wide = np.array(numeric, dtype=np.float64)
+            except OverflowError:
+                return None
+            if not np.isfinite(wide).all() or np.abs(wide).max() > FLOAT32_MAX:
+                return None
+            if self._ranged and ((wide < self._low).any() or (wide > self._high).any()):
+                return None
+            narrow = wide.astype(np.float32)
+            for row, i in enumerate(self._numeric_at):
+                feeds[self._features[i].input_name] = narrow[row].reshape(-1, 1)
+        for i in self._categorical_at:
+            feature, column = self._features[i], columns[i]
+            if set(map(type, column)) != {str}:
+                return None
+            allowed = self._category_sets.get(feature.name)
+            if allowed is not None and not feature.allow_unknown and not allowed.issuperset(column):
+                return None
+            feeds[feature.input_name] = np.array(column, dtype=object).reshape(-1, 1)
         return feeds
 
     def _raise_for_records(self, records: Sequence[Any]) -> NoReturn:

@@ -139,6 +139,7 @@ def test_parity_report_is_honest_for_a_matching_model(trained_models: dict[str, 
         ("diabetes", "sklearn.ensemble.RandomForestRegressor", {"n_estimators": 20}),
         ("diabetes", "sklearn.ensemble.GradientBoostingRegressor", {"n_estimators": 20}),
         ("diabetes", "sklearn.linear_model.LinearRegression", {}),
+        ("diabetes", "sklearn.linear_model.Lasso", {"alpha": 0.1}),
         ("diabetes", "sklearn.tree.DecisionTreeRegressor", {}),
     ],
 )
