@@ -24,7 +24,7 @@ demo: install  ## the local tour on an embedded moto server
 	$(VENV)/bin/mlops demo
 
 test: install  ## the whole suite (moto; no network, no docker)
-	$(PY) -m pytest -n 2 --durations=10
+	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.markup import escape
 
@@ -33,15 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("MLOPS_DEBUG") == "1"
     try:
-        app(args=args, prog_name="mlops", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        # standalone mode: typer prints a usage mistake with the usage line and exits 2, and ends on Ctrl-C with
+        # exit 130; everything else reaches the handlers below
+        app(args=args, prog_name="mlops")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MlopsError as exc:
         if debug:
             raise
@@ -52,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(f"[red]error:[/red] AWS: {escape(_one_line(exc))}")
         return 1
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+    except KeyboardInterrupt:  # before typer is running (typer handles it inside commands)
         return 130
     except Exception as exc:
         if debug:
