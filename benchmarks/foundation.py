@@ -88,9 +88,8 @@ def bench_prediction(rows: list[tuple[str, str, str]]) -> None:
 def bench_registry(rows: list[tuple[str, str, str]]) -> None:
     from moto import mock_aws
 
-    from serverless_mlops.lifecycle import Backends
+    from serverless_mlops.lifecycle import Backends, lineage_of, register_record
     from serverless_mlops.local import LocalAws, ensure_resources, serialize_moto_dynamodb
-    from serverless_mlops.registry import Lineage
     from serverless_mlops.settings import Settings
     from serverless_mlops.spec import load_spec
     from serverless_mlops.training import train
@@ -112,23 +111,8 @@ def bench_registry(rows: list[tuple[str, str, str]]) -> None:
             backends = Backends.from_settings(settings)
             barrier.wait()
             for _ in range(each):
-                lineage = Lineage(
-                    run_id=uuid.uuid4().hex,
-                    data_uri=record.data_uri,
-                    data_sha256=record.data_sha256,
-                    code_version="bench",
-                    estimator=record.estimator,
-                )
-                entry = backends.registry.register(
-                    record.model,
-                    signature=record.signature,
-                    artifact=artifact,
-                    profile=profile,
-                    metrics=record.metrics,
-                    parity=record.parity.model_dump(),
-                    lineage=lineage,
-                    created_by="bench",
-                )
+                lineage = lineage_of(record, run_id=uuid.uuid4().hex)
+                entry = register_record(backends, record, artifact, profile, by="bench", lineage=lineage)
                 with lock:
                     versions.append(entry.version)
 

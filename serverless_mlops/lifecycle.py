@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from serverless_mlops.artifacts import ArtifactStore
+from serverless_mlops.artifacts import ArtifactRef, ArtifactStore
 from serverless_mlops.aws import client
 from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion
 from serverless_mlops.settings import Settings
@@ -59,7 +59,15 @@ def register_run(
     record = trained.record
     artifact = backends.store.put(record.model, trained.onnx_bytes, "model.onnx")
     profile = backends.store.put(record.model, trained.profile_bytes, "profile.json.gz")
-    lineage = lineage_of(record, trigger=trigger, execution_arn=execution_arn)
+    return register_record(
+        backends, record, artifact, profile, by=by, lineage=lineage_of(record, trigger=trigger, execution_arn=execution_arn)
+    )
+
+
+def register_record(
+    backends: Backends, record: RunRecord, artifact: ArtifactRef, profile: ArtifactRef, *, by: str, lineage: Lineage
+) -> ModelVersion:
+    """Register a run whose artifacts are already in the store (``lineage`` may differ from the run's own)."""
     return backends.registry.register(
         record.model,
         signature=record.signature,

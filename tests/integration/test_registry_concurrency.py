@@ -30,7 +30,7 @@ import pytest
 
 from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError
-from serverless_mlops.lifecycle import Backends, lineage_of
+from serverless_mlops.lifecycle import Backends, lineage_of, register_record
 from serverless_mlops.local import LocalAws, ensure_resources
 from serverless_mlops.registry import Alias, ModelVersion
 from serverless_mlops.settings import Settings
@@ -72,16 +72,7 @@ def upload(backends: Backends, trained: TrainedModel) -> Uploaded:
 def register(backends: Backends, uploaded: Uploaded, run_id: str) -> ModelVersion:
     record = uploaded.trained.record
     lineage = lineage_of(record, run_id=run_id)
-    return backends.registry.register(
-        record.model,
-        signature=record.signature,
-        artifact=uploaded.artifact,
-        profile=uploaded.profile,
-        metrics=record.metrics,
-        parity=record.parity.model_dump(),
-        lineage=lineage,
-        created_by="concurrency-test",
-    )
+    return register_record(backends, record, uploaded.artifact, uploaded.profile, by="concurrency-test", lineage=lineage)
 
 
 def run_together(threads: int, settings: Settings, work: Callable[[int, Backends], T]) -> list[Outcome[T]]:
