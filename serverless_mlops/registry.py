@@ -495,10 +495,9 @@ class DynamoDBRegistry:
                     stack.pop()
             else:
                 stack.append(change.to_version)
-        earlier = list(stack[:-1])
-        if not earlier:
+        if len(stack) < 2:
             raise RegistryError(f"alias {alias!r} of model {model!r} has no earlier version to roll back to")
-        target = earlier[-1]
+        target = stack[-2]
         return self.set_alias(
             model,
             alias,

@@ -28,6 +28,7 @@ from serverless_mlops.signature import FeatureSignature, Signature
 from serverless_mlops.spec import FeatureKind, Metric, ModelSpec, Task
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
@@ -185,10 +186,14 @@ def _feeds(signature: Signature, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def _signature(spec: ModelSpec, pipeline: Pipeline, onnx_bytes: bytes) -> Signature:
-    import onnxruntime as ort
+def open_session(onnx_bytes: bytes) -> ort.InferenceSession:
+    """One onnxruntime session per training run, shared by the signature, parity and profile steps."""
+    import onnxruntime
 
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+
+
+def _signature(spec: ModelSpec, pipeline: Pipeline, session: ort.InferenceSession) -> Signature:
     input_names = [i.name for i in session.get_inputs()]
     if len(input_names) != len(spec.features):
         raise MlopsError(f"{spec.name}: ONNX graph has {len(input_names)} inputs for {len(spec.features)} features")
@@ -223,12 +228,9 @@ def _signature(spec: ModelSpec, pipeline: Pipeline, onnx_bytes: bytes) -> Signat
 
 
 def check_parity(
-    spec: ModelSpec, pipeline: Pipeline, signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame
+    spec: ModelSpec, pipeline: Pipeline, signature: Signature, session: ort.InferenceSession, holdout: pd.DataFrame
 ) -> tuple[ParityReport, list[np.ndarray]]:
     """Compare ONNX with scikit-learn on the holdout (as float32, which is what the served model receives)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     outputs = session.run(None, _feeds(signature, holdout))
     as_served = holdout.copy()
     for name in spec.numeric_features:
@@ -326,13 +328,10 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     except ValueError as exc:
         raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
     onnx_bytes = _to_onnx(spec, pipeline)
-    signature = _signature(spec, pipeline, onnx_bytes)
-    parity, outputs = check_parity(spec, pipeline, signature, onnx_bytes, holdout)
+    session = open_session(onnx_bytes)
+    signature = _signature(spec, pipeline, session)
+    parity, outputs = check_parity(spec, pipeline, signature, session, holdout)
     metrics = compute_metrics(spec.task, holdout[spec.target].to_numpy(), outputs, signature.classes)
-
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     train_outputs = session.run(None, _feeds(signature, train_frame))
     predictions = train_outputs[0].ravel()
     profile = build_profile(

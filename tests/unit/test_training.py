@@ -98,7 +98,7 @@ def test_parity_failure_is_refused_with_the_rows_that_differ() -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from serverless_mlops.training import _signature, _to_onnx
+    from serverless_mlops.training import _signature, _to_onnx, open_session
 
     spec = example_spec("wine")
     frame = load_dataset(spec).frame
@@ -109,10 +109,11 @@ def test_parity_failure_is_refused_with_the_rows_that_differ() -> None:
         ]
     ).fit(frame[spec.numeric_features], frame[spec.target])
     onnx_bytes = _to_onnx(spec, pipeline)
-    signature = _signature(spec, pipeline, onnx_bytes)
+    session = open_session(onnx_bytes)
+    signature = _signature(spec, pipeline, session)
     holdout = frame.iloc[::2]  # every other data row: the message must name rows of the data file, not of the holdout
     with pytest.raises(ParityError, match=r"wine: ONNX does not match scikit-learn on \d+ of 89 holdout rows \(data rows \d+") as caught:
-        check_parity(spec, pipeline, signature, onnx_bytes, holdout)
+        check_parity(spec, pipeline, signature, session, holdout)
     rows = [int(r) for r in str(caught.value).split("data rows ")[1].split(";")[0].replace(" …", "").split(", ")]
     assert all(r % 2 == 1 for r in rows)  # 1-based numbers of rows 0, 2, 4, … of the file
     assert "not packaged" in str(caught.value)
