@@ -78,6 +78,7 @@ def register_record(
         lineage=lineage,
         created_by=by,
         description=str(record.spec.get("description", "")),
+        spec=record.spec,
     )
 
 

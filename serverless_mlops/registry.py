@@ -72,6 +72,7 @@ class ModelVersion(BaseModel):
     created_at: str
     created_by: str
     description: str = ""
+    spec: dict[str, Any] = Field(default_factory=dict)  # the model spec it was trained from (drift thresholds, gate)
 
 
 class AliasChange(BaseModel):
@@ -163,6 +164,7 @@ class DynamoDBRegistry:
         created_by: str,
         status: Status = "registered",
         description: str = "",
+        spec: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Register a new version (1..N, no gap, no duplicate); the same ``lineage.run_id`` yields one version."""
         run_key = {PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": f"RUN#{lineage.run_id}"}}
@@ -186,6 +188,7 @@ class DynamoDBRegistry:
                     created_at=_now(),
                     created_by=created_by,
                     description=description,
+                    spec=spec or {},
                 )
             )
         except BaseException:
