@@ -35,8 +35,8 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install  ## benchmarks; figures go into README.md
-	$(PY) benchmarks/foundation.py
+bench: install  ## every benchmarks/*.py in turn (each prints its figures); figures go into README.md
+	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache cdk.out
