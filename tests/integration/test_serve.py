@@ -27,7 +27,11 @@ TIMEOUT = 10
 
 
 def request(
-    server: LocalServer | int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | list[tuple[str, str]] | None = None
+    server: LocalServer | int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     port = server if isinstance(server, int) else server.port
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
@@ -74,7 +78,9 @@ def test_request_becomes_an_http_api_v2_event(echo_server: LocalServer) -> None:
         ("Cookie", "session=1; theme=dark"),
         ("User-Agent", "pytest-client"),
     ]
-    status, _, body = request(echo_server, "POST", "/v1/models/wine/predict?version=2&tag=a&tag=b%20c&empty=", b'{"instances": []}', headers)
+    status, _, body = request(
+        echo_server, "POST", "/v1/models/wine/predict?version=2&tag=a&tag=b%20c&empty=", b'{"instances": []}', headers
+    )
     assert status == 200
     answer = json.loads(body)
     event = answer["event"]
@@ -90,7 +96,13 @@ def test_request_becomes_an_http_api_v2_event(echo_server: LocalServer) -> None:
     assert event["body"] == '{"instances": []}'
     assert event["isBase64Encoded"] is False
     http_context = event["requestContext"]["http"]
-    assert http_context == {"method": "POST", "path": "/v1/models/wine/predict", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "pytest-client"}
+    assert http_context == {
+        "method": "POST",
+        "path": "/v1/models/wine/predict",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "pytest-client",
+    }
     assert event["requestContext"]["requestId"]
     assert abs(event["requestContext"]["timeEpoch"] / 1000 - time.time()) < 60
     context = answer["context"]
@@ -182,7 +194,9 @@ def test_client_error_passes_through_with_headers_and_cookies() -> None:
         "headers": {"Content-Type": "application/json", "X-Request": "r1", "Content-Length": "999"},
         "multiValueHeaders": {"X-Multi": ["1", "2"]},
         "cookies": ["a=1; Path=/", "b=2"],
-        "body": json.dumps({"error": "invalid_input", "message": "1 invalid value", "details": [{"row": 0, "field": "x", "problem": "missing"}]}),
+        "body": json.dumps(
+            {"error": "invalid_input", "message": "1 invalid value", "details": [{"row": 0, "field": "x", "problem": "missing"}]}
+        ),
     }
     with answering(result) as server:
         status, headers, body = request(server, "POST", "/v1/models/m/predict", b"{}", {"Content-Type": "application/json"})
@@ -196,7 +210,12 @@ def test_client_error_passes_through_with_headers_and_cookies() -> None:
 
 def test_base64_response_body_is_decoded() -> None:
     image = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
-    result = {"statusCode": 200, "headers": {"content-type": "image/png"}, "body": base64.b64encode(image).decode(), "isBase64Encoded": True}
+    result = {
+        "statusCode": 200,
+        "headers": {"content-type": "image/png"},
+        "body": base64.b64encode(image).decode(),
+        "isBase64Encoded": True,
+    }
     with answering(result) as server:
         status, headers, body = request(server, "GET", "/image")
     assert (status, headers["content-type"], body) == (200, "image/png", image)
@@ -245,7 +264,9 @@ def test_handler_crash_is_a_500_without_traceback_to_the_client(caplog: pytest.L
 
 
 def test_response_helper_maps_multivalue_headers_over_single_ones() -> None:
-    status, headers, body = http_response({"statusCode": 201, "headers": {"x-a": "1"}, "multiValueHeaders": {"X-A": ["2", "3"]}, "body": "ok"})
+    status, headers, body = http_response(
+        {"statusCode": 201, "headers": {"x-a": "1"}, "multiValueHeaders": {"X-A": ["2", "3"]}, "body": "ok"}
+    )
     assert (status, body) == (201, b"ok")
     assert headers == [(b"x-a", b"2"), (b"x-a", b"3")]
 
