@@ -1,0 +1,116 @@
+"""What follows a drift verdict: one SNS alert per model and window, and the retraining workflow when configured.
+
+Dedupe: before publishing, the alert is recorded at ``alerts/{model}/{window}.json`` in the artifact bucket with a
+conditional write (``IfNoneMatch="*"``): S3 refuses it with 412 if the object exists, so a retried invocation for
+the same window finds the record and does not alert again. If publishing fails the record is removed, so the retry
+can alert. Retraining is idempotent by its execution name, derived from the model and the window's end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from serverless_mlops.capture import parse_timestamp
+from serverless_mlops.drift.check import DriftResult
+
+ALERTS_PREFIX = "alerts"
+EXECUTION_NAME_MAX = 80
+
+
+def alert_key(model: str, window_label: str) -> str:
+    return f"{ALERTS_PREFIX}/{model}/{window_label}.json"
+
+
+def severity(result: DriftResult) -> str:
+    """``critical`` when at least three quarters of the checked features drifted, else ``warning``."""
+    return "critical" if result.drifted_share >= 0.75 else "warning"
+
+
+def alert_message(result: DriftResult, report_uri: str) -> tuple[str, dict[str, Any]]:
+    """The subject (at most 100 characters, as SNS requires) and the JSON body of the alert."""
+    subject = f"Drift: {result.model} v{result.version}, {result.drifted_features}/{result.checked_features} features"[:100]
+    body = {
+        "model": result.model,
+        "version": result.version,
+        "window": result.window.model_dump() if result.window else None,
+        "status": result.status,
+        "severity": severity(result),
+        "rows": result.rows,
+        "drifted_share": round(result.drifted_share, 4),
+        "drift_share_threshold": result.drift_share,
+        "method": result.method,
+        "drifted_features": [
+            {"feature": f.name, "test": f.test, "statistic": f.statistic, "threshold": f.threshold, "psi": f.psi} for f in result.drifted()
+        ],
+        "prediction": None
+        if result.prediction is None
+        else {"verdict": result.prediction.verdict, "test": result.prediction.test, "statistic": result.prediction.statistic},
+        "data_quality": [finding.model_dump() for finding in result.data_quality],
+        "report": report_uri,
+    }
+    return subject, body
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    sent: bool
+    message_id: str | None = None
+    reason: str = ""
+
+
+def send_alert_once(s3: Any, bucket: str, sns: Any, topic_arn: str, result: DriftResult, report_uri: str) -> AlertOutcome:
+    """Publish the alert unless this model and window were already alerted (conditional write under alerts/)."""
+    if result.window is None:
+        raise ValueError("an alert needs a window")
+    key = alert_key(result.model, result.window.label)
+    subject, body = alert_message(result, report_uri)
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json", IfNoneMatch="*")
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return AlertOutcome(sent=False, reason=f"already alerted for this window (s3://{bucket}/{key})")
+        raise
+    try:
+        response = sns.publish(
+            TopicArn=topic_arn,
+            Subject=subject,
+            Message=json.dumps(body, allow_nan=False),
+            MessageAttributes={
+                "model": {"DataType": "String", "StringValue": result.model},
+                "severity": {"DataType": "String", "StringValue": severity(result)},
+            },
+        )
+    except BaseException:
+        s3.delete_object(Bucket=bucket, Key=key)  # let a retry alert
+        raise
+    return AlertOutcome(sent=True, message_id=response.get("MessageId"))
+
+
+def execution_name(model: str, window_end: str | datetime) -> str:
+    """``{model}-drift-{yyyymmddThhmm}`` of the window's end, the model part shortened to fit Step Functions' 80."""
+    end = parse_timestamp(window_end) if isinstance(window_end, str) else window_end
+    suffix = f"-drift-{end:%Y%m%dT%H%M}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", model)[: EXECUTION_NAME_MAX - len(suffix)] + suffix
+
+
+def start_retraining(sfn: Any, state_machine_arn: str, result: DriftResult, report_uri: str) -> str:
+    """Start the retraining workflow once per model and window; returns the execution ARN (an existing one on retry)."""
+    if result.window is None:
+        raise ValueError("retraining needs a window")
+    name = execution_name(result.model, result.window.end)
+    reason = (
+        f"dataset drift: {result.drifted_features} of {result.checked_features} features drifted "
+        f"(share {result.drifted_share:.2f} >= {result.drift_share}): {', '.join(f.name for f in result.drifted())}"
+    )
+    payload = {"model": result.model, "trigger": "drift", "reason": reason, "report": report_uri}
+    try:
+        return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[  # type: ignore[no-any-return]
+            "executionArn"
+        ]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+        return f"{arn}:{name}"
