@@ -1,7 +1,8 @@
 """The CDK app (`cdk synth`, `cdk deploy`; cdk.json runs this file).
 
-Today it provisions what the foundation uses: the artifact bucket and the registry table, with their names as
-stack outputs. The inference, drift and retraining constructs join this stack as they are built.
+The stack composes one construct per capability — storage, inference, monitoring — from the deployment config
+(infra/config.py). cdk-nag's AwsSolutions and Serverless packs check every synth; the few findings that AWS or
+the design makes unavoidable are acknowledged where they arise, each with its reason (infra/nag.py).
 """
 
 from __future__ import annotations
@@ -14,31 +15,87 @@ from constructs import Construct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from infra.config import ConfigError, Deployment, load_deployment
+from infra.inference import InferenceApi
+from infra.monitoring import Monitoring
+from infra.nag import acknowledge_findings, add_nag_checks
+from infra.packaging import Layer
 from infra.storage import ArtifactStore, ModelRegistry
+from serverless_mlops.errors import MlopsError
 
 STAGES = ("dev", "prod")
+NAMESPACE = "ServerlessMlops"
 
 
 class ServerlessMlopsStack(cdk.Stack):
     """Composes one construct per capability; outputs have stable names the CLI and tests read."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        retain = stage == "prod"
-        artifacts = ArtifactStore(self, "Artifacts", retain=retain)
-        registry = ModelRegistry(self, "Registry", retain=retain)
-        cdk.CfnOutput(self, "ArtifactBucketName", value=artifacts.bucket.bucket_name, export_name=f"{construct_id}-ArtifactBucketName")
-        cdk.CfnOutput(self, "RegistryTableName", value=registry.table.table_name, export_name=f"{construct_id}-RegistryTableName")
+    def __init__(self, scope: Construct, construct_id: str, *, deployment: Deployment, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, description=f"serverless-mlops ({deployment.stage})", **kwargs)  # type: ignore[arg-type]
+        self.deployment = deployment
+        retain = deployment.retain
+        self.artifacts = ArtifactStore(self, "Artifacts", retain=retain)
+        self.registry = ModelRegistry(self, "Registry", retain=retain)
+        self.inference_layer = Layer(self, "InferenceLayer", group="inference")
+        common_environment = {
+            "MLOPS_BUCKET": self.artifacts.bucket.bucket_name,
+            "MLOPS_TABLE": self.registry.table.table_name,
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.inference = InferenceApi(
+            self,
+            "Inference",
+            deployment=deployment,
+            bucket=self.artifacts.bucket,
+            table=self.registry.table,
+            layer=self.inference_layer,
+            common_environment=common_environment,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            deployment=deployment,
+            bucket=self.artifacts.bucket,
+            table=self.registry.table,
+            layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
+            inference=self.inference,
+            common_environment=common_environment,
+        )
+        # Retraining (issue 6) joins here: a Retraining construct, `self.monitoring.connect_retraining(its state
+        # machine)`, and a StateMachineArn output beside the ones below.
+        self.outputs = {
+            "ApiUrl": self.inference.url,
+            "AlertTopicArn": self.monitoring.topic.topic_arn,
+            "ArtifactBucketName": self.artifacts.bucket.bucket_name,
+            "RegistryTableName": self.registry.table.table_name,
+        }
+        for name, value in self.outputs.items():
+            cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
+        acknowledge_findings(self)
 
 
-def build_app(stage: str | None = None) -> cdk.App:
+def build_app(config: str | Path | None = None, *, stage: str | None = None, nag: bool = True) -> cdk.App:
+    """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override)."""
     app = cdk.App()
-    stage = stage or app.node.try_get_context("stage") or "dev"
-    if stage not in STAGES:
-        raise SystemExit(f"cdk.json context 'stage' must be one of {', '.join(STAGES)}, got {stage!r}")
-    ServerlessMlopsStack(app, f"serverless-mlops-{stage}", stage=stage)
+    config = config or app.node.try_get_context("config")
+    stage = stage or app.node.try_get_context("stage")
+    if stage is not None and stage not in STAGES:
+        raise ConfigError(f"stage: must be one of {', '.join(STAGES)}, got {stage!r}")
+    deployment = load_deployment(config, stage=stage)
+    ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment)
+    if nag:
+        add_nag_checks(app)
     return app
 
 
+def main() -> None:
+    try:
+        app = build_app()
+    except MlopsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    app.synth()
+
+
 if __name__ == "__main__":
-    build_app().synth()
+    main()

@@ -1,0 +1,183 @@
+"""The deployment config: one typed document (pydantic) that says what `cdk deploy` creates.
+
+Read from ``infra/deployment.yaml`` unless the CDK context names another file (``cdk synth -c config=PATH``);
+``-c stage=prod`` overrides the file's stage. Every problem, in the file or in a model spec it lists, becomes one
+:class:`ConfigError` whose message names the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from serverless_mlops.errors import MlopsError, SpecError
+from serverless_mlops.spec import ModelSpec, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "infra" / "deployment.yaml"
+# The HTTP API gives up on an integration after 30 s: the function must answer (or time out) before that.
+HTTP_API_TIMEOUT_SECONDS = 30
+
+
+class ConfigError(MlopsError):
+    """The deployment config (or a spec it lists) is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subscription(_Strict):
+    """Who hears about drift: an email address, an HTTPS endpoint or an SQS queue (by ARN)."""
+
+    protocol: Literal["email", "https", "sqs"]
+    endpoint: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _endpoint_fits_protocol(self) -> Subscription:
+        checks = {
+            "email": (r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address"),
+            "https": (r"https://[^\s/]+(/\S*)?", "an https:// URL"),
+            "sqs": (r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?", "an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)"),
+        }
+        pattern, expected = checks[self.protocol]
+        if not re.fullmatch(pattern, self.endpoint):
+            raise ValueError(f"endpoint: expected {expected} for protocol {self.protocol!r}, got {self.endpoint!r}")
+        return self
+
+
+class Auth(_Strict):
+    """How callers authenticate: IAM (SigV4, the default) or JWT from an OIDC issuer such as Cognito."""
+
+    mode: Literal["iam", "jwt"] = "iam"
+    issuer: str | None = Field(default=None, description="JWT only: the issuer URL (https://…)")
+    audience: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, description="JWT only: accepted aud values")
+
+    @model_validator(mode="after")
+    def _jwt_fields(self) -> Auth:
+        if self.mode == "jwt":
+            if not self.issuer or not re.fullmatch(r"https://\S+", self.issuer):
+                raise ValueError("issuer: mode 'jwt' needs the issuer's https:// URL")
+            if not self.audience:
+                raise ValueError("audience: mode 'jwt' needs at least one audience")
+        elif self.issuer is not None or self.audience:
+            raise ValueError("issuer/audience apply only to mode 'jwt'")
+        return self
+
+
+class Concurrency(_Strict):
+    reserved: Annotated[int, Field(ge=1)] | None = Field(default=None, description="reserved concurrency; none = the account pool")
+    provisioned: Annotated[int, Field(ge=0)] = Field(default=0, description="pre-warmed environments; billed while deployed")
+
+    @model_validator(mode="after")
+    def _provisioned_within_reserved(self) -> Concurrency:
+        if self.reserved is not None and self.provisioned > self.reserved:
+            raise ValueError(f"provisioned: {self.provisioned} exceeds reserved ({self.reserved})")
+        return self
+
+
+class Throttling(_Strict):
+    """The HTTP API stage's default route throttling."""
+
+    rate_limit: Annotated[float, Field(gt=0)] = 100.0
+    burst_limit: Annotated[int, Field(ge=1)] = 200
+
+
+class Inference(_Strict):
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
+    timeout_seconds: Annotated[int, Field(ge=1, lt=HTTP_API_TIMEOUT_SECONDS)] = 10
+    concurrency: Concurrency = Concurrency()
+    throttling: Throttling = Throttling()
+    capture_sample: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    max_rows: Annotated[int, Field(ge=1)] = 1000
+
+
+class DriftCheck(_Strict):
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
+    timeout_seconds: Annotated[int, Field(ge=1, le=900)] = 300
+
+
+class Alarms(_Strict):
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = Field(default=5.0, description="5xx responses as % of requests")
+    latency_p99_ms: Annotated[int, Field(ge=1)] = 1000
+    period_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
+
+
+class DeploymentConfig(_Strict):
+    stage: Literal["dev", "prod"] = "dev"
+    models: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, description="spec files, relative to the config")]
+    alerts: list[Subscription] = Field(default_factory=list)
+    auth: Auth = Auth()
+    inference: Inference = Inference()
+    drift: DriftCheck = DriftCheck()
+    alarms: Alarms = Alarms()
+    log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+
+
+class Deployment:
+    """A validated config with its model specs loaded."""
+
+    def __init__(self, config: DeploymentConfig, specs: list[ModelSpec], source: Path) -> None:
+        self.config = config
+        self.specs = specs
+        self.source = source
+
+    @property
+    def stage(self) -> str:
+        return self.config.stage
+
+    @property
+    def retain(self) -> bool:
+        """Prod keeps its bucket and table when the stack is destroyed; dev removes them."""
+        return self.config.stage == "prod"
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else ("." if index else "") + str(part) for index, part in enumerate(loc))
+
+
+def load_deployment(path: str | Path | None = None, *, stage: str | None = None) -> Deployment:
+    """Read, validate and resolve the deployment config; ``stage`` (from the CDK context) overrides the file's."""
+    import yaml
+
+    source = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{source}: deployment config not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the deployment config: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: invalid deployment config: expected a mapping at the top level")
+    if stage is not None:
+        document = {**document, "stage": stage}
+    try:
+        config = DeploymentConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "required field is missing"
+            elif err["type"] == "extra_forbidden":
+                message = "unknown field"
+            where = _where(tuple(err["loc"]))
+            problems.append(f"{where}: {message}" if where else message)
+        raise ConfigError(f"{source}: invalid deployment config: " + "; ".join(problems)) from exc
+    specs = []
+    for index, spec_path in enumerate(config.models):
+        resolved = (source.parent / spec_path).resolve()
+        try:
+            specs.append(load_spec(resolved))
+        except SpecError as exc:
+            raise ConfigError(f"{source}: models[{index}]: {exc}") from exc
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: models: each model may be deployed once; repeated: {', '.join(repeated)}")
+    return Deployment(config, specs, source)

@@ -1,0 +1,131 @@
+"""Inference: the inference Lambda behind an HTTP API (payload 2.0), authorized on every route.
+
+IAM (SigV4) by default, a JWT authorizer by config; never an open route. The function answers every path under the
+API (``ANY /{proxy+}``) and routes itself (powertools' resolver), so new endpoints need no infra change. The API
+calls the function's ``live`` alias, which carries the provisioned concurrency when the config asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.config import Deployment
+from infra.packaging import RETENTION, Layer, PythonFunction
+
+SERVICE = "inference"
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "caller": "$context.identity.caller",
+    "user": "$context.identity.user",
+    "jwtSub": "$context.authorizer.claims.sub",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "authorizerError": "$context.authorizer.error",
+}
+
+
+class InferenceApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        bucket: s3.IBucket,
+        table: dynamodb.ITableV2,
+        layer: Layer,
+        common_environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = deployment.config.inference
+        self.handler = PythonFunction(
+            self,
+            "Handler",
+            function="inference",
+            description="serverless-mlops inference: ONNX predictions over HTTP, with data capture",
+            layers=[layer],
+            memory_mb=settings.memory_mb,
+            timeout=cdk.Duration.seconds(settings.timeout_seconds),
+            environment={
+                **common_environment,
+                "POWERTOOLS_SERVICE_NAME": SERVICE,
+                "MLOPS_MODELS": ",".join(spec.name for spec in deployment.specs),
+                "MLOPS_MAX_ROWS": str(settings.max_rows),
+                "MLOPS_CAPTURE_SAMPLE": str(settings.capture_sample),
+            },
+            log_retention_days=deployment.config.log_retention_days,
+            reserved_concurrency=settings.concurrency.reserved,
+        )
+        function = self.handler.function
+        # least privilege: read models and the registry, write captured requests; nothing else in the bucket
+        bucket.grant_read(function, "artifacts/*")
+        bucket.grant_put(function, "capture/*")
+        table.grant_read_data(function)
+
+        provisioned = settings.concurrency.provisioned
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name="live",
+            version=function.current_version,
+            provisioned_concurrent_executions=provisioned or None,
+        )
+
+        auth = deployment.config.auth
+        authorizer: apigw.IHttpRouteAuthorizer
+        if auth.mode == "jwt":
+            assert auth.issuer is not None  # the config guarantees it for mode jwt
+            authorizer = authorizers.HttpJwtAuthorizer("Jwt", auth.issuer, jwt_audience=list(auth.audience))
+        else:
+            authorizer = authorizers.HttpIamAuthorizer()
+        self.api = apigw.HttpApi(
+            self,
+            "Api",
+            description=f"serverless-mlops {deployment.stage}: model inference",
+            default_authorizer=authorizer,
+            create_default_stage=False,
+        )
+        self.api.add_routes(
+            path="/{proxy+}",
+            methods=[apigw.HttpMethod.ANY],
+            integration=integrations.HttpLambdaIntegration("Inference", self.alias),
+        )
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=RETENTION[deployment.config.log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.stage = self.api.add_stage(
+            "DefaultStage",
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(rate_limit=settings.throttling.rate_limit, burst_limit=settings.throttling.burst_limit),
+        )
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigw.CfnStage)
+        cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
+            destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":"))
+        )
+
+    @property
+    def url(self) -> str:
+        url = self.stage.url
+        assert url is not None
+        return url

@@ -1,0 +1,243 @@
+"""Monitoring: scheduled drift checks, the alert topic, failure capture, alarms and a dashboard.
+
+- One EventBridge rule per deployed model, on the schedule its spec gives (``drift.schedule``), invokes the
+  drift-check function asynchronously with ``{"model", "trigger": "schedule", "time"}``.
+- Invocations that fail after Lambda's retries (and events EventBridge cannot deliver) land in one SQS queue of
+  failures, which has its own alarm. Alert deliveries SNS cannot make land there too.
+- The alert topic is encrypted with a customer-managed KMS key (CloudWatch alarms need one to publish to an encrypted
+  topic) and refuses publishing over plain HTTP; subscriptions come from the deployment config.
+- Alarms: the API's 5xx rate and p99 latency, dataset drift per model (``DatasetDrift``), model-load failures
+  (``ModelLoadFailures``) and failed drift checks; all notify the topic.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import Deployment
+from infra.inference import SERVICE as INFERENCE_SERVICE
+from infra.inference import InferenceApi
+from infra.packaging import Layer, PythonFunction
+
+SERVICE = "drift_check"
+NAMESPACE = "ServerlessMlops"
+
+
+def drift_metric(model: str) -> cloudwatch.Metric:
+    """``DatasetDrift`` (0/1) as the drift function emits it: powertools adds the service dimension to ``model``."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name="DatasetDrift",
+        dimensions_map={"service": SERVICE, "model": model},
+        statistic="Maximum",
+        period=cdk.Duration.hours(1),
+        label=f"{model} drift",
+    )
+
+
+def model_load_failures() -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name="ModelLoadFailures",
+        dimensions_map={"service": INFERENCE_SERVICE},
+        statistic="Sum",
+        period=cdk.Duration.minutes(5),
+    )
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        bucket: s3.IBucket,
+        table: dynamodb.ITableV2,
+        layer: Layer,
+        inference: InferenceApi,
+        common_environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        config = deployment.config
+
+        self.key = kms.Key(self, "AlertsKey", description="serverless-mlops alert topic", enable_key_rotation=True)
+        # CloudWatch alarms publish to the encrypted topic: the key must let the service use it
+        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.topic = sns.Topic(self, "Alerts", display_name="serverless-mlops drift alerts", master_key=self.key, enforce_ssl=True)
+
+        self.failures = sqs.Queue(
+            self,
+            "Failures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        for index, subscription in enumerate(config.alerts):
+            options = {"dead_letter_queue": self.failures}
+            if subscription.protocol == "email":
+                self.topic.add_subscription(subscriptions.EmailSubscription(subscription.endpoint, **options))
+            elif subscription.protocol == "https":
+                self.topic.add_subscription(subscriptions.UrlSubscription(subscription.endpoint, **options))
+            else:
+                queue = sqs.Queue.from_queue_arn(self, f"Subscriber{index}", subscription.endpoint)
+                self.topic.add_subscription(subscriptions.SqsSubscription(queue, **options))
+
+        settings = config.drift
+        self.handler = PythonFunction(
+            self,
+            "DriftCheck",
+            function="drift_check",
+            description="serverless-mlops drift check: captured data vs the model's training profile",
+            layers=[layer],
+            memory_mb=settings.memory_mb,
+            timeout=cdk.Duration.seconds(settings.timeout_seconds),
+            environment={**common_environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": self.topic.topic_arn},
+            log_retention_days=config.log_retention_days,
+        )
+        function = self.handler.function
+        function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.failures), retry_attempts=2, max_event_age=cdk.Duration.hours(6)
+        )
+        # least privilege: read models, profiles and captured data; write reports and alert markers; read the registry
+        bucket.grant_read(function, "artifacts/*")
+        bucket.grant_read(function, "capture/*")
+        bucket.grant_put(function, "reports/*")
+        bucket.grant_put(function, "alerts/*")
+        table.grant_read_data(function)
+        self.topic.grant_publish(function)
+
+        self.schedules: dict[str, events.Rule] = {}
+        for spec in deployment.specs:
+            self.schedules[spec.name] = events.Rule(
+                self,
+                f"Schedule-{spec.name}",
+                description=f"drift check of {spec.name}: {spec.drift.schedule}, window {spec.drift.window_hours} h",
+                schedule=events.Schedule.expression(spec.drift.schedule),
+                targets=[
+                    targets.LambdaFunction(
+                        function,
+                        event=events.RuleTargetInput.from_object({"model": spec.name, "trigger": "schedule", "time": events.EventField.time}),
+                        dead_letter_queue=self.failures,
+                        retry_attempts=2,
+                    )
+                ],
+            )
+
+        self.alarms = self._alarms(deployment, inference)
+        self.dashboard = self._dashboard(deployment, inference)
+
+    def connect_retraining(self, state_machine: sfn.IStateMachine) -> None:
+        """Let drift start the retraining workflow (for specs with ``retrain_on_drift``): its ARN and the permission."""
+        self.handler.function.add_environment("MLOPS_RETRAIN_STATE_MACHINE_ARN", state_machine.state_machine_arn)
+        state_machine.grant_start_execution(self.handler.function)
+
+    def _alarms(self, deployment: Deployment, inference: InferenceApi) -> dict[str, cloudwatch.Alarm]:
+        limits = deployment.config.alarms
+        period = cdk.Duration.minutes(limits.period_minutes)
+        stage = inference.stage
+        alarms = {
+            "ApiErrorRate": cloudwatch.Alarm(
+                self,
+                "ApiErrorRate",
+                alarm_description=f"inference API: 5xx responses above {limits.error_rate_percent}% of requests",
+                metric=cloudwatch.MathExpression(
+                    expression="IF(requests > 0, 100 * errors / requests, 0)",
+                    using_metrics={
+                        "errors": stage.metric_server_error(statistic="Sum", period=period),
+                        "requests": stage.metric_count(statistic="Sum", period=period),
+                    },
+                    label="5xx %",
+                    period=period,
+                ),
+                threshold=limits.error_rate_percent,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "ApiLatencyP99": cloudwatch.Alarm(
+                self,
+                "ApiLatencyP99",
+                alarm_description=f"inference API: p99 latency above {limits.latency_p99_ms} ms",
+                metric=stage.metric_latency(statistic="p99", period=period),
+                threshold=limits.latency_p99_ms,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "ModelLoadFailures": cloudwatch.Alarm(
+                self,
+                "ModelLoadFailuresAlarm",
+                alarm_description="inference: a model could not be loaded (missing artifact, checksum mismatch, bad ONNX)",
+                metric=model_load_failures(),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "Failures": cloudwatch.Alarm(
+                self,
+                "FailuresAlarm",
+                alarm_description="a drift check failed after its retries, or an alert or schedule could not be delivered",
+                metric=self.failures.metric_approximate_number_of_messages_visible(statistic="Maximum", period=cdk.Duration.minutes(5)),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for spec in deployment.specs:
+            alarms[f"Drift-{spec.name}"] = cloudwatch.Alarm(
+                self,
+                f"Drift-{spec.name}",
+                alarm_description=f"{spec.name}: the latest drift check found dataset drift (see reports/{spec.name}/ in the bucket)",
+                metric=drift_metric(spec.name),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        notify = actions.SnsAction(self.topic)
+        for alarm in alarms.values():
+            alarm.add_alarm_action(notify)
+        return alarms
+
+    def _dashboard(self, deployment: Deployment, inference: InferenceApi) -> cloudwatch.Dashboard:
+        stage = inference.stage
+        inference_fn = inference.handler.function
+        drift_fn = self.handler.function
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"serverless-mlops-{deployment.stage}")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="API requests and errors", left=[stage.metric_count(), stage.metric_server_error(), stage.metric_client_error()]),
+            cloudwatch.GraphWidget(title="API latency", left=[stage.metric_latency(statistic=s) for s in ("p50", "p90", "p99")]),
+            cloudwatch.GraphWidget(
+                title="Inference function",
+                left=[inference_fn.metric_invocations(), inference_fn.metric_errors(), inference_fn.metric_throttles()],
+                right=[inference_fn.metric_duration(statistic="p99")],
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Dataset drift (1 = drifted)", left=[drift_metric(spec.name) for spec in deployment.specs]),
+            cloudwatch.GraphWidget(title="Model load failures", left=[model_load_failures()]),
+            cloudwatch.GraphWidget(
+                title="Drift checks",
+                left=[drift_fn.metric_invocations(), drift_fn.metric_errors()],
+                right=[self.failures.metric_approximate_number_of_messages_visible()],
+            ),
+        )
+        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))
+        return dashboard

@@ -1,0 +1,199 @@
+"""Function packaging: each function's code asset, its layers, and Lambda's 250 MB unzipped limit.
+
+A function's code asset is a staged folder holding ``functions/`` (the package's top-level modules and the
+function's own folder) and exactly the ``serverless_mlops`` modules its handler can import, found by following
+the import statements (module-level and inside functions) from the handler. The CLI, training and local-mode
+modules stay out of the inference asset unless the handler reaches them. No docker: the folder is staged here and
+``Code.from_asset`` zips it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import ROOT, ConfigError
+from layers.build import PLATFORM, PYTHON_VERSION, build_layer, unzipped_size
+
+LOCAL_PACKAGES = ("functions", "serverless_mlops")
+# What Lambda allows for a function's code plus all its layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for this Python (layers/build.py PYTHON_VERSION)
+ARCHITECTURE = lambda_.Architecture.X86_64  # layers/build.py PLATFORM is x86_64
+STAGING = ROOT / "build" / "lambda"
+RETENTION = {
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+assert RUNTIME.name == f"python{PYTHON_VERSION}" and PLATFORM.endswith("x86_64"), "runtime, architecture and layers disagree"
+
+
+class PackagingError(ConfigError):
+    """A function cannot be packaged (missing handler, over Lambda's size limit); the message names the function."""
+
+
+def _module_file(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, module: str, root: Path) -> set[str]:
+    """Local modules that ``path`` imports anywhere in its body (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    return {name for name in found if name.split(".")[0] in LOCAL_PACKAGES and _module_file(name, root) is not None}
+
+
+def code_files(function: str, root: Path = ROOT) -> list[Path]:
+    """Every file the function's code asset needs, relative to ``root``: its folder, functions/*.py, and their imports."""
+    folder = root / "functions" / function
+    if not (folder / "app.py").is_file():
+        raise PackagingError(f"functions/{function}/app.py: the handler of function {function!r} does not exist")
+    start = [p for p in sorted(folder.rglob("*.py")) if "__pycache__" not in p.parts]
+    start += sorted((root / "functions").glob("*.py"))
+    pending = [(p, ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")) for p in start]
+    seen: set[Path] = set()
+    while pending:
+        path, module = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        parts = module.split(".")
+        for depth in range(1, len(parts)):  # every parent package's __init__.py
+            parent = _module_file(".".join(parts[:depth]), root)
+            if parent is not None and parent not in seen:
+                pending.append((parent, ".".join(parts[:depth])))
+        for imported in _imports(path, module, root):
+            imported_file = _module_file(imported, root)
+            if imported_file is not None and imported_file not in seen:
+                pending.append((imported_file, imported))
+    data = [p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    return sorted(p.relative_to(root) for p in seen | set(data))
+
+
+def stage_code(function: str, root: Path = ROOT, staging: Path = STAGING) -> Path:
+    """A folder with exactly ``code_files(function)``, named by their content hash (reused when unchanged)."""
+    files = code_files(function, root)
+    digest = hashlib.sha256()
+    for relative in files:
+        digest.update(str(relative).encode() + b"\0" + (root / relative).read_bytes() + b"\0")
+    final = staging / f"{function}-{digest.hexdigest()[:16]}"
+    if final.is_dir():
+        return final
+    staging.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{function}-", dir=staging))
+    for relative in files:
+        (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, temporary / relative)
+    try:
+        os.rename(temporary, final)
+    except OSError:  # another process staged the same content first
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
+
+
+def check_size(function: str, code: Path, layers: list[Path], limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
+    """Fail the synth when a function with its layers exceeds Lambda's unzipped limit; returns the total bytes."""
+    parts = {"code": unzipped_size(code), **{f"layer {layer.name}": unzipped_size(layer / "python") for layer in layers}}
+    total = sum(parts.values())
+    if total > limit:
+        detail = ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in parts.items())
+        raise PackagingError(
+            f"function {function!r}: {total / 2**20:.1f} MB unzipped with its layers exceeds Lambda's limit of {limit / 2**20:.0f} MB ({detail})"
+        )
+    return total
+
+
+class Layer(Construct):
+    """A layer built by layers/build.py from a pyproject dependency group; the asset hash is the build's cache key."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, group: str) -> None:
+        super().__init__(scope, construct_id)
+        self.path = build_layer(group)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=lambda_.Code.from_asset(
+                str(self.path), exclude=["layer.json"], asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=self.path.name
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description=f"serverless-mlops {group}: core dependencies + [{group}] for {RUNTIME.name}",
+        )
+
+
+class PythonFunction(Construct):
+    """One handler of functions/ with its layers: memory, timeout, active tracing and a log group with retention."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: str,
+        description: str,
+        layers: list[Layer],
+        memory_mb: int,
+        timeout: cdk.Duration,
+        environment: dict[str, str],
+        log_retention_days: int,
+        reserved_concurrency: int | None = None,
+        size_limit: int = LAMBDA_UNZIPPED_LIMIT,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        code = stage_code(function)
+        self.unzipped_bytes = check_size(function, code, [layer.path for layer in layers], size_limit)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        # an own role instead of AWSLambdaBasicExecutionRole: it may write to this function's log group only
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"{function} function")
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"functions.{function}.app.lambda_handler",
+            code=lambda_.Code.from_asset(str(code), asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=code.name),
+            layers=[layer.layer for layer in layers],
+            description=description,
+            memory_size=memory_mb,
+            timeout=timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=environment,
+            log_group=self.log_group,
+            role=self.role,
+            reserved_concurrent_executions=reserved_concurrency,
+        )
