@@ -1,0 +1,1 @@
+"""The drift-check Lambda: ``functions.drift_check.app.lambda_handler``."""
