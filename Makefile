@@ -10,7 +10,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean synth layers
 
 install: $(STAMP)  ## create .venv and install the project with every group (quick when nothing changed)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: install  ## the local tour on an embedded moto server
 	$(VENV)/bin/mlops demo
 
-test: install  ## the whole suite (moto; no network, no docker)
+test: install layers  ## the whole suite (moto; no network, no docker; the layers are built first, once, from the pip registry)
 	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
 
 lint: install  ## ruff and mypy
@@ -35,8 +35,18 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+layers: install  ## build the Lambda layers without docker (cached under layers/build/ by a hash of their requirements)
+	$(PY) layers/build.py inference
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+synth: install layers node_modules/.package-lock.json  ## cdk synth into cdk.out/ (no AWS credentials; infra/deployment.yaml, or CONFIG=path)
+	CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+		npx --no-install cdk synth --no-notices --quiet $(if $(CONFIG),-c config=$(CONFIG))
+
 bench: install  ## every benchmarks/*.py in turn (each prints its figures); figures go into README.md
 	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache cdk.out
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules build layers/build

@@ -45,7 +45,6 @@ def drift_metric(model: str) -> cloudwatch.Metric:
         dimensions_map={"service": SERVICE, "model": model},
         statistic="Maximum",
         period=cdk.Duration.hours(1),
-        label=f"{model} drift",
     )
 
 
@@ -231,7 +230,7 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Dataset drift (1 = drifted)", left=[drift_metric(spec.name) for spec in deployment.specs]),
+            cloudwatch.GraphWidget(title="Dataset drift (1 = drifted)", left=[drift_metric(spec.name).with_(label=spec.name) for spec in deployment.specs]),
             cloudwatch.GraphWidget(title="Model load failures", left=[model_load_failures()]),
             cloudwatch.GraphWidget(
                 title="Drift checks",

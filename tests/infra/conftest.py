@@ -1,0 +1,91 @@
+"""Synthesize each stack once per pytest process (one App per template) and share the results.
+
+``dev`` is infra/deployment.yaml as shipped; ``prod`` is a config that turns on everything optional (JWT auth,
+alert subscriptions of every protocol, reserved and provisioned concurrency), so both branches are checked.
+Both synthesize with cdk-nag's packs, so a fixture that returns means the synth had no unacknowledged finding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra.app import ServerlessMlopsStack, build_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROD_CONFIG = f"""
+stage: prod
+models: [{ROOT}/models/wine.yaml, {ROOT}/models/diabetes.yaml]
+alerts:
+  - {{protocol: email, endpoint: ops@example.com}}
+  - {{protocol: https, endpoint: https://hooks.example.com/drift}}
+  - {{protocol: sqs, endpoint: "arn:aws:sqs:us-east-1:123456789012:drift-alerts"}}
+auth: {{mode: jwt, issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example", audience: [client-one]}}
+inference:
+  timeout_seconds: 20
+  concurrency: {{reserved: 20, provisioned: 2}}
+  throttling: {{rate_limit: 10, burst_limit: 20}}
+"""
+
+
+@dataclass
+class Synth:
+    stack: ServerlessMlopsStack
+    template: Template
+    raw: dict[str, Any]
+    assembly_dir: Path
+
+    def resources(self, kind: str) -> dict[str, Any]:
+        return {name: r for name, r in self.raw["Resources"].items() if r["Type"] == kind}
+
+
+def _synth(config: Path | None, stage: str) -> Synth:
+    app = build_app(config)
+    stack = app.node.find_child(f"serverless-mlops-{stage}")
+    assert isinstance(stack, ServerlessMlopsStack)
+    assembly = app.synth()  # runs the cdk-nag plugins: raises on any unacknowledged finding
+    raw = assembly.get_stack_by_name(stack.stack_name).template
+    return Synth(stack=stack, template=Template.from_json(raw), raw=raw, assembly_dir=Path(assembly.directory))
+
+
+@pytest.fixture(scope="session")
+def dev() -> Synth:
+    return _synth(None, "dev")
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    config = tmp_path_factory.mktemp("config") / "prod.yaml"
+    config.write_text(PROD_CONFIG, encoding="utf-8")
+    return _synth(config, "prod")
+
+
+def statements(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
+    """(logical id, resource type, statement) for every IAM statement anywhere in the template."""
+    found = []
+    for name, resource in synth.raw["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents = [properties.get("PolicyDocument"), properties.get("KeyPolicy"), properties.get("AssumeRolePolicyDocument")]
+        documents += [policy.get("PolicyDocument") for policy in properties.get("Policies", [])]
+        for document in documents:
+            for statement in (document or {}).get("Statement", []):
+                found.append((name, resource["Type"], statement))
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
