@@ -97,15 +97,15 @@ def _as_float(value: Any) -> float:
 
 
 def _parse_chunk(lines: list[str], source: str, first_line: int) -> list[dict[str, Any]]:
-    """A chunk of JSON lines as row dicts; a bad chunk is re-read line by line so the error names the line."""
+    """A chunk of JSON lines (blank ones included) as row dicts; a bad chunk is re-read line by line to name the line."""
     try:
-        rows = json.loads("[" + ",".join(lines) + "]")
+        rows = json.loads("[" + ",".join(line for line in lines if not line.isspace()) + "]")
         if all(type(row) is dict and row.keys() >= _REQUIRED and type(row["features"]) is dict for row in rows):
             return rows  # type: ignore[no-any-return]
     except json.JSONDecodeError:
         pass
     try:
-        return list(decode_records("\n".join(lines).encode("utf-8"), source))
+        return list(decode_records("".join(lines).encode("utf-8"), source))
     except CaptureFormatError as exc:
         raise CaptureFormatError(source, exc.problem, None if exc.line is None else exc.line + first_line - 1) from exc
 
@@ -115,18 +115,16 @@ def _read_stream(stream: IO[bytes], source: str, batch: _Batch, since: str | Non
     stream.seek(0)
     raw: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb") if head == b"\x1f\x8b" else stream  # type: ignore[assignment]
     text = io.TextIOWrapper(raw, encoding="utf-8")
-    line_number = 0
     first = 1
     chunk: list[str] = []
     try:
         for line in text:
-            line_number += 1
-            if line.strip():
-                if not chunk:
-                    first = line_number
-                chunk.append(line)
+            if not line.endswith("\n"):
+                line += "\n"  # noqa: PLW2901 - the last line may lack its newline
+            chunk.append(line)
             if len(chunk) >= CHUNK_LINES:
                 _add_rows(batch, _parse_chunk(chunk, source, first), since, until)
+                first += len(chunk)
                 chunk = []
         if chunk:
             _add_rows(batch, _parse_chunk(chunk, source, first), since, until)
