@@ -44,7 +44,9 @@ def build_request(path: str, body: bytes, port: int, content_type: str = "applic
     return head.encode("ascii") + body
 
 
-async def _connection(port: int, request: bytes, deadline: float, budget: list[int], latencies: list[float], statuses: dict[str, int]) -> None:
+async def _connection(
+    port: int, request: bytes, deadline: float, budget: list[int], latencies: list[float], statuses: dict[str, int]
+) -> None:
     reader, writer = await asyncio.open_connection(LOOPBACK, port)
     try:
         while budget[0] > 0 and time.perf_counter() < deadline:
@@ -68,7 +70,9 @@ async def _connection(port: int, request: bytes, deadline: float, budget: list[i
 
 async def _run(port: int, request: bytes, concurrency: int, requests: int, seconds: float, warmup: int) -> LoadResult:
     if warmup:  # connections, caches and the model are warm before the clock starts
-        await asyncio.gather(*(_connection(port, request, time.perf_counter() + seconds, [warmup // concurrency + 1], [], {}) for _ in range(concurrency)))
+        await asyncio.gather(
+            *(_connection(port, request, time.perf_counter() + seconds, [warmup // concurrency + 1], [], {}) for _ in range(concurrency))
+        )
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     budget = [requests]
@@ -88,9 +92,11 @@ async def _run(port: int, request: bytes, concurrency: int, requests: int, secon
     )
 
 
-def measure(port: int, path: str, body: bytes, *, concurrency: int = 8, requests: int = 20_000, seconds: float = 10.0, warmup: int = 500) -> LoadResult:
+def measure(
+    port: int, path: str, body: bytes, *, concurrency: int = 8, requests: int = 20_000, seconds: float = 10.0, warmup: int = 500
+) -> LoadResult:
     """Run the generator in a fresh process against 127.0.0.1:port and return what it measured."""
-    body_file = Path(f"/tmp/serverless-mlops-load-{port}.body")  # noqa: S108 - a benchmark's scratch file
+    body_file = Path(f"/tmp/serverless-mlops-load-{port}.body")
     body_file.write_bytes(body)
     try:
         out = subprocess.run(
@@ -108,7 +114,15 @@ def measure(port: int, path: str, body: bytes, *, concurrency: int = 8, requests
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name, kind in (("port", int), ("path", str), ("body_file", str), ("concurrency", int), ("requests", int), ("seconds", float), ("warmup", int)):
+    for name, kind in (
+        ("port", int),
+        ("path", str),
+        ("body_file", str),
+        ("concurrency", int),
+        ("requests", int),
+        ("seconds", float),
+        ("warmup", int),
+    ):
         parser.add_argument(name, type=kind)
     args = parser.parse_args()
     request = build_request(args.path, Path(args.body_file).read_bytes(), args.port)

@@ -1,0 +1,58 @@
+"""The ceiling for the serving benchmark: a bare endpoint that calls ``InferenceSession.run`` directly.
+
+``python benchmarks/_bare.py PORT MODEL.onnx`` serves ``POST /`` on 127.0.0.1:PORT with the same server stack as
+``mlops serve`` (uvicorn, httptools, uvloop) and a minimal ASGI app: JSON ``{"instances": [{feature: value}]}`` →
+one float32 ``[N, 1]`` array per ONNX input → ``session.run`` → JSON. No validation, no registry, no logging, no
+metrics, no capture: what is left when everything a production handler does is taken away.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def app_for(onnx_path: Path) -> Any:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_path.read_bytes(), sess_options=options, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
+    headers = [(b"content-type", b"application/json")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        instances = json.loads(b"".join(chunks))["instances"]
+        feeds = {name: np.array([[row[name]] for row in instances], dtype=np.float32) for name in inputs}
+        outputs = session.run(None, feeds)
+        body = json.dumps({"predictions": outputs[0].ravel().tolist(), "probabilities": outputs[1].tolist()}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    port, onnx_path = int(sys.argv[1]), Path(sys.argv[2])
+    uvicorn.run(app_for(onnx_path), host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off", server_header=False)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 1:  # `make bench` runs every benchmarks/*.py; this one only serves benchmarks/inference.py
+        print("benchmarks/_bare.py: the bare endpoint benchmarks/inference.py starts; nothing to measure on its own")
+    else:
+        main()

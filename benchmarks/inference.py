@@ -1,0 +1,507 @@
+"""Inference benchmarks (`make bench`): the inference handler, its cold start and size, and `mlops serve`.
+
+On two models over 20 numeric features (LogisticRegression, and RandomForest with 100 trees of depth 10), trained
+through ``serverless_mlops.training`` on seeded ``make_classification`` data and registered on a local moto server:
+
+- warm handler latency for one row (p50, p99) against a bare ``InferenceSession.run`` on the same row;
+- handler throughput at 1, 32 and 1,000 rows per request;
+- cold start: a fresh process from import to the first prediction (the model fetched from moto), and the biggest
+  import costs (``python -X importtime``);
+- the inference function's code plus its layer, unzipped, against Lambda's 250 MB;
+- ``mlops serve`` at concurrency 8 over loopback, side by side with ``mlflow models serve`` on the same model
+  (optional: mlflow lives in its own venv, ``.venv-bench``, created here when missing) and a bare endpoint.
+
+Every server is measured by the same load generator (``benchmarks/_load.py``: asyncio, keep-alive, its own process,
+127.0.0.1 only, bounded in requests and seconds). Prints a Markdown table for README.md, with the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+warnings.filterwarnings("ignore")
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
+
+import _load  # noqa: E402
+
+BENCH_VENV = ROOT / ".venv-bench"
+MLFLOW_REQUIREMENTS = BENCH / "requirements-mlflow.txt"
+FEATURES = [f"f{i:02d}" for i in range(20)]
+LAMBDA_LIMIT_MB = 250
+SERVE_REQUESTS, SERVE_SECONDS = 20_000, 8.0
+
+MODELS = {
+    "bench-logreg": ("LogisticRegression", "sklearn.linear_model.LogisticRegression", {"max_iter": 1000}),
+    "bench-forest": (
+        "RandomForest (100 trees, depth 10)",
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_estimators": 100, "max_depth": 10},
+    ),
+}
+
+Row = tuple[str, str, str]
+
+
+def machine() -> str:
+    from foundation import machine as describe
+
+    return describe()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def timings(fn: Callable[[], object], count: int, warm: int = 200) -> list[float]:
+    for _ in range(warm):
+        fn()
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+# -- data, models, registry -------------------------------------------------------------------------------------
+
+
+def make_data(folder: Path) -> Path:
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=4000, n_features=20, n_informative=10, n_redundant=4, random_state=7)
+    frame = pd.DataFrame(x, columns=FEATURES)
+    frame["target"] = y
+    path = folder / "bench.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def spec_for(name: str, data: Path) -> Any:
+    from serverless_mlops.spec import ModelSpec
+
+    _, estimator, params = MODELS[name]
+    return ModelSpec.model_validate(
+        {
+            "name": name,
+            "task": "binary_classification",
+            "target": "target",
+            "features": [{"name": f, "type": "numeric"} for f in FEATURES],
+            "estimator": {"class": estimator, "params": params},
+            "data": {"uri": str(data)},
+            "split": {"test_size": 0.25, "seed": 42},
+            "evaluation": {"metric": "roc_auc"},
+        }
+    )
+
+
+@dataclass
+class Model:
+    name: str
+    label: str
+    spec: Any
+    trained: Any
+    row: dict[str, float]
+    rows: list[dict[str, float]]
+
+
+def train_models(data: Path) -> list[Model]:
+    import pandas as pd
+
+    from serverless_mlops.training import train
+
+    frame = pd.read_csv(data)
+    rows = [{k: float(v) for k, v in record.items()} for record in frame[FEATURES].head(1000).to_dict("records")]
+    models = []
+    for name, (label, _, _) in MODELS.items():
+        spec = spec_for(name, data)
+        models.append(Model(name, label, spec, train(spec), rows[0], rows))
+    return models
+
+
+def register(models: list[Model], endpoint_url: str) -> dict[str, str]:
+    from serverless_mlops.lifecycle import Backends, register_run
+    from serverless_mlops.local import ensure_resources
+    from serverless_mlops.settings import Settings
+
+    settings = Settings(endpoint_url=endpoint_url, bucket="bench-artifacts", table="bench-registry")
+    ensure_resources(settings)
+    backends = Backends.from_settings(settings)
+    for model in models:
+        entry = register_run(model.trained, backends, by="bench")
+        backends.registry.promote(model.name, entry.version, by="bench", reason="benchmark")
+    return {"MLOPS_BUCKET": settings.bucket, "MLOPS_TABLE": settings.table, "MLOPS_ENDPOINT_URL": endpoint_url}
+
+
+# -- the handler, warm ----------------------------------------------------------------------------------------
+
+
+def event_for(model: str, rows: list[dict[str, float]]) -> dict[str, Any]:
+    from serverless_mlops.server import http_api_event
+
+    return http_api_event(
+        method="POST",
+        path=f"/v1/models/{model}/predict",
+        query_string=b"",
+        headers=[(b"content-type", b"application/json"), (b"host", b"127.0.0.1")],
+        body=json.dumps({"instances": rows}).encode(),
+        source_ip="127.0.0.1",
+    )
+
+
+def bare_feeds(model: Model, rows: list[dict[str, float]]) -> dict[str, Any]:
+    import numpy as np
+
+    return {f.input_name: np.array([[r[f.name]] for r in rows], dtype=np.float32) for f in model.trained.record.signature.features}
+
+
+def bench_handler(models: list[Model], rows: list[Row]) -> None:
+    import onnxruntime as ort
+
+    from functions.inference.app import lambda_handler
+    from serverless_mlops.server import LambdaHttpApp
+
+    app = LambdaHttpApp(lambda_handler)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    for model in models:
+        event = event_for(model.name, [model.row])
+
+        def call(event: dict[str, Any] = event) -> None:
+            response = lambda_handler(event, app.context())
+            if response["statusCode"] != 200:
+                raise SystemExit(f"handler answered {response['statusCode']}: {response['body']}")
+
+        handler = timings(call, 2000)
+        session = ort.InferenceSession(model.trained.onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        feeds = bare_feeds(model, [model.row])
+        bare = timings(lambda session=session, feeds=feeds: session.run(None, feeds), 2000)
+        p50, p99, bare50 = statistics.median(handler) * 1e3, percentile(handler, 0.99) * 1e3, statistics.median(bare) * 1e3
+        rows.append(
+            (
+                f"handler, 1 row, warm: {model.label}",
+                f"p50 {p50:.3f} ms, p99 {p99:.3f} ms",
+                f"bare session.run p50 {bare50 * 1e3:.0f} µs: handler = {p50 / bare50:.0f}× (target p50 ≤ 0.25 ms)",
+            )
+        )
+        for batch in (1, 32, 1000):
+            event = event_for(model.name, model.rows[:batch])
+            count = {1: 2000, 32: 500, 1000: 30}[batch]
+            samples = timings(lambda event=event: lambda_handler(event, app.context()), count, warm=5)
+            median = statistics.median(samples)
+            rows.append(
+                (
+                    f"handler throughput, {batch} row(s)/request: {model.label}",
+                    f"{1 / median:,.0f} requests/s = {batch / median:,.0f} rows/s",
+                    f"median {median * 1e3:.2f} ms per request, one core",
+                )
+            )
+
+
+def profile_handler(model: Model) -> str:
+    """Where a warm one-row request spends its time (cumulative, top entries), for the report when p50 misses."""
+    import cProfile
+    import io
+    import pstats
+
+    from functions.inference.app import lambda_handler
+    from serverless_mlops.server import LambdaHttpApp
+
+    app = LambdaHttpApp(lambda_handler)
+    event = event_for(model.name, [model.row])
+    for _ in range(200):
+        lambda_handler(event, app.context())
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(2000):
+        lambda_handler(event, app.context())
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    return out.getvalue()
+
+
+# -- cold start and size ------------------------------------------------------------------------------------------
+
+
+def bench_cold_start(model: Model, env: dict[str, str], rows: list[Row]) -> None:
+    child_env = {**os.environ, **env}
+    samples: list[dict[str, float]] = []
+    walls: list[float] = []
+    for _ in range(5):
+        start = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, str(BENCH / "_coldstart.py"), model.name, json.dumps(model.row)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=ROOT,
+            timeout=120,
+        ).stdout
+        walls.append(time.perf_counter() - start)
+        samples.append(json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"import_s"'))))
+    total = statistics.median(s["total_s"] for s in samples)
+    rows.append(
+        (
+            f"cold start, import → first prediction: {model.label}",
+            f"{total * 1e3:.0f} ms (imports {statistics.median(s['import_s'] for s in samples) * 1e3:.0f} ms "
+            f"+ first request {statistics.median(s['first_request_s'] for s in samples) * 1e3:.0f} ms)",
+            f"median of 5 fresh processes; with interpreter start and exit {statistics.median(walls) * 1e3:.0f} ms; target ≤ 700 ms",
+        )
+    )
+
+
+def import_costs(env: dict[str, str], top: int = 8) -> list[tuple[str, float]]:
+    """The biggest top-level imports (cumulative) when the handler module is imported, from ``python -X importtime``."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import functions.inference.app"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        timeout=120,
+    ).stderr
+    costs: dict[str, float] = {}
+    for line in err.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if match and len(match.group(2)) <= 3:  # the handler's own imports and what they import directly
+            package = match.group(3).split(".")[0]
+            costs[package] = max(costs.get(package, 0.0), int(match.group(1)) / 1e6)
+    return sorted(costs.items(), key=lambda item: -item[1])[:top]
+
+
+def bench_size(rows: list[Row]) -> None:
+    try:
+        from layers.build import build_layer, unzipped_size
+    except ImportError as exc:
+        rows.append(("function + inference layer, unzipped", "not measured", f"layers/build.py unavailable: {exc}"))
+        return
+    try:
+        from infra.packaging import code_files
+
+        files = [ROOT / p for p in code_files("inference")]
+        code = sum(p.stat().st_size for p in files)
+        how = f"{len(files)} files the handler imports"
+    except ImportError:
+        files = [p for folder in ("functions", "serverless_mlops") for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts]
+        code = sum(p.stat().st_size for p in files)
+        how = "all of functions/ and serverless_mlops/"
+    layer = unzipped_size(build_layer("inference"))
+    total_mb = (code + layer) / 1e6
+    rows.append(
+        (
+            "inference function + its layer, unzipped",
+            f"{total_mb:.1f} MB (layer {layer / 1e6:.1f} MB, code {code / 1e3:.0f} kB)",
+            f"{total_mb / LAMBDA_LIMIT_MB * 100:.0f}% of Lambda's {LAMBDA_LIMIT_MB} MB; code = {how}; target ≤ 130 MB",
+        )
+    )
+
+
+# -- servers over loopback ------------------------------------------------------------------------------------
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float, what: str) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+@contextmanager
+def running(command: list[str], port: int, what: str, env: dict[str, str] | None = None, seconds: float = 120) -> Iterator[None]:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        try:
+            wait_for_port(port, process, seconds, what)
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def ensure_mlflow() -> Path | None:
+    """The benchmark venv's python with mlflow, creating .venv-bench when missing; None (and why) if impossible."""
+    python = BENCH_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import mlflow, sklearn; print(sklearn.__version__)"]
+    import sklearn
+
+    if python.exists() and subprocess.run(probe, capture_output=True, text=True, check=False).stdout.strip() == sklearn.__version__:
+        return python
+    print(f"installing mlflow into {BENCH_VENV} (once; a few minutes)…", flush=True)
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(MLFLOW_REQUIREMENTS),
+                f"scikit-learn=={sklearn.__version__}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        print(f"mlflow is not available, so `mlflow models serve` is left out: {exc} {str(detail)[-500:]}", flush=True)
+        return None
+    return python
+
+
+def mlflow_env(workdir: Path) -> dict[str, str]:
+    """mlflow models serve execs ``uvicorn`` from PATH: the benchmark venv's."""
+    return {"MLFLOW_TRACKING_URI": f"file://{workdir}/mlruns", "PATH": f"{BENCH_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def bench_servers(models: list[Model], env: dict[str, str], workdir: Path, rows: list[Row]) -> None:
+    from serverless_mlops.local import free_port
+
+    mlflow_python = ensure_mlflow()
+    mlops = str(Path(sys.executable).with_name("mlops"))
+    results: dict[str, dict[str, _load.LoadResult]] = {}
+    for model in models:
+        body = json.dumps({"instances": [model.row]}).encode()
+        measured: dict[str, _load.LoadResult] = {}
+        port = free_port()
+        with running([mlops, "serve", "--port", str(port), "--model", model.name], port, "mlops serve", env):
+            measured["mlops serve"] = _load.measure(
+                port, f"/v1/models/{model.name}/predict", body, requests=SERVE_REQUESTS, seconds=SERVE_SECONDS
+            )
+        onnx_path = workdir / f"{model.name}.onnx"
+        onnx_path.write_bytes(model.trained.onnx_bytes)
+        port = free_port()
+        with running([sys.executable, str(BENCH / "_bare.py"), str(port), str(onnx_path)], port, "bare endpoint"):
+            measured["bare endpoint"] = _load.measure(port, "/", body, requests=SERVE_REQUESTS, seconds=SERVE_SECONDS)
+        if mlflow_python is not None:
+            spec_path, model_dir = workdir / f"{model.name}.json", workdir / f"mlflow-{model.name}"
+            spec_path.write_text(model.spec.model_dump_json(by_alias=True))
+            subprocess.run(
+                [str(mlflow_python), str(BENCH / "_mlflow_model.py"), str(spec_path), str(model_dir)],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+            port = free_port()
+            mlflow_body = json.dumps({"dataframe_records": [model.row]}).encode()
+            command = [
+                str(BENCH_VENV / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ]
+            with running(command, port, "mlflow models serve", mlflow_env(workdir)):
+                measured["mlflow models serve"] = _load.measure(
+                    port, "/invocations", mlflow_body, requests=SERVE_REQUESTS, seconds=SERVE_SECONDS
+                )
+        results[model.name] = measured
+        for server, result in measured.items():
+            note = f"{result.requests:,} requests in {result.seconds:.1f} s, errors {result.errors}"
+            if server == "mlops serve":
+                bare = measured["bare endpoint"].rps
+                mlflow = measured.get("mlflow models serve")
+                note += f"; {result.rps / bare:.2f}× bare"
+                if mlflow is not None:
+                    note += f", {result.rps / mlflow.rps:.1f}× mlflow"
+            rows.append(
+                (
+                    f"{server}, concurrency 8, 1 row: {model.label}",
+                    f"{result.rps:,.0f} requests/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
+                    note,
+                )
+            )
+
+
+def main() -> None:
+    from serverless_mlops.local import LocalAws
+
+    rows: list[Row] = []
+    print(f"machine: {machine()}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    try:
+        models = train_models(make_data(workdir))
+        with LocalAws() as aws:
+            env = register(models, aws.endpoint_url)
+            os.environ.update(env)
+            bench_handler(models, rows)
+            for model in models:
+                bench_cold_start(model, env, rows)
+            costs = import_costs(env)
+            rows.append(
+                (
+                    "biggest imports of the handler (cumulative)",
+                    ", ".join(f"{name} {s * 1e3:.0f} ms" for name, s in costs),
+                    "python -X importtime",
+                )
+            )
+            bench_size(rows)
+            bench_servers(models, env, workdir, rows)
+            if "--profile" in sys.argv:
+                print(profile_handler(models[0]))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n| measurement | result | note |\n| --- | --- | --- |")
+    for row in rows:
+        print(f"| {' | '.join(row)} |")
+
+
+if __name__ == "__main__":
+    main()
