@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,7 +23,26 @@ from serverless_mlops.lifecycle import Backends, register_run
 from serverless_mlops.training import TrainedModel
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 
-EVENTS = Path("/work/shared/events") if Path("/work/shared/events").is_dir() else Path(__file__).parent
+# The shapes of /work/shared/events/eventbridge_scheduled.json and eventbridge_scheduler.json (kept here, in the repo)
+SCHEDULED_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-25T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/drift-check-schedule"],
+    "detail": {},
+}
+SCHEDULER_EVENT: dict[str, Any] = {
+    **SCHEDULED_EVENT,
+    "id": "d167b752-343a-4b28-afd6-d4de056319e8",
+    "source": "aws.scheduler",
+    "time": "2026-11-25T16:03:00Z",
+    "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/drift-check"],
+    "detail": "{}",
+}
 START = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
 END = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 WINDOW_EVENT = {"model": "diabetes", "window": {"start": "2026-11-25T11:00:00Z", "end": "2026-11-25T12:00:00Z"}}
@@ -177,7 +195,7 @@ def test_lambda_handler_on_a_scheduler_event_emits_metrics(
     monkeypatch.setenv("MLOPS_ALERT_TOPIC_ARN", world.topic_arn)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
     app.default_dependencies.cache_clear()
-    event = json.loads((EVENTS / "eventbridge_scheduler.json").read_text())
+    event = dict(SCHEDULER_EVENT)
     event["detail"] = json.dumps({"model": "diabetes", "window_hours": 1})
     fire = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
     world.put_capture(drifted_frame(200, 7), trained_models["diabetes"], fire - timedelta(minutes=30), "sched")
@@ -208,7 +226,7 @@ def test_event_shapes() -> None:
     window = parse_event(WINDOW_EVENT).window
     assert window is not None
     assert window.end - window.start == timedelta(hours=1)
-    scheduled = json.loads((EVENTS / "eventbridge_scheduled.json").read_text())
+    scheduled = dict(SCHEDULED_EVENT)
     scheduled["detail"] = {"model": "wine"}
     parsed = parse_event(scheduled)
     assert (parsed.model, parsed.trigger, parsed.time) == ("wine", "schedule", datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
