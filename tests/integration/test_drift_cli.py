@@ -1,0 +1,116 @@
+"""``mlops drift check`` and ``mlops drift report`` against moto (in-process)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_mlops.capture import capture_key, encode_records
+from serverless_mlops.cli import main
+from serverless_mlops.cli.drift import parse_window
+from serverless_mlops.errors import DataError
+from serverless_mlops.lifecycle import Backends, register_run
+from serverless_mlops.training import TrainedModel
+from tests.integration.test_drift_lambda import drifted_frame
+from tests.unit.test_drift_check import fresh_sample, records_for
+
+WHEN = datetime(2026, 11, 25, 11, 20, tzinfo=UTC)
+WINDOW = "2026-11-25T11:00Z/2026-11-25T12:00Z"
+
+
+@pytest.fixture
+def registered(backends: Backends, trained_models: dict[str, TrainedModel]) -> Backends:
+    version = register_run(trained_models["diabetes"], backends, by="cli-test")
+    backends.registry.promote("diabetes", version.version, by="cli-test")
+    return backends
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_check_a_window_in_s3_prints_a_table_and_json(
+    registered: Backends, trained_models: dict[str, TrainedModel], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = registered.store
+    body = encode_records(records_for(trained_models["diabetes"], drifted_frame(250, 1), when=WHEN))
+    store.s3.put_object(Bucket=store.bucket, Key=capture_key("diabetes", WHEN, "x"), Body=body)
+
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--window", WINDOW)
+    assert code == 0, err
+    assert "diabetes v1: 2026-11-25T11:00:00.000Z → 2026-11-25T12:00:00.000Z, 250 rows" in out
+    assert "drift: 9 of 10 features drifted" in out
+    assert "bmi" in out
+    assert "prediction" in out
+
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--window", WINDOW, "--json", "--write-report")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["status"] == "drift"
+    assert document["result"]["rows"] == 250
+    assert document["report"]["html"].endswith("/reports/diabetes/v1/20261125T1100Z-20261125T1200Z/report.html")
+
+    code, out, err = run(capsys, "--json", "drift", "report", "diabetes")
+    assert code == 0, err
+    assert json.loads(out)["html"] == document["report"]["html"]
+    code, out, _ = run(capsys, "drift", "report", "diabetes")
+    assert document["report"]["json"] in out.replace("\n", "")
+
+
+def test_check_a_local_file_and_save_the_html(
+    registered: Backends, trained_models: dict[str, TrainedModel], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    capture = tmp_path / "capture.jsonl.gz"
+    capture.write_bytes(encode_records(records_for(trained_models["diabetes"], fresh_sample("diabetes", 300, 2), when=WHEN)))
+    page = tmp_path / "report.html"
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(capture), "--html", str(page))
+    assert code == 0, err
+    assert "no drift: 0 of 10 features drifted" in out
+    assert page.read_text().startswith("<!doctype html>")
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"ts": 1}\n')
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(broken))
+    assert code == 0, err
+    document: dict[str, Any] = json.loads(out)
+    assert document["status"] == "insufficient_data"
+    assert f"{broken} line 1: missing model, version, features, prediction" in document["skipped_sources"][0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["drift", "check", "nope", "--window", "24h"], "nope"),
+        (["drift", "check", "diabetes", "--window", "yesterday"], "--window 'yesterday': expected a length"),
+        (["drift", "check", "diabetes", "--window", "2026-11-25T12:00Z/2026-11-25T11:00Z"], "the end must be after the start"),
+        (["drift", "check", "diabetes", "--window", "24h", "--current", "x.jsonl"], "not both"),
+        (["drift", "check", "diabetes", "--current", "/no/such/file.jsonl"], "/no/such/file.jsonl: capture file not found"),
+        (["drift", "report", "diabetes"], "no drift report for model 'diabetes'"),
+    ],
+)
+def test_user_errors_are_one_line(registered: Backends, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error:")
+    assert fragment in err
+
+
+def test_window_lengths_end_now() -> None:
+    now = datetime(2026, 11, 25, 12, 34, 56, tzinfo=UTC)
+    assert parse_window("24h", now) == (datetime(2026, 11, 24, 12, 34, tzinfo=UTC), datetime(2026, 11, 25, 12, 34, tzinfo=UTC))
+    assert parse_window("90m", now)[0] == datetime(2026, 11, 25, 11, 4, tzinfo=UTC)
+    assert parse_window("7d", now)[1] - parse_window("7d", now)[0] == timedelta(days=7)
+    start, end = parse_window("2026-11-25T10:00/2026-11-25T13:00+01:00", now)  # no offset means UTC
+    assert (start, end) == (datetime(2026, 11, 25, 10, 0, tzinfo=UTC), datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    with pytest.raises(DataError, match="not an ISO 8601 time"):
+        parse_window("x/2026-11-25T11:00Z", now)
+    with pytest.raises(DataError, match="expected a length"):
+        parse_window("0h", now)
