@@ -75,9 +75,11 @@ class ServerlessMlopsStack(cdk.Stack):
         acknowledge_findings(self)
 
 
-def build_app(config: str | Path | None = None, *, stage: str | None = None, nag: bool = True) -> cdk.App:
+def build_app(
+    config: str | Path | None = None, *, stage: str | None = None, nag: bool = True, context: dict[str, str] | None = None
+) -> cdk.App:
     """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override)."""
-    app = cdk.App()
+    app = cdk.App(context=context)
     config = config or app.node.try_get_context("config")
     stage = stage or app.node.try_get_context("stage")
     if stage is not None and stage not in STAGES:

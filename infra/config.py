@@ -41,7 +41,10 @@ class Subscription(_Strict):
         checks = {
             "email": (r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address"),
             "https": (r"https://[^\s/]+(/\S*)?", "an https:// URL"),
-            "sqs": (r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?", "an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)"),
+            "sqs": (
+                r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?",
+                "an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)",
+            ),
         }
         pattern, expected = checks[self.protocol]
         if not re.fullmatch(pattern, self.endpoint):

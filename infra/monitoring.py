@@ -87,14 +87,15 @@ class Monitoring(Construct):
             retention_period=cdk.Duration.days(14),
         )
         for index, subscription in enumerate(config.alerts):
-            options = {"dead_letter_queue": self.failures}
+            subscriber: sns.ITopicSubscription
             if subscription.protocol == "email":
-                self.topic.add_subscription(subscriptions.EmailSubscription(subscription.endpoint, **options))
+                subscriber = subscriptions.EmailSubscription(subscription.endpoint, dead_letter_queue=self.failures)
             elif subscription.protocol == "https":
-                self.topic.add_subscription(subscriptions.UrlSubscription(subscription.endpoint, **options))
+                subscriber = subscriptions.UrlSubscription(subscription.endpoint, dead_letter_queue=self.failures)
             else:
                 queue = sqs.Queue.from_queue_arn(self, f"Subscriber{index}", subscription.endpoint)
-                self.topic.add_subscription(subscriptions.SqsSubscription(queue, **options))
+                subscriber = subscriptions.SqsSubscription(queue, dead_letter_queue=self.failures)
+            self.topic.add_subscription(subscriber)
 
         settings = config.drift
         self.handler = PythonFunction(
@@ -130,7 +131,9 @@ class Monitoring(Construct):
                 targets=[
                     targets.LambdaFunction(
                         function,
-                        event=events.RuleTargetInput.from_object({"model": spec.name, "trigger": "schedule", "time": events.EventField.time}),
+                        event=events.RuleTargetInput.from_object(
+                            {"model": spec.name, "trigger": "schedule", "time": events.EventField.time}
+                        ),
                         dead_letter_queue=self.failures,
                         retry_attempts=2,
                     )
@@ -221,7 +224,9 @@ class Monitoring(Construct):
         drift_fn = self.handler.function
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"serverless-mlops-{deployment.stage}")
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="API requests and errors", left=[stage.metric_count(), stage.metric_server_error(), stage.metric_client_error()]),
+            cloudwatch.GraphWidget(
+                title="API requests and errors", left=[stage.metric_count(), stage.metric_server_error(), stage.metric_client_error()]
+            ),
             cloudwatch.GraphWidget(title="API latency", left=[stage.metric_latency(statistic=s) for s in ("p50", "p90", "p99")]),
             cloudwatch.GraphWidget(
                 title="Inference function",
@@ -230,7 +235,9 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Dataset drift (1 = drifted)", left=[drift_metric(spec.name).with_(label=spec.name) for spec in deployment.specs]),
+            cloudwatch.GraphWidget(
+                title="Dataset drift (1 = drifted)", left=[drift_metric(spec.name).with_(label=spec.name) for spec in deployment.specs]
+            ),
             cloudwatch.GraphWidget(title="Model load failures", left=[model_load_failures()]),
             cloudwatch.GraphWidget(
                 title="Drift checks",

@@ -17,7 +17,9 @@ from infra.packaging import PythonFunction
 
 # Why each accepted finding is acceptable. Keys are finding ids as cdk-nag prints them (without the pack prefix).
 XRAY = "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires Resource '*' (active tracing)"
-S3_ACTIONS = "from Bucket.grant_read/grant_put, CDK's minimal action sets for reading or writing objects; scoped to one prefix of one bucket"
+S3_ACTIONS = (
+    "from Bucket.grant_read/grant_put, CDK's minimal action sets for reading or writing objects; scoped to one prefix of one bucket"
+)
 S3_PREFIX = "objects under one prefix of the artifact bucket: the function's own area of the bucket (COMMON.md S3 prefixes)"
 RUNTIME = (
     "python3.12 on purpose: the layers are built for it (onnxruntime's manylinux_2_28 wheels need Amazon Linux 2023's glibc, "

@@ -40,7 +40,8 @@ RETENTION = {
     180: logs.RetentionDays.SIX_MONTHS,
     365: logs.RetentionDays.ONE_YEAR,
 }
-assert RUNTIME.name == f"python{PYTHON_VERSION}" and PLATFORM.endswith("x86_64"), "runtime, architecture and layers disagree"
+assert RUNTIME.name == f"python{PYTHON_VERSION}", "the runtime and the layers' Python disagree"
+assert PLATFORM.endswith("x86_64"), "the architecture and the layers' platform disagree"
 
 
 class PackagingError(ConfigError):
@@ -55,12 +56,26 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for annotations only never run)."""
+    nodes: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def _imports(path: Path, module: str, root: Path) -> set[str]:
     """Local modules that ``path`` imports anywhere in its body (relative imports resolved)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -130,7 +145,8 @@ def check_size(function: str, code: Path, layers: list[Path], limit: int = LAMBD
     if total > limit:
         detail = ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in parts.items())
         raise PackagingError(
-            f"function {function!r}: {total / 2**20:.1f} MB unzipped with its layers exceeds Lambda's limit of {limit / 2**20:.0f} MB ({detail})"
+            f"function {function!r}: {total / 2**20:.1f} MB unzipped with its layers exceeds Lambda's limit of {limit / 2**20:.0f} MB"
+            f" ({detail})"
         )
     return total
 
@@ -169,14 +185,13 @@ class PythonFunction(Construct):
         environment: dict[str, str],
         log_retention_days: int,
         reserved_concurrency: int | None = None,
-        size_limit: int = LAMBDA_UNZIPPED_LIMIT,
+        size_limit: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         code = stage_code(function)
-        self.unzipped_bytes = check_size(function, code, [layer.path for layer in layers], size_limit)
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        limit = size_limit if size_limit is not None else LAMBDA_UNZIPPED_LIMIT
+        self.unzipped_bytes = check_size(function, code, [layer.path for layer in layers], limit)
+        self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY)
         # an own role instead of AWSLambdaBasicExecutionRole: it may write to this function's log group only
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"{function} function")
         self.log_group.grant_write(self.role)

@@ -110,7 +110,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION) -> Path:
     """Build (or reuse from the cache) the layer ``name``; returns the folder whose ``python/`` is the layer content."""
     reqs = requirements(name)
-    final = CACHE / f"{name}-py{python_version}-{platform}-{cache_key(reqs, platform, python_version)}"
+    final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{cache_key(reqs, platform, python_version)}"
     if (final / "layer.json").is_file():
         return final
     with _locked(final.with_name(final.name + ".lock")):

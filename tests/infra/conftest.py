@@ -17,9 +17,9 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk.assertions import Template
 
-from infra.app import ServerlessMlopsStack, build_app  # noqa: E402
+from infra.app import ServerlessMlopsStack, build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

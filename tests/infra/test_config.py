@@ -1,0 +1,99 @@
+"""A bad deployment config fails the synth with one line naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.app import build_app, main
+from infra.config import ConfigError, load_deployment
+
+ROOT = Path(__file__).resolve().parents[2]
+WINE = f"{ROOT}/models/wine.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (f"models: [{WINE}]\nstage: qa\n", "stage: Input should be 'dev' or 'prod'"),
+        ("stage: dev\n", "models: required field is missing"),
+        ("models: []\n", "models: List should have at least 1 item"),
+        (f"models: [{WINE}]\ninference: {{timeout_seconds: 30}}\n", "inference.timeout_seconds: Input should be less than 30"),
+        (f"models: [{WINE}]\ninference: {{memory_mb: 64}}\n", "inference.memory_mb: Input should be greater than or equal to 128"),
+        (
+            f"models: [{WINE}]\ninference: {{concurrency: {{reserved: 2, provisioned: 3}}}}\n",
+            "inference.concurrency: provisioned: 3 exceeds reserved (2)",
+        ),
+        (f"models: [{WINE}]\nauth: {{mode: jwt}}\n", "auth: issuer: mode 'jwt' needs the issuer's https:// URL"),
+        (
+            f"models: [{WINE}]\nauth: {{mode: jwt, issuer: 'https://id.example.com'}}\n",
+            "auth: audience: mode 'jwt' needs at least one audience",
+        ),
+        (f"models: [{WINE}]\nauth: {{mode: iam, audience: [x]}}\n", "auth: issuer/audience apply only to mode 'jwt'"),
+        (f"models: [{WINE}]\nalerts: [{{protocol: email, endpoint: not-an-address}}]\n", "alerts[0]: endpoint: expected an email address"),
+        (
+            f"models: [{WINE}]\nalerts: [{{protocol: https, endpoint: 'http://plain.example.com'}}]\n",
+            "alerts[0]: endpoint: expected an https:// URL",
+        ),
+        (f"models: [{WINE}]\nalerts: [{{protocol: sqs, endpoint: my-queue}}]\n", "alerts[0]: endpoint: expected an SQS queue ARN"),
+        (
+            f"models: [{WINE}]\nalerts: [{{protocol: sms, endpoint: '+15550100'}}]\n",
+            "alerts[0].protocol: Input should be 'email', 'https' or 'sqs'",
+        ),
+        (f"models: [{WINE}]\ninference: {{memroy_mb: 512}}\n", "inference.memroy_mb: unknown field"),
+        (f"models: [{WINE}]\nlog_retention_days: 10\n", "log_retention_days: Input should be 7, 14, 30, 60, 90, 180 or 365"),
+        (f"models: [{WINE}, {WINE}]\n", "models: each model may be deployed once; repeated: wine"),
+        ("models: [missing.yaml]\n", "models[0]: "),
+        ("- just\n- a list\n", "expected a mapping at the top level"),
+        ("models: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_file_and_the_field(tmp_path: Path, body: str, message: str) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as caught:
+        load_deployment(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_a_spec_error_names_the_spec_file_too(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: Bad Name\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"models\[0\]: .*broken.yaml: invalid model spec: name: "):
+        load_deployment(write(tmp_path, "models: [broken.yaml]\n"))
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nowhere.yaml: deployment config not found"):
+        load_deployment(tmp_path / "nowhere.yaml")
+
+
+def test_the_stage_override_wins_and_prod_retains(tmp_path: Path) -> None:
+    path = write(tmp_path, f"models: [{WINE}]\nstage: dev\n")
+    assert load_deployment(path, stage="prod").retain
+    assert not load_deployment(path).retain
+
+
+def test_cdk_context_names_the_config_and_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "models: []\n")
+    # what `cdk synth -c config=… -c stage=…` gives the app
+    with pytest.raises(ConfigError, match=f"{path}: invalid deployment config: models: "):
+        build_app(context={"config": str(path), "stage": "prod"})
+    with pytest.raises(ConfigError, match="stage: must be one of dev, prod, got 'test'"):
+        build_app(context={"config": str(path), "stage": "test"})
+
+
+def test_the_app_prints_one_line_and_exits_non_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, f"models: [{WINE}]\ninference: {{timeout_seconds: 45}}\n")
+    monkeypatch.setattr("infra.config.DEFAULT_CONFIG", path)
+    with pytest.raises(SystemExit) as caught:
+        main()
+    assert str(caught.value).startswith(f"error: {path}: invalid deployment config: inference.timeout_seconds: ")

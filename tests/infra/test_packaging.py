@@ -1,0 +1,159 @@
+"""Function code assets and layers: what goes in, what stays out, the size limit, the layer cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import infra.packaging as packaging
+import layers.build as build
+from infra.app import build_app
+from infra.packaging import PackagingError, check_size, code_files, stage_code
+from layers.build import LayerBuildError, build_layer, pip_platforms, requirements, unzipped_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("function", ["inference", "drift_check"])
+def test_the_code_asset_holds_the_handler_and_what_it_imports_only(function: str, tmp_path: Path) -> None:
+    files = {str(p) for p in code_files(function)}
+    assert f"functions/{function}/app.py" in files
+    assert {"functions/__init__.py", "functions/observability.py", "serverless_mlops/__init__.py"} <= files
+    assert not [f for f in files if f.startswith("serverless_mlops/cli/") or "__pycache__" in f or f.endswith(".pyc")]
+    assert "serverless_mlops/training.py" not in files  # scikit-learn's side of the library never ships to Lambda
+    other = {"inference": "drift_check", "drift_check": "inference"}[function]
+    assert not [f for f in files if f.startswith(f"functions/{other}/")]
+    asset = stage_code(function, staging=tmp_path)
+    assert stage_code(function, staging=tmp_path) == asset  # same content, same folder
+    # the handler imports from the asset alone (the layer's packages come from this venv)
+    probe = (
+        "import functions.{f}.app as h, serverless_mlops; "
+        "assert h.__file__.startswith({a!r}) and serverless_mlops.__file__.startswith({a!r}), (h.__file__, serverless_mlops.__file__)"
+    ).format(f=function, a=str(asset))
+    env = {"PATH": "/usr/bin:/bin", "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMlops", "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=asset, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_missing_handler_is_named(tmp_path: Path) -> None:
+    (tmp_path / "functions").mkdir()
+    with pytest.raises(PackagingError, match=r"functions/retraining/app.py: the handler of function 'retraining' does not exist"):
+        code_files("retraining", root=tmp_path)
+
+
+def test_relative_and_function_level_imports_are_followed(tmp_path: Path) -> None:
+    (tmp_path / "functions" / "job").mkdir(parents=True)
+    (tmp_path / "serverless_mlops" / "sub").mkdir(parents=True)
+    for init in ("functions/__init__.py", "functions/job/__init__.py", "serverless_mlops/__init__.py", "serverless_mlops/sub/__init__.py"):
+        (tmp_path / init).write_text("", encoding="utf-8")
+    (tmp_path / "functions/job/app.py").write_text(
+        "from . import helper\n\ndef lambda_handler(e, c):\n    from serverless_mlops import lazy\n", encoding="utf-8"
+    )
+    (tmp_path / "functions/job/helper.py").write_text(
+        "from typing import TYPE_CHECKING\nimport serverless_mlops.sub.deep\nif TYPE_CHECKING:\n    import serverless_mlops.unused\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "functions/job/schema.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "serverless_mlops/lazy.py").write_text("from .sub import leaf\n", encoding="utf-8")
+    (tmp_path / "serverless_mlops/sub/deep.py").write_text("import numpy\n", encoding="utf-8")
+    (tmp_path / "serverless_mlops/sub/leaf.py").write_text("", encoding="utf-8")
+    (tmp_path / "serverless_mlops/unused.py").write_text("", encoding="utf-8")
+    files = {str(p) for p in code_files("job", root=tmp_path)}
+    assert files == {
+        "functions/__init__.py", "functions/job/__init__.py", "functions/job/app.py", "functions/job/helper.py",
+        "functions/job/schema.json",
+        "serverless_mlops/__init__.py", "serverless_mlops/lazy.py", "serverless_mlops/sub/__init__.py", "serverless_mlops/sub/deep.py",
+        "serverless_mlops/sub/leaf.py",
+    }  # fmt: skip
+
+
+def test_a_function_over_the_limit_names_its_parts(tmp_path: Path) -> None:
+    code, layer = tmp_path / "code", tmp_path / "layer-x"
+    (code).mkdir()
+    (layer / "python").mkdir(parents=True)
+    (code / "app.py").write_bytes(b"x" * 1000)
+    (layer / "python" / "big.so").write_bytes(b"x" * 3 * 2**20)
+    assert check_size("f", code, [layer], limit=4 * 2**20) == 1000 + 3 * 2**20
+    with pytest.raises(
+        PackagingError,
+        match=r"function 'f': 3.0 MB unzipped with its layers exceeds Lambda's limit of 2 MB \(code 0.0 MB, layer layer-x 3.0 MB\)",
+    ):
+        check_size("f", code, [layer], limit=2 * 2**20)
+
+
+def test_the_synth_fails_when_a_function_and_its_layers_are_too_big(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packaging, "LAMBDA_UNZIPPED_LIMIT", 10 * 2**20)
+    with pytest.raises(PackagingError, match=r"function 'inference': \d+\.\d MB unzipped with its layers exceeds Lambda's limit of 10 MB"):
+        build_app(nag=False)
+
+
+def test_layer_requirements_are_the_core_plus_the_group_without_the_runtimes_boto3() -> None:
+    reqs = requirements("inference")
+    names = {r.split(">")[0].split("<")[0].split("[")[0].split("=")[0] for r in reqs}
+    assert {"numpy", "pydantic", "onnxruntime", "aws-lambda-powertools"} <= names
+    assert "boto3" not in names
+    assert "scikit-learn" not in names
+    assert "scikit-learn" in {r.split(">")[0] for r in requirements("training")}
+    with pytest.raises(LayerBuildError, match=r"no dependency group \[gpu\] for layer 'gpu'"):
+        requirements("gpu")
+
+
+def test_platform_tags_cover_every_older_glibc() -> None:
+    tags = pip_platforms("manylinux_2_34_x86_64")
+    assert tags[0] == "manylinux_2_34_x86_64"
+    assert "manylinux_2_28_x86_64" in tags
+    assert tags[-1] == "manylinux2014_x86_64"
+    assert pip_platforms("manylinux2014_aarch64") == ["manylinux2014_aarch64"]
+
+
+def test_the_inference_layer_is_lambda_ready() -> None:
+    path = build_layer("inference")  # built by `make layers` (or the first synth) and cached
+    manifest = json.loads((path / "layer.json").read_text(encoding="utf-8"))
+    content = path / "python"
+    assert manifest["unzipped_bytes"] == unzipped_size(content) < 150 * 2**20
+    installed = {entry.split("==")[0].lower() for entry in manifest["installed"]}
+    assert {"numpy", "onnxruntime", "pydantic", "pydantic_core", "aws_lambda_powertools"} <= installed
+    assert not {"boto3", "botocore", "s3transfer"} & installed
+    assert not (content / "botocore").exists()
+    assert not list(content.rglob("__pycache__"))
+    assert not [p for p in content.rglob("tests") if p.is_dir()]
+    assert not (content / "bin").exists()
+    assert not list(content.glob("*.dist-info/RECORD"))
+    # compiled for the runtime's Python and glibc, not this machine's
+    assert list(content.glob("onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-x86_64-linux-gnu.so"))
+
+
+def test_concurrent_builders_build_once_and_share_the_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    calls = []
+
+    def slow_build(staging: Path, name: str, reqs: list[str], platform: str, python_version: str) -> dict[str, object]:
+        calls.append(name)
+        (staging / "python").mkdir()
+        (staging / "python" / "module.py").write_text("x = 1\n", encoding="utf-8")
+        threading.Event().wait(0.2)
+        return {"layer": name}
+
+    monkeypatch.setattr(build, "_build_into", slow_build)
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(build_layer("inference"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["inference"]
+    assert len(set(results)) == 1
+    assert len(results) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([results[0].name, results[0].name + ".lock"])  # no half-built folders
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    with pytest.raises(LayerBuildError, match=r"layer 'inference' \(no_such_platform, Python 3.12\): pip install failed: ERROR: "):
+        build_layer("inference", platform="no_such_platform")
+    assert [p.suffix for p in tmp_path.iterdir()] == [".lock"]
