@@ -100,4 +100,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the imported module, not this __main__ copy, so the stack class is infra.app.ServerlessMlopsStack
+    from infra.app import main as run
+
+    run()
