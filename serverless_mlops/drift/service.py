@@ -16,6 +16,7 @@ from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once, start_r
 from serverless_mlops.drift.capture_reader import CurrentData, read_file, read_window
 from serverless_mlops.drift.check import DriftResult, Window, check_drift
 from serverless_mlops.drift.report import write_report
+from serverless_mlops.errors import DataError
 from serverless_mlops.lifecycle import Backends, resolve_version
 from serverless_mlops.profile import load_profile
 from serverless_mlops.registry import ModelVersion
@@ -61,7 +62,7 @@ class DriftOutcome:
 def make_window(start: datetime, end: datetime) -> Window:
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
-        raise ValueError(f"window must end after it starts ({timestamp(start)} .. {timestamp(end)})")
+        raise DataError(f"window must end after it starts ({timestamp(start)} .. {timestamp(end)})")
     return Window(start=timestamp(start), end=timestamp(end), label=f"{start:%Y%m%dT%H%MZ}-{end:%Y%m%dT%H%MZ}")
 
 

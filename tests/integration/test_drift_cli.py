@@ -114,3 +114,24 @@ def test_window_lengths_end_now() -> None:
         parse_window("x/2026-11-25T11:00Z", now)
     with pytest.raises(DataError, match="expected a length"):
         parse_window("0h", now)
+
+
+def test_report_open_downloads_the_html(
+    registered: Backends, trained_models: dict[str, TrainedModel], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    store = registered.store
+    body = encode_records(records_for(trained_models["diabetes"], fresh_sample("diabetes", 120, 3), when=WHEN))
+    store.s3.put_object(Bucket=store.bucket, Key=capture_key("diabetes", WHEN, "y"), Body=body)
+    store.s3.put_object(Bucket=store.bucket, Key=capture_key("diabetes", WHEN, "z"), Body=b"not gzip, not json\n")
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--window", WINDOW, "--write-report")
+    assert code == 0, err
+    assert "skipped" in out
+    assert "report: s3://" in out
+    code, out, err = run(capsys, "drift", "report", "diabetes", "--open")
+    assert code == 0, err
+    [uri] = opened
+    assert uri.startswith("file://")
+    assert Path(uri.removeprefix("file://")).read_text().startswith("<!doctype html>")
+    assert "opened " in out
