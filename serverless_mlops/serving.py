@@ -169,6 +169,25 @@ class OnnxModel:
             self._raise_for_records(records)
         return self._run(feeds)
 
+    def predict_columns(self, columns: Sequence[Sequence[Any]]) -> Prediction:
+        """Predict from one sequence of values per feature, in signature order, all of one length (KServe V2 tensors)."""
+        width = len(self._features)
+        if len(columns) != width:
+            raise InvalidInputError(
+                f"expected {width} columns in signature order, got {len(columns)}",
+                [{"row": None, "field": None, "problem": f"expected {width} columns in signature order, got {len(columns)}"}],
+            )
+        lengths = {len(column) for column in columns}
+        if len(lengths) != 1:
+            problem = f"columns differ in length ({min(lengths)}..{max(lengths)} values); every feature needs one value per row"
+            raise InvalidInputError(problem, [{"row": None, "field": None, "problem": problem}])
+        if lengths == {0}:
+            raise InvalidInputError("no inputs to predict", [{"row": None, "field": "inputs", "problem": "empty"}])
+        feeds = self._fast_feeds([list(column) for column in columns])
+        if feeds is None:
+            self._raise_for_rows([list(row) for row in zip(*columns, strict=True)])
+        return self._run(feeds)
+
     def predict_rows(self, rows: Sequence[Any]) -> Prediction:
         """Predict from arrays of values in signature order."""
         if not rows:

@@ -1,0 +1,1 @@
+"""The HTTP inference Lambda (handler: ``functions.inference.app.lambda_handler``)."""

@@ -1,0 +1,331 @@
+"""The inference Lambda: an HTTP API (payload 2.0) in front of :class:`serverless_mlops.endpoint.Endpoint`.
+
+Routes (OpenAPI document at ``GET /openapi.json``): ``POST /v1/models/{name}/predict`` (``?version=`` or
+``?alias=``), and the Open Inference Protocol (KServe V2): ``POST /v2/models/{name}[/versions/{v}]/infer``,
+``GET /v2/models/{name}[/versions/{v}]``, ``GET /v2/models/{name}[/versions/{v}]/ready``, ``GET /v2/health/live``,
+``GET /v2/health/ready``, ``GET /v2``.
+
+This module parses and answers; every decision is the endpoint's. Errors are mapped to answers here and only here:
+every client mistake is a 4xx ``{"error": CODE, "message", "details": [{"row", "field", "problem"}]}``; payload
+values never reach a log (``repr=False`` on payload fields, no event logging, no response capture in traces).
+Settings are read, and the endpoint built, on the first request, not at import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from functions.observability import observability
+from serverless_mlops.endpoint import (
+    ConfigurationError,
+    Endpoint,
+    ErrorResponse,
+    InferRequest,
+    InferResponse,
+    Liveness,
+    ModelMetadata,
+    ModelReadiness,
+    ModelUnavailableError,
+    PayloadTooLargeError,
+    PredictRequest,
+    PredictResponse,
+    Readiness,
+    details_from_validation,
+)
+from serverless_mlops.errors import InvalidInputError, NotFoundError
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+EndpointProvider = Callable[[], Endpoint]
+
+JSON = "application/json"
+TITLE = "serverless-mlops inference"
+API_VERSION = "1.0"
+
+obs = observability("inference")
+logger, metrics = obs.logger, obs.metrics
+# Health, metadata and OpenAPI requests publish no metric on purpose; powertools would warn about each of them.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+class PowertoolsTelemetry:
+    """The endpoint's failure reports as log lines and EMF counts (``ModelLoadFailures``: service dimension only)."""
+
+    def model_load_failed(self, model: str, reason: str) -> None:
+        logger.warning("model failed to load; serving the last good version if one is loaded", extra={"model": model, "reason": reason})
+        obs.count("ModelLoadFailures")
+
+    def capture_failed(self, what: str, rows: int, reason: str) -> None:
+        logger.warning(f"data capture {what}", extra={"rows": rows, "reason": reason})
+        obs.count("CaptureFlushFailures" if what == "flush" else "CaptureRowsDropped", rows if what == "dropped" else 1)
+
+
+@functools.cache
+def default_endpoint() -> Endpoint:
+    """The execution environment's endpoint, built from the environment on the first request."""
+    return Endpoint.from_env(telemetry=PowertoolsTelemetry())
+
+
+# -- answers ---------------------------------------------------------------------------------------------------------
+def error_response(
+    status: int, code: str, message: str, details: Iterable[Mapping[str, Any]] = (), headers: Mapping[str, str] | None = None
+) -> Response[str]:
+    """The one error shape, counted by code."""
+    _count_error(code)
+    body = json.dumps({"error": code, "message": message, "details": [dict(d) for d in details]})
+    return Response(status_code=status, content_type=JSON, body=body, headers=dict(headers or {}))
+
+
+def _count_error(code: str) -> None:
+    """Errors by code: the invocation's metric record gets the ``code`` dimension (an error has no ``model``)."""
+    metrics.add_dimension(name="code", value=code)
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+
+
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    status: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
+    for status, text in {
+        400: "malformed body (not JSON, bad base64)",
+        404: "unknown model, version, alias or route",
+        413: "too many rows or bytes",
+        415: "body is not JSON",
+        422: "invalid request or feature values (details name row and field)",
+        503: "model cannot be loaded right now (Retry-After)",
+    }.items()
+}
+
+
+def _plain(response: dict[str, Any], status: int, code: str, message: str, problem: str | None = None) -> dict[str, Any]:
+    """An error answer built before routing (body size, encoding, media type)."""
+    _count_error(code)
+    details = [{"row": None, "field": None, "problem": problem or message}]
+    response.update(
+        statusCode=status, headers={"Content-Type": JSON}, body=json.dumps({"error": code, "message": message, "details": details})
+    )
+    return response
+
+
+def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Check the body before routing: size, base64 (decoded here, so routes see text) and JSON media type.
+
+    Returns the event to route (a shallow copy when it had to change) or the error answer.
+    """
+    body = event.get("body")
+    if body is None:
+        return event, None
+    if not isinstance(body, str):
+        return event, _plain({}, 400, "malformed_body", "the body must be text (or base64 text with isBase64Encoded)")
+    if len(body) > max_body_bytes * 4 // 3 + 4:
+        return event, _too_large(max_body_bytes)
+    changed: dict[str, Any] = {}
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+            body = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            return event, _plain({}, 400, "malformed_body", "isBase64Encoded is true but the body is not base64-encoded UTF-8")
+        changed.update(body=body, isBase64Encoded=False)
+        size = len(raw)
+    else:
+        size = len(body) if len(body) * 4 <= max_body_bytes else len(body.encode("utf-8", "surrogatepass"))
+    if size > max_body_bytes:
+        return event, _too_large(max_body_bytes)
+    headers = event.get("headers") or {}
+    for name, value in headers.items():
+        if name.lower() == "content-type" and isinstance(value, str):
+            media = value.split(";", 1)[0].strip().lower()
+            if body and media and media != JSON and not media.endswith("+json"):
+                return event, _plain({}, 415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+            if not value.startswith(JSON):  # JSON in another spelling: let the parser see the canonical one
+                changed["headers"] = {**{k: v for k, v in headers.items() if k.lower() != "content-type"}, "content-type": JSON}
+            break
+    return ({**event, **changed} if changed else event), None
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return _plain({}, 413, "body_too_large", f"the body exceeds {limit:,} bytes (MLOPS_MAX_BODY_BYTES)")
+
+
+# -- the app ---------------------------------------------------------------------------------------------------------
+VersionQuery = Annotated[int | None, Query(ge=1, description="serve this version (default: the version the alias points at)")]
+AliasQuery = Annotated[str | None, Query(max_length=64, description="serve the version this alias points at (default: production)")]
+_served = threading.local()
+
+
+def _record_served(model: str, version: int, rows: int) -> None:
+    metrics.add_dimension(name="model", value=model)
+    metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name="ModelVersion", unit=MetricUnit.NoUnit, value=version)
+    _served.model = model
+
+
+def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpResolver:
+    """The routes over ``endpoint`` (a provider, called on each request, so the endpoint is built lazily)."""
+    app = APIGatewayHttpResolver(enable_validation=True, debug=False, response_validation_error_http_code=500)
+
+    def request_id() -> str | None:
+        context = app.current_event.raw_event.get("requestContext") or {}
+        return context.get("requestId")
+
+    @app.post("/v1/models/<name>/predict", summary="Predict", responses=ERROR_RESPONSES, tags=["v1"])
+    def predict(
+        name: str,
+        body: PredictRequest,
+        version: VersionQuery = None,
+        alias: AliasQuery = None,
+    ) -> PredictResponse:
+        result = endpoint().predict(name, body, version=version, alias=alias, request_id=request_id())
+        _record_served(name, result.version, len(result.predictions))
+        return result
+
+    @app.post("/v2/models/<name>/infer", summary="Infer (Open Inference Protocol)", responses=ERROR_RESPONSES, tags=["v2"])
+    def infer(name: str, body: InferRequest) -> InferResponse:
+        result = endpoint().infer(name, body, request_id=request_id())
+        _record_served(name, int(result.model_version), len(result.outputs[0].data) if result.outputs else 0)
+        return result
+
+    @app.post("/v2/models/<name>/versions/<version>/infer", summary="Infer with one version", responses=ERROR_RESPONSES, tags=["v2"])
+    def infer_version(name: str, version: str, body: InferRequest) -> InferResponse:
+        result = endpoint().infer(name, body, version=version, request_id=request_id())
+        _record_served(name, int(result.model_version), len(result.outputs[0].data) if result.outputs else 0)
+        return result
+
+    @app.get("/v2/models/<name>", summary="Model metadata", responses=ERROR_RESPONSES, tags=["v2"])
+    def model_metadata(name: str) -> ModelMetadata:
+        return endpoint().metadata(name)
+
+    @app.get("/v2/models/<name>/versions/<version>", summary="Model version metadata", responses=ERROR_RESPONSES, tags=["v2"])
+    def version_metadata(name: str, version: str) -> ModelMetadata:
+        return endpoint().metadata(name, version=version)
+
+    @app.get("/v2/models/<name>/ready", summary="Model readiness (loads it)", responses=ERROR_RESPONSES, tags=["v2"])
+    def model_ready(name: str) -> ModelReadiness:
+        return endpoint().model_ready(name)
+
+    @app.get("/v2/models/<name>/versions/<version>/ready", summary="Model version readiness", responses=ERROR_RESPONSES, tags=["v2"])
+    def version_ready(name: str, version: str) -> ModelReadiness:
+        return endpoint().model_ready(name, version=version)
+
+    @app.get("/v2/health/live", summary="Liveness", tags=["v2"])
+    def live() -> Liveness:
+        return Liveness(live=True)
+
+    @app.get("/v2/health/ready", summary="Readiness", responses={503: {"description": "not ready"}}, tags=["v2"])
+    def ready() -> Response[Readiness]:
+        readiness = endpoint().ready()
+        return Response(status_code=200 if readiness.ready else 503, content_type=JSON, body=readiness)
+
+    @app.get("/v2", summary="Server metadata", tags=["v2"])
+    def server_metadata() -> dict[str, Any]:
+        return {"name": "serverless-mlops", "version": API_VERSION, "extensions": []}
+
+    @functools.cache
+    def openapi_document() -> str:
+        return app.get_openapi_json_schema(title=TITLE, version=API_VERSION, description=__doc__)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(status_code=200, content_type=JSON, body=openapi_document())
+
+    # -- errors: the one mapping from exceptions to answers ------------------------------------------------------------
+    def invalid_request(exc: RequestValidationError) -> Response[str]:
+        code, message, details = details_from_validation(exc.errors())
+        return error_response(400 if code == "malformed_json" else 422, code, message, details)
+
+    def unsupported_media_type(exc: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+
+    def too_large(exc: PayloadTooLargeError) -> Response[str]:
+        return error_response(413, exc.code, str(exc), exc.details)
+
+    def invalid_input(exc: InvalidInputError) -> Response[str]:
+        return error_response(422, exc.code, str(exc), exc.details)
+
+    def not_found(exc: NotFoundError) -> Response[str]:
+        return error_response(404, "not_found", str(exc))
+
+    def unavailable(exc: ModelUnavailableError) -> Response[str]:
+        return error_response(503, "model_unavailable", str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+
+    def too_deep(exc: RecursionError) -> Response[str]:
+        return error_response(400, "malformed_json", "the body is nested too deeply")
+
+    def misconfigured(exc: ConfigurationError) -> Response[str]:
+        logger.error(str(exc))
+        return error_response(500, "misconfigured", str(exc))
+
+    def internal(exc: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed to answer; the error is logged with this request's id")
+
+    def no_route(exc: RouteNotFoundError) -> Response[str]:
+        method, path = app.current_event.http_method, app.current_event.path
+        return error_response(404, "route_not_found", f"no route for {method} {path[:200]}; see GET /openapi.json")
+
+    handlers: dict[type[Exception], Callable[[Any], Response[str]]] = {
+        RequestValidationError: invalid_request,
+        RequestUnsupportedContentType: unsupported_media_type,
+        PayloadTooLargeError: too_large,  # before InvalidInputError, its base: the most specific class wins
+        InvalidInputError: invalid_input,
+        NotFoundError: not_found,
+        ModelUnavailableError: unavailable,
+        RecursionError: too_deep,
+        ConfigurationError: misconfigured,
+        RouteNotFoundError: no_route,
+        Exception: internal,
+    }
+    for exception, answer in handlers.items():
+        app.exception_handler(exception)(answer)
+    return app
+
+
+def create_handler(endpoint: EndpointProvider = default_endpoint) -> Handler:
+    """A Lambda handler over ``endpoint`` with the standard decorator stack (tests pass their own endpoint)."""
+    app = build_app(endpoint)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @metrics.log_metrics
+    @obs.trace_handler
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            limit = endpoint().settings.max_body_bytes
+        except ConfigurationError as exc:
+            logger.error(str(exc))
+            return _plain({}, 500, "misconfigured", str(exc))
+        event, refused = prepare(event, limit)
+        if refused is not None:
+            return refused
+        _served.model = None
+        response: dict[str, Any] = app.resolve(event, context)
+        if _served.model is not None:
+            metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+        return response
+
+    return handler
+
+
+lambda_handler = create_handler()
+
+
+def flush() -> list[str]:
+    """Write the execution environment's buffered data capture now (``mlops serve`` calls this when it stops)."""
+    if default_endpoint.cache_info().currsize == 0:
+        return []
+    return default_endpoint().flush()

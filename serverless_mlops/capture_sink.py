@@ -1,0 +1,183 @@
+"""Data capture for the inference endpoint: sampled requests and their predictions, buffered, flushed to S3.
+
+Each execution environment keeps one in-memory buffer. A sampled request appends a reference to its (already
+parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is flushed inside an invocation, by
+:meth:`CaptureBuffer.maybe_flush`, once it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, and by
+:meth:`CaptureBuffer.flush` when a local server shuts down. A flush writes one gzip JSON Lines object per model and
+UTC hour (the format and keys of :mod:`serverless_mlops.capture`), so a drift check that reads a window's hourly
+prefixes finds every row of that window.
+
+A failed write never fails the request: it is reported (``on_failure``), the rows are kept for the next attempt
+(after ``max_seconds``, so a failing S3 costs one request per interval, not every request), and if S3 stays down
+the oldest rows beyond ``2 * max_rows`` are dropped and reported, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from serverless_mlops.capture import capture_key, encode_records, timestamp
+
+RowsKind = Literal["records", "rows", "columns"]
+FailureCallback = Callable[[str, int, str], None]  # (what: "flush" | "dropped", rows, reason)
+
+
+class CaptureSink(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+
+class S3CaptureSink:
+    """Writes capture objects to the artifact bucket with the same server-side encryption as the artifacts."""
+
+    def __init__(self, bucket: str, s3: Any, *, kms_key_id: str | None = None) -> None:
+        self.bucket = bucket
+        self.s3 = s3
+        self.kms_key_id = kms_key_id
+
+    def put(self, key: str, data: bytes) -> None:
+        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        if self.kms_key_id:
+            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/x-ndjson", ContentEncoding="gzip", **encryption)
+
+
+@dataclass(frozen=True)
+class _Captured:
+    """One sampled request, kept as the request gave it; turned into capture lines only when flushed."""
+
+    at: float
+    model: str
+    version: int
+    request_id: str | None
+    names: Sequence[str]
+    kind: RowsKind
+    data: Sequence[Any]
+    predictions: Sequence[Any]
+
+    @property
+    def size(self) -> int:
+        return len(self.predictions)
+
+    def lines(self) -> list[dict[str, Any]]:
+        ts = timestamp(datetime.fromtimestamp(self.at, UTC))
+        names = self.names
+        if self.kind == "records":
+            features: Sequence[Mapping[str, Any]] = [{name: record[name] for name in names} for record in self.data]
+        elif self.kind == "rows":
+            features = [dict(zip(names, row, strict=True)) for row in self.data]
+        else:
+            features = [dict(zip(names, row, strict=True)) for row in zip(*self.data, strict=True)]
+        return [
+            {
+                "ts": ts,
+                "request_id": self.request_id,
+                "model": self.model,
+                "version": self.version,
+                "features": row,
+                "prediction": prediction,
+            }
+            for row, prediction in zip(features, self.predictions, strict=True)
+        ]
+
+
+class CaptureBuffer:
+    """The per-execution-environment capture buffer (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self,
+        sink: Callable[[], CaptureSink],
+        *,
+        max_rows: int = 1000,
+        max_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        on_failure: FailureCallback | None = None,
+    ) -> None:
+        self._sink = sink
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._on_failure = on_failure
+        self._pending: list[_Captured] = []
+        self._rows = 0
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def add(
+        self,
+        model: str,
+        version: int,
+        request_id: str | None,
+        names: Sequence[str],
+        kind: RowsKind,
+        data: Sequence[Any],
+        predictions: Sequence[Any],
+    ) -> None:
+        """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
+        order; ``columns``: one array per feature) and its predictions. The caller must not mutate them later."""
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions)
+        with self._lock:
+            self._pending.append(captured)
+            self._rows += captured.size
+
+    def due(self, now: float | None = None) -> bool:
+        if not self._pending:
+            return False
+        now = self._clock() if now is None else now
+        if now < self._retry_at:
+            return False
+        return self._rows >= self.max_rows or now - self._pending[0].at >= self.max_seconds
+
+    def maybe_flush(self) -> list[str]:
+        """Flush if the buffer is full or old enough (called on every invocation); the keys written."""
+        return self.flush() if self.due() else []
+
+    def flush(self) -> list[str]:
+        """Write everything buffered now, one object per model and UTC hour; the keys written. Never raises."""
+        with self._lock:
+            batch, self._pending, self._rows = self._pending, [], 0
+        if not batch:
+            return []
+        groups: dict[tuple[str, str], list[_Captured]] = {}
+        for captured in batch:
+            groups.setdefault((captured.model, f"{captured.at // 3600:.0f}"), []).append(captured)
+        written: list[str] = []
+        failed: list[_Captured] = []
+        for (model, _hour), items in groups.items():
+            key = capture_key(model, datetime.fromtimestamp(items[0].at, UTC))
+            try:
+                data = encode_records(line for captured in items for line in captured.lines())
+                self._sink().put(key, data)
+            except Exception as exc:
+                failed.extend(items)
+                self._report("flush", sum(item.size for item in items), f"{type(exc).__name__}: {exc}")
+            else:
+                written.append(key)
+        if failed:
+            self._keep_for_retry(failed)
+        return written
+
+    def _keep_for_retry(self, failed: list[_Captured]) -> None:
+        with self._lock:
+            self._retry_at = self._clock() + self.max_seconds
+            self._pending = sorted(failed + self._pending, key=lambda captured: captured.at)
+            self._rows = sum(captured.size for captured in self._pending)
+            dropped = 0
+            while self._pending and self._rows > 2 * self.max_rows:
+                oldest = self._pending.pop(0)
+                self._rows -= oldest.size
+                dropped += oldest.size
+        if dropped:
+            self._report("dropped", dropped, f"the buffer exceeded {2 * self.max_rows} rows while S3 writes failed")
+
+    def _report(self, what: str, rows: int, reason: str) -> None:
+        if self._on_failure is not None:
+            self._on_failure(what, rows, reason)

@@ -1,0 +1,190 @@
+"""Models loaded once per execution environment, with aliases re-checked at most every ``refresh_seconds``.
+
+A request names a model and either a version (immutable: loaded once, kept while it is among the most recently
+used) or an alias (default ``production``). An alias is resolved in the registry at most every ``refresh_seconds``
+(one GetItem), so a promotion or rollback takes effect within that interval without a redeploy. Loading fetches the
+ONNX artifact, verifies its sha256 against the registry and opens an onnxruntime session
+(:func:`serverless_mlops.lifecycle.load_model`).
+
+Failures: a refresh that fails for any reason (registry unreachable, artifact missing or tampered with, a graph
+onnxruntime refuses) keeps serving the last good model, reports the failure to the ``on_failure`` callback (the
+handler turns it into the ``ModelLoadFailures`` metric) and tries again after the next interval. With nothing
+loaded yet, an unknown model, version or alias raises :class:`NotFoundError` and any other failure raises
+:class:`ModelUnavailableError` carrying a retry delay; further requests within that delay fail fast instead of
+downloading the artifact again.
+
+Thread-safe: reads take no lock; loading and refreshing take one, and a request that finds a refresh already in
+progress serves the current model instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from serverless_mlops.errors import MlopsError, NotFoundError
+from serverless_mlops.registry import PRODUCTION
+
+if TYPE_CHECKING:
+    from serverless_mlops.lifecycle import Backends
+    from serverless_mlops.registry import ModelVersion
+    from serverless_mlops.serving import OnnxModel
+
+Loader = Callable[["Backends", "ModelVersion"], "OnnxModel"]
+FailureCallback = Callable[[str, str], None]
+
+
+class ModelUnavailableError(MlopsError):
+    """A model exists but cannot be loaded right now (the handler answers 503 with ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    entry: ModelVersion
+    model: OnnxModel
+
+
+@dataclass
+class _AliasState:
+    loaded: LoadedModel
+    checked_at: float
+
+
+def _default_loader(backends: Backends, entry: ModelVersion) -> OnnxModel:
+    from serverless_mlops.lifecycle import load_model
+
+    return load_model(backends, entry)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ModelCache:
+    """Registered models by version and alias; see the module docstring for refresh and failure rules."""
+
+    def __init__(
+        self,
+        backends: Callable[[], Backends],
+        *,
+        refresh_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        loader: Loader = _default_loader,
+        on_failure: FailureCallback | None = None,
+        capacity: int = 8,
+    ) -> None:
+        self._backends = backends
+        self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._loader = loader
+        self._on_failure = on_failure
+        self._capacity = capacity
+        self._versions: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._aliases: dict[tuple[str, str], _AliasState] = {}
+        self._failed_until: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    # -- the request path ----------------------------------------------------------------------------------------
+    def get(self, name: str, *, version: int | None = None, alias: str | None = None) -> LoadedModel:
+        """The model to serve for ``name`` at ``version``, or at ``alias`` (default production)."""
+        if version is not None:
+            loaded = self._versions.get((name, version))
+            if loaded is not None:
+                return loaded
+            with self._lock:
+                return self._cold(name, f"version {version}", lambda: self._version(name, version))
+        key = (name, alias or PRODUCTION)
+        state = self._aliases.get(key)
+        if state is not None:
+            now = self._clock()
+            if now - state.checked_at < self.refresh_seconds:
+                return state.loaded
+            if not self._lock.acquire(blocking=False):  # someone is refreshing: serve what we have meanwhile
+                return state.loaded
+            try:
+                return self._refresh(key, state, now)
+            finally:
+                self._lock.release()
+        with self._lock:
+            state = self._aliases.get(key)
+            if state is not None:  # loaded by another thread while we waited
+                return state.loaded
+            return self._cold(name, f"alias {key[1]}", lambda: self._load_alias(key))
+
+    def loaded(self) -> list[LoadedModel]:
+        """What is in memory now (for readiness reports)."""
+        return list(self._versions.values())
+
+    # -- loading -------------------------------------------------------------------------------------------------
+    def _cold(self, name: str, which: str, load: Callable[[], LoadedModel]) -> LoadedModel:
+        """Load with nothing to fall back on: NotFoundError passes through, any other failure becomes
+        ModelUnavailableError, and repeats within ``refresh_seconds`` fail fast without downloading again."""
+        now = self._clock()
+        until = self._failed_until.get((name, which))
+        if until is not None and now < until:
+            raise ModelUnavailableError(
+                f"model {name!r} ({which}) failed to load moments ago; the next attempt is after the back-off", retry_after=until - now
+            )
+        try:
+            loaded = load()
+        except NotFoundError:
+            raise
+        except Exception as exc:
+            self._failed_until[(name, which)] = now + self.refresh_seconds
+            self._report(name, exc)
+            raise ModelUnavailableError(
+                f"model {name!r} ({which}) cannot be loaded right now ({type(exc).__name__}) and nothing loaded earlier can stand in",
+                retry_after=self.refresh_seconds,
+            ) from exc
+        self._failed_until.pop((name, which), None)
+        return loaded
+
+    def _load_alias(self, key: tuple[str, str]) -> LoadedModel:
+        name, alias = key
+        version = self._backends().registry.get_alias(name, alias).version
+        loaded = self._version(name, version)
+        self._aliases[key] = _AliasState(loaded, self._clock())
+        return loaded
+
+    def _refresh(self, key: tuple[str, str], state: _AliasState, now: float) -> LoadedModel:
+        """Re-check an alias; on any failure keep the last good model and try again after the next interval."""
+        state.checked_at = now
+        try:
+            version = self._backends().registry.get_alias(*key).version
+            if version != state.loaded.entry.version:
+                state.loaded = self._version(key[0], version)
+        except Exception as exc:
+            self._report(key[0], exc)
+        return state.loaded
+
+    def _version(self, name: str, version: int) -> LoadedModel:
+        """A version from memory, or fetched, verified and opened (caller holds the lock)."""
+        loaded = self._versions.get((name, version))
+        if loaded is not None:
+            self._versions.move_to_end((name, version))
+            return loaded
+        backends = self._backends()
+        entry = backends.registry.describe(name, version)
+        if entry.status != "registered":
+            raise NotFoundError(f"model {name!r} version {version} is {entry.status}; only registered versions are served")
+        loaded = LoadedModel(entry, self._loader(backends, entry))
+        self._versions[(name, version)] = loaded
+        pinned = {id(state.loaded) for state in self._aliases.values()} | {id(loaded)}
+        for cached_key, cached in list(self._versions.items()):
+            if len(self._versions) <= self._capacity:
+                break
+            if id(cached) not in pinned:
+                del self._versions[cached_key]
+        return loaded
+
+    def _report(self, name: str, exc: BaseException) -> None:
+        if self._on_failure is not None:
+            self._on_failure(name, _describe_failure(exc))
