@@ -74,7 +74,15 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         config = deployment.config
 
-        self.key = kms.Key(self, "AlertsKey", description="serverless-mlops alert topic", enable_key_rotation=True)
+        self.key = kms.Key(
+            self,
+            "AlertsKey",
+            description="serverless-mlops alert topic",
+            enable_key_rotation=True,
+            # dev schedules the key's deletion with the stack (7 days' grace); prod keeps it, like its data
+            removal_policy=cdk.RemovalPolicy.RETAIN if deployment.retain else cdk.RemovalPolicy.DESTROY,
+            pending_window=None if deployment.retain else cdk.Duration.days(7),
+        )
         # CloudWatch alarms publish to the encrypted topic: the key must let the service use it
         self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
         self.topic = sns.Topic(self, "Alerts", display_name="serverless-mlops drift alerts", master_key=self.key, enforce_ssl=True)

@@ -34,6 +34,8 @@ def test_prod_protects_the_registry_and_dev_does_not(dev: Synth, prod: Synth) ->
     assert protection(dev.template) == (False, "Delete")
     prod.template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
     assert not prod.resources("Custom::S3AutoDeleteObjects")  # prod never empties its buckets
+    prod.template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Retain"})
+    dev.template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Delete", "Properties": Match.object_like({"PendingWindowInDays": 7})})
 
 
 def test_artifact_bucket_is_versioned_encrypted_private_and_ssl_only(dev: Synth) -> None:
