@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -288,7 +289,7 @@ def _listen(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise MlopsError(f"cannot listen on {host}:{port}: {reason.lower()} (choose another --port, or 0 for a free one)") from exc
 
 

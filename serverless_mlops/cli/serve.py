@@ -19,8 +19,8 @@ from serverless_mlops.registry import PRODUCTION
 from serverless_mlops.settings import Settings
 
 HANDLER_MODULE = "functions.inference.app"
-# Names under which the handler module may expose a flush of buffered data capture, run when the server stops.
-SHUTDOWN_HOOKS = ("flush_capture", "flush", "shutdown")
+# The handler module's flush of buffered data capture, run when the server stops.
+SHUTDOWN_HOOK = "flush"
 FUNCTION_NAME = "inference"
 
 
@@ -42,8 +42,8 @@ def load_handler(module_name: str = HANDLER_MODULE) -> tuple[Callable[[dict[str,
     handler = getattr(module, "lambda_handler", None)
     if not callable(handler):
         raise MlopsError(f"{module_name} has no lambda_handler")
-    hook = next((getattr(module, name) for name in SHUTDOWN_HOOKS if callable(getattr(module, name, None))), None)
-    return handler, hook
+    hook = getattr(module, SHUTDOWN_HOOK, None)
+    return handler, hook if callable(hook) else None
 
 
 def serve_environment(settings: Settings, models: list[str]) -> dict[str, str]:
@@ -64,7 +64,7 @@ def serve_environment(settings: Settings, models: list[str]) -> dict[str, str]:
     return env
 
 
-def _example_value(feature: Any) -> Any:
+def example_value(feature: Any) -> Any:
     if feature.kind == "categorical":
         return feature.categories[0] if feature.categories else "value"
     if feature.range is not None:
@@ -80,7 +80,7 @@ def curl_example(url: str, backends: Any, models: list[str]) -> str:
             entry = backends.registry.resolve(name, PRODUCTION)
         except NotFoundError:
             continue
-        row = {f.name: _example_value(f) for f in entry.signature.features}
+        row = {f.name: example_value(f) for f in entry.signature.features}
         body = json.dumps({"instances": [row]})
         return f"curl -s {url}/v1/models/{name}/predict -H 'content-type: application/json' -d {shlex.quote(body)}"
     return f"curl -s {url}/v1/models/MODEL/predict -H 'content-type: application/json' -d '{{\"instances\": [{{\"feature\": 1.0}}]}}'"

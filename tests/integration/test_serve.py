@@ -7,21 +7,37 @@ on a moto server, through ``mlops serve`` itself. Request counts and timeouts ar
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
+import importlib
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from serverless_mlops.capture import decode_records
+from serverless_mlops.cli import main
+from serverless_mlops.cli.serve import curl_example, example_value, load_handler, serve_environment
+from serverless_mlops.data import load_dataset
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.server import LambdaContext, LocalServer, http_api_event, http_response, is_text
+from serverless_mlops.lifecycle import Backends, register_run
+from serverless_mlops.local import LocalAws, ensure_resources, free_port
+from serverless_mlops.server import LambdaContext, LambdaHttpApp, LocalServer, http_api_event, http_response, is_text
+from serverless_mlops.serving import OnnxModel
+from serverless_mlops.settings import Settings
+from serverless_mlops.signature import FeatureSignature
+from serverless_mlops.training import TrainedModel
+from tests.conftest import example_spec
 
 TIMEOUT = 10
 
@@ -297,6 +313,32 @@ def test_busy_port_is_one_clear_error() -> None:
             LocalServer(echo, port=port)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_server_that_cannot_start_says_so() -> None:
+    server = LocalServer(echo)
+    server._socket.close()  # the listening socket is gone before the server thread can use it
+    with pytest.raises(MlopsError, match="did not start"):
+        server.start()
+    server.stop()
+
+
+def test_app_ignores_non_http_scopes_and_clients_that_hang_up() -> None:
+    calls: list[object] = []
+    sent: list[dict[str, Any]] = []
+    app = LambdaHttpApp(lambda event, context: calls.append(event))
+
+    async def disconnect() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"", "headers": []}
+    asyncio.run(app({"type": "websocket"}, disconnect, send))
+    asyncio.run(app(scope, disconnect, send))
+    assert (calls, sent) == ([], [])
+
+
 def test_context_counts_down() -> None:
     context = LambdaContext(function_name="f", aws_request_id="r", invoked_function_arn="arn", timeout_seconds=0.05)
     assert context.get_remaining_time_in_millis() <= 50
@@ -390,3 +432,229 @@ def test_serve_forever_stops_on_sigterm_and_restores_signal_handlers() -> None:
     sender.join(TIMEOUT)
     assert flushed == [True]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+# -- mlops serve: the inference Lambda's handler, a model registered on a moto server -------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    endpoint_url: str
+    backends: Backends
+    wine: TrainedModel
+
+
+@pytest.fixture(scope="module")
+def world(trained_models: dict[str, TrainedModel]) -> Iterator[World]:
+    with LocalAws() as aws:
+        settings = Settings(endpoint_url=aws.endpoint_url)
+        ensure_resources(settings)
+        backends = Backends.from_settings(settings)
+        entry = register_run(trained_models["wine"], backends, by="serve-tests")
+        backends.registry.promote("wine", entry.version, by="serve-tests")
+        yield World(aws.endpoint_url, backends, trained_models["wine"])
+
+
+@pytest.fixture
+def handler_state() -> Iterator[None]:
+    """`mlops serve` sets the handler's environment and the handler module caches its endpoint: undo both."""
+    saved = dict(os.environ)
+    app = importlib.import_module("functions.inference.app")
+    app.default_endpoint.cache_clear()
+    yield
+    app.default_endpoint.cache_clear()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def wine_rows(count: int) -> list[dict[str, float]]:
+    frame = load_dataset(example_spec("wine")).frame
+    names = [f.name for f in example_spec("wine").features]
+    return [{k: float(v) for k, v in row.items()} for row in frame[names].head(count).to_dict("records")]
+
+
+def captured_rows(backends: Backends, model: str) -> list[dict[str, Any]]:
+    s3, bucket = backends.store.s3, backends.store.bucket
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"capture/{model}/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return [record for key in keys for record in decode_records(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key)]
+
+
+def test_mlops_serve_predicts_like_the_registered_model_then_stops_cleanly_on_ctrl_c(
+    world: World, handler_state: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    rows = wine_rows(8)
+    expected = OnnxModel(world.wine.record.signature, world.wine.onnx_bytes).predict_records(rows)
+    seen: dict[str, Any] = {"answers": [], "errors": []}
+
+    def client(number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        try:
+            for i in range(5):
+                row = rows[(number + i) % len(rows)]
+                connection.request(
+                    "POST", "/v1/models/wine/predict", body=json.dumps({"instances": [row]}), headers={"Content-Type": "application/json"}
+                )
+                response = connection.getresponse()
+                seen["answers"].append(((number + i) % len(rows), response.status, json.loads(response.read())))
+        except BaseException as exc:  # reported below
+            seen["errors"].append(exc)
+        finally:
+            connection.close()
+
+    def drive() -> None:
+        deadline = time.monotonic() + 60
+        while True:  # until the server listens (imports take a second or two)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    seen["errors"].append(TimeoutError("mlops serve did not listen"))
+                    return
+                time.sleep(0.05)
+        try:
+            seen["batch"] = request(
+                port, "POST", "/v1/models/wine/predict", json.dumps({"instances": rows}).encode(), {"Content-Type": "application/json"}
+            )
+            seen["invalid"] = request(
+                port, "POST", "/v1/models/wine/predict", b'{"instances": [{"alcohol": 1.0}]}', {"Content-Type": "application/json"}
+            )
+            binary = json.dumps({"instances": rows[:1]}).encode()
+            seen["binary"] = request(port, "POST", "/v1/models/wine/predict", binary, {"Content-Type": "application/octet-stream"})
+            seen["not_utf8"] = request(
+                port, "POST", "/v1/models/wine/predict", b'{"instances": "\xff"}', {"Content-Type": "application/json"}
+            )
+            seen["missing"] = request(port, "POST", "/v1/models/nope/predict", b'{"instances": [{}]}', {"Content-Type": "application/json"})
+            pool = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join(TIMEOUT)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+
+    threads_before = {t.ident for t in threading.enumerate()}
+    driver = threading.Thread(target=drive)
+    driver.start()
+    code = main(["--endpoint-url", world.endpoint_url, "serve", "--port", str(port), "--model", "wine"])
+    driver.join(TIMEOUT)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert not seen["errors"]
+    assert f"http://127.0.0.1:{port}" in out
+    assert f"curl -s http://127.0.0.1:{port}/v1/models/wine/predict" in out
+    status, _, body = seen["batch"]
+    answer = json.loads(body)
+    assert (status, answer["model"], answer["version"]) == (200, "wine", 1)
+    assert answer["predictions"] == expected.predictions
+    assert expected.probabilities is not None
+    for served, local in zip(answer["probabilities"], expected.probabilities, strict=True):
+        assert served == pytest.approx(local, abs=1e-6)
+    assert len(seen["answers"]) == 20
+    for index, status, answer in seen["answers"]:
+        assert status == 200
+        assert answer["predictions"] == [expected.predictions[index]]
+    status, _, body = seen["invalid"]
+    assert status == 422
+    assert {"row": 0, "field": "malic_acid", "problem": "missing"} in json.loads(body)["details"]
+    # bodies the server had to base64-encode reach the handler, which decodes them and refuses what is not JSON
+    assert (seen["binary"][0], json.loads(seen["binary"][2])["error"]) == (415, "unsupported_media_type")
+    assert (seen["not_utf8"][0], json.loads(seen["not_utf8"][2])["error"]) == (400, "malformed_body")
+    assert seen["missing"][0] == 404
+    # no thread of the server's is left; the moto server may still hold a connection thread for the handler's clients
+    left = [t.name for t in threading.enumerate() if t.ident not in threads_before and t is not driver]
+    assert all("process_request_thread" in name for name in left), left
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    # stopping flushed the data capture the handler buffered: every predicted row is in S3
+    assert len(captured_rows(world.backends, "wine")) == len(rows) + 20
+
+
+def test_mlops_serve_on_a_busy_port_is_one_line_and_exit_1(world: World, handler_state: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code = main(["--endpoint-url", world.endpoint_url, "serve", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}: address already in use" in err
+
+
+def test_mlops_serve_refuses_an_unregistered_model(world: World, handler_state: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--endpoint-url", world.endpoint_url, "serve", "--port", "0", "--model", "nope"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "model 'nope' is not registered" in err
+
+
+def test_curl_example_falls_back_to_a_placeholder_without_production_models(world: World) -> None:
+    assert "/v1/models/wine/predict" in curl_example("http://h:1", world.backends, [])
+    assert "/v1/models/MODEL/predict" in curl_example("http://h:1", world.backends, ["absent"])
+
+
+def test_mlops_serve_json_prints_the_url_and_example_as_a_document(
+    world: World, handler_state: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    answers: list[int] = []
+
+    def drive() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answers.append(request(port, "GET", "/v2/health/live")[0])
+                break
+            except OSError:
+                time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    code = main(["--json", "serve", "--endpoint-url", world.endpoint_url, "--port", str(port)])
+    driver.join(TIMEOUT)
+    document, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
+    assert (code, answers) == (0, [200])
+    assert document["url"] == f"http://127.0.0.1:{port}"
+    assert document["models"] is None
+    assert f"{document['url']}/v1/models/wine/predict" in document["example"]
+
+
+def test_serve_environment_is_what_the_function_configuration_would_set() -> None:
+    env = serve_environment(Settings(bucket="b-1", table="t-1", kms_key_id="key"), [])
+    assert env["MLOPS_BUCKET"] == "b-1"
+    assert env["MLOPS_TABLE"] == "t-1"
+    assert env["MLOPS_KMS_KEY_ID"] == "key"
+    assert "MLOPS_ENDPOINT_URL" not in env
+    assert "MLOPS_MODELS" not in env
+    env = serve_environment(Settings(endpoint_url="http://127.0.0.1:1"), ["a", "b"])
+    assert env["MLOPS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert env["MLOPS_MODELS"] == "a,b"
+
+
+def test_curl_example_values_fit_each_feature() -> None:
+    categorical = FeatureSignature(name="c", input_name="c", kind="categorical", categories=["x", "y"])
+    ranged = FeatureSignature(name="r", input_name="r", kind="numeric", range=(10.0, 20.0))
+    open_ended = FeatureSignature(name="n", input_name="n", kind="categorical")
+    assert [example_value(f) for f in (categorical, ranged, open_ended)] == ["x", 15.0, "value"]
+
+
+def test_handler_is_found_in_the_checkout_when_not_importable_from_the_current_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != root])
+    for name in [m for m in sys.modules if m == "functions" or m.startswith("functions.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(MlopsError, match=r"functions\.observability has no lambda_handler"):  # found, imported, checked
+        load_handler("functions.observability")
+    assert sys.path[0] == str(root)
+
+
+def test_handler_module_errors_are_one_clear_line() -> None:
+    with pytest.raises(MlopsError, match=r"cannot import the inference handler functions\.nope"):
+        load_handler("functions.nope")
+    with pytest.raises(MlopsError, match=r"functions\.observability has no lambda_handler"):
+        load_handler("functions.observability")
+    handler, flush = load_handler()
+    assert callable(handler)
+    assert flush is not None
