@@ -76,7 +76,7 @@ class ServerlessMlopsStack(cdk.Stack):
 
 
 def build_app(
-    config: str | Path | None = None, *, stage: str | None = None, nag: bool = True, context: dict[str, str] | None = None
+    config: str | Path | None = None, *, stage: str | None = None, nag: bool = True, context: dict[str, object] | None = None
 ) -> cdk.App:
     """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override)."""
     app = cdk.App(context=context)

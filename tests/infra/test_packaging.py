@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import layers.build as build
 from infra.app import build_app
 from infra.packaging import PackagingError, check_size, code_files, stage_code
 from layers.build import LayerBuildError, build_layer, pip_platforms, requirements, unzipped_size
+from tests.infra.conftest import NO_STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +91,7 @@ def test_a_function_over_the_limit_names_its_parts(tmp_path: Path) -> None:
 def test_the_synth_fails_when_a_function_and_its_layers_are_too_big(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(packaging, "LAMBDA_UNZIPPED_LIMIT", 10 * 2**20)
     with pytest.raises(PackagingError, match=r"function 'inference': \d+\.\d MB unzipped with its layers exceeds Lambda's limit of 10 MB"):
-        build_app(nag=False)
+        build_app(nag=False, context=NO_STAGING)
 
 
 def test_layer_requirements_are_the_core_plus_the_group_without_the_runtimes_boto3() -> None:
@@ -157,3 +159,33 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(LayerBuildError, match=r"layer 'inference' \(no_such_platform, Python 3.12\): pip install failed: ERROR: "):
         build_layer("inference", platform="no_such_platform")
     assert [p.suffix for p in tmp_path.iterdir()] == [".lock"]
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level package names a module imports when it is imported (not inside functions or TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+        pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
+@pytest.mark.parametrize("function", ["inference", "drift_check"])
+def test_every_package_the_asset_imports_is_in_its_layer_or_the_runtime(function: str) -> None:
+    """The Lambda has the asset, the layer and the runtime's boto3: each module-level import must resolve there."""
+    layer = build_layer("inference") / "python"
+    provided = {p.name.removesuffix(".py") for p in layer.iterdir()} | {"boto3", "botocore", "s3transfer"}
+    needed = set().union(*(_module_level_imports(ROOT / f) for f in code_files(function) if f.suffix == ".py"))
+    missing = needed - provided - set(sys.stdlib_module_names) - {"functions", "serverless_mlops"}
+    assert missing == set()
