@@ -1,16 +1,19 @@
 """Read a window of captured inference rows (S3 objects or a local file) into columns for the drift check.
 
 Rows become numpy columns as they are read, a chunk of lines at a time, so a million rows cost their numbers
-(~8 bytes a numeric value, a counter per categorical feature), not a million dicts. A chunk is parsed with one
-``json.loads`` call; only when that fails is it re-read line by line (``capture.decode_records``) to name the
-line. An object that cannot be read is reported by name and skipped as a whole; the rest is still checked.
+(~8 bytes a numeric value, a counter per categorical feature), not a million dicts. A chunk is decoded in one call
+by msgspec into typed structs (about three times faster than ``json.loads`` into dicts); only when that fails is
+it re-read line by line (``capture.decode_records``), which accepts what the contract allows and names the line
+of a malformed row. An object that cannot be read is reported by name and skipped as a whole; the rest is still checked.
 """
 
 from __future__ import annotations
 
-import gzip
+import gc
 import io
 import json
+import operator
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,15 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from serverless_mlops.capture import REQUIRED_FIELDS, SUFFIX, CaptureFormatError, decode_records, timestamp, window_prefixes
+from serverless_mlops.capture import SUFFIX, CaptureFormatError, decode_records, timestamp, window_prefixes
 from serverless_mlops.errors import DataError
 
-CHUNK_LINES = 20_000
+READ_BYTES = 1 << 20  # compressed bytes read at a time (about 4 MB, some 8,000 rows, once inflated)
 FETCH_THREADS = 8
-_REQUIRED = frozenset(REQUIRED_FIELDS)
 
 
 @dataclass
@@ -96,53 +99,122 @@ def _as_float(value: Any) -> float:
     return float(value)
 
 
-def _parse_chunk(lines: list[str], source: str, first_line: int) -> list[dict[str, Any]]:
-    """A chunk of JSON lines (blank ones included) as row dicts; a bad chunk is re-read line by line to name the line."""
-    try:
-        rows = json.loads("[" + ",".join(line for line in lines if not line.isspace()) + "]")
-        if all(type(row) is dict and row.keys() >= _REQUIRED and type(row["features"]) is dict for row in rows):
-            return rows  # type: ignore[no-any-return]
-    except json.JSONDecodeError:
-        pass
-    try:
-        return list(decode_records("".join(lines).encode("utf-8"), source))
-    except CaptureFormatError as exc:
-        raise CaptureFormatError(source, exc.problem, None if exc.line is None else exc.line + first_line - 1) from exc
+@dataclass(frozen=True)
+class _Rows:
+    """A chunk's rows, column-wise: one tuple of feature values per row (in ``kinds`` order), and the row fields."""
+
+    features: list[tuple[Any, ...]]
+    ts: list[str]
+    predictions: list[Any]
+    versions: list[Any]
 
 
-def _read_stream(stream: IO[bytes], source: str, batch: _Batch, since: str | None, until: str | None) -> None:
+class _Decoder:
+    """Typed msgspec decoding of a chunk of capture lines: no dict per row, no per-row Python validation.
+
+    Feature values decode as number, string or null; anything the contract allows but this does not expect (a
+    boolean, a nested value) sends the chunk to the slower exact path (``capture.decode_records``), which also
+    names the line of a malformed row.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        fields = [f"f{i}" for i in range(len(names))]
+        features = msgspec.defstruct(
+            "CapturedFeatures",
+            [(field, float | str | None, None) for field in fields],
+            rename=dict(zip(fields, names, strict=True)),
+            forbid_unknown_fields=False,
+            gc=False,
+        )
+        row = msgspec.defstruct("CapturedRow", [("ts", str), ("model", str), ("version", int), ("features", features), ("prediction", Any)])
+        self.decoder = msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+        self.values = operator.attrgetter(*fields) if len(fields) > 1 else (lambda f: (getattr(f, fields[0]),))
+
+    def decode(self, block: bytes, source: str, first_line: int) -> _Rows:
+        """Rows of ``block`` (complete lines; the first is line ``first_line`` of ``source``)."""
+        try:
+            rows: list[Any] = self.decoder.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return self._exact(block, source, first_line)
+        values = self.values
+        return _Rows(
+            features=[values(row.features) for row in rows],
+            ts=[row.ts for row in rows],
+            predictions=[row.prediction for row in rows],
+            versions=[row.version for row in rows],
+        )
+
+    def _exact(self, block: bytes, source: str, first_line: int) -> _Rows:
+        try:
+            rows = list(decode_records(block, source))
+        except CaptureFormatError as exc:
+            raise CaptureFormatError(source, exc.problem, None if exc.line is None else exc.line + first_line - 1) from exc
+        names = self.names
+        return _Rows(
+            features=[tuple(row["features"].get(name) for name in names) for row in rows],
+            ts=[str(row["ts"]) for row in rows],
+            predictions=[row["prediction"] for row in rows],
+            versions=[row["version"] for row in rows],
+        )
+
+
+def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
+    """The decompressed content (gzip, any number of members, or plain) in blocks that end at a line end."""
     head = stream.read(2)
     stream.seek(0)
-    raw: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb") if head == b"\x1f\x8b" else stream  # type: ignore[assignment]
-    text = io.TextIOWrapper(raw, encoding="utf-8")
+    gzipped = head == b"\x1f\x8b"
+    inflate = zlib.decompressobj(31)
+    pending = b""
+    while True:
+        data = stream.read(READ_BYTES)
+        if not data:
+            break
+        if gzipped:
+            text = inflate.decompress(data)
+            while inflate.eof and inflate.unused_data:  # the next gzip member
+                rest = inflate.unused_data
+                inflate = zlib.decompressobj(31)
+                text += inflate.decompress(rest)
+        else:
+            text = data
+        cut = text.rfind(b"\n")
+        if cut < 0:
+            pending += text
+            continue
+        yield pending + text[: cut + 1]
+        pending = text[cut + 1 :]
+    if gzipped and not inflate.eof:
+        raise EOFError("compressed data ended before the end-of-stream marker was reached")
+    if pending:
+        yield pending + b"\n"
+
+
+def _read_stream(stream: IO[bytes], source: str, batch: _Batch, decoder: _Decoder, since: str | None, until: str | None) -> None:
     first = 1
-    chunk: list[str] = []
     try:
-        for line in text:
-            if not line.endswith("\n"):
-                line += "\n"  # noqa: PLW2901 - the last line may lack its newline
-            chunk.append(line)
-            if len(chunk) >= CHUNK_LINES:
-                _add_rows(batch, _parse_chunk(chunk, source, first), since, until)
-                first += len(chunk)
-                chunk = []
-        if chunk:
-            _add_rows(batch, _parse_chunk(chunk, source, first), since, until)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        for block in _blocks(stream):
+            _add_rows(batch, decoder.decode(block, source, first), since, until)
+            first += block.count(b"\n")
+    except (OSError, EOFError, zlib.error) as exc:
         raise CaptureFormatError(source, f"not gzip JSON Lines ({exc})") from exc
 
 
-def _add_rows(batch: _Batch, rows: list[dict[str, Any]], since: str | None, until: str | None) -> None:
+def _add_rows(batch: _Batch, rows: _Rows, since: str | None, until: str | None) -> None:
+    features, predictions, versions = rows.features, rows.predictions, rows.versions
     if since is not None and until is not None:
-        rows = [row for row in rows if since <= str(row["ts"]) < until]
-    if not rows:
+        keep = [i for i, ts in enumerate(rows.ts) if since <= ts < until]
+        if len(keep) < len(rows.ts):
+            features = [features[i] for i in keep]
+            predictions = [predictions[i] for i in keep]
+            versions = [versions[i] for i in keep]
+    if not features:
         return
-    features = [row["features"] for row in rows]
-    for name, column in batch.columns.items():
-        _add_values(column, [f.get(name) for f in features])
-    _add_values(batch.prediction, [row["prediction"] for row in rows])
-    batch.versions.update(row["version"] for row in rows if isinstance(row["version"], int))
-    batch.rows += len(rows)
+    for column, values in zip(batch.columns.values(), zip(*features, strict=True), strict=True):
+        _add_values(column, list(values))
+    _add_values(batch.prediction, predictions)
+    batch.versions.update({v: n for v, n in Counter(versions).items() if type(v) is int})
+    batch.rows += len(features)
 
 
 class CaptureReader:
@@ -151,6 +223,7 @@ class CaptureReader:
     def __init__(self, kinds: Mapping[str, str], prediction_kind: str, *, start: datetime | None = None, end: datetime | None = None):
         self.kinds = dict(kinds)
         self.prediction_kind = prediction_kind
+        self.decoder = _Decoder(list(self.kinds))
         self.since = timestamp(start) if start is not None else None
         self.until = timestamp(end) if end is not None else None
         self.result = CurrentData(
@@ -165,11 +238,16 @@ class CaptureReader:
     def add(self, stream: IO[bytes], source: str) -> None:
         """Read one source; a malformed one is recorded in ``skipped`` (named, with the line) and left out."""
         batch = _Batch(self.kinds, self.prediction_kind)
+        collecting = gc.isenabled()
+        gc.disable()  # a block makes thousands of short-lived tuples and no cycles: the collector would only rescan them
         try:
-            _read_stream(stream, source, batch, self.since, self.until)
+            _read_stream(stream, source, batch, self.decoder, self.since, self.until)
         except CaptureFormatError as exc:
             self.result.skipped.append(SkippedSource(source, str(exc)))
             return
+        finally:
+            if collecting:
+                gc.enable()
         result = self.result
         result.sources.append(source)
         result.rows += batch.rows

@@ -33,7 +33,7 @@ _EM128 = 2.0**-128
 def ks_statistic(sorted_x: NDArray[np.float64], sorted_y: NDArray[np.float64]) -> float:
     """The two-sided KS statistic D of two sorted samples (ties handled as scipy does)."""
     n1, n2 = sorted_x.size, sorted_y.size
-    both = np.concatenate([sorted_x, sorted_y])
+    both = np.sort(np.concatenate([sorted_x, sorted_y]), kind="stable")  # sorted queries search faster; D is the same
     cdf1 = np.searchsorted(sorted_x, both, side="right") / n1
     cdf2 = np.searchsorted(sorted_y, both, side="right") / n2
     diff = cdf1 - cdf2
@@ -410,7 +410,7 @@ def wasserstein_distance(u: ArrayLike, v: ArrayLike, *, assume_sorted: bool = Fa
     b = np.asarray(v, dtype=np.float64)
     if not assume_sorted:
         a, b = np.sort(a), np.sort(b)
-    both = np.sort(np.concatenate([a, b]))
+    both = np.sort(np.concatenate([a, b]), kind="stable")  # two sorted runs: timsort merges them in linear time
     deltas = np.diff(both)
     cdf_a = np.searchsorted(a, both[:-1], side="right") / a.size
     cdf_b = np.searchsorted(b, both[:-1], side="right") / b.size

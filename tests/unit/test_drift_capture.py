@@ -91,7 +91,7 @@ def test_a_malformed_file_is_skipped_and_named_with_its_line(content: bytes, pro
 
 
 def test_line_numbers_count_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_reader, "CHUNK_LINES", 3)
+    monkeypatch.setattr(capture_reader, "READ_BYTES", 100)  # blocks of a line or two
     lines = gzip.decompress(encode_records([row(i) for i in range(7)])).splitlines()
     lines.insert(5, b"")  # blank lines are skipped but counted
     lines.insert(7, b"not json")
