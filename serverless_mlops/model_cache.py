@@ -46,6 +46,10 @@ class ModelUnavailableError(MlopsError):
         self.retry_after = retry_after
 
 
+class ArtifactUnavailableError(MlopsError):
+    """A registered version's artifact cannot be fetched (as opposed to an unknown model, version or alias)."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     entry: ModelVersion
@@ -175,7 +179,11 @@ class ModelCache:
         entry = backends.registry.describe(name, version)
         if entry.status != "registered":
             raise NotFoundError(f"model {name!r} version {version} is {entry.status}; only registered versions are served")
-        loaded = LoadedModel(entry, self._loader(backends, entry))
+        try:
+            model = self._loader(backends, entry)
+        except NotFoundError as exc:  # the registry knows the version but its artifact is gone: not the caller's mistake
+            raise ArtifactUnavailableError(f"model {name!r} version {version}: {exc}") from exc
+        loaded = LoadedModel(entry, model)
         self._versions[(name, version)] = loaded
         pinned = {id(state.loaded) for state in self._aliases.values()} | {id(loaded)}
         for cached_key, cached in list(self._versions.items()):

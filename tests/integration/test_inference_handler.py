@@ -1,0 +1,289 @@
+"""The inference Lambda's handler on moto: predictions, errors, limits, sample events, metadata, metrics and logs.
+
+These tests only read: they share one moto account and one endpoint (module-scoped). Tests that change the registry
+or S3 (refresh, tampering, capture) are in test_inference_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from functions.inference.app import create_handler
+from serverless_mlops.endpoint import ConfigurationError, EndpointSettings
+from serverless_mlops.lifecycle import Backends
+from serverless_mlops.training import TrainedModel
+from tests.events import LambdaContext, load_event
+from tests.integration._inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register
+
+BC = "/v1/models/breast-cancer/predict"
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")  # health routes publish none, on purpose
+
+
+@pytest.fixture(scope="module")
+def served(trained_models: dict[str, TrainedModel]) -> Iterator[Backends]:
+    """breast-cancer, wine and diabetes registered as version 1 and promoted to production."""
+    with moto_backends() as backends:
+        for name, trained in trained_models.items():
+            register(backends, trained, f"{name}-1", promote=True)
+        yield backends
+
+
+@pytest.fixture(scope="module")
+def handler(served: Backends) -> Handler:
+    return handler_for(endpoint(served, Clock()))
+
+
+def _emf(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+
+
+# -- predictions ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["breast-cancer", "wine", "diabetes"])
+def test_predictions_equal_the_registered_models_onnx_output(handler: Handler, trained_models: dict[str, TrainedModel], name: str) -> None:
+    trained = trained_models[name]
+    rows = records(name, 8)
+    labels, probabilities = onnx_outputs(trained, rows)
+    names = trained.record.signature.feature_names
+    path = f"/v1/models/{name}/predict"
+
+    status, by_records, _ = call(handler, "POST", path, {"instances": rows})
+    assert status == 200, by_records
+    assert (by_records["model"], by_records["version"]) == (name, 1)
+    status, by_rows, _ = call(handler, "POST", path, {"inputs": [[r[n] for n in names] for r in rows]})
+    assert status == 200, by_rows
+    assert by_rows == by_records
+
+    features = trained.record.signature.features
+    tensors = [
+        {
+            "name": f.name,
+            "shape": [len(rows)],
+            "datatype": "BYTES" if f.kind == "categorical" else "FP32",
+            "data": [r[f.name] for r in rows],
+        }
+        for f in features
+    ]
+    status, v2, _ = call(handler, "POST", f"/v2/models/{name}/infer", {"id": "req-7", "inputs": tensors})
+    assert status == 200, v2
+    assert (v2["model_name"], v2["model_version"], v2["id"]) == (name, "1", "req-7")
+    single = {"name": "input-0", "shape": [len(rows), len(names)], "datatype": "BYTES", "data": [[r[n] for n in names] for r in rows]}
+    status, v2_single, _ = call(handler, "POST", f"/v2/models/{name}/versions/1/infer", {"inputs": [single]})
+    assert status == 200, v2_single
+    assert v2_single["outputs"] == v2["outputs"]
+    outputs = {o["name"]: o for o in v2["outputs"]}
+
+    if probabilities is None:
+        assert np.allclose(by_records["predictions"], labels, rtol=1e-6)
+        assert by_records["probabilities"] is None
+        assert np.allclose(outputs["predictions"]["data"], labels, rtol=1e-6)
+        assert outputs["predictions"]["datatype"] == "FP64"
+    else:
+        assert by_records["predictions"] == labels
+        assert np.allclose(by_records["probabilities"], probabilities, atol=1e-6)
+        assert outputs["predictions"]["data"] == labels
+        assert outputs["probabilities"]["shape"] == [len(rows), len(probabilities[0])]
+        assert np.allclose(np.reshape(outputs["probabilities"]["data"], (len(rows), -1)), probabilities, atol=1e-6)
+
+
+def test_v2_outputs_can_be_chosen(handler: Handler, trained_models: dict[str, TrainedModel]) -> None:
+    rows = records("wine", 2)
+    names = trained_models["wine"].record.signature.feature_names
+    tensor = {"name": "x", "shape": [2, len(names)], "datatype": "FP64", "data": [r[n] for r in rows for n in names]}
+    status, body, _ = call(handler, "POST", "/v2/models/wine/infer", {"inputs": [tensor], "outputs": [{"name": "predictions"}]})
+    assert status == 200
+    assert [o["name"] for o in body["outputs"]] == ["predictions"]
+
+
+# -- unknown models and routes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "code", "fragment"),
+    [
+        ("POST", "/v1/models/nope/predict", None, "not_found", "model 'nope' is not registered"),
+        ("POST", "/v1/models/Not_A_Name/predict", None, "not_found", "is not registered"),
+        ("POST", BC, {"version": "9"}, "not_found", "has no version 9"),
+        ("POST", BC, {"alias": "canary"}, "not_found", "has no alias 'canary'"),
+        ("POST", "/v2/models/breast-cancer/versions/x1/infer", None, "not_found", "has no version 'x1'"),
+        ("GET", BC, None, "route_not_found", "no route for GET"),
+        ("POST", "/v3/anything", None, "route_not_found", "see GET /openapi.json"),
+    ],
+)
+def test_unknown_models_versions_aliases_and_routes_are_404(
+    handler: Handler, method: str, path: str, query: dict[str, str] | None, code: str, fragment: str
+) -> None:
+    body = {"instances": records("breast-cancer", 1)} if method == "POST" and "/v1/" in path else None
+    if "/infer" in path:
+        body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
+    status, error, _ = call(handler, method, path, body, query=query)
+    assert status == 404
+    assert error["error"] == code
+    assert fragment in error["message"]
+    assert set(error) == {"error", "message", "details"}
+
+
+# -- client mistakes -----------------------------------------------------------------------------------------------
+
+
+def test_invalid_values_name_row_and_field(handler: Handler) -> None:
+    rows = records("diabetes", 3)
+    rows[1]["age"] = 500.0
+    rows[2]["sex"] = "unknown"
+    del rows[0]["bmi"]
+    status, error, _ = call(handler, "POST", "/v1/models/diabetes/predict", {"instances": rows})
+    assert (status, error["error"]) == (422, "invalid_input")
+    assert {(d["row"], d["field"]) for d in error["details"]} == {(0, "bmi"), (1, "age"), (2, "sex")}
+    status, error, _ = call(handler, "POST", BC, raw_body='{"instances": [{"mean radius": NaN}]}')
+    assert status == 422
+    assert any("finite" in d["problem"] for d in error["details"])
+
+
+def test_limits_on_rows_and_bytes(handler: Handler) -> None:
+    row = records("breast-cancer", 1)[0]
+    status, error, _ = call(handler, "POST", BC, {"instances": [row] * 51})
+    assert (status, error["error"]) == (413, "too_many_rows")
+    assert "at most 50" in error["message"]
+    status, error, _ = call(handler, "POST", BC, raw_body=json.dumps({"instances": [row] * 40, "pad": "x" * 100_000}))
+    assert (status, error["error"]) == (413, "body_too_large")
+    status, error, _ = call(handler, "POST", BC, raw_body="[" + " " * 90_000 + "]", base64_body=True)
+    assert status == 422  # under the limit once decoded; the base64 text is longer
+    status, error, _ = call(handler, "POST", BC, raw_body="é" * 60_000)
+    assert (status, error["error"]) == (413, "body_too_large")  # counted in bytes, not characters
+
+
+def test_malformed_bodies_are_400_and_wrong_media_types_415(handler: Handler) -> None:
+    event = load_event(body={"instances": []})
+    event["body"], event["isBase64Encoded"] = "not base64!!", True
+    response = handler(event, LambdaContext())
+    assert (response["statusCode"], json.loads(response["body"])["error"]) == (400, "malformed_body")
+    assert call(handler, "POST", BC, raw_body=b"\xff\xfe", base64_body=True)[1]["error"] == "malformed_body"
+    assert call(handler, "POST", BC, raw_body='{"instances": [')[0:2][0] == 400
+    deep = "[" * 40_000 + "]" * 40_000
+    status, error, _ = call(handler, "POST", BC, raw_body=deep)
+    assert (status, error["error"]) == (400, "malformed_json")
+    status, error, _ = call(handler, "POST", BC, raw_body="instances=1", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert (status, error["error"]) == (415, "unsupported_media_type")
+    event = load_event(body={"instances": []})
+    event["body"] = 12
+    assert handler(event, LambdaContext())["statusCode"] == 400
+
+
+def test_sample_events_iam_jwt_base64_and_mixed_case_headers(handler: Handler) -> None:
+    response = handler(load_event("http_api_v2_iam_post.json"), LambdaContext())
+    error = json.loads(response["body"])
+    assert (response["statusCode"], error["error"]) == (422, "invalid_input")  # the sample names one feature of 30
+    assert {"row": 0, "field": "mean texture", "problem": "missing"} in error["details"]
+    response = handler(load_event("http_api_v2_jwt_base64_post.json"), LambdaContext())
+    assert response["statusCode"] == 422  # {"instances": []}, base64-encoded
+    assert json.loads(response["body"])["details"] == [{"row": None, "field": "instances", "problem": "empty"}]
+    rows = records("breast-cancer", 2)
+    event = load_event("http_api_v2_jwt_base64_post.json", body={"instances": rows}, base64_body=True)
+    assert event["headers"]["Content-Type"].startswith("Application/JSON")
+    response = handler(event, LambdaContext())
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["version"] == 1
+
+
+def test_a_misconfigured_function_answers_500_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        return EndpointSettings.from_env({"MLOPS_MAX_ROWS": "many"})
+
+    handler = create_handler(broken)  # type: ignore[arg-type]
+    response = handler(load_event(body={"instances": []}), LambdaContext())
+    error = json.loads(response["body"])
+    assert (response["statusCode"], error["error"]) == (500, "misconfigured")
+    assert "MLOPS_MAX_ROWS" in error["message"]
+    with pytest.raises(ConfigurationError):
+        broken()
+
+
+def test_an_unexpected_failure_is_500_without_a_traceback(served: Backends) -> None:
+    ep = endpoint(served, Clock())
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    ep.predict = explode  # type: ignore[method-assign]
+    status, error, _ = call(handler_for(ep), "POST", BC, {"instances": records("breast-cancer", 1)})
+    assert (status, error["error"]) == (500, "internal_error")
+    assert "Traceback" not in json.dumps(error)
+
+
+# -- metadata, health, OpenAPI --------------------------------------------------------------------------------------
+
+
+def test_metadata_health_and_openapi(handler: Handler, trained_models: dict[str, TrainedModel]) -> None:
+    status, meta, _ = call(handler, "GET", "/v2/models/wine")
+    assert status == 200
+    assert meta["name"] == "wine"
+    assert meta["versions"] == ["1"]
+    assert meta["platform"] == "onnxruntime_onnx"
+    assert [i["name"] for i in meta["inputs"]] == trained_models["wine"].record.signature.feature_names
+    assert {i["datatype"] for i in meta["inputs"]} == {"FP32"}
+    assert meta["outputs"] == [
+        {"name": "predictions", "datatype": "INT64", "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP64", "shape": [-1, 3]},
+    ]
+    status, meta, _ = call(handler, "GET", "/v2/models/diabetes/versions/1")
+    assert status == 200
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]}["sex"] == "BYTES"
+    assert meta["outputs"] == [{"name": "predictions", "datatype": "FP64", "shape": [-1]}]
+    assert call(handler, "GET", "/v2/models/wine/ready")[:2] == (200, {"name": "wine", "ready": True})
+    assert call(handler, "GET", "/v2/models/wine/versions/1/ready")[:2] == (200, {"name": "wine", "ready": True})
+    assert call(handler, "GET", "/v2/models/wine/versions/2/ready")[0] == 404
+    assert call(handler, "GET", "/v2/health/live")[:2] == (200, {"live": True})
+    assert call(handler, "GET", "/v2/health/ready")[:2] == (200, {"ready": True})
+    assert call(handler, "GET", "/v2")[1]["name"] == "serverless-mlops"
+    status, document, _ = call(handler, "GET", "/openapi.json")
+    assert status == 200
+    assert {"/v1/models/{name}/predict", "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"} <= set(document["paths"])
+    predict = document["paths"]["/v1/models/{name}/predict"]["post"]
+    assert {p["name"] for p in predict["parameters"]} == {"name", "version", "alias"}
+    assert {"400", "404", "413", "415", "422", "503"} <= set(predict["responses"])
+    assert {"PredictRequest", "PredictResponse", "ErrorResponse", "InferRequest"} <= set(document["components"]["schemas"])
+
+
+# -- observability -------------------------------------------------------------------------------------------------
+
+
+def test_metrics_latency_rows_version_and_errors_by_code(handler: Handler, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    call(handler, "POST", BC, {"instances": records("breast-cancer", 3)})
+    call(handler, "POST", "/v1/models/nope/predict", {"instances": []})
+    emitted = _emf(capsys.readouterr().out)
+    served, failed = emitted[-2], emitted[-1]
+    assert served["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["model", "service"]]
+    assert (served["model"], served["Rows"], served["ModelVersion"]) == ("breast-cancer", [3.0], [1.0])
+    assert served["Latency"][0] > 0
+    assert served["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ServerlessMlops"
+    assert (failed["code"], failed["Errors"]) == ("not_found", [1.0])
+    assert "model" not in failed
+
+
+def test_payload_values_never_reach_the_logs(
+    handler: Handler, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("aws_lambda_powertools").setLevel(logging.DEBUG)
+    try:
+        rows = records("breast-cancer", 2)
+        rows[0]["mean radius"] = 17.123456789
+        rows[1]["mean texture"] = "SENTINEL-VALUE"
+        call(handler, "POST", BC, {"instances": rows[:1]})
+        call(handler, "POST", BC, {"instances": rows})
+        call(handler, "POST", BC, {"inputs": [list(rows[0].values())]})
+    finally:
+        logging.getLogger("aws_lambda_powertools").setLevel(logging.NOTSET)
+    captured = capsys.readouterr()
+    for text in (caplog.text, captured.out, captured.err):
+        assert "17.123456789" not in text
+        assert "SENTINEL-VALUE" not in text
+    assert caplog.text  # the debug logs were on, so the check above means something

@@ -1,0 +1,145 @@
+"""Property tests: whatever a client sends, the handler answers 200 or a 4xx in the error shape, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from serverless_mlops.training import TrainedModel
+from tests.events import LambdaContext, load_event
+from tests.integration._inference import Clock, Handler, endpoint, handler_for, moto_backends, records, register
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+MAX_ROWS = 6
+PREDICT = "/v1/models/diabetes/predict"
+INFER = "/v2/models/diabetes/infer"
+PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def handler(trained_models: dict[str, TrainedModel]) -> Iterator[Handler]:
+    """One moto account for the module: hypothesis calls the handler hundreds of times."""
+    with moto_backends() as backends:
+        register(backends, trained_models["diabetes"], "diabetes-1", promote=True)
+        yield handler_for(endpoint(backends, Clock(), MLOPS_MAX_ROWS=MAX_ROWS, MLOPS_CAPTURE_SAMPLE=0))
+
+
+@pytest.fixture(scope="module")
+def good_rows() -> list[dict[str, Any]]:
+    return records("diabetes", MAX_ROWS)
+
+
+def _invoke(handler: Handler, event: dict[str, Any]) -> tuple[int, Any]:
+    response = handler(event, LambdaContext())
+    status = response["statusCode"]
+    body = json.loads(response["body"])
+    assert status == 200 or 400 <= status < 500, (status, body)
+    if status != 200:
+        assert set(body) == {"error", "message", "details"}
+        assert isinstance(body["error"], str)
+        assert body["message"]
+        for detail in body["details"]:
+            assert set(detail) == {"row", "field", "problem"}
+    return status, body
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=25,
+)
+BAD_NUMBERS = [math.nan, math.inf, -math.inf, 1e39, -1e300, 10**400, None, True, "12", [1.0], {"v": 1}]
+BAD_CATEGORIES = ["z", "", 1, 1.5, None, False, ["a"]]
+
+
+@PROPERTY
+@given(
+    payload=json_values | st.fixed_dictionaries({}, optional={"instances": json_values, "inputs": json_values, "id": json_values}),
+    path=st.sampled_from([PREDICT, INFER, "/v2/models/diabetes/versions/1/infer"]),
+    as_base64=st.booleans(),
+)
+def test_arbitrary_json_never_causes_a_server_error(handler: Handler, payload: Any, path: str, as_base64: bool) -> None:
+    event = load_event(method="POST", path=path, raw_body=json.dumps(payload), base64_body=as_base64)
+    _invoke(handler, event)
+
+
+@PROPERTY
+@given(
+    raw=st.binary(max_size=300) | st.text(max_size=300),
+    as_base64=st.booleans(),
+    content_type=st.sampled_from(["application/json", "text/plain", "Application/Json; charset=utf-8", ""]),
+)
+def test_arbitrary_bytes_never_cause_a_server_error(handler: Handler, raw: bytes | str, as_base64: bool, content_type: str) -> None:
+    event = load_event(
+        method="POST", path=PREDICT, raw_body=raw, base64_body=as_base64 or isinstance(raw, bytes), headers={"Content-Type": content_type}
+    )
+    status, _ = _invoke(handler, event)
+    assert status != 200
+
+
+@PROPERTY
+@given(data=st.data(), shape=st.sampled_from(["instances", "inputs", "v2"]))
+def test_one_bad_value_is_refused_naming_its_row_and_field(
+    handler: Handler, good_rows: list[dict[str, Any]], data: Any, shape: str
+) -> None:
+    rows = [dict(r) for r in data.draw(st.lists(st.sampled_from(good_rows), min_size=1, max_size=MAX_ROWS), label="rows")]
+    row = data.draw(st.integers(0, len(rows) - 1), label="row")
+    field = data.draw(st.sampled_from(list(rows[0])), label="field")
+    missing = shape == "instances" and data.draw(st.booleans(), label="missing")
+    if missing:
+        del rows[row][field]
+    else:
+        bad = BAD_CATEGORIES if field == "sex" else BAD_NUMBERS
+        if shape == "v2":  # tensor data may be nested: a list is flattened, not refused
+            bad = [value for value in bad if not isinstance(value, list)]
+        rows[row][field] = data.draw(st.sampled_from(bad), label="value")
+    names = list(good_rows[0])
+    if shape == "instances":
+        body: dict[str, Any] = {"instances": rows}
+    elif shape == "inputs":
+        body = {"inputs": [[r[n] for n in names] for r in rows]}
+    else:
+        columns = {n: [r[n] for r in rows] for n in names}
+        body = {
+            "inputs": [{"name": n, "shape": [len(rows)], "datatype": "BYTES" if n == "sex" else "FP64", "data": columns[n]} for n in names]
+        }
+    status, answer = _invoke(handler, load_event(method="POST", path=INFER if shape == "v2" else PREDICT, raw_body=json.dumps(body)))
+    assert status in (400, 422), answer
+    if status == 422 and answer["error"] == "invalid_input":
+        assert (row, field) in {(d["row"], d["field"]) for d in answer["details"]}, answer
+
+
+@PROPERTY
+@given(extra=st.integers(1, 20), shape=st.sampled_from(["instances", "inputs", "v2"]))
+def test_too_many_rows_is_413(handler: Handler, good_rows: list[dict[str, Any]], extra: int, shape: str) -> None:
+    rows = (good_rows * 10)[: MAX_ROWS + extra]
+    names = list(good_rows[0])
+    if shape == "instances":
+        body: dict[str, Any] = {"instances": rows}
+    elif shape == "inputs":
+        body = {"inputs": [[r[n] for n in names] for r in rows]}
+    else:
+        body = {
+            "inputs": [{"name": "all", "shape": [len(rows), len(names)], "datatype": "BYTES", "data": [r[n] for r in rows for n in names]}]
+        }
+    status, answer = _invoke(handler, load_event(method="POST", path=INFER if shape == "v2" else PREDICT, body=body))
+    assert (status, answer["error"]) == (413, "too_many_rows")
+
+
+def test_valid_rows_still_predict(handler: Handler, good_rows: list[dict[str, Any]]) -> None:
+    status, answer = _invoke(handler, load_event(method="POST", path=PREDICT, body={"instances": good_rows}))
+    assert status == 200
+    assert len(answer["predictions"]) == MAX_ROWS

@@ -1,0 +1,144 @@
+"""The capture buffer: flush thresholds, one object per model and hour in the shared format, bounded loss on failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from serverless_mlops.capture import decode_records, parse_timestamp
+from serverless_mlops.capture_sink import CaptureBuffer, S3CaptureSink
+
+T0 = datetime(2026, 11, 25, 10, 59, 30, tzinfo=UTC).timestamp()
+NAMES = ("a", "b")
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.fail = False
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("S3 is unreachable")
+        self.objects[key] = data
+
+
+def _buffer(clock: Clock, sink: MemorySink, failures: list[tuple[str, int, str]] | None = None, **kwargs: Any) -> CaptureBuffer:
+    return CaptureBuffer(lambda: sink, clock=clock, on_failure=(lambda *a: failures.append(a)) if failures is not None else None, **kwargs)
+
+
+def _rows(sink: MemorySink) -> list[dict[str, Any]]:
+    return [row for key, data in sorted(sink.objects.items()) for row in decode_records(data, key)]
+
+
+def test_rows_in_every_shape_become_capture_lines_in_the_shared_format() -> None:
+    clock, sink = Clock(), MemorySink()
+    buffer = _buffer(clock, sink)
+    buffer.add("m", 3, "req-1", NAMES, "records", [{"a": 1.0, "b": "x", "extra": 9}], [1])
+    buffer.add("m", 3, "req-2", NAMES, "rows", [[2.0, "y"]], [0])
+    buffer.add("m", 4, None, NAMES, "columns", [[3.0, 4.0], ["z", "w"]], [1, 0])
+    assert buffer.rows == 4
+    keys = buffer.flush()
+    assert len(keys) == 1
+    assert keys[0].startswith("capture/m/2026/11/25/10/20261125T105930-")
+    assert keys[0].endswith(".jsonl.gz")
+    rows = _rows(sink)
+    assert [r["features"] for r in rows] == [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}, {"a": 3.0, "b": "z"}, {"a": 4.0, "b": "w"}]
+    assert [r["prediction"] for r in rows] == [1, 0, 1, 0]
+    assert [r["version"] for r in rows] == [3, 3, 4, 4]
+    assert [r["request_id"] for r in rows] == ["req-1", "req-2", None, None]
+    assert {parse_timestamp(r["ts"]).timestamp() for r in rows} == {T0}
+    assert buffer.rows == 0
+    assert buffer.flush() == []
+
+
+def test_flushes_when_full_or_old_enough_and_not_before() -> None:
+    clock, sink = Clock(), MemorySink()
+    buffer = _buffer(clock, sink, max_rows=3, max_seconds=60)
+    assert buffer.maybe_flush() == []  # nothing buffered
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]] * 2, [0, 0])
+    assert buffer.maybe_flush() == []
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    assert len(buffer.maybe_flush()) == 1  # 3 rows: full
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    clock.now += 59.9
+    assert buffer.maybe_flush() == []
+    clock.now += 0.1
+    assert len(buffer.maybe_flush()) == 1  # oldest row 60 s old
+    assert len(_rows(sink)) == 4
+
+
+def test_one_object_per_model_and_hour_so_window_prefixes_find_every_row() -> None:
+    clock, sink = Clock(), MemorySink()
+    buffer = _buffer(clock, sink)
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    buffer.add("n", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    clock.now += 60  # 11:00:30: the next hour
+    buffer.add("m", 1, None, NAMES, "rows", [[2.0, "x"]], [1])
+    keys = sorted(buffer.flush())
+    assert [key.rsplit("/", 1)[0] for key in keys] == ["capture/m/2026/11/25/10", "capture/m/2026/11/25/11", "capture/n/2026/11/25/10"]
+
+
+def test_a_failed_flush_keeps_the_rows_backs_off_and_reports() -> None:
+    clock, sink, failures = Clock(), MemorySink(), []
+    buffer = _buffer(clock, sink, failures, max_rows=2, max_seconds=30)
+    sink.fail = True
+    buffer.add("m", 1, "r", NAMES, "rows", [[1.0, "x"]] * 2, [0, 1])
+    assert buffer.maybe_flush() == []  # never raises
+    assert failures == [("flush", 2, "ConnectionError: S3 is unreachable")]
+    assert buffer.rows == 2
+    sink.fail = False
+    assert buffer.maybe_flush() == []  # backing off: a failing S3 costs one request per interval
+    clock.now += 30
+    assert len(buffer.maybe_flush()) == 1
+    assert [r["prediction"] for r in _rows(sink)] == [0, 1]
+
+
+def test_memory_stays_bounded_while_s3_is_down() -> None:
+    clock, sink, failures = Clock(), MemorySink(), []
+    buffer = _buffer(clock, sink, failures, max_rows=2, max_seconds=1)
+    sink.fail = True
+    for i in range(10):
+        buffer.add("m", 1, str(i), NAMES, "rows", [[float(i), "x"]], [i])
+        clock.now += 1
+        buffer.maybe_flush()
+    assert buffer.rows <= 4
+    dropped = sum(rows for what, rows, _ in failures if what == "dropped")
+    assert dropped == 10 - buffer.rows
+    sink.fail = False
+    buffer.flush()
+    assert [r["request_id"] for r in _rows(sink)] == [str(i) for i in range(dropped, 10)]  # the oldest went, the rest in order
+
+
+def test_s3_sink_writes_encrypted_objects() -> None:
+    calls: list[dict[str, Any]] = []
+
+    class S3:
+        def put_object(self, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+    S3CaptureSink("bucket", S3()).put("capture/k", b"data")
+    S3CaptureSink("bucket", S3(), kms_key_id="alias/key").put("capture/k", b"data")
+    assert calls[0]["ServerSideEncryption"] == "AES256"
+    assert calls[1]["ServerSideEncryption"] == "aws:kms"
+    assert calls[1]["SSEKMSKeyId"] == "alias/key"
+    assert {c["Bucket"] for c in calls} == {"bucket"}
+
+
+@pytest.mark.parametrize("kind", ["rows", "records"])
+def test_add_keeps_references_not_copies(kind: str) -> None:
+    clock, sink = Clock(), MemorySink()
+    buffer = _buffer(clock, sink)
+    data: list[Any] = [[1.0, "x"]] if kind == "rows" else [{"a": 1.0, "b": "x"}]
+    buffer.add("m", 1, None, NAMES, kind, data, [0])  # type: ignore[arg-type]
+    assert buffer._pending[0].data is data

@@ -1,0 +1,183 @@
+"""The endpoint's pure parts: settings from the environment, request models, validation errors, V2 tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from serverless_mlops.endpoint import (
+    ConfigurationError,
+    EndpointSettings,
+    InferRequest,
+    PredictRequest,
+    _flat,
+    _requested_outputs,
+    _tensors_to_rows,
+    details_from_validation,
+)
+from serverless_mlops.errors import InvalidInputError
+from serverless_mlops.signature import FeatureSignature, Signature
+
+SIGNATURE = Signature(
+    model="m",
+    task="binary_classification",
+    target="y",
+    features=[
+        FeatureSignature(name="age", input_name="age", kind="numeric"),
+        FeatureSignature(name="sex", input_name="sex", kind="categorical", categories=["a", "b"]),
+    ],
+    label_output="label",
+    probabilities_output="probabilities",
+    classes=[0, 1],
+)
+
+
+def test_settings_defaults_and_every_variable() -> None:
+    default = EndpointSettings.from_env({})
+    assert (default.max_rows, default.max_body_bytes, default.refresh_seconds, default.capture_sample) == (1000, 5_000_000, 30.0, 1.0)
+    assert default.models == frozenset()
+    assert default.aws.bucket == "serverless-mlops-artifacts"
+    env = {
+        "MLOPS_BUCKET": "b-1",
+        "MLOPS_TABLE": "t-1",
+        "MLOPS_KMS_KEY_ID": "alias/k",
+        "MLOPS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "MLOPS_MAX_ROWS": "10",
+        "MLOPS_MAX_BODY_BYTES": "2048",
+        "MLOPS_REFRESH_SECONDS": "5",
+        "MLOPS_CAPTURE_SAMPLE": "0.25",
+        "MLOPS_CAPTURE_MAX_ROWS": "50",
+        "MLOPS_CAPTURE_MAX_SECONDS": "15",
+        "MLOPS_MODELS": " wine, diabetes ,,",
+    }
+    settings = EndpointSettings.from_env(env)
+    assert settings.aws.bucket == "b-1"
+    assert settings.aws.table == "t-1"
+    assert settings.aws.kms_key_id == "alias/k"
+    assert settings.aws.endpoint_url == "http://127.0.0.1:5000"
+    assert (settings.max_rows, settings.max_body_bytes, settings.refresh_seconds) == (10, 2048, 5.0)
+    assert (settings.capture_sample, settings.capture_max_rows, settings.capture_max_seconds) == (0.25, 50, 15.0)
+    assert settings.models == {"wine", "diabetes"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("MLOPS_MAX_ROWS", "lots", "MLOPS_MAX_ROWS"),
+        ("MLOPS_MAX_ROWS", "0", "MLOPS_MAX_ROWS"),
+        ("MLOPS_MAX_BODY_BYTES", "7000000", "MLOPS_MAX_BODY_BYTES"),
+        ("MLOPS_CAPTURE_SAMPLE", "1.5", "MLOPS_CAPTURE_SAMPLE"),
+        ("MLOPS_MODELS", "Wine,ok", "not model names: Wine"),
+    ],
+)
+def test_invalid_settings_name_the_variable(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError, match=expected):
+        EndpointSettings.from_env({name: value})
+
+
+def test_predict_request_takes_exactly_one_shape_and_hides_values_from_repr() -> None:
+    request = PredictRequest.model_validate({"instances": [{"age": 123456.5}]})
+    assert "123456.5" not in repr(request)
+    with pytest.raises(ValidationError, match="exactly one of 'instances'"):
+        PredictRequest.model_validate({})
+    with pytest.raises(ValidationError, match="exactly one of 'instances'"):
+        PredictRequest.model_validate({"instances": [], "inputs": []})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        PredictRequest.model_validate({"instances": [], "signature_name": "x"})
+
+
+def _errors(payload: Any) -> list[dict[str, Any]]:
+    try:
+        PredictRequest.model_validate(payload)
+    except ValidationError as exc:
+        return [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+    raise AssertionError("expected a validation error")
+
+
+def test_validation_errors_become_details_with_row_and_field_never_values() -> None:
+    code, message, details = details_from_validation(_errors({"instances": [{"age": 1}, "SECRET-VALUE"]}))
+    assert code == "invalid_request"
+    assert message == "1 problem(s) in the request"
+    assert details == [{"row": 1, "field": "instances", "problem": "Input should be a valid dictionary"}]
+    assert "SECRET-VALUE" not in str(details)
+    _, _, details = details_from_validation(_errors({"inputs": [[1], 5], "bogus": 1}))
+    assert {"row": 1, "field": "inputs", "problem": "Input should be a valid list"} in details
+    assert {"row": None, "field": "bogus", "problem": "unknown field"} in details
+    _, _, details = details_from_validation([{"loc": ("body",), "type": "missing", "msg": "Field required"}])
+    assert details == [{"row": None, "field": "body", "problem": "the request body is missing"}]
+    _, _, details = details_from_validation(
+        [{"loc": ("query", "version"), "type": "int_parsing", "msg": "Input should be a valid integer"}]
+    )
+    assert details == [{"row": None, "field": "version", "problem": "Input should be a valid integer"}]
+    code, message, details = details_from_validation(
+        [{"loc": ("body", 7), "type": "json_invalid", "msg": "JSON", "ctx": {"error": "Expecting value"}}]
+    )
+    assert (code, message) == ("malformed_json", "the request body is not valid JSON")
+    assert details == [{"row": None, "field": None, "problem": "the body is not valid JSON at character 7: Expecting value"}]
+
+
+def _tensor(name: str, shape: list[int], datatype: str, data: list[Any]) -> dict[str, Any]:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def _infer(*tensors: dict[str, Any]) -> InferRequest:
+    return InferRequest.model_validate({"inputs": list(tensors)})
+
+
+def test_one_tensor_per_feature_becomes_columns_in_signature_order() -> None:
+    request = _infer(_tensor("sex", [2, 1], "BYTES", [["a"], ["b"]]), _tensor("age", [2], "INT64", [30, 40]))
+    assert _tensors_to_rows(SIGNATURE, request.inputs) == ("columns", [[30, 40], ["a", "b"]], 2)
+
+
+def test_a_single_tensor_becomes_rows_in_signature_order() -> None:
+    request = _infer(_tensor("input-0", [2, 2], "BYTES", [[30, "a"], [40, "b"]]))
+    assert _tensors_to_rows(SIGNATURE, request.inputs) == ("rows", [[30, "a"], [40, "b"]], 2)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "field", "problem"),
+    [
+        ([_tensor("age", [1], "FP32", [1.0])], "sex", "missing"),
+        ([_tensor("age", [1], "BYTES", ["1"]), _tensor("sex", [1], "BYTES", ["a"])], "age", "datatype BYTES does not fit a numeric"),
+        ([_tensor("age", [1], "FP32", [1.0]), _tensor("sex", [1], "FP32", [1.0])], "sex", "does not fit a categorical"),
+        ([_tensor("age", [1, 2], "FP32", [1.0, 2.0]), _tensor("sex", [1], "BYTES", ["a"])], "age", "shape must be [N] or [N, 1]"),
+        ([_tensor("age", [2], "FP32", [1.0]), _tensor("sex", [2], "BYTES", ["a", "b"])], "age", "shape holds 2 values, data has 1"),
+        ([_tensor("age", [1], "FP32", [1.0]), _tensor("sex", [2], "BYTES", ["a", "b"])], "sex", "2 rows, other inputs have 1"),
+        ([_tensor("age", [1], "FP32", [1.0]), _tensor("age", [1], "FP32", [1.0])], "age", "given more than once"),
+        ([_tensor("x", [1], "FP32", [1.0]), _tensor("y", [1], "FP32", [1.0])], "inputs[0].name", "not an input of this model"),
+        ([_tensor("x", [1, 3], "BYTES", [1, "a", 2])], "inputs[0].shape", "shape [N, 2]"),
+        ([_tensor("x", [2, 2], "BYTES", [1, "a", 2])], "inputs[0].data", "shape holds 4 values, data has 3"),
+        ([_tensor("x", [1, 2], "FP32", [1, 2])], "inputs[0].datatype", "categorical features"),
+    ],
+)
+def test_tensors_that_do_not_fit_name_the_input_and_problem(tensors: list[dict[str, Any]], field: str, problem: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        _tensors_to_rows(SIGNATURE, _infer(*tensors).inputs)
+    assert any(d["field"] == field and problem in d["problem"] for d in caught.value.details), caught.value.details
+
+
+def test_bool_single_tensor_is_refused_for_numeric_models() -> None:
+    numeric = SIGNATURE.model_copy(update={"features": SIGNATURE.features[:1]})
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        _tensors_to_rows(numeric, _infer(_tensor("x", [1, 1], "BOOL", [True])).inputs)
+
+
+def test_nested_tensor_data_is_flattened_row_major() -> None:
+    assert _flat([1, 2]) == [1, 2]
+    assert _flat([[1, [2, 3]], [], [[4]], 5]) == [1, 2, 3, 4, 5]
+    deep: list[Any] = [7]
+    for _ in range(5000):  # deeper than Python's recursion limit: flattening must not recurse
+        deep = [deep]
+    assert _flat(deep) == [7]
+
+
+def test_requested_outputs_are_checked() -> None:
+    assert _requested_outputs(SIGNATURE, None) == {"predictions", "probabilities"}
+    request = InferRequest.model_validate({"inputs": [_tensor("age", [1], "FP32", [1])], "outputs": [{"name": "probabilities"}]})
+    assert _requested_outputs(SIGNATURE, request.outputs) == {"probabilities"}
+    bad = InferRequest.model_validate({"inputs": [_tensor("age", [1], "FP32", [1])], "outputs": [{"name": "logits"}]})
+    with pytest.raises(InvalidInputError) as caught:
+        _requested_outputs(SIGNATURE, bad.outputs)
+    assert caught.value.details[0]["field"] == "outputs[0].name"

@@ -1,0 +1,175 @@
+"""The model cache with a fake registry and loader: refresh interval, keep-last-good, cold failures, eviction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
+from serverless_mlops.model_cache import ModelCache, ModelUnavailableError
+from serverless_mlops.registry import ModelVersion
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Alias:
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.aliases: dict[tuple[str, str], int] = {("m", "production"): 1}
+        self.statuses: dict[tuple[str, int], str] = {("m", v): "registered" for v in (1, 2, 3)}
+        self.down = False
+        self.calls = 0
+
+    def get_alias(self, model: str, alias: str) -> Alias:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("registry unreachable")
+        if (model, alias) not in self.aliases:
+            raise NotFoundError(f"model {model!r} has no alias {alias!r}")
+        return Alias(self.aliases[(model, alias)])
+
+    def describe(self, model: str, version: int) -> ModelVersion:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("registry unreachable")
+        if (model, version) not in self.statuses:
+            raise NotFoundError(f"model {model!r} has no version {version}")
+        return ModelVersion.model_construct(model=model, version=version, status=self.statuses[(model, version)])
+
+
+class FakeBackends:
+    def __init__(self) -> None:
+        self.registry = FakeRegistry()
+
+
+class Loader:
+    def __init__(self) -> None:
+        self.loads: list[int] = []
+        self.bad: set[int] = set()
+        self.missing: set[int] = set()
+
+    def __call__(self, backends: Any, entry: ModelVersion) -> Any:
+        if entry.version in self.bad:
+            raise ArtifactIntegrityError(f"version {entry.version} failed verification")
+        if entry.version in self.missing:
+            raise NotFoundError(f"artifact of version {entry.version} is missing")
+        self.loads.append(entry.version)
+        return f"session-{entry.version}"
+
+
+@pytest.fixture
+def parts() -> tuple[ModelCache, FakeBackends, Loader, Clock, list[tuple[str, str]]]:
+    backends, loader, clock, failures = FakeBackends(), Loader(), Clock(), []
+    cache = ModelCache(
+        lambda: backends,  # type: ignore[arg-type,return-value]
+        refresh_seconds=30,
+        clock=clock,
+        loader=loader,
+        on_failure=lambda model, reason: failures.append((model, reason)),
+        capacity=2,
+    )
+    return cache, backends, loader, clock, failures
+
+
+def test_an_alias_is_rechecked_only_after_the_refresh_interval(parts: Any) -> None:
+    cache, backends, loader, clock, failures = parts
+    assert cache.get("m").entry.version == 1
+    backends.registry.aliases[("m", "production")] = 2  # promotion
+    calls = backends.registry.calls
+    clock.now += 29.9
+    assert cache.get("m").entry.version == 1
+    assert backends.registry.calls == calls  # no registry call within the interval
+    clock.now += 0.1
+    assert cache.get("m").entry.version == 2
+    backends.registry.aliases[("m", "production")] = 1  # rollback: version 1 is still in memory
+    clock.now += 30
+    assert cache.get("m").model == "session-1"
+    assert loader.loads == [1, 2]
+    assert failures == []
+
+
+def test_a_failed_refresh_keeps_the_last_good_model_and_retries_after_the_interval(parts: Any) -> None:
+    cache, backends, loader, clock, failures = parts
+    cache.get("m")
+    backends.registry.aliases[("m", "production")] = 2
+    loader.bad.add(2)
+    clock.now += 30
+    assert cache.get("m").entry.version == 1  # tampered version 2 never loads
+    assert failures == [("m", "ArtifactIntegrityError: version 2 failed verification")]
+    assert cache.get("m").entry.version == 1
+    assert len(failures) == 1  # not retried on every request
+    backends.registry.down = True
+    clock.now += 30
+    assert cache.get("m").entry.version == 1
+    assert failures[-1] == ("m", "ConnectionError: registry unreachable")
+    backends.registry.down = False
+    loader.bad.clear()
+    clock.now += 30
+    assert cache.get("m").entry.version == 2
+
+
+def test_a_removed_alias_keeps_serving_the_last_good_model(parts: Any) -> None:
+    cache, backends, _loader, clock, failures = parts
+    cache.get("m")
+    del backends.registry.aliases[("m", "production")]
+    clock.now += 30
+    assert cache.get("m").entry.version == 1
+    assert len(failures) == 1
+    assert failures[0][1].startswith("NotFoundError")
+
+
+def test_cold_failures_are_503_worthy_with_a_back_off_but_unknowns_are_404(parts: Any) -> None:
+    cache, backends, _loader, clock, failures = parts
+    with pytest.raises(NotFoundError, match="no alias 'staging'"):
+        cache.get("m", alias="staging")
+    with pytest.raises(NotFoundError, match="no version 9"):
+        cache.get("m", version=9)
+    backends.registry.down = True
+    with pytest.raises(ModelUnavailableError) as first:
+        cache.get("m")
+    assert first.value.retry_after == 30
+    backends.registry.down = False
+    clock.now += 10
+    with pytest.raises(ModelUnavailableError) as again:  # within the back-off: no new attempt
+        cache.get("m")
+    assert again.value.retry_after == pytest.approx(20)
+    assert len(failures) == 1
+    clock.now += 20
+    assert cache.get("m").entry.version == 1
+
+
+def test_a_missing_artifact_is_unavailable_not_unknown(parts: Any) -> None:
+    cache, _backends, loader, _clock, failures = parts
+    loader.missing.add(3)
+    with pytest.raises(ModelUnavailableError, match="version 3"):
+        cache.get("m", version=3)
+    assert failures[0][1].startswith("ArtifactUnavailableError")
+
+
+def test_only_registered_versions_are_served(parts: Any) -> None:
+    cache, backends, _loader, _clock, _failures = parts
+    backends.registry.statuses[("m", 3)] = "archived"
+    with pytest.raises(NotFoundError, match="archived"):
+        cache.get("m", version=3)
+
+
+def test_versions_are_loaded_once_and_evicted_least_recently_used_except_aliased(parts: Any) -> None:
+    cache, _backends, loader, _clock, _failures = parts
+    cache.get("m")  # version 1, pinned by the production alias
+    cache.get("m", version=2)
+    cache.get("m", version=2)
+    cache.get("m", version=3)  # capacity 2: evicts 2, never the aliased 1
+    assert sorted(m.entry.version for m in cache.loaded()) == [1, 3]
+    cache.get("m", version=2)
+    assert loader.loads == [1, 2, 3, 2]
