@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
@@ -248,9 +248,6 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         code, message, details = details_from_validation(exc.errors())
         return error_response(400 if code == "malformed_json" else 422, code, message, details)
 
-    def unsupported_media_type(exc: RequestUnsupportedContentType) -> Response[str]:
-        return error_response(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-
     def too_large(exc: PayloadTooLargeError) -> Response[str]:
         return error_response(413, exc.code, str(exc), exc.details)
 
@@ -266,10 +263,6 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
     def too_deep(exc: RecursionError) -> Response[str]:
         return error_response(400, "malformed_json", "the body is nested too deeply")
 
-    def misconfigured(exc: ConfigurationError) -> Response[str]:
-        logger.error(str(exc))
-        return error_response(500, "misconfigured", str(exc))
-
     def internal(exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return error_response(500, "internal_error", "the server failed to answer; the error is logged with this request's id")
@@ -280,13 +273,11 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
 
     handlers: dict[type[Exception], Callable[[Any], Response[str]]] = {
         RequestValidationError: invalid_request,
-        RequestUnsupportedContentType: unsupported_media_type,
         PayloadTooLargeError: too_large,  # before InvalidInputError, its base: the most specific class wins
         InvalidInputError: invalid_input,
         NotFoundError: not_found,
         ModelUnavailableError: unavailable,
         RecursionError: too_deep,
-        ConfigurationError: misconfigured,
         RouteNotFoundError: no_route,
         Exception: internal,
     }

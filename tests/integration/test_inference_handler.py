@@ -176,6 +176,15 @@ def test_malformed_bodies_are_400_and_wrong_media_types_415(handler: Handler) ->
     assert handler(event, LambdaContext())["statusCode"] == 400
 
 
+def test_bodies_without_a_content_type_are_read_as_json(handler: Handler) -> None:
+    status, body, _ = call(handler, "POST", BC, {"instances": records("breast-cancer", 1)}, headers={"Host": "example"})
+    assert status == 200, body
+    status, body, _ = call(handler, "POST", BC, raw_body="", headers={"Content-Type": "text/plain"})
+    assert (status, body["details"]) == (422, [{"row": None, "field": "body", "problem": "the request body is missing"}])
+    status, body, _ = call(handler, "POST", BC, raw_body="x" * 140_000, base64_body=True)
+    assert (status, body["error"]) == (413, "body_too_large")  # refused before decoding
+
+
 def test_sample_events_iam_jwt_base64_and_mixed_case_headers(handler: Handler) -> None:
     response = handler(load_event("http_api_v2_iam_post.json"), LambdaContext())
     error = json.loads(response["body"])

@@ -205,3 +205,45 @@ def test_a_failing_capture_write_never_fails_the_request(served: Backends, clock
     assert status == 200
     assert ep.capture.rows == 1  # kept for the next attempt
     assert any("CaptureFlushFailures" in e for e in _emf(capsys.readouterr().out))
+
+
+def test_the_deployed_handler_builds_its_endpoint_from_the_environment_once(
+    served: Backends, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from functions.inference import app
+    from tests.events import LambdaContext, load_event
+
+    monkeypatch.setenv("MLOPS_BUCKET", served.store.bucket)
+    monkeypatch.setenv("MLOPS_TABLE", served.registry.table)
+    monkeypatch.setenv("MLOPS_CAPTURE_MAX_ROWS", "100")
+    app.default_endpoint.cache_clear()
+    try:
+        assert app.flush() == []  # nothing built yet: nothing to flush
+        response = app.lambda_handler(load_event(path="/v1/models/wine/predict", body={"instances": records("wine", 2)}), LambdaContext())
+        assert response["statusCode"] == 200
+        assert app.default_endpoint().settings.capture_max_rows == 100
+        assert app.default_endpoint() is app.default_endpoint()
+        keys = app.flush()
+        assert len(keys) == 1
+        assert len(_captured(served, "wine")) == 2
+    finally:
+        app.default_endpoint.cache_clear()
+
+
+def test_without_a_telemetry_sink_failures_are_logged(
+    served: Backends, clock: Clock, trained_models: dict[str, TrainedModel], caplog: pytest.LogCaptureFixture
+) -> None:
+    from serverless_mlops.endpoint import Endpoint, EndpointSettings, ModelUnavailableError, PredictRequest
+
+    class Down:
+        def put(self, key: str, data: bytes) -> None:
+            raise ConnectionError("S3 unreachable")
+
+    ep = Endpoint(EndpointSettings(MLOPS_CAPTURE_MAX_ROWS=1), backends=served, clock=clock, capture_sink=Down())
+    bad = _tampered_version(served, trained_models["wine"])
+    with caplog.at_level("WARNING"):
+        ep.predict("wine", PredictRequest(instances=records("wine", 1)))
+        with pytest.raises(ModelUnavailableError):
+            ep.predict("wine", PredictRequest(instances=records("wine", 1)), version=bad)
+    assert "data capture flush: 1 row(s) (ConnectionError: S3 unreachable)" in caplog.text
+    assert "model wine failed to load (ArtifactIntegrityError" in caplog.text

@@ -181,3 +181,36 @@ def test_requested_outputs_are_checked() -> None:
     with pytest.raises(InvalidInputError) as caught:
         _requested_outputs(SIGNATURE, bad.outputs)
     assert caught.value.details[0]["field"] == "outputs[0].name"
+
+
+def test_columns_are_checked_before_the_model_sees_them(trained_models: dict[str, Any]) -> None:
+    from serverless_mlops.serving import OnnxModel
+
+    trained = trained_models["diabetes"]
+    model = OnnxModel(trained.record.signature, trained.onnx_bytes)
+    width = len(model.signature.features)
+    with pytest.raises(InvalidInputError, match=f"expected {width} columns"):
+        model.predict_columns([[1.0]])
+    with pytest.raises(InvalidInputError, match="columns differ in length"):
+        model.predict_columns([[1.0]] * (width - 1) + [[1.0, 2.0]])
+    with pytest.raises(InvalidInputError, match="no inputs"):
+        model.predict_columns([[] for _ in range(width)])
+    columns = [["a"] if f.kind == "categorical" else [float("nan")] for f in model.signature.features]
+    with pytest.raises(InvalidInputError) as caught:
+        model.predict_columns(columns)
+    assert {(d["row"], d["field"]) for d in caught.value.details} == {(0, f.name) for f in model.signature.features if f.kind == "numeric"}
+
+
+def test_tracing_follows_powertools_rules_without_importing_the_xray_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.observability import observability
+
+    obs = observability("inference")
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    assert not obs.tracing
+    handler = obs.trace_handler(len)
+    assert handler is len  # outside Lambda the handler is left alone
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    assert obs.tracing
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert not obs.tracing
+    assert "tracer" not in obs.__dict__  # deciding never built the Tracer (whose construction imports the X-Ray SDK)

@@ -173,3 +173,13 @@ def test_versions_are_loaded_once_and_evicted_least_recently_used_except_aliased
     assert sorted(m.entry.version for m in cache.loaded()) == [1, 3]
     cache.get("m", version=2)
     assert loader.loads == [1, 2, 3, 2]
+
+
+def test_a_refresh_in_progress_elsewhere_does_not_block_a_request(parts: Any) -> None:
+    cache, backends, _loader, clock, _failures = parts
+    cache.get("m")
+    backends.registry.aliases[("m", "production")] = 2
+    clock.now += 30
+    with cache._lock:  # another thread is refreshing
+        assert cache.get("m").entry.version == 1
+    assert cache.get("m").entry.version == 2
