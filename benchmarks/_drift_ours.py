@@ -1,0 +1,55 @@
+"""One measured run of our drift check on the benchmark data; prints a JSON line of timings and peak memory.
+
+``python benchmarks/_drift_ours.py DATA_FOLDER [--one-cpu]`` (run in its own process by benchmarks/drift.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    if "--one-cpu" in sys.argv:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    from serverless_mlops.drift.capture_reader import read_file
+    from serverless_mlops.drift.check import check_drift
+    from serverless_mlops.profile import load_profile
+    from serverless_mlops.spec import Drift
+
+    imported = time.perf_counter()
+    profile = load_profile((folder / "profile.json.gz").read_bytes())
+    kinds = {name: summary["kind"] for name, summary in profile["features"].items()}
+    current = read_file(folder / "capture.jsonl.gz", kinds, profile["prediction"]["kind"])
+    read = time.perf_counter()
+    result = check_drift(profile, Drift(), current, model="bench", version=1, window=None, generated_at="bench")
+    done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "rows": result.rows,
+                "method": result.method,
+                "drifted": sorted(f.name for f in result.drifted()),
+                "import_s": imported - started,
+                "read_s": read - imported,
+                "check_s": done - read,
+                "total_s": done - started,
+                "cpu_s": time.process_time() - cpu_started,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
