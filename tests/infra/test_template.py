@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match
@@ -245,3 +246,17 @@ def test_the_shipped_config_deploys_every_example_model() -> None:
     deployment = load_deployment()
     assert [spec.name for spec in deployment.specs] == ["breast-cancer", "wine", "diabetes"]
     assert deployment.config.auth.mode == "iam"
+
+
+def test_alarms_watch_the_metrics_and_services_the_handlers_emit() -> None:
+    """The alarm dimensions are the handlers' service names (powertools adds them); the metric names are theirs."""
+    from infra.inference import SERVICE as INFERENCE
+    from infra.monitoring import SERVICE as DRIFT
+
+    root = Path(__file__).resolve().parents[2]
+    inference = (root / "functions/inference/app.py").read_text(encoding="utf-8")
+    drift = (root / "functions/drift_check/app.py").read_text(encoding="utf-8")
+    assert f'observability("{INFERENCE}")' in inference
+    assert '"ModelLoadFailures"' in inference
+    assert f'observability("{DRIFT}")' in drift
+    assert '"DatasetDrift"' in drift
