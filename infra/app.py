@@ -21,6 +21,7 @@ from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, add_nag_checks
 from infra.packaging import Layer
 from infra.storage import ArtifactStore, ModelRegistry
+from layers.build import LayerBuildError
 from serverless_mlops.errors import MlopsError
 
 STAGES = ("dev", "prod")
@@ -94,7 +95,7 @@ def build_app(
 def main() -> None:
     try:
         app = build_app()
-    except MlopsError as exc:
+    except (MlopsError, LayerBuildError) as exc:
         raise SystemExit(f"error: {exc}") from None
     app.synth()
 

@@ -2,8 +2,8 @@
 
 A function's code asset is a staged folder holding ``functions/`` (the package's top-level modules and the
 function's own folder) and exactly the ``serverless_mlops`` modules its handler can import, found by following
-the import statements (module-level and inside functions) from the handler. The CLI, training and local-mode
-modules stay out of the inference asset unless the handler reaches them. No docker: the folder is staged here and
+the import statements from the handler (module-level and inside functions; not those under ``if TYPE_CHECKING:``).
+The CLI, training and local-mode modules stay out unless the handler reaches them. No docker: the folder is staged here and
 ``Code.from_asset`` zips it.
 """
 

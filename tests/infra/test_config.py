@@ -97,3 +97,14 @@ def test_the_app_prints_one_line_and_exits_non_zero(tmp_path: Path, monkeypatch:
     with pytest.raises(SystemExit) as caught:
         main()
     assert str(caught.value).startswith(f"error: {path}: invalid deployment config: inference.timeout_seconds: ")
+
+
+def test_a_layer_that_cannot_be_built_stops_the_synth_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from layers.build import LayerBuildError
+
+    def offline(name: str) -> Path:
+        raise LayerBuildError(f"layer {name!r} (manylinux_2_34_x86_64, Python 3.12): pip install failed: ERROR: no network")
+
+    monkeypatch.setattr("infra.packaging.build_layer", offline)
+    with pytest.raises(SystemExit, match=r"^error: layer 'inference' .*pip install failed: ERROR: no network$"):
+        main()
