@@ -142,3 +142,30 @@ def test_add_keeps_references_not_copies(kind: str) -> None:
     data: list[Any] = [[1.0, "x"]] if kind == "rows" else [{"a": 1.0, "b": "x"}]
     buffer.add("m", 1, None, NAMES, kind, data, [0])  # type: ignore[arg-type]
     assert buffer._pending[0].data is data
+
+
+def test_the_fast_encoder_writes_what_encode_records_writes() -> None:
+    from serverless_mlops.capture import encode_records
+    from serverless_mlops.capture_sink import encode
+
+    rows = [
+        {
+            "ts": "2026-11-25T10:59:30.000Z",
+            "request_id": None,
+            "model": "m",
+            "version": 2,
+            "features": {"a": 0.1 + 0.2, "b": 'é\\n"x'},
+            "prediction": 1,
+        },
+        {
+            "ts": "2026-11-25T10:59:31.000Z",
+            "request_id": "r",
+            "model": "m",
+            "version": 2,
+            "features": {"a": -1e-300, "b": ""},
+            "prediction": "yes",
+        },
+    ]
+    ours = list(decode_records(encode(rows), "ours"))
+    reference = list(decode_records(encode_records(rows), "reference"))
+    assert ours == reference == rows
