@@ -125,3 +125,15 @@ def test_a_window_must_end_after_it_starts() -> None:
     moment = datetime(2026, 11, 25, tzinfo=UTC)
     with pytest.raises(DataError, match="must end after it starts"):
         make_window(moment, moment)
+
+
+def test_reports_can_be_encrypted_with_a_kms_key(backends: Backends) -> None:
+    import boto3
+
+    from serverless_mlops.drift.report import write_report
+
+    key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    uris = write_report(backends.store.s3, backends.store.bucket, result(), kms_key_id=key)
+    head = backends.store.s3.head_object(Bucket=backends.store.bucket, Key=uris["html"].split("/", 3)[3])
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(key)

@@ -118,3 +118,20 @@ def test_read_file(tmp_path: Path) -> None:
         read_file(tmp_path / "missing.jsonl", KINDS, "categorical")
     with pytest.raises(DataError, match="is a directory"):
         read_file(tmp_path, KINDS, "categorical")
+
+
+def test_gzip_members_concatenated_and_a_last_line_without_newline() -> None:
+    first = encode_records([row(i) for i in range(3)])
+    second = gzip.compress(gzip.decompress(encode_records([row(i) for i in range(3, 5)])).rstrip(b"\n"))
+    r = reader()
+    r.add(io.BytesIO(first + second), "two-members.jsonl.gz")
+    assert r.result.skipped == []
+    assert r.result.columns["x"].values().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_source_with_no_row_in_the_window_adds_nothing() -> None:
+    r = reader(start=T0 + timedelta(days=1), end=T0 + timedelta(days=2))
+    r.add(io.BytesIO(encode_records([row(i) for i in range(5)])), "old")
+    assert r.result.rows == 0
+    assert r.result.sources == ["old"]
+    assert r.result.columns["x"].values().size == 0

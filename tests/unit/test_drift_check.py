@@ -171,6 +171,10 @@ def test_large_references_use_distances(trained_models: dict[str, TrainedModel])
     assert s5.p_value is None
     assert s5.ks_statistic is not None
     assert verdicts(result)["age"] == "no_drift"
+    page = to_html(result).decode()
+    assert "distances ≥ 0.1" in page
+    assert "Wasserstein / std" in page
+    assert "JS distance" in page
 
 
 def test_benjamini_hochberg_finds_at_least_what_bonferroni_finds(trained_models: dict[str, TrainedModel]) -> None:
@@ -209,6 +213,14 @@ def test_data_quality_findings(trained_models: dict[str, TrainedModel]) -> None:
     assert sex.verdict == "drift"  # a category training never saw: chi-square is infinite
     assert sex.histogram.labels[:2] == ["a", "b"]
     assert "c" in sex.histogram.labels
+    page = to_html(
+        result.model_copy(update={"skipped_sources": [{"source": "s3://b/k.jsonl.gz", "error": "line 3: invalid JSON"}]})
+    ).decode()
+    assert "missing 5.0%" in page
+    assert "out of range 5.0%" in page
+    assert "unseen 10.0% (c)" in page
+    assert "Skipped capture objects" in page
+    assert "s3://b/k.jsonl.gz: line 3: invalid JSON" in page
 
 
 def test_reports_show_every_feature_with_its_verdict(trained_models: dict[str, TrainedModel]) -> None:
