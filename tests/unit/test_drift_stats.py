@@ -153,3 +153,9 @@ def test_corrections() -> None:
         stats.reject([0.1], 0.05, "holm")
     assert stats.adjusted_alpha(0.05, 10, "bonferroni") == pytest.approx(0.005)
     assert stats.adjusted_alpha(0.05, 10, "none") == 0.05
+
+
+def test_identical_samples_do_not_differ() -> None:
+    x = np.random.default_rng(5).normal(size=300)
+    assert stats.ks_2samp(x, x) == (0.0, 1.0)
+    assert stats.ks_2samp(x, x[:150]) == pytest.approx(_scipy_ks(x, x[:150]), abs=TOL)
