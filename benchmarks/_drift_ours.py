@@ -17,6 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    if len(sys.argv) < 2:  # `make bench` runs every benchmarks/*.py: this helper only runs under drift.py
+        print(f"{Path(__file__).name}: a helper of benchmarks/drift.py (usage: {Path(__file__).name} DATA_FOLDER [--one-cpu])")
+        return
     folder = Path(sys.argv[1])
     if "--one-cpu" in sys.argv:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
