@@ -172,12 +172,17 @@ class CaptureBuffer:
         failed: list[_Captured] = []
         for (model, _hour), items in groups.items():
             key = capture_key(model, datetime.fromtimestamp(items[0].at, UTC))
+            rows = sum(item.size for item in items)
             try:
                 data = encode([line for captured in items for line in captured.lines()])
+            except Exception as exc:  # e.g. a lone surrogate in a string: it would fail on every retry
+                self._report("dropped", rows, f"cannot encode the rows: {type(exc).__name__}: {exc}")
+                continue
+            try:
                 self._sink().put(key, data)
             except Exception as exc:
                 failed.extend(items)
-                self._report("flush", sum(item.size for item in items), f"{type(exc).__name__}: {exc}")
+                self._report("flush", rows, f"{type(exc).__name__}: {exc}")
             else:
                 written.append(key)
         if failed:

@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
+import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -175,9 +176,24 @@ def _record_served(model: str, version: int, rows: int) -> None:
     _served.model = model
 
 
+_decoder = msgspec.json.Decoder()
+
+
+def json_body(text: str) -> Any:
+    """Parse a request body: msgspec reads valid JSON about 4× faster than ``json.loads``; whatever it refuses goes to
+    ``json.loads``, which accepts NaN, ±Infinity and numbers beyond float range (validation then names the row and
+    field) and says where malformed JSON breaks."""
+    try:
+        return _decoder.decode(text)
+    except msgspec.MsgspecError:
+        return json.loads(text)
+
+
 def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpResolver:
     """The routes over ``endpoint`` (a provider, called on each request, so the endpoint is built lazily)."""
-    app = APIGatewayHttpResolver(enable_validation=True, debug=False, response_validation_error_http_code=500)
+    app = APIGatewayHttpResolver(
+        enable_validation=True, debug=False, response_validation_error_http_code=500, json_body_deserializer=json_body
+    )
 
     def request_id() -> str | None:
         context = app.current_event.raw_event.get("requestContext") or {}

@@ -169,3 +169,15 @@ def test_the_fast_encoder_writes_what_encode_records_writes() -> None:
     ours = list(decode_records(encode(rows), "ours"))
     reference = list(decode_records(encode_records(rows), "reference"))
     assert ours == reference == rows
+
+
+def test_rows_that_cannot_be_encoded_are_dropped_at_once_not_retried() -> None:
+    clock, sink, failures = Clock(), MemorySink(), []
+    buffer = _buffer(clock, sink, failures)
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "\ud800"]], [0])  # a lone surrogate: valid in Python, not in UTF-8
+    buffer.add("n", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    keys = buffer.flush()
+    assert [key.split("/")[1] for key in keys] == ["n"]
+    assert failures[0][:2] == ("dropped", 1)
+    assert "cannot encode" in failures[0][2]
+    assert buffer.rows == 0
