@@ -35,7 +35,7 @@ class ServerlessMlopsStack(cdk.Stack):
         super().__init__(scope, construct_id, description=f"serverless-mlops ({deployment.stage})", **kwargs)  # type: ignore[arg-type]
         self.deployment = deployment
         retain = deployment.retain
-        self.artifacts = ArtifactStore(self, "Artifacts", retain=retain)
+        self.artifacts = ArtifactStore(self, "Artifacts", retain=retain, capture_retention_days=deployment.config.capture_retention_days)
         self.registry = ModelRegistry(self, "Registry", retain=retain)
         self.inference_layer = Layer(self, "InferenceLayer", group="inference")
         common_environment = {

@@ -118,6 +118,7 @@ class DeploymentConfig(_Strict):
     drift: DriftCheck = DriftCheck()
     alarms: Alarms = Alarms()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+    capture_retention_days: Annotated[int, Field(ge=32, description="days captured requests are kept (drift windows reach 31)")] = 90
 
 
 class Deployment:

@@ -17,7 +17,7 @@ from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
 class ArtifactStore(Construct):
     """A versioned, encrypted, private, SSL-only bucket for model artifacts and captured data."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, capture_retention_days: int = 90) -> None:
         super().__init__(scope, construct_id)
         policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.access_logs = s3.Bucket(
@@ -40,7 +40,20 @@ class ArtifactStore(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="artifacts/",
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(365))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="old-versions",
+                    noncurrent_version_expiration=Duration.days(365),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+                # captured requests are drift-check input; past the longest window (31 days) they only cost storage
+                s3.LifecycleRule(
+                    id="captured-data",
+                    prefix="capture/",
+                    expiration=Duration.days(capture_retention_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
+            ],
             removal_policy=policy,
             auto_delete_objects=not retain,
         )

@@ -48,6 +48,7 @@ def write(tmp_path: Path, text: str) -> Path:
             "alerts[0].protocol: Input should be 'email', 'https' or 'sqs'",
         ),
         (f"models: [{WINE}]\ninference: {{memroy_mb: 512}}\n", "inference.memroy_mb: unknown field"),
+        (f"models: [{WINE}]\ncapture_retention_days: 7\n", "capture_retention_days: Input should be greater than or equal to 32"),
         (f"models: [{WINE}]\nlog_retention_days: 10\n", "log_retention_days: Input should be 7, 14, 30, 60, 90, 180 or 365"),
         (f"models: [{WINE}, {WINE}]\n", "models: each model may be deployed once; repeated: wine"),
         ("models: [missing.yaml]\n", "models[0]: "),

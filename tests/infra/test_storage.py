@@ -64,6 +64,15 @@ def test_artifact_bucket_is_versioned_encrypted_private_and_ssl_only(dev: Synth)
     assert len(denies_plain_http) == 2  # the artifact bucket and its access-log bucket
 
 
+def test_captured_data_expires_and_old_versions_go(dev: Synth) -> None:
+    (bucket,) = [b for b in dev.resources("AWS::S3::Bucket").values() if "VersioningConfiguration" in b["Properties"]]
+    rules = {rule["Id"]: rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["captured-data"]["Prefix"] == "capture/"
+    assert rules["captured-data"]["ExpirationInDays"] == dev.stack.deployment.config.capture_retention_days == 90
+    assert rules["old-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 365}
+    assert rules["old-versions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
 def test_an_unknown_stage_fails_with_its_name() -> None:
     with pytest.raises(ConfigError, match="stage: must be one of dev, prod, got 'qa'"):
         build_app(stage="qa")
