@@ -112,14 +112,11 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
-def _plain(response: dict[str, Any], status: int, code: str, message: str, problem: str | None = None) -> dict[str, Any]:
-    """An error answer built before routing (body size, encoding, media type)."""
+def _plain(status: int, code: str, message: str) -> dict[str, Any]:
+    """An error answer built before routing (body size, encoding, media type), in the same shape."""
     _count_error(code)
-    details = [{"row": None, "field": None, "problem": problem or message}]
-    response.update(
-        statusCode=status, headers={"Content-Type": JSON}, body=json.dumps({"error": code, "message": message, "details": details})
-    )
-    return response
+    body = {"error": code, "message": message, "details": [{"row": None, "field": None, "problem": message}]}
+    return {"statusCode": status, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
 
 
 def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -131,7 +128,7 @@ def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any],
     if body is None:
         return event, None
     if not isinstance(body, str):
-        return event, _plain({}, 400, "malformed_body", "the body must be text (or base64 text with isBase64Encoded)")
+        return event, _plain(400, "malformed_body", "the body must be text (or base64 text with isBase64Encoded)")
     if len(body) > max_body_bytes * 4 // 3 + 4:
         return event, _too_large(max_body_bytes)
     changed: dict[str, Any] = {}
@@ -140,7 +137,7 @@ def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any],
             raw = base64.b64decode(body, validate=True)
             body = raw.decode("utf-8")
         except (binascii.Error, ValueError):
-            return event, _plain({}, 400, "malformed_body", "isBase64Encoded is true but the body is not base64-encoded UTF-8")
+            return event, _plain(400, "malformed_body", "isBase64Encoded is true but the body is not base64-encoded UTF-8")
         changed.update(body=body, isBase64Encoded=False)
         size = len(raw)
     else:
@@ -152,7 +149,7 @@ def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any],
         if name.lower() == "content-type" and isinstance(value, str):
             media = value.split(";", 1)[0].strip().lower()
             if body and media and media != JSON and not media.endswith("+json"):
-                return event, _plain({}, 415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+                return event, _plain(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
             if not value.startswith(JSON):  # JSON in another spelling: let the parser see the canonical one
                 changed["headers"] = {**{k: v for k, v in headers.items() if k.lower() != "content-type"}, "content-type": JSON}
             break
@@ -160,7 +157,7 @@ def prepare(event: dict[str, Any], max_body_bytes: int) -> tuple[dict[str, Any],
 
 
 def _too_large(limit: int) -> dict[str, Any]:
-    return _plain({}, 413, "body_too_large", f"the body exceeds {limit:,} bytes (MLOPS_MAX_BODY_BYTES)")
+    return _plain(413, "body_too_large", f"the body exceeds {limit:,} bytes (MLOPS_MAX_BODY_BYTES)")
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
@@ -315,7 +312,7 @@ def create_handler(endpoint: EndpointProvider = default_endpoint) -> Handler:
             limit = endpoint().settings.max_body_bytes
         except ConfigurationError as exc:
             logger.error(str(exc))
-            return _plain({}, 500, "misconfigured", str(exc))
+            return _plain(500, "misconfigured", str(exc))
         event, refused = prepare(event, limit)
         if refused is not None:
             return refused
