@@ -112,6 +112,11 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
+def responses(model: type[Any], description: str) -> dict[int, OpenAPIResponse]:
+    """A route's documented answers: ``model`` on success, the error shape otherwise."""
+    return {200: {"description": description, "content": {JSON: {"model": model}}}, **ERROR_RESPONSES}
+
+
 def _plain(status: int, code: str, message: str) -> dict[str, Any]:
     """An error answer built before routing (body size, encoding, media type), in the same shape."""
     _count_error(code)
@@ -196,7 +201,7 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         context = app.current_event.raw_event.get("requestContext") or {}
         return context.get("requestId")
 
-    @app.post("/v1/models/<name>/predict", summary="Predict", responses=ERROR_RESPONSES, tags=["v1"])
+    @app.post("/v1/models/<name>/predict", summary="Predict", responses=responses(PredictResponse, "predictions"), tags=["v1"])
     def predict(
         name: str,
         body: PredictRequest,
@@ -207,31 +212,56 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         _record_served(name, result.version, len(result.predictions))
         return result
 
-    @app.post("/v2/models/<name>/infer", summary="Infer (Open Inference Protocol)", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.post(
+        "/v2/models/<name>/infer",
+        summary="Infer (Open Inference Protocol)",
+        responses=responses(InferResponse, "output tensors"),
+        tags=["v2"],
+    )
     def infer(name: str, body: InferRequest) -> InferResponse:
         result = endpoint().infer(name, body, request_id=request_id())
         _record_served(name, int(result.model_version), len(result.outputs[0].data) if result.outputs else 0)
         return result
 
-    @app.post("/v2/models/<name>/versions/<version>/infer", summary="Infer with one version", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.post(
+        "/v2/models/<name>/versions/<version>/infer",
+        summary="Infer with one version",
+        responses=responses(InferResponse, "output tensors"),
+        tags=["v2"],
+    )
     def infer_version(name: str, version: str, body: InferRequest) -> InferResponse:
         result = endpoint().infer(name, body, version=version, request_id=request_id())
         _record_served(name, int(result.model_version), len(result.outputs[0].data) if result.outputs else 0)
         return result
 
-    @app.get("/v2/models/<name>", summary="Model metadata", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.get("/v2/models/<name>", summary="Model metadata", responses=responses(ModelMetadata, "metadata"), tags=["v2"])
     def model_metadata(name: str) -> ModelMetadata:
         return endpoint().metadata(name)
 
-    @app.get("/v2/models/<name>/versions/<version>", summary="Model version metadata", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.get(
+        "/v2/models/<name>/versions/<version>",
+        summary="Model version metadata",
+        responses=responses(ModelMetadata, "metadata"),
+        tags=["v2"],
+    )
     def version_metadata(name: str, version: str) -> ModelMetadata:
         return endpoint().metadata(name, version=version)
 
-    @app.get("/v2/models/<name>/ready", summary="Model readiness (loads it)", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.get(
+        "/v2/models/<name>/ready",
+        summary="Model readiness (loads it)",
+        responses=responses(ModelReadiness, "the model is loaded"),
+        tags=["v2"],
+    )
     def model_ready(name: str) -> ModelReadiness:
         return endpoint().model_ready(name)
 
-    @app.get("/v2/models/<name>/versions/<version>/ready", summary="Model version readiness", responses=ERROR_RESPONSES, tags=["v2"])
+    @app.get(
+        "/v2/models/<name>/versions/<version>/ready",
+        summary="Model version readiness",
+        responses=responses(ModelReadiness, "the model is loaded"),
+        tags=["v2"],
+    )
     def version_ready(name: str, version: str) -> ModelReadiness:
         return endpoint().model_ready(name, version=version)
 
@@ -239,7 +269,15 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
     def live() -> Liveness:
         return Liveness(live=True)
 
-    @app.get("/v2/health/ready", summary="Readiness", responses={503: {"description": "not ready"}}, tags=["v2"])
+    @app.get(
+        "/v2/health/ready",
+        summary="Readiness",
+        responses={
+            200: {"description": "ready", "content": {JSON: {"model": Readiness}}},
+            503: {"description": "not ready", "content": {JSON: {"model": Readiness}}},
+        },
+        tags=["v2"],
+    )
     def ready() -> Response[Readiness]:
         readiness = endpoint().ready()
         return Response(status_code=200 if readiness.ready else 503, content_type=JSON, body=readiness)

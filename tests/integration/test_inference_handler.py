@@ -258,6 +258,9 @@ def test_metadata_health_and_openapi(handler: Handler, trained_models: dict[str,
     assert {p["name"] for p in predict["parameters"]} == {"name", "version", "alias"}
     assert {"400", "404", "413", "415", "422", "503"} <= set(predict["responses"])
     assert {"PredictRequest", "PredictResponse", "ErrorResponse", "InferRequest"} <= set(document["components"]["schemas"])
+    undocumented = [(m, p) for p, ops in document["paths"].items() for m, op in ops.items() if "200" not in op["responses"]]
+    assert undocumented == []
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PredictResponse"}
 
 
 # -- observability -------------------------------------------------------------------------------------------------
