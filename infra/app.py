@@ -7,6 +7,7 @@ the design makes unavoidable are acknowledged where they arise, each with its re
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from constructs import Construct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.config import ConfigError, Deployment, load_deployment
+from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, add_nag_checks
@@ -80,7 +81,9 @@ def build_app(
     config: str | Path | None = None, *, stage: str | None = None, nag: bool = True, context: dict[str, object] | None = None
 ) -> cdk.App:
     """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override)."""
-    app = cdk.App(context=context)
+    # cdk.json's feature flags apply in-process too (tests, scripts), so they synthesize what `cdk synth` does
+    flags = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    app = cdk.App(context={**flags, **(context or {})})
     config = config or app.node.try_get_context("config")
     stage = stage or app.node.try_get_context("stage")
     if stage is not None and stage not in STAGES:

@@ -84,3 +84,5 @@ def test_cfn_lint_finds_no_errors(synth: Synth) -> None:
     matches = lint(json.dumps(synth.raw), regions=["us-east-1"])
     errors = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path or []))})" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+    # the one warning left: CDK adds DependsOn on a role its function already references (W3005, redundant, harmless)
+    assert {m.rule.id for m in matches} <= {"W3005"}
