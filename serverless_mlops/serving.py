@@ -58,6 +58,19 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _finite(output: np.ndarray) -> np.ndarray:
+    """The model's output, unless some row's is NaN or infinite (valid float32 inputs far outside the training data
+    can overflow a linear model): JSON has no such numbers, so those rows are refused, by number."""
+    rows = output.reshape(len(output), -1)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        problem = "the model's output for this row is not a finite number (values far outside the training data?)"
+        details = [{"row": int(row), "field": None, "problem": problem} for row in bad[:MAX_DETAILS]]
+        raise InvalidInputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details)
+    return output
+
+
 class OnnxModel:
     """An ONNX graph with its signature; ``predict_*`` validate first and raise :class:`InvalidInputError`."""
 
@@ -152,9 +165,11 @@ class OnnxModel:
         outputs = self.session.run(self._outputs, feeds)
         if self.signature.is_classification:
             labels = outputs[0].ravel().tolist()
-            probabilities = outputs[1].astype(np.float64).round(7).tolist() if len(outputs) > 1 else None
-            return Prediction(labels, probabilities)
-        return Prediction(outputs[0].ravel().astype(np.float64).round(7).tolist(), None)
+            if len(outputs) == 1:
+                return Prediction(labels, None)
+            probabilities = _finite(outputs[1].astype(np.float64))
+            return Prediction(labels, probabilities.round(7).tolist())
+        return Prediction(_finite(outputs[0].astype(np.float64)).ravel().round(7).tolist(), None)
 
     def predict_records(self, records: Sequence[Any]) -> Prediction:
         """Predict from objects keyed by feature name (extra keys are ignored)."""

@@ -68,11 +68,20 @@ def handler_for(ep: Endpoint) -> Handler:
     return create_handler(lambda: ep)
 
 
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: NaN and Infinity (which json.dumps writes by default) are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"the answer holds {constant}, which is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def call(handler: Handler, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
     """Status, decoded JSON body and headers of one invocation with an adapted sample event."""
     event = load_event(kwargs.pop("template", "http_api_v2_iam_post.json"), method=method, path=path, body=body, **kwargs)
     response = handler(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
+    return response["statusCode"], strict_json(response["body"]), response.get("headers") or {}
 
 
 def records(name: str, rows: int = 5, start: int = 0) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from serverless_mlops.training import TrainedModel
 from tests.events import LambdaContext, load_event
-from tests.integration._inference import Clock, Handler, endpoint, handler_for, moto_backends, records, register
+from tests.integration._inference import Clock, Handler, endpoint, handler_for, moto_backends, records, register, strict_json
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 MAX_ROWS = 6
@@ -38,7 +38,7 @@ def good_rows() -> list[dict[str, Any]]:
 def _invoke(handler: Handler, event: dict[str, Any]) -> tuple[int, Any]:
     response = handler(event, LambdaContext())
     status = response["statusCode"]
-    body = json.loads(response["body"])
+    body = strict_json(response["body"])
     assert status == 200 or 400 <= status < 500, (status, body)
     if status != 200:
         assert set(body) == {"error", "message", "details"}
@@ -143,3 +143,12 @@ def test_valid_rows_still_predict(handler: Handler, good_rows: list[dict[str, An
     status, answer = _invoke(handler, load_event(method="POST", path=PREDICT, body={"instances": good_rows}))
     assert status == 200
     assert len(answer["predictions"]) == MAX_ROWS
+
+
+@PROPERTY
+@given(data=st.data())
+def test_extreme_but_valid_numbers_get_finite_json_or_a_422(handler: Handler, good_rows: list[dict[str, Any]], data: Any) -> None:
+    extreme = st.floats(min_value=-3.4e38, max_value=3.4e38, allow_nan=False, allow_infinity=False)
+    row = {name: (value if name == "sex" else data.draw(extreme, label=name)) for name, value in good_rows[0].items()}
+    status, answer = _invoke(handler, load_event(method="POST", path=PREDICT, body={"instances": [row]}))  # strict JSON either way
+    assert status in (200, 422), answer

@@ -214,3 +214,21 @@ def test_tracing_follows_powertools_rules_without_importing_the_xray_sdk(monkeyp
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     assert not obs.tracing
     assert "tracer" not in obs.__dict__  # deciding never built the Tracer (whose construction imports the X-Ray SDK)
+
+
+def test_inputs_that_overflow_the_model_are_refused_by_row(trained_models: dict[str, Any]) -> None:
+    from serverless_mlops.serving import OnnxModel
+
+    trained = trained_models["diabetes"]
+    model = OnnxModel(trained.record.signature, trained.onnx_bytes)
+    ok = {f.name: ("a" if f.kind == "categorical" else 50.0) for f in model.signature.features}
+    huge = {f.name: ("a" if f.kind == "categorical" else (50.0 if f.range else 3.0e38)) for f in model.signature.features}
+    with pytest.raises(InvalidInputError) as caught:
+        model.predict_records([ok, huge, ok])
+    assert caught.value.details == [
+        {
+            "row": 1,
+            "field": None,
+            "problem": "the model's output for this row is not a finite number (values far outside the training data?)",
+        }
+    ]
