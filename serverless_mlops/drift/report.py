@@ -93,7 +93,7 @@ def _feature_rows(features: list[FeatureResult]) -> str:
 
 
 def to_html(result: DriftResult) -> bytes:
-    window = f"{result.window.start} → {result.window.end}" if result.window else "local file"
+    window = f"Window {result.window.start} → {result.window.end}" if result.window else "Rows from a local capture file"
     headline = {
         "drift": f"Dataset drift: {result.drifted_features} of {result.checked_features} features drifted",
         "no_drift": f"No dataset drift: {result.drifted_features} of {result.checked_features} features drifted",
@@ -109,7 +109,7 @@ def to_html(result: DriftResult) -> bytes:
 <title>Drift report: {html.escape(result.model)} v{result.version}</title><style>{_CSS}</style></head><body>
 <h1>Drift report: {html.escape(result.model)} version {result.version}</h1>
 <p><span class="badge {result.status}">{html.escape(headline)}</span></p>
-<p>Window {html.escape(window)} · {result.rows:,} rows checked from {result.sources} capture objects · {rule} ·
+<p>{html.escape(window)} · {result.rows:,} rows checked from {result.sources} capture object{"" if result.sources == 1 else "s"} · {rule} ·
 dataset drift when the drifted share ≥ {result.drift_share} (now {result.drifted_share:.2f}) ·
 generated {html.escape(result.generated_at)}</p>
 <p class="legend">bars: <span style="background:{_REF}"></span>reference (training) <span style="background:{_CUR}"></span>current</p>
