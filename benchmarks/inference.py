@@ -485,7 +485,7 @@ def main() -> None:
     from serverless_mlops.local import LocalAws
 
     rows: list[Row] = []
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     try:
         models = train_models(make_data(workdir))
@@ -512,6 +512,7 @@ def main() -> None:
                 print(profile)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on the machine inflates latencies and cold starts)")
     print("\n| measurement | result | note |\n| --- | --- | --- |")
     for row in rows:
         print(f"| {' | '.join(row)} |")
