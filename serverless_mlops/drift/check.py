@@ -284,8 +284,9 @@ def check_drift(
     checked = [f for f in features if f.verdict != "insufficient_data" or f.p_value is not None]
     if tests:
         tested = [f for f in features if f.p_value is not None]
-        rejected = stats.reject([float(f.p_value or 0.0) for f in tested], config.p_value, config.correction.value)
-        threshold = stats.adjusted_alpha(config.p_value, len(tested), config.correction.value)
+        p_values = [float(f.p_value or 0.0) for f in tested]
+        rejected = stats.reject(p_values, config.p_value, config.correction.value)
+        threshold = stats.adjusted_alpha(p_values, config.p_value, config.correction.value)
         verdicts = {f.name: ("drift" if r else "no_drift") for f, r in zip(tested, rejected, strict=True)}
         features = [
             f.model_copy(update={"verdict": verdicts[f.name], "threshold": threshold}) if f.name in verdicts else f for f in features

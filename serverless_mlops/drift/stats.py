@@ -62,8 +62,8 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float:
         if h == 0:
             return 1.0
         prob = _prob_outside_square(n1, h) if n1 == n2 else _outer_prob_inside(n1, n2, g, h)
-        if 0.0 <= prob <= 1.0:
-            return float(prob)
+        if -1e-9 <= prob <= 1.0 + 1e-9:  # log-space sums can overshoot 1 by a few ulps where scipy lands on 1 exactly
+            return _clip(prob)
     m, n = sorted((float(n1), float(n2)), reverse=True)
     return float(np.clip(kolmogorov_sf(round(m * n / (m + n)), d), 0.0, 1.0))
 
@@ -461,8 +461,14 @@ def reject(p_values: ArrayLike, alpha: float, correction: str) -> NDArray[np.boo
     raise ValueError(f"unknown correction {correction!r}; expected bonferroni, benjamini_hochberg or none")
 
 
-def adjusted_alpha(alpha: float, k: int, correction: str) -> float:
-    """The per-test threshold a reader can compare p-values with (Bonferroni: alpha/k; BH: alpha/k is its floor)."""
+def adjusted_alpha(p_values: ArrayLike, alpha: float, correction: str) -> float:
+    """The cutoff a reader can compare each p-value with: Bonferroni alpha/k; Benjamini-Hochberg alpha*r/k for the
+    largest rank r that passes (alpha/k if none does), which :func:`reject` applies with ``<=``; none: alpha."""
+    p = np.sort(np.asarray(p_values, dtype=np.float64))
+    k = p.size
     if correction == "none" or k <= 1:
         return alpha
+    if correction == "benjamini_hochberg":
+        passed = np.nonzero(p <= alpha * np.arange(1, k + 1) / k)[0]
+        return float(alpha * (passed.max() + 1) / k) if passed.size else alpha / k
     return alpha / k

@@ -187,6 +187,9 @@ def test_benjamini_hochberg_finds_at_least_what_bonferroni_finds(trained_models:
     none = run(trained_models["diabetes"], frame, Drift(correction="none"))
     assert (bonferroni.drifted_features, bh.drifted_features, none.drifted_features) == (0, 2, 3)
     assert {f.name for f in bh.drifted()} == {"bmi", "s1"}
+    for feature in bh.features:  # the reported cutoff explains each verdict
+        assert feature.p_value is not None
+        assert (feature.p_value <= feature.threshold) == (feature.verdict == "drift")
     assert bh.correction == "benjamini_hochberg"
 
 

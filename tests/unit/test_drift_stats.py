@@ -151,8 +151,17 @@ def test_corrections() -> None:
     assert stats.reject([], 0.05, "bonferroni").tolist() == []
     with pytest.raises(ValueError, match="unknown correction"):
         stats.reject([0.1], 0.05, "holm")
-    assert stats.adjusted_alpha(0.05, 10, "bonferroni") == pytest.approx(0.005)
-    assert stats.adjusted_alpha(0.05, 10, "none") == 0.05
+    assert stats.adjusted_alpha(p, 0.05, "bonferroni") == pytest.approx(0.005)
+    assert stats.adjusted_alpha(p, 0.05, "benjamini_hochberg") == pytest.approx(0.01)  # rank 2 passes: 0.05 * 2 / 10
+    assert stats.adjusted_alpha([0.5, 0.9], 0.05, "benjamini_hochberg") == pytest.approx(0.025)
+    assert stats.adjusted_alpha(p, 0.05, "none") == 0.05
+    assert stats.adjusted_alpha([0.01], 0.05, "bonferroni") == 0.05
+
+
+def test_a_single_value_against_many_matches_scipy() -> None:  # found by hypothesis: the exact count lands on 1
+    x = np.random.default_rng(1_015_015_568).normal(0, 1, 1)
+    y = np.random.default_rng(1_015_015_569).normal(0.1, 1, 91)
+    assert stats.ks_2samp(x, y) == pytest.approx(_scipy_ks(x, y), abs=TOL)
 
 
 def test_identical_samples_do_not_differ() -> None:
