@@ -105,7 +105,7 @@ def emit_metrics(result: DriftResult) -> None:
 
 @obs.logger.inject_lambda_context(log_event=True)
 @obs.metrics.log_metrics
-@obs.tracer.capture_lambda_handler(capture_response=False)
+@obs.trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = handle(event)
     emit_metrics(outcome.result)

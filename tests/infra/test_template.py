@@ -113,6 +113,9 @@ def test_drift_reads_artifacts_and_captures_and_writes_reports_and_alerts(synth:
     assert set(grants) == {"/artifacts/*", "/capture/*", "/reports/*", "/alerts/*"}
     assert all("s3:PutObject" not in grants[p] for p in ("/artifacts/*", "/capture/*"))
     assert all("s3:PutObject" in grants[p] for p in ("/reports/*", "/alerts/*"))
+    # only an alert marker whose publish failed may be removed, so a retried window can still alert
+    assert [p for p, actions in grants.items() if any(a.startswith("s3:Delete") for a in actions)] == ["/alerts/*"]
+    assert {a for a in grants["/alerts/*"] if a.startswith("s3:Delete")} == {"s3:DeleteObject"}
 
 
 def test_every_route_is_authorized(dev: Synth, prod: Synth) -> None:
