@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from serverless_mlops.capture import timestamp
 from serverless_mlops.cli.common import console, emit_json, say, state, table
 from serverless_mlops.errors import DataError, NotFoundError
 
@@ -53,11 +54,53 @@ def _fmt(value: float | None) -> str:
     return f"{value:.2e}" if value and abs(value) < 1e-4 else f"{value:.4f}"
 
 
+def rows_from_instances(path: Path, backends: Any, model: str, version: int | None) -> list[dict[str, Any]]:
+    """A CSV or JSON file of instances (as ``mlops predict`` reads them) → rows in the capture format.
+
+    Each row's prediction is the file's ``prediction`` column when it has one, else the baseline version's own
+    prediction (its ONNX graph run here), so the prediction drift is checked too. Columns that are not features
+    (the target, ids) are left out.
+    """
+    from serverless_mlops.cli.models import read_instances
+    from serverless_mlops.errors import InvalidInputError
+    from serverless_mlops.lifecycle import load_model, resolve_version
+
+    entry = resolve_version(backends, model, version=version)
+    features = entry.signature.feature_names
+    numeric = {f.name for f in entry.signature.features if f.kind == "numeric"} | {"prediction"}
+    kind, instances = read_instances(path, numeric)
+    if kind != "records" or not all(isinstance(r, dict) for r in instances):
+        raise DataError(f'{path}: expected records (a CSV with a header, a JSON list of objects or {{"instances": [...]}})')
+    absent = [name for name in features if all(name not in r for r in instances)]
+    if instances and absent:
+        raise DataError(f"{path}: no column {', '.join(repr(a) for a in absent)} in the input")
+    if instances and all("prediction" in r for r in instances):
+        predictions = [r["prediction"] for r in instances]
+    else:
+        try:
+            predictions = load_model(backends, entry).predict_records(instances).predictions if instances else []
+        except InvalidInputError as exc:
+            first = exc.details[0] if exc.details else {}
+            place = f"row {first.get('row', 0) + 1}" if path.suffix.lower() == ".csv" else f"instance {first.get('row')}"
+            raise DataError(
+                f"{path}: cannot predict {place}, field {first.get('field')!r}: {first.get('problem')} "
+                "(add a 'prediction' column to check these rows as they are)"
+            ) from exc
+    stamp = timestamp(datetime.now(UTC))
+    return [
+        {"ts": stamp, "model": model, "version": entry.version, "features": {k: r.get(k) for k in features}, "prediction": p}
+        for r, p in zip(instances, predictions, strict=True)
+    ]
+
+
 @drift_app.command("check")
 def check(
     model: ModelArg,
     window: Annotated[str | None, typer.Option("--window", "-w", help="24h, 7d, or START/END (ISO 8601); default: the spec's")] = None,
-    current: Annotated[Path | None, typer.Option("--current", "-c", help="a local capture file (JSON Lines, optionally gzip)")] = None,
+    current: Annotated[
+        Path | None,
+        typer.Option("--current", "-c", help="a local file: captures (JSON Lines, gzip or not), or rows as CSV or JSON like mlops predict"),
+    ] = None,
     version: Annotated[int | None, typer.Option("--version", "-v", min=1, help="baseline version (default: production)")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="also write the HTML report to this file")] = None,
     write_report: Annotated[bool, typer.Option("--write-report", help="store report.json/.html in the bucket as the Lambda does")] = False,
@@ -73,7 +116,13 @@ def check(
     start = end = None
     if window is not None:
         start, end = parse_window(window, datetime.now(UTC))
-    outcome = run_check(model, state.backends(), start=start, end=end, current_file=current, version=version, write=write_report)
+    backends = state.backends()
+    current_rows = None
+    if current is not None and current.suffix.lower() in (".csv", ".json"):
+        current_rows = rows_from_instances(current, backends, model, version)
+    outcome = run_check(
+        model, backends, start=start, end=end, current_file=current, current_rows=current_rows, version=version, write=write_report
+    )
     result = outcome.result
     if html is not None:
         html.write_bytes(to_html(result))

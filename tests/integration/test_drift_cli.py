@@ -135,3 +135,53 @@ def test_report_open_downloads_the_html(
     assert uri.startswith("file://")
     assert Path(uri.removeprefix("file://")).read_text().startswith("<!doctype html>")
     assert "opened " in out
+
+
+def test_check_rows_from_a_csv_or_json_file_predicts_them_with_the_baseline_model(
+    registered: Backends, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    drifted = tmp_path / "drifted.csv"
+    drifted_frame(300, 4).to_csv(drifted, index=False)  # with the target column, as a user's data file has it
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(drifted))
+    assert code == 0, err
+    result = json.loads(out)["result"]
+    assert result["status"] == "drift"
+    assert result["rows"] == 300
+    assert result["prediction"]["current_rows"] == 300  # predicted by version 1's ONNX graph
+    assert "target" not in {f["name"] for f in result["features"]}
+
+    fresh = tmp_path / "fresh.json"
+    records = fresh_sample("diabetes", 300, 5).drop(columns=["target"]).to_dict("records")
+    fresh.write_text(json.dumps({"instances": records}))
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(fresh))
+    assert code == 0, err
+    assert "no drift: 0 of 10 features drifted" in out
+
+
+def test_rows_the_model_refuses_name_the_row_and_how_to_check_them_anyway(
+    registered: Backends, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    frame = fresh_sample("diabetes", 20, 6)
+    frame.loc[3, "sex"] = "unknown-category"
+    rows = tmp_path / "rows.csv"
+    frame.to_csv(rows, index=False)
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(rows))
+    assert code == 1
+    assert f"{rows}: cannot predict row 4, field 'sex'" in err
+    assert "add a 'prediction' column" in err
+
+    frame["prediction"] = 150.0  # predictions recorded elsewhere: the rows are checked as they are
+    frame.to_csv(rows, index=False)
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(rows))
+    assert code == 0, err
+    assert json.loads(out)["result"]["rows"] == 20
+
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps([{"age": 50.0}]))
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(missing))
+    assert code == 1
+    assert "no column 'sex'" in err
+    missing.write_text(json.dumps({"inputs": [[1, 2]]}))
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(missing))
+    assert code == 1
+    assert "expected records" in err
