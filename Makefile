@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: install  ## the local tour on an embedded moto server
 	$(VENV)/bin/mlops demo
 
-test: install layers  ## the whole suite (moto; no network, no docker; the layers are built first, once, from the pip registry)
+test: install layers  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
 	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
 
 lint: install  ## ruff and mypy
