@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serverless_mlops.errors import MlopsError, SpecError
-from serverless_mlops.spec import ModelSpec, load_spec
+from serverless_mlops.spec import ModelSpec, load_spec, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "infra" / "deployment.yaml"
@@ -139,10 +139,6 @@ class Deployment:
         return self.config.stage == "prod"
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else ("." if index else "") + str(part) for index, part in enumerate(loc))
-
-
 def load_deployment(path: str | Path | None = None, *, stage: str | None = None) -> Deployment:
     """Read, validate and resolve the deployment config; ``stage`` (from the CDK context) overrides the file's."""
     import yaml
@@ -163,15 +159,7 @@ def load_deployment(path: str | Path | None = None, *, stage: str | None = None)
     try:
         config = DeploymentConfig.model_validate(document)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                message = "required field is missing"
-            elif err["type"] == "extra_forbidden":
-                message = "unknown field"
-            where = _where(tuple(err["loc"]))
-            problems.append(f"{where}: {message}" if where else message)
+        problems = validation_problems(exc, document)
         raise ConfigError(f"{source}: invalid deployment config: " + "; ".join(problems)) from exc
     specs = []
     for index, spec_path in enumerate(config.models):

@@ -246,7 +246,8 @@ def _where(loc: tuple[Any, ...], document: Any) -> str:
     return "".join(parts)
 
 
-def _format_errors(source: str, exc: ValidationError, document: Any) -> str:
+def validation_problems(exc: ValidationError, document: Any, friendly: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """One "field: problem" per pydantic error, with the field as a person finds it in ``document`` (YAML/JSON)."""
     problems = []
     for err in exc.errors():
         message = err["msg"].removeprefix("Value error, ")
@@ -254,10 +255,15 @@ def _format_errors(source: str, exc: ValidationError, document: Any) -> str:
             message = "required field is missing"
         elif err["type"] == "extra_forbidden":
             message = "unknown field"
-        message = _FRIENDLY.get((".".join(str(p) for p in err["loc"]), err["type"]), message)
+        message = (friendly or {}).get((".".join(str(p) for p in err["loc"]), err["type"]), message)
         where = _where(tuple(err["loc"]), document)
         # checks that span fields name their field at the start of the message
         problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
+def _format_errors(source: str, exc: ValidationError, document: Any) -> str:
+    problems = validation_problems(exc, document, _FRIENDLY)
     return f"{source}: invalid model spec: " + "; ".join(problems)
 
 
