@@ -2,25 +2,27 @@
 
 A layer is named after a dependency group (an extra) of ``pyproject.toml``: it installs the core dependencies plus
 that group, minus what the Lambda runtime already has (boto3, botocore, s3transfer). The result is stripped of
-``__pycache__``, test suites, console scripts and stale ``RECORD`` files, precompiled when this interpreter is the
-runtime's Python version, and cached under ``layers/build/`` by a hash of everything that decides its content
-(requirements, platform, Python version, this file's build format). Concurrent builders (pytest-xdist workers, two
+``__pycache__``, test suites, console scripts, type stubs, pip's bookkeeping and, per layer, of what its functions
+never import (``PRUNE``); then it is precompiled by an interpreter of the runtime's Python version (bytecode is
+version-specific), found on this machine or named by ``MLOPS_LAYER_PYTHON``. Layers are cached under
+``layers/build/`` by a hash of everything that decides their content (requirements, platform, Python version,
+bytecode mode and magic number, this file's build format). Concurrent builders (pytest-xdist workers, two
 ``cdk synth`` runs) share the cache safely: one builds under a lock, into a temporary folder renamed into place.
 
-    python layers/build.py inference          # build (or reuse) and print the folder and its size
-    python layers/build.py inference --json   # the same as JSON (what SERVE's size benchmark reads)
+    python layers/build.py inference                       # build (or reuse) and print the folder and its size
+    python layers/build.py inference --json                # the same as JSON (what SERVE's size benchmark reads)
+    python layers/build.py inference --bytecode sourceless # .pyc in place of .py; or none: .py only
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
-import py_compile
 import re
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +44,40 @@ PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux_2_34_x86_64"
 RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer"})
 STRIP_DIRS = frozenset({"__pycache__", "tests"})
+# type stubs and Cython declarations: read by type checkers and compilers, never by an import
+STRIP_SUFFIXES = (".pyi", ".pxd")
+# pip's bookkeeping in each *.dist-info: RECORD lists files this build strips, and nothing installs into or
+# uninstalls from a layer. METADATA (importlib.metadata.version reads it), entry points, licenses and SBOMs stay.
+STRIP_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "WHEEL", "direct_url.json"})
+# What a layer's functions never import, removed after the install: glob (relative to python/) -> why it is safe.
+# tests/infra/test_layer_runtime.py runs the handler and a prediction under the runtime's Python on the result.
+PRUNE: dict[str, dict[str, str]] = {
+    "inference": {
+        # 35 MB: the shared library of onnxruntime's C/C++ API, for native programs. The Python extension module
+        # has the whole runtime linked in and does not load it (its DT_NEEDED names only libc, libstdc++, libm,
+        # libgcc_s, libdl, librt, libpthread); _prune keeps a library another binary names.
+        "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
+        "onnxruntime/transformers": "offline optimizer for transformer models (imports onnx, torch)",
+        "onnxruntime/quantization": "offline model quantization (imports onnx)",
+        "onnxruntime/tools": "offline ORT-format conversion and model tools (import onnx, flatbuffers)",
+        "onnxruntime/backend": "the ONNX backend-test API (imports onnx, which the layer does not have)",
+        "onnxruntime/datasets": "three example models",
+        # protobuf (the google package): onnxruntime declares it for the tools above; the only other importer is
+        # powertools' optional Kafka protobuf deserializer, which the functions do not use
+        "google": "protobuf, imported only by onnxruntime's offline tools and powertools' Kafka protobuf deserializer",
+        "protobuf-*.dist-info": "the metadata of the protobuf removed above",
+        "numpy/f2py": "numpy's Fortran wrapper generator, a build tool",
+        "numpy/_core/include": "numpy's C headers, for compiling extensions",
+        "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
+        "numpy/_pyinstaller": "numpy's PyInstaller hook",
+        "numpy/conftest.py": "pytest configuration of numpy's own test suite",
+        "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
+        "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
+    },
+}
+BYTECODE_MODES = ("pycache", "sourceless", "none")
 # bump when the build steps change what a layer contains, so cached layers are rebuilt
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 
 
 class LayerBuildError(RuntimeError):
@@ -80,9 +115,70 @@ def pip_platforms(platform: str) -> list[str]:
     return [*tags, f"manylinux2014_{arch}"]
 
 
-def cache_key(reqs: list[str], platform: str, python_version: str) -> str:
-    document = json.dumps({"requirements": reqs, "platform": platform, "python": python_version, "format": BUILD_FORMAT}, sort_keys=True)
+def cache_key(reqs: list[str], platform: str, python_version: str, bytecode: str = "none") -> str:
+    """``bytecode`` names the mode and the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``."""
+    document = json.dumps(
+        {"requirements": reqs, "platform": platform, "python": python_version, "bytecode": bytecode, "format": BUILD_FORMAT},
+        sort_keys=True,
+    )
     return hashlib.sha256(document.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RuntimePython:
+    """An interpreter of the runtime's Python version, which writes the bytecode the runtime reads."""
+
+    executable: str
+    version: str  # e.g. 3.12.1
+    cache_tag: str  # e.g. cpython-312: the __pycache__/*.{cache_tag}.pyc name
+    magic: str  # importlib.util.MAGIC_NUMBER in hex: the same for every 3.12.x release
+
+
+_PROBE = (
+    "import importlib.util, sys; print('%d.%d.%d' % sys.version_info[:3], sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())"
+)
+
+
+def _probe(executable: str) -> RuntimePython | None:
+    try:
+        result = subprocess.run([executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = result.stdout.split()
+    if result.returncode != 0 or len(fields) != 3:
+        return None  # e.g. a pyenv shim for a version that is not installed
+    return RuntimePython(executable, *fields)
+
+
+def _candidates(python_version: str) -> list[str]:
+    """Where a Python ``python_version`` may be: this interpreter, PATH, pyenv's versions, the system's."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    patch = re.compile(rf"{re.escape(python_version)}\.(\d+)")
+    installed = sorted(
+        (int(match.group(1)), folder / "bin" / "python")
+        for folder in (pyenv.iterdir() if pyenv.is_dir() else [])
+        if (match := patch.fullmatch(folder.name))
+    )
+    found = [sys.executable, shutil.which(f"python{python_version}"), *(str(path) for _patch, path in reversed(installed))]
+    found += [f"/usr/bin/python{python_version}", f"/usr/local/bin/python{python_version}"]
+    return list(dict.fromkeys(path for path in found if path and os.access(path, os.X_OK)))
+
+
+@functools.cache
+def find_runtime_python(python_version: str = PYTHON_VERSION) -> RuntimePython | None:
+    """The first interpreter of ``python_version`` (MLOPS_LAYER_PYTHON if set, which must be one), or None."""
+    override = os.environ.get("MLOPS_LAYER_PYTHON")
+    if override:
+        found = _probe(override)
+        if found is None or not found.version.startswith(f"{python_version}."):
+            what = f"is Python {found.version}" if found else "does not run"
+            raise LayerBuildError(f"MLOPS_LAYER_PYTHON={override} {what}; the layers need a Python {python_version} interpreter")
+        return found
+    for candidate in _candidates(python_version):
+        found = _probe(candidate)
+        if found is not None and found.version.startswith(f"{python_version}."):
+            return found
+    return None
 
 
 def unzipped_size(path: Path | str) -> int:
@@ -107,10 +203,28 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION) -> Path:
-    """Build (or reuse from the cache) the layer ``name``; returns the folder whose ``python/`` is the layer content."""
+def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, bytecode: str = "pycache") -> Path:
+    """Build (or reuse from the cache) the layer ``name``; returns the folder whose ``python/`` is the layer content.
+
+    ``bytecode``: ``pycache`` (each module's ``.py`` plus its ``__pycache__/*.cpython-312.pyc``), ``sourceless``
+    (a ``.pyc`` in place of each ``.py``: smaller, no source in tracebacks) or ``none``. Without an interpreter of
+    ``python_version`` on this machine the layer is built with ``none`` and a one-line warning.
+    """
+    if bytecode not in BYTECODE_MODES:
+        raise LayerBuildError(f"layer {name!r}: unknown bytecode mode {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}")
     reqs = requirements(name)
-    final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{cache_key(reqs, platform, python_version)}"
+    python = find_runtime_python(python_version) if bytecode != "none" else None
+    if bytecode != "none" and python is None:
+        print(
+            f"warning: layer {name!r}: no Python {python_version} interpreter here (set MLOPS_LAYER_PYTHON), so it ships without"
+            " .pyc and every cold start compiles what it imports",
+            file=sys.stderr,
+        )
+        bytecode = "none"
+    mode = f"{bytecode}:{python.cache_tag}:{python.magic}" if python is not None else "none"
+    label = {"pycache": "pyc", "sourceless": "sourceless", "none": "nopyc"}[bytecode]
+    key = cache_key(reqs, platform, python_version, mode)
+    final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{label}-{key}"
     if (final / "layer.json").is_file():
         return final
     with _locked(final.with_name(final.name + ".lock")):
@@ -118,7 +232,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
             return final
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
         try:
-            manifest = _build_into(staging, name, reqs, platform, python_version)
+            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python)
             (staging / "layer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             if final.exists():  # a half-built folder from a killed build of an older format: replace it
                 shutil.rmtree(final)
@@ -129,7 +243,9 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     return final
 
 
-def _build_into(staging: Path, name: str, reqs: list[str], platform: str, python_version: str) -> dict[str, object]:
+def _build_into(
+    staging: Path, name: str, reqs: list[str], platform: str, python_version: str, bytecode: str, python: RuntimePython | None
+) -> dict[str, object]:
     target = staging / "python"
     started = time.monotonic()
     platform_args = [arg for tag in pip_platforms(platform) for arg in ("--platform", tag)]
@@ -144,7 +260,9 @@ def _build_into(staging: Path, name: str, reqs: list[str], platform: str, python
         raise LayerBuildError(f"layer {name!r} ({platform}, Python {python_version}): pip install failed: {problem}")
     removed = _remove_distributions(target, RUNTIME_PROVIDES)
     _strip(target)
-    precompiled = _precompile(target, python_version)
+    pruned = _prune(target, PRUNE.get(name, {}))
+    installed_bytes = unzipped_size(target)
+    compiled = _precompile(target, python, sourceless=bytecode == "sourceless") if python is not None else 0
     installed = sorted("==".join(meta.name.removesuffix(".dist-info").split("-", 1)) for meta in target.glob("*.dist-info"))
     return {
         "layer": name,
@@ -153,7 +271,10 @@ def _build_into(staging: Path, name: str, reqs: list[str], platform: str, python
         "python_version": python_version,
         "installed": installed,
         "left_to_runtime": sorted(removed),
-        "precompiled": precompiled,
+        "pruned": pruned,
+        "bytecode": {"mode": bytecode, "python": python.version if python else None, "pyc_files": compiled},
+        "precompiled": compiled > 0,
+        "source_bytes": installed_bytes,
         "unzipped_bytes": unzipped_size(target),
         "build_seconds": round(time.monotonic() - started, 1),
     }
@@ -183,27 +304,65 @@ def _remove_distributions(target: Path, names: frozenset[str]) -> list[str]:
 
 
 def _strip(target: Path) -> None:
+    """What no layer needs: caches, test suites, console scripts, type stubs, pip's bookkeeping, empty folders."""
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts whose shebang names this machine's Python
     for dirpath, dirs, files in os.walk(target, topdown=True):
         for directory in [d for d in dirs if d in STRIP_DIRS]:
             shutil.rmtree(os.path.join(dirpath, directory))
             dirs.remove(directory)
-        if dirpath.endswith(".dist-info") and "RECORD" in files:
-            os.unlink(os.path.join(dirpath, "RECORD"))  # lists the files just stripped; nothing uninstalls from a layer
+        in_dist_info = dirpath.endswith(".dist-info")
+        for file in files:
+            if file.endswith(STRIP_SUFFIXES) or (in_dist_info and file in STRIP_DIST_INFO):
+                os.unlink(os.path.join(dirpath, file))
+    for dirpath, _dirs, _files in sorted(os.walk(target), reverse=True):  # deepest first: wrapt-stubs/ held only .pyi
+        if dirpath != str(target) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
 
 
-def _precompile(target: Path, python_version: str) -> bool:
-    """Write .pyc files when this interpreter is the runtime's version (bytecode is version-specific); else leave them out.
+def _prune(target: Path, rules: dict[str, str]) -> dict[str, int]:
+    """Remove what ``rules`` name; returns the bytes each rule freed (0 when a newer release no longer has it).
 
-    Unchecked hash-based .pyc: a layer is read-only and its files' mtimes do not survive zipping, so the runtime
-    must use the bytecode without comparing timestamps.
+    A shared library that a remaining binary still names is kept (reported as -1): removing it would break the import.
     """
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != python_version:
-        return False
-    ok = compileall.compile_dir(
-        target, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH, ddir="/opt/python"
-    )
-    return bool(ok)
+    freed: dict[str, int] = {}
+    for pattern in rules:
+        freed[pattern] = 0
+        for path in sorted(target.glob(pattern)):
+            if path.is_dir():
+                freed[pattern] += unzipped_size(path)
+                shutil.rmtree(path)
+            elif path.name.startswith("lib") and ".so" in path.name and _referenced(target, path):
+                freed[pattern] = -1
+            else:
+                freed[pattern] += path.stat().st_size
+                path.unlink()
+    return freed
+
+
+def _referenced(target: Path, library: Path) -> bool:
+    """Whether another binary needs ``library``: it would name it (``libfoo.so.N``) in its dynamic string table."""
+    soname = library.name.split(".so")[0].encode() + b".so"
+    return any(other != library and other.is_file() and soname in other.read_bytes() for other in target.rglob("*.so*"))
+
+
+def _precompile(target: Path, python: RuntimePython, *, sourceless: bool) -> int:
+    """Compile every module with the runtime's Python; returns how many .pyc files were written.
+
+    Optimization level 0 (Lambda runs python without -O), unchecked hash-based .pyc: a layer is read-only and its
+    files' mtimes do not survive zipping, so the runtime must use the bytecode without comparing timestamps.
+    ``sourceless`` writes ``module.pyc`` beside ``module.py`` (compileall -b) and deletes the source.
+    """
+    command = [python.executable, "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+    command += ["-d", "/opt/python", *(["-b"] if sourceless else []), str(target)]  # tracebacks name the path on Lambda
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        problem = " ".join((result.stdout + result.stderr).split())[-500:]
+        raise LayerBuildError(f"layer at {target}: compiling with Python {python.version} failed: {problem}")
+    if sourceless:
+        for source in target.rglob("*.py"):
+            source.unlink()
+        return sum(1 for _ in target.rglob("*.pyc"))
+    return sum(1 for _ in target.rglob(f"*.{python.cache_tag}.pyc"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,10 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="the dependency group: inference or training")
     parser.add_argument("--platform", default=PLATFORM)
     parser.add_argument("--python-version", default=PYTHON_VERSION)
+    parser.add_argument("--bytecode", default="pycache", choices=BYTECODE_MODES, help="how modules ship: .py + __pycache__ (default)")
     parser.add_argument("--json", action="store_true", help="print the layer's manifest as JSON")
     args = parser.parse_args(argv)
     try:
-        path = build_layer(args.name, platform=args.platform, python_version=args.python_version)
+        path = build_layer(args.name, platform=args.platform, python_version=args.python_version, bytecode=args.bytecode)
     except LayerBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

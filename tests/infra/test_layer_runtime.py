@@ -1,0 +1,345 @@
+"""The inference function as Lambda runs it: its code asset and the built layer under the runtime's Python (3.12).
+
+This machine develops on 3.11, so everything else tests the handler with this venv's packages. Here a Python 3.12
+interpreter (``layers.build.find_runtime_python``) imports the staged code asset and the layer, with boto3 from a
+folder standing in for the runtime's own (``/var/runtime``), in that order, as Lambda orders ``sys.path``, with ``-S``
+so nothing of the interpreter's own site-packages can stand in for what the layer lacks. It serves a prediction from
+a moto server with tracing on (the X-Ray SDK imported as on Lambda), and ``-v`` shows whether any layer module had to
+be compiled from source. The rest checks what the build does on small folders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import layers.build as build
+from infra.packaging import stage_code
+from layers.build import PYTHON_VERSION, LayerBuildError, RuntimePython, build_layer, find_runtime_python, unzipped_size
+from serverless_mlops.lifecycle import Backends
+from serverless_mlops.local import LocalAws, ensure_resources
+from serverless_mlops.settings import Settings
+from serverless_mlops.training import TrainedModel
+from tests.events import load_event
+from tests.integration._inference import onnx_outputs, records, register
+
+# issue 3: the inference function plus its layers, unzipped (MB as the README's figures: 10^6 bytes)
+SIZE_TARGET = 130 * 10**6
+# what the Lambda runtime provides in /var/runtime (boto3 and its dependencies); pure Python, so this venv's serve
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+PROBE = """
+import json, os, sys, time
+started = time.perf_counter()
+from functions.inference import app
+imported = time.perf_counter()
+
+class Context:
+    function_name = "inference"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inference"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name = "/aws/lambda/inference"
+    log_stream_name = "2026/11/25/[$LATEST]abcdef"
+    get_remaining_time_in_millis = staticmethod(lambda: 30_000)
+
+answers = [app.lambda_handler(event, Context()) for event in json.loads(os.environ["EVENTS"])]
+done = time.perf_counter()
+origins = {name: getattr(sys.modules.get(name), "__file__", None) for name in
+           ("functions", "serverless_mlops", "numpy", "onnxruntime", "pydantic", "aws_lambda_powertools", "aws_xray_sdk", "boto3")}
+print(json.dumps({"answers": answers, "origins": origins, "python": sys.version.split()[0],
+                  "import_s": imported - started, "requests_s": done - imported}))
+"""
+
+
+@pytest.fixture(scope="module")
+def runtime_python() -> RuntimePython:
+    found = find_runtime_python(PYTHON_VERSION)
+    if found is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on this machine (set MLOPS_LAYER_PYTHON): cannot run the layer as Lambda does")
+    return found
+
+
+@pytest.fixture(scope="module")
+def layer() -> Path:
+    return build_layer("inference") / "python"  # cached by hash; `make layers` or the first synth builds it
+
+
+@pytest.fixture(scope="module")
+def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return stage_code("inference", staging=tmp_path_factory.mktemp("staging"))
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the runtime's /var/runtime: boto3 and its dependencies, linked from this venv."""
+    folder = tmp_path_factory.mktemp("var-runtime")
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None, name
+        assert spec.origin is not None, name
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(trained_models: dict[str, TrainedModel]) -> Iterator[tuple[dict[str, str], TrainedModel]]:
+    """breast-cancer registered and promoted on a moto server; the environment the function gets on Lambda."""
+    with pytest.MonkeyPatch.context() as patch, LocalAws() as aws:
+        patch.setenv("MOTO_PORT", str(aws.port))  # restored afterwards (LocalAws sets it for moto's own URLs)
+        settings = Settings(endpoint_url=aws.endpoint_url)
+        ensure_resources(settings)
+        trained = trained_models["breast-cancer"]
+        register(Backends.from_settings(settings), trained, "breast-cancer-1", promote=True)
+        env = {
+            "MLOPS_BUCKET": settings.bucket,
+            "MLOPS_TABLE": settings.table,
+            "MLOPS_ENDPOINT_URL": aws.endpoint_url,
+            "POWERTOOLS_SERVICE_NAME": "inference",
+            "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMlops",
+            # as on Lambda with active tracing: the tracer is on, so the X-Ray SDK is imported from the layer (its
+            # segments go over UDP to a daemon address on loopback where nothing listens)
+            "AWS_LAMBDA_FUNCTION_NAME": "inference",
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+        }
+        yield env, trained
+
+
+def lambda_environment(asset: Path, layer: Path, runtime_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """A clean environment (nothing of this venv): the task root, then the layer, then the runtime's packages."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(map(str, (asset, layer, runtime_dir))),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        **extra,
+    }
+
+
+def test_the_handler_predicts_under_the_runtime_python_from_the_built_layer(
+    runtime_python: RuntimePython, layer: Path, asset: Path, runtime_dir: Path, served: tuple[dict[str, str], TrainedModel]
+) -> None:
+    env, trained = served
+    rows = records("breast-cancer", 2)
+    events = [
+        load_event(method="GET", path="/v2/health/live"),
+        load_event(path="/v1/models/breast-cancer/predict", body={"instances": rows}),
+    ]
+    result = subprocess.run(
+        [runtime_python.executable, "-S", "-B", "-v", "-c", PROBE],  # -B: write no bytecode, as on Lambda's read-only /opt
+        env=lambda_environment(asset, layer, runtime_dir, {**env, "EVENTS": json.dumps(events)}),
+        cwd=asset,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    verbose = [line for line in result.stderr.splitlines() if line.startswith("#")]
+    problems = [line for line in result.stderr.splitlines() if not line.startswith(("#", "import ")) and line.strip()]
+    assert result.returncode == 0, "\n".join(problems[-40:])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["python"].startswith(f"{PYTHON_VERSION}.")
+    origins = report["origins"]
+    assert origins["functions"].startswith(str(asset))
+    assert origins["serverless_mlops"].startswith(str(asset))
+    for package in ("numpy", "onnxruntime", "pydantic", "aws_lambda_powertools", "aws_xray_sdk"):
+        assert origins[package].startswith(str(layer)), (package, origins[package])
+    assert origins["boto3"].startswith(str(runtime_dir))
+
+    live, predicted = report["answers"]
+    assert (live["statusCode"], json.loads(live["body"])) == (200, {"live": True})
+    assert predicted["statusCode"] == 200, predicted["body"]
+    body = json.loads(predicted["body"])
+    labels, probabilities = onnx_outputs(trained, rows)
+    assert (body["model"], body["version"], body["predictions"]) == ("breast-cancer", 1, labels)
+    assert probabilities is not None
+    assert len(body["probabilities"]) == len(probabilities)
+    for answered, expected in zip(body["probabilities"], probabilities, strict=True):
+        assert answered == pytest.approx(expected, abs=1e-6)
+
+    # every layer module came from its .pyc: none was compiled from source (Python -v says "code object from X.py")
+    from_layer = [line for line in verbose if str(layer) in line]
+    compiled = [line for line in from_layer if line.startswith("# code object from") and line.rstrip("'").endswith(".py")]
+    loaded = [line for line in from_layer if line.endswith(".py") and " matches " in line]
+    assert "-pyc-" in layer.parent.name
+    assert compiled == []
+    assert len(loaded) > 300  # numpy, onnxruntime, pydantic, powertools, the X-Ray SDK...
+
+
+def test_every_layer_module_has_unchecked_bytecode_for_the_runtime(runtime_python: RuntimePython, layer: Path) -> None:
+    sources = sorted(layer.rglob("*.py"))
+    assert len(sources) > 500
+    missing, stale = [], []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{runtime_python.cache_tag}.pyc"
+        if not pyc.is_file():
+            missing.append(source)
+            continue
+        header = pyc.read_bytes()[:16]
+        # PEP 552: magic, then flags 0b01 = hash-based and unchecked (mtimes are lost in the zip; the layer is read-only)
+        if header[:4] != bytes.fromhex(runtime_python.magic) or int.from_bytes(header[4:8], "little") != 0b01:
+            stale.append(pyc)
+    assert missing == []
+    assert stale == []
+    assert not [p for p in layer.rglob("*.pyc") if runtime_python.cache_tag not in p.name]
+    assert not list(layer.rglob("*.pyi"))
+
+
+def test_the_inference_function_and_its_layer_meet_the_size_target(layer: Path, asset: Path) -> None:
+    total = unzipped_size(asset) + unzipped_size(layer)
+    assert total <= SIZE_TARGET, f"{total / 1e6:.1f} MB"
+    # what the prune rules took out is gone, what the handler needs is there
+    assert not list(layer.glob("onnxruntime/capi/libonnxruntime.so*"))
+    assert not [p for p in ("onnxruntime/transformers", "onnxruntime/tools", "google", "numpy/f2py") if (layer / p).exists()]
+    assert list(layer.glob("onnxruntime/capi/onnxruntime_pybind11_state.*.so"))
+    assert list(layer.glob("numpy.libs/libscipy_openblas*.so"))
+    manifest = json.loads((layer.parent / "layer.json").read_text(encoding="utf-8"))
+    assert manifest["pruned"]["onnxruntime/capi/libonnxruntime.so.*"] > 30 * 10**6
+    assert "protobuf" not in {entry.split("==")[0] for entry in manifest["installed"]}
+    assert manifest["unzipped_bytes"] == unzipped_size(layer)
+
+
+def test_only_powertools_kafka_deserializer_would_want_the_pruned_protobuf(layer: Path) -> None:
+    importers = sorted(
+        str(p.relative_to(layer))
+        for p in layer.rglob("*.py")
+        if "google.protobuf" in p.read_text(encoding="utf-8", errors="replace") and "onnxruntime" not in p.parts
+    )
+    assert importers == ["aws_lambda_powertools/utilities/kafka/deserializer/protobuf.py"]
+
+
+# -- the build steps on small folders ---------------------------------------------------------------------------
+
+
+def _tree(root: Path, files: dict[str, bytes | str]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def test_strip_removes_stubs_bookkeeping_and_empty_folders_but_keeps_metadata(tmp_path: Path) -> None:
+    _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "x = 1\n", "pkg/__init__.pyi": "x: int\n", "pkg/decl.pxd": "", "pkg/tests/test_x.py": "",
+            "pkg/__pycache__/__init__.cpython-311.pyc": b"", "pkg-stubs/__init__.pyi": "", "bin/tool": "#!/usr/bin/python",
+            "pkg-1.0.dist-info/METADATA": "Name: pkg\nVersion: 1.0\n", "pkg-1.0.dist-info/RECORD": "", "pkg-1.0.dist-info/WHEEL": "",
+            "pkg-1.0.dist-info/INSTALLER": "pip", "pkg-1.0.dist-info/licenses/LICENSE": "MIT", "pkg-1.0.dist-info/entry_points.txt": "",
+        },
+    )  # fmt: skip
+    build._strip(tmp_path)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == [
+        "pkg", "pkg-1.0.dist-info", "pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/entry_points.txt",
+        "pkg-1.0.dist-info/licenses", "pkg-1.0.dist-info/licenses/LICENSE", "pkg/__init__.py",
+    ]  # fmt: skip
+
+
+def test_prune_reports_what_it_freed_and_keeps_a_library_another_binary_needs(tmp_path: Path) -> None:
+    _tree(
+        tmp_path,
+        {
+            "ort/capi/libort.so.1.2.3": b"\0" * 100, "ort/capi/_ext.so": b"ELF needs libc.so.6",
+            "ort/tools/a.py": "x = 1\n", "np/libblas.so": b"\0" * 10, "np/_core.so": b"ELF needs libblas.so",
+        },
+    )  # fmt: skip
+    rules = {"ort/capi/libort.so.*": "unused", "ort/tools": "tooling", "np/libblas.so": "needed", "gone/*": "not in this release"}
+    assert build._prune(tmp_path, rules) == {"ort/capi/libort.so.*": 100, "ort/tools": 6, "np/libblas.so": -1, "gone/*": 0}
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.so*")) == ["np/_core.so", "np/libblas.so", "ort/capi/_ext.so"]
+    assert not (tmp_path / "ort/tools").exists()
+
+
+@pytest.mark.parametrize("sourceless", [False, True])
+def test_precompiled_modules_import_from_bytecode_alone(runtime_python: RuntimePython, tmp_path: Path, sourceless: bool) -> None:
+    _tree(tmp_path, {"pkg/__init__.py": "from .mod import VALUE\n", "pkg/mod.py": "VALUE = 6 * 7\ndef where(): pass\n"})
+    count = build._precompile(tmp_path, runtime_python, sourceless=sourceless)
+    assert count == 2
+    if sourceless:
+        assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py*")) == ["pkg/__init__.pyc", "pkg/mod.pyc"]
+    else:
+        (tmp_path / "pkg" / "mod.py").write_text("VALUE = 0\n", encoding="utf-8")  # unchecked: the bytecode wins
+    probe = "import pkg; print(pkg.VALUE, pkg.mod.where.__code__.co_filename)"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([runtime_python.executable, "-S", "-B", "-c", probe], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    # tracebacks name the source where Lambda has it: the path compiled in (sourceless) or the file's own (pycache)
+    assert result.stdout.split() == ["42", "/opt/python/pkg/mod.py" if sourceless else str(tmp_path / "pkg" / "mod.py")]
+
+
+def test_a_module_the_runtime_cannot_compile_fails_the_build(runtime_python: RuntimePython, tmp_path: Path) -> None:
+    _tree(tmp_path, {"broken.py": "def f(:\n"})
+    with pytest.raises(LayerBuildError, match=rf"compiling with Python {PYTHON_VERSION}\.\d+ failed: .*broken\.py"):
+        build._precompile(tmp_path, runtime_python, sourceless=False)
+
+
+def test_the_runtime_python_is_found_or_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    build.find_runtime_python.cache_clear()
+    monkeypatch.setenv("MLOPS_LAYER_PYTHON", sys.executable)  # this venv's 3.11
+    try:
+        version = ".".join(map(str, sys.version_info[:3]))
+        with pytest.raises(LayerBuildError, match=rf"MLOPS_LAYER_PYTHON={sys.executable} is Python {version}; the layers need"):
+            find_runtime_python("3.12")
+        here = find_runtime_python(f"{sys.version_info.major}.{sys.version_info.minor}")
+        assert here is not None
+        assert (here.executable, here.version, here.cache_tag) == (sys.executable, version, sys.implementation.cache_tag)
+        monkeypatch.setenv("MLOPS_LAYER_PYTHON", str(tmp_path / "python3.12"))
+        with pytest.raises(LayerBuildError, match=r"python3.12 does not run; the layers need a Python 3.12 interpreter"):
+            find_runtime_python("3.12")
+        monkeypatch.delenv("MLOPS_LAYER_PYTHON")
+        monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+        monkeypatch.setenv("PATH", str(tmp_path))
+        assert find_runtime_python("3.99") is None
+    finally:
+        build.find_runtime_python.cache_clear()
+
+
+def test_without_a_runtime_python_the_layer_ships_without_bytecode_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    monkeypatch.setattr(build, "find_runtime_python", lambda version: None)
+    modes: list[tuple[str, Any]] = []
+
+    def fake_build(staging: Path, name: str, reqs: list[str], platform: str, version: str, bytecode: str, python: Any) -> dict[str, Any]:
+        modes.append((bytecode, python))
+        (staging / "python").mkdir()
+        return {"layer": name}
+
+    monkeypatch.setattr(build, "_build_into", fake_build)
+    path = build_layer("inference")
+    assert modes == [("none", None)]
+    assert "-nopyc-" in path.name
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1
+    assert warning.startswith("warning: layer 'inference': no Python 3.12 interpreter here (set MLOPS_LAYER_PYTHON)")
+    with pytest.raises(LayerBuildError, match=r"unknown bytecode mode 'fast'; choose one of pycache, sourceless, none"):
+        build_layer("inference", bytecode="fast")
+
+
+def test_the_cache_key_tells_bytecode_modes_and_formats_apart() -> None:
+    keys = {
+        build.cache_key(["numpy"], "p", "3.12", mode)
+        for mode in ("none", "pycache:cpython-312:cb0d0d0a", "sourceless:cpython-312:cb0d0d0a", "pycache:cpython-312:cc0d0d0a")
+    }
+    assert len(keys) == 4
