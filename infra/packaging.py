@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError
-from layers.build import PLATFORM, PYTHON_VERSION, build_layer, unzipped_size
+from layers.build import PLATFORM, PYTHON_VERSION, build_layer, find_runtime_python, precompile, unzipped_size
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
 # What Lambda allows for a function's code plus all its layers, unzipped.
@@ -118,9 +118,12 @@ def code_files(function: str, root: Path = ROOT) -> list[Path]:
 
 
 def stage_code(function: str, root: Path = ROOT, staging: Path = STAGING) -> Path:
-    """A folder with exactly ``code_files(function)``, named by their content hash (reused when unchanged)."""
+    """A folder with exactly ``code_files(function)``, named by their content hash (reused when unchanged), and their
+    bytecode for the runtime's Python when this machine has that interpreter (as the layers have theirs: /var/task is
+    read-only, so without it every cold start compiles the function's modules)."""
     files = code_files(function, root)
-    digest = hashlib.sha256()
+    python = find_runtime_python(PYTHON_VERSION)
+    digest = hashlib.sha256(f"{python.cache_tag}:{python.magic}".encode() if python else b"no bytecode")
     for relative in files:
         digest.update(str(relative).encode() + b"\0" + (root / relative).read_bytes() + b"\0")
     final = staging / f"{function}-{digest.hexdigest()[:16]}"
@@ -131,6 +134,8 @@ def stage_code(function: str, root: Path = ROOT, staging: Path = STAGING) -> Pat
     for relative in files:
         (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / relative, temporary / relative)
+    if python is not None:
+        precompile(temporary, python, ddir="/var/task")
     try:
         os.rename(temporary, final)
     except OSError:  # another process staged the same content first

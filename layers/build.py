@@ -262,7 +262,7 @@ def _build_into(
     _strip(target)
     pruned = _prune(target, PRUNE.get(name, {}))
     installed_bytes = unzipped_size(target)
-    compiled = _precompile(target, python, sourceless=bytecode == "sourceless") if python is not None else 0
+    compiled = precompile(target, python, sourceless=bytecode == "sourceless") if python is not None else 0
     installed = sorted("==".join(meta.name.removesuffix(".dist-info").split("-", 1)) for meta in target.glob("*.dist-info"))
     return {
         "layer": name,
@@ -345,15 +345,16 @@ def _referenced(target: Path, library: Path) -> bool:
     return any(other != library and other.is_file() and soname in other.read_bytes() for other in target.rglob("*.so*"))
 
 
-def _precompile(target: Path, python: RuntimePython, *, sourceless: bool) -> int:
+def precompile(target: Path, python: RuntimePython, *, sourceless: bool = False, ddir: str = "/opt/python") -> int:
     """Compile every module with the runtime's Python; returns how many .pyc files were written.
 
     Optimization level 0 (Lambda runs python without -O), unchecked hash-based .pyc: a layer is read-only and its
     files' mtimes do not survive zipping, so the runtime must use the bytecode without comparing timestamps.
-    ``sourceless`` writes ``module.pyc`` beside ``module.py`` (compileall -b) and deletes the source.
+    ``sourceless`` writes ``module.pyc`` beside ``module.py`` (compileall -b) and deletes the source. ``ddir`` is where
+    the folder is on Lambda (/opt/python for a layer, /var/task for a code asset): sourceless tracebacks name it.
     """
     command = [python.executable, "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
-    command += ["-d", "/opt/python", *(["-b"] if sourceless else []), str(target)]  # tracebacks name the path on Lambda
+    command += ["-d", ddir, *(["-b"] if sourceless else []), str(target)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         problem = " ".join((result.stdout + result.stderr).split())[-500:]

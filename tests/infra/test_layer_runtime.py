@@ -5,7 +5,8 @@ interpreter (``layers.build.find_runtime_python``) imports the staged code asset
 folder standing in for the runtime's own (``/var/runtime``), in that order, as Lambda orders ``sys.path``, with ``-S``
 so nothing of the interpreter's own site-packages can stand in for what the layer lacks. It serves a prediction from
 a moto server with tracing on (the X-Ray SDK imported as on Lambda), and ``-v`` shows whether any layer module had to
-be compiled from source. The rest checks what the build does on small folders.
+be compiled from source: both the layer and the code asset (infra/packaging.stage_code) ship bytecode for 3.12.
+The rest checks what the build does on small folders.
 """
 
 from __future__ import annotations
@@ -174,13 +175,15 @@ def test_the_handler_predicts_under_the_runtime_python_from_the_built_layer(
     for answered, expected in zip(body["probabilities"], probabilities, strict=True):
         assert answered == pytest.approx(expected, abs=1e-6)
 
-    # every layer module came from its .pyc: none was compiled from source (Python -v says "code object from X.py")
-    from_layer = [line for line in verbose if str(layer) in line]
-    compiled = [line for line in from_layer if line.startswith("# code object from") and line.rstrip("'").endswith(".py")]
-    loaded = [line for line in from_layer if line.endswith(".py") and " matches " in line]
+    # every module of the layer and of the code asset came from its .pyc: none was compiled from source (Python -v
+    # says "# X.pyc matches X.py" for bytecode it uses, "# code object from X.py" for a module it compiles)
+    ours = [line for line in verbose if str(layer) in line or str(asset) in line]
+    compiled = [line for line in ours if line.startswith("# code object from") and line.rstrip("'").endswith(".py")]
+    loaded = [line for line in ours if line.endswith(".py") and " matches " in line]
     assert "-pyc-" in layer.parent.name
     assert compiled == []
-    assert len(loaded) > 300  # numpy, onnxruntime, pydantic, powertools, the X-Ray SDK...
+    assert len([line for line in loaded if str(layer) in line]) > 300  # numpy, onnxruntime, pydantic, powertools, X-Ray...
+    assert len([line for line in loaded if str(asset) in line]) > 10  # functions/, serverless_mlops/
 
 
 def test_every_layer_module_has_unchecked_bytecode_for_the_runtime(runtime_python: RuntimePython, layer: Path) -> None:
@@ -273,7 +276,7 @@ def test_prune_reports_what_it_freed_and_keeps_a_library_another_binary_needs(tm
 @pytest.mark.parametrize("sourceless", [False, True])
 def test_precompiled_modules_import_from_bytecode_alone(runtime_python: RuntimePython, tmp_path: Path, sourceless: bool) -> None:
     _tree(tmp_path, {"pkg/__init__.py": "from .mod import VALUE\n", "pkg/mod.py": "VALUE = 6 * 7\ndef where(): pass\n"})
-    count = build._precompile(tmp_path, runtime_python, sourceless=sourceless)
+    count = build.precompile(tmp_path, runtime_python, sourceless=sourceless)
     assert count == 2
     if sourceless:
         assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py*")) == ["pkg/__init__.pyc", "pkg/mod.pyc"]
@@ -290,7 +293,7 @@ def test_precompiled_modules_import_from_bytecode_alone(runtime_python: RuntimeP
 def test_a_module_the_runtime_cannot_compile_fails_the_build(runtime_python: RuntimePython, tmp_path: Path) -> None:
     _tree(tmp_path, {"broken.py": "def f(:\n"})
     with pytest.raises(LayerBuildError, match=rf"compiling with Python {PYTHON_VERSION}\.\d+ failed: .*broken\.py"):
-        build._precompile(tmp_path, runtime_python, sourceless=False)
+        build.precompile(tmp_path, runtime_python, sourceless=False)
 
 
 def test_the_runtime_python_is_found_or_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
