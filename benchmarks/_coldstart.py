@@ -33,7 +33,8 @@ class Context:
 
 def main() -> None:
     model, row = sys.argv[1], json.loads(sys.argv[2])
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    if not any(Path(entry, "functions", "__init__.py").is_file() for entry in sys.path):  # else a code asset on PYTHONPATH
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from functions.inference.app import lambda_handler
 
     imported = time.perf_counter()

@@ -300,6 +300,68 @@ def import_costs(model: Model, env: dict[str, str], top: int = 8) -> list[tuple[
     return sorted(costs.items(), key=lambda item: -item[1])[:top]
 
 
+def bench_cold_start_runtime(model: Model, env: dict[str, str], rows: list[Row]) -> None:
+    """Cold start as on Lambda: python3.12 (the runtime's version), the staged code asset and the built layer on
+    PYTHONPATH, boto3 from this venv standing in for the runtime's; -S (no site-packages of that interpreter) and -B
+    (nothing written back, as on Lambda's read-only /opt and /var/task). With the .pyc that layers/build.py and
+    infra/packaging.py now ship, against the same files without them (as they shipped before)."""
+    from infra.packaging import stage_code
+    from layers.build import build_layer, find_runtime_python
+
+    python = find_runtime_python()
+    label = f"cold start, python3.12 + built layer (as on Lambda): {model.label}"
+    if python is None:
+        rows.append((label, "not measured", "no Python 3.12 interpreter here (set MLOPS_LAYER_PYTHON)"))
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+    asset = stage_code("inference")
+    bare_asset = shutil.copytree(asset, scratch / "asset", ignore=shutil.ignore_patterns("__pycache__"))
+    # the runtime's boto3 (in /var/runtime on Lambda, with its bytecode): this venv's files, compiled by python3.12
+    runtime = scratch / "var-runtime"
+    for name in ("boto3", "botocore", "s3transfer"):
+        source = Path(__import__(name).__file__).parent
+        shutil.copytree(source, runtime / name, ignore=shutil.ignore_patterns("__pycache__"), copy_function=os.symlink)
+    subprocess.run([python.executable, "-I", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(runtime)], check=True)
+    child_env = {key: value for key, value in os.environ.items() if key.startswith(("AWS_", "POWERTOOLS_"))}
+    child_env |= {**env, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    command = [python.executable, "-S", "-B", str(BENCH / "_coldstart.py"), model.name, json.dumps(model.row)]
+    figures: dict[str, tuple[float, float, float, float]] = {}
+    costs: dict[str, float] = {}
+    try:
+        for variant, bytecode, code in (("with .pyc", "pycache", asset), ("without .pyc", "none", bare_asset)):
+            layer = build_layer("inference", bytecode=bytecode) / "python"
+            child_env["PYTHONPATH"] = os.pathsep.join(map(str, (code, layer, runtime)))
+            samples = []
+            for _ in range(5):
+                out = subprocess.run(command, check=True, capture_output=True, text=True, env=child_env, cwd=code, timeout=120).stdout
+                samples.append(json.loads(next(line for line in reversed(out.splitlines()) if line.startswith('{"import_s"'))))
+            figures[variant] = (
+                statistics.median(s["total_s"] for s in samples),
+                statistics.median(s["import_s"] for s in samples),
+                statistics.median(s["first_request_s"] for s in samples),
+                min(s["total_s"] for s in samples),
+            )
+            if bytecode == "pycache":
+                err = subprocess.run([command[0], "-X", "importtime", *command[1:]], check=True, capture_output=True, text=True,
+                                     env=child_env, cwd=code, timeout=120).stderr  # fmt: skip
+                for line in err.splitlines():
+                    if match := re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line):
+                        costs[match.group(2).split(".")[0]] = costs.get(match.group(2).split(".")[0], 0.0) + int(match.group(1)) / 1e6
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    (total, imports, first, fastest), (bare_total, bare_imports, bare_first, _) = figures["with .pyc"], figures["without .pyc"]
+    top = ", ".join(f"{name} {seconds * 1e3:.0f} ms" for name, seconds in sorted(costs.items(), key=lambda item: -item[1])[:5])
+    rows.append(
+        (
+            label,
+            f"{total * 1e3:.0f} ms with .pyc (imports {imports * 1e3:.0f} ms + first request {first * 1e3:.0f} ms); "
+            f"{bare_total * 1e3:.0f} ms without (imports {bare_imports * 1e3:.0f} ms + first request {bare_first * 1e3:.0f} ms)",
+            f"Python {python.version}; median of 5 fresh processes each (fastest with .pyc {fastest * 1e3:.0f} ms); tracing off; "
+            f"biggest imports with .pyc (python -X importtime): {top}; target ≤ 700 ms",
+        )
+    )
+
+
 def bench_size(rows: list[Row]) -> None:
     try:
         from layers.build import build_layer, unzipped_size
@@ -497,6 +559,7 @@ def main() -> None:
                 bench_handler(models, rows)
             for model in models:
                 bench_cold_start(model, env, rows)
+            bench_cold_start_runtime(models[0], env, rows)
             costs = import_costs(models[0], env)
             rows.append(
                 (
