@@ -369,11 +369,12 @@ def bench_size(rows: list[Row]) -> None:
         rows.append(("function + inference layer, unzipped", "not measured", f"layers/build.py unavailable: {exc}"))
         return
     try:
-        from infra.packaging import code_files
+        from infra.packaging import code_files, stage_code
 
         files = [ROOT / p for p in code_files("inference")]
-        code = sum(p.stat().st_size for p in files)
-        how = f"{len(files)} files the handler imports"
+        asset = stage_code("inference")  # what is deployed: those files and, with python3.12 here, their .pyc
+        code = unzipped_size(asset)
+        how = f"the code asset: {len(files)} files the handler imports" + (", with their .pyc" if any(asset.rglob("*.pyc")) else "")
     except ImportError:
         files = [p for folder in ("functions", "serverless_mlops") for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts]
         code = sum(p.stat().st_size for p in files)
