@@ -186,6 +186,39 @@ def test_the_handler_predicts_under_the_runtime_python_from_the_built_layer(
     assert len([line for line in loaded if str(asset) in line]) > 10  # functions/, serverless_mlops/
 
 
+def test_the_drift_check_asset_imports_and_computes_under_the_runtime_python(
+    runtime_python: RuntimePython, layer: Path, runtime_dir: Path, tmp_path: Path
+) -> None:
+    """The drift-check function uses the same layer: each of its modules imports, and its statistics (numpy, with
+    linear algebra through the layer's OpenBLAS) give what they give here."""
+    from serverless_mlops.drift import stats
+
+    asset = stage_code("drift_check", staging=tmp_path)
+    modules = [".".join(p.relative_to(asset).with_suffix("").parts).removesuffix(".__init__") for p in sorted(asset.rglob("*.py"))]
+    x, y = [i * 0.37 % 5 for i in range(60)], [i * 0.41 % 5.5 for i in range(45)]
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "from serverless_mlops.drift import stats\n"
+        f"print(json.dumps([stats.ks_2samp({x!r}, {y!r}), stats.wasserstein_distance({x!r}, {y!r}), stats.kolmogorov_sf(40, 0.2)]))"
+    )
+    result = subprocess.run(
+        [runtime_python.executable, "-S", "-B", "-c", probe],
+        env=lambda_environment(asset, layer, runtime_dir, {"POWERTOOLS_SERVICE_NAME": "drift_check"}),
+        cwd=asset,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(modules) > 15
+    (ks, pvalue), distance, sf = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (ks, pvalue) == pytest.approx(stats.ks_2samp(x, y), rel=1e-12)
+    assert distance == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-12)
+    assert sf == pytest.approx(stats.kolmogorov_sf(40, 0.2), rel=1e-12)
+
+
 def test_every_layer_module_has_unchecked_bytecode_for_the_runtime(runtime_python: RuntimePython, layer: Path) -> None:
     sources = sorted(layer.rglob("*.py"))
     assert len(sources) > 500
