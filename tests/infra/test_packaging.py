@@ -42,6 +42,21 @@ def test_the_code_asset_holds_the_handler_and_what_it_imports_only(function: str
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_the_code_asset_has_bytecode_only_with_a_runtime_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = packaging.find_runtime_python(packaging.PYTHON_VERSION)
+    if runtime is None:
+        pytest.skip("no Python 3.12 interpreter on this machine (set MLOPS_LAYER_PYTHON)")
+    compiled = stage_code("inference", staging=tmp_path)
+    sources = list(compiled.rglob("*.py"))
+    assert len(sources) > 10
+    assert all((p.parent / "__pycache__" / f"{p.stem}.{runtime.cache_tag}.pyc").is_file() for p in sources)
+    monkeypatch.setattr(packaging, "find_runtime_python", lambda version: None)
+    bare = stage_code("inference", staging=tmp_path)
+    assert bare != compiled  # the folder's name tells the two apart, so neither is reused for the other
+    assert not list(bare.rglob("*.pyc"))
+    assert sorted(p.relative_to(bare) for p in bare.rglob("*.py")) == sorted(p.relative_to(compiled) for p in sources)
+
+
 def test_a_missing_handler_is_named(tmp_path: Path) -> None:
     (tmp_path / "functions").mkdir()
     with pytest.raises(PackagingError, match=r"functions/retraining/app.py: the handler of function 'retraining' does not exist"):
