@@ -135,7 +135,8 @@ class RuntimePython:
 
 
 _PROBE = (
-    "import importlib.util, sys; print('%d.%d.%d' % sys.version_info[:3], sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())"
+    "import importlib.util, sys; "
+    "print('%d.%d.%d' % sys.version_info[:3], sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex(), sys.executable)"
 )
 
 
@@ -144,10 +145,12 @@ def _probe(executable: str) -> RuntimePython | None:
         result = subprocess.run([executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    fields = result.stdout.split()
-    if result.returncode != 0 or len(fields) != 3:
+    fields = result.stdout.strip().split(maxsplit=3)
+    if result.returncode != 0 or len(fields) != 4:
         return None  # e.g. a pyenv shim for a version that is not installed
-    return RuntimePython(executable, *fields)
+    version, cache_tag, magic, resolved = fields
+    # the interpreter itself, not a launcher in front of it (a pyenv shim costs each process tens of milliseconds)
+    return RuntimePython(resolved, version, cache_tag, magic)
 
 
 def _candidates(python_version: str) -> list[str]:
