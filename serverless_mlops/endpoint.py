@@ -47,6 +47,7 @@ __all__ = [
     "ModelMetadata",
     "ModelUnavailableError",
     "PayloadTooLargeError",
+    "PredictQuery",
     "PredictRequest",
     "PredictResponse",
 ]
@@ -131,6 +132,16 @@ class PredictRequest(BaseModel):
         if (self.instances is None) == (self.inputs is None):
             raise ValueError("give exactly one of 'instances' (objects keyed by feature name) or 'inputs' (arrays in signature order)")
         return self
+
+
+class PredictQuery(BaseModel):
+    """``POST /v1/models/{name}/predict``'s query parameters: the handler validates them with this model and the
+    OpenAPI document declares them from its schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int | None = Field(default=None, ge=1, description="serve this version (default: the version the alias points at)")
+    alias: str | None = Field(default=None, max_length=64, description="serve the version this alias points at (default: production)")
 
 
 class PredictResponse(BaseModel):

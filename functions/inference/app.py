@@ -22,16 +22,17 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any
+from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
 
 from functions.observability import observability
 from serverless_mlops.endpoint import (
@@ -45,6 +46,7 @@ from serverless_mlops.endpoint import (
     ModelReadiness,
     ModelUnavailableError,
     PayloadTooLargeError,
+    PredictQuery,
     PredictRequest,
     PredictResponse,
     Readiness,
@@ -166,9 +168,56 @@ def _too_large(limit: int) -> dict[str, Any]:
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
-VersionQuery = Annotated[int | None, Query(ge=1, description="serve this version (default: the version the alias points at)")]
-AliasQuery = Annotated[str | None, Query(max_length=64, description="serve the version this alias points at (default: production)")]
+PREDICT_PATH = "/v1/models/{name}/predict"
 _served = threading.local()
+
+
+def predict_query(event: Mapping[str, Any]) -> PredictQuery:
+    """``?version=`` and ``?alias=`` of a predict request, validated by :class:`PredictQuery` (the model the OpenAPI
+    document declares them from); a bad one raises the same RequestValidationError, naming it, as the route's own
+    parameters would.
+
+    Read here rather than declared on the route: powertools' validation re-derives, on every request, whether each
+    declared query parameter is a scalar, which cost more than the prediction itself. A request without a query
+    string costs nothing here.
+    """
+    params = event.get("queryStringParameters")
+    if not params:
+        return NO_QUERY
+    given = {name: params[name] for name in PredictQuery.model_fields if name in params}
+    if not given:
+        return NO_QUERY
+    errors = [_repeated(name) for name, value in given.items() if isinstance(value, str) and "," in value and _given_twice(event, name)]
+    if not errors:
+        try:
+            return PredictQuery.model_validate(given)
+        except ValidationError as exc:  # the input itself stays out of the errors (it never reaches an answer or a log)
+            errors = [{"type": err["type"], "loc": ("query", *err["loc"]), "msg": err["msg"]} for err in exc.errors(include_url=False)]
+    raise RequestValidationError(errors)
+
+
+NO_QUERY = PredictQuery()
+
+
+def _given_twice(event: Mapping[str, Any], name: str) -> bool:
+    """HTTP API joins a repeated parameter's values with commas; the raw query string tells one from a literal comma."""
+    raw = event.get("rawQueryString")
+    return isinstance(raw, str) and sum(key == name for key, _ in parse_qsl(raw, keep_blank_values=True)) > 1
+
+
+def _repeated(name: str) -> dict[str, Any]:
+    return {"type": "repeated", "loc": ("query", name), "msg": f"given more than once; give {name} once"}
+
+
+def document_query(document: dict[str, Any], path: str, method: str, model: type[PredictQuery]) -> None:
+    """Declare ``model``'s fields as the query parameters of ``method path`` in an OpenAPI document."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    operation = document["paths"][path][method]
+    operation.setdefault("parameters", []).extend(
+        {"description": field.get("description"), "required": name in required, "schema": field, "name": name, "in": "query"}
+        for name, field in schema["properties"].items()
+    )
 
 
 def _record_served(model: str, version: int, rows: int) -> None:
@@ -202,13 +251,9 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         return context.get("requestId")
 
     @app.post("/v1/models/<name>/predict", summary="Predict", responses=responses(PredictResponse, "predictions"), tags=["v1"])
-    def predict(
-        name: str,
-        body: PredictRequest,
-        version: VersionQuery = None,
-        alias: AliasQuery = None,
-    ) -> PredictResponse:
-        result = endpoint().predict(name, body, version=version, alias=alias, request_id=request_id())
+    def predict(name: str, body: PredictRequest) -> PredictResponse:
+        query = predict_query(app.current_event.raw_event)
+        result = endpoint().predict(name, body, version=query.version, alias=query.alias, request_id=request_id())
         _record_served(name, result.version, len(result.predictions))
         return result
 
@@ -288,7 +333,9 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
 
     @functools.cache
     def openapi_document() -> str:
-        return app.get_openapi_json_schema(title=TITLE, version=API_VERSION, description=__doc__)
+        document = json.loads(app.get_openapi_json_schema(title=TITLE, version=API_VERSION, description=__doc__))
+        document_query(document, PREDICT_PATH, "post", PredictQuery)
+        return json.dumps(document, indent=2)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:

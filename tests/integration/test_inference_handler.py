@@ -146,6 +146,53 @@ def test_invalid_values_name_row_and_field(handler: Handler) -> None:
     assert any("finite" in d["problem"] for d in error["details"])
 
 
+def _with_query(raw: str, params: dict[str, str]) -> dict[str, Any]:
+    """A predict event with a query string as HTTP API sends it: repeated names joined by commas in the parameters."""
+    event = load_event(method="POST", path=BC, body={"instances": records("breast-cancer", 1)})
+    event["rawQueryString"], event["queryStringParameters"] = raw, params
+    return event
+
+
+@pytest.mark.parametrize(
+    ("raw", "params", "field", "problem"),
+    [
+        ("version=abc", {"version": "abc"}, "version", "valid integer"),
+        ("version=0", {"version": "0"}, "version", "greater than or equal to 1"),
+        ("version=", {"version": ""}, "version", "valid integer"),
+        ("version=1%2C2", {"version": "1,2"}, "version", "valid integer"),
+        ("version=1&version=2", {"version": "1,2"}, "version", "given more than once; give version once"),
+        ("alias=aaa&alias=bbb", {"alias": "aaa,bbb"}, "alias", "given more than once; give alias once"),
+        ("alias=" + "x" * 65, {"alias": "x" * 65}, "alias", "at most 64 characters"),
+        ("alias=bad%21name", {"alias": "bad!name"}, "alias", "letters, digits"),
+        ("version=1&alias=production", {"version": "1", "alias": "production"}, "alias", "either ?version= or ?alias="),
+    ],
+)
+def test_bad_query_parameters_are_422_naming_the_parameter(
+    handler: Handler, raw: str, params: dict[str, str], field: str, problem: str
+) -> None:
+    response = handler(_with_query(raw, params), LambdaContext())
+    error = json.loads(response["body"])
+    assert (response["statusCode"], error["error"]) == (422, "invalid_request"), error
+    assert [d["field"] for d in error["details"]] == [field]
+    assert problem in error["details"][0]["problem"]
+    for value in params.values():
+        assert len(value) < 3 or value == "production" or value not in response["body"]  # a bad value is never echoed
+
+
+@pytest.mark.parametrize(
+    ("raw", "params"),
+    [
+        ("version=1", {"version": "1"}),
+        ("alias=production", {"alias": "production"}),
+        ("other=x&Version=abc", {"other": "x", "Version": "abc"}),  # names are case-sensitive; others are ignored
+    ],
+)
+def test_good_and_unrelated_query_parameters_are_served(handler: Handler, raw: str, params: dict[str, str]) -> None:
+    response = handler(_with_query(raw, params), LambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    assert (json.loads(response["body"])["model"], json.loads(response["body"])["version"]) == ("breast-cancer", 1)
+
+
 def test_limits_on_rows_and_bytes(handler: Handler) -> None:
     row = records("breast-cancer", 1)[0]
     status, error, _ = call(handler, "POST", BC, {"instances": [row] * 51})
@@ -256,6 +303,11 @@ def test_metadata_health_and_openapi(handler: Handler, trained_models: dict[str,
     assert {"/v1/models/{name}/predict", "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"} <= set(document["paths"])
     predict = document["paths"]["/v1/models/{name}/predict"]["post"]
     assert {p["name"] for p in predict["parameters"]} == {"name", "version", "alias"}
+    query = {p["name"]: p for p in predict["parameters"] if p["in"] == "query"}
+    assert {name: p["required"] for name, p in query.items()} == {"version": False, "alias": False}
+    assert {"type": "integer", "minimum": 1} in query["version"]["schema"]["anyOf"]
+    assert {"type": "string", "maxLength": 64} in query["alias"]["schema"]["anyOf"]
+    assert "alias" in query["alias"]["description"]
     assert {"400", "404", "413", "415", "422", "503"} <= set(predict["responses"])
     assert {"PredictRequest", "PredictResponse", "ErrorResponse", "InferRequest"} <= set(document["components"]["schemas"])
     undocumented = [(m, p) for p, ops in document["paths"].items() for m, op in ops.items() if "200" not in op["responses"]]
