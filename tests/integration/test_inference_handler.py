@@ -6,6 +6,7 @@ or S3 (refresh, tampering, capture) are in test_inference_lifecycle.py.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from functions.inference.app import create_handler
+from functions.inference.app import create_handler, logger
 from serverless_mlops.endpoint import ConfigurationError, EndpointSettings
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.training import TrainedModel
@@ -271,6 +272,30 @@ def test_an_unexpected_failure_is_500_without_a_traceback(served: Backends) -> N
     status, error, _ = call(handler_for(ep), "POST", BC, {"instances": records("breast-cancer", 1)})
     assert (status, error["error"]) == (500, "internal_error")
     assert "Traceback" not in json.dumps(error)
+
+
+def test_log_lines_carry_the_request_id_as_correlation_id(served: Backends) -> None:
+    ep = endpoint(served, Clock())
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    ep.predict = explode  # type: ignore[method-assign]
+    handler = handler_for(ep)
+    event = load_event(method="POST", path=BC, body={"instances": records("breast-cancer", 1)})
+    anonymous = load_event(method="POST", path=BC, body={"instances": records("breast-cancer", 1)})
+    del anonymous["requestContext"]["requestId"]
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)  # the Logger's handler kept the stdout of import time
+    try:
+        handler(event, LambdaContext())
+        handler(anonymous, LambdaContext())
+    finally:
+        logger.registered_handler.setStream(previous)
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in logged] == ["unhandled error", "unhandled error"]
+    assert logged[0]["correlation_id"] == event["requestContext"]["requestId"]
+    assert logged[1].get("correlation_id") is None  # not the previous request's
 
 
 # -- metadata, health, OpenAPI --------------------------------------------------------------------------------------
