@@ -546,8 +546,13 @@ def bench_servers(models: list[Model], env: dict[str, str], workdir: Path, rows:
 
 
 def main() -> None:
+    import argparse
+
     from serverless_mlops.local import LocalAws
 
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of 2,000 warm one-row requests")
+    args = parser.parse_args()
     rows: list[Row] = []
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
@@ -571,7 +576,7 @@ def main() -> None:
             )
             bench_size(rows)
             bench_servers(models, env, workdir, rows)
-            if "--profile" in sys.argv:
+            if args.profile:
                 with open(os.devnull, "w") as null, redirect_stdout(null):
                     profile = profile_handler(models[0])
                 print(profile)
