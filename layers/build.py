@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -74,10 +75,52 @@ PRUNE: dict[str, dict[str, str]] = {
         "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
         "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
     },
+    "training": {
+        # the same onnxruntime pruning as the inference layer: training opens an InferenceSession for the parity
+        # check and nothing else. protobuf stays: onnx and skl2onnx build every graph with it.
+        "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
+        "onnxruntime/transformers": "offline optimizer for transformer models (imports torch)",
+        "onnxruntime/quantization": "offline model quantization; training converts with skl2onnx and never quantizes",
+        "onnxruntime/tools": "offline ORT-format conversion and model tools",
+        "onnxruntime/backend": "the ONNX backend-test API",
+        "onnxruntime/datasets": "three example models",
+        # 12 MB: onnx's backend conformance suite (test cases and their .pb tensors), run by backend developers
+        "onnx/backend/test": "onnx's backend conformance suite and its data; imported only by backend test runners",
+        # onnx/reference: imported only by onnx/backend/test and onnxruntime/quantization, both pruned
+        "onnx/reference": "onnx's pure-Python evaluator; skl2onnx converts and onnxruntime checks parity without it",
+        # numpy/f2py stays here: scipy's array_api_compat copies every attribute of numpy, and numpy.f2py is one
+        "numpy/_core/include": "numpy's C headers, for compiling extensions",
+        "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
+        "numpy/random/lib": "numpy.random's static library, for compiling extensions",
+        "numpy/random/_examples": "examples of extending numpy.random with Cython, Numba and CFFI",
+        "numpy/_pyinstaller": "numpy's PyInstaller hook",
+        "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
+        "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
+        "**/conftest.py": "pytest configuration of numpy's, scipy's, pandas' and scikit-learn's own test suites",
+        # sources shipped beside the compiled modules (scikit-learn's, scipy's Cython; onnx's C++, 2.4 MB)
+        "**/*.pyx": "Cython sources of modules that ship compiled",
+        "**/*.pxi": "Cython include files, read only when compiling",
+        "**/*.tp": "Tempita templates that generate Cython sources at build time",
+        "**/*.c": "C sources of modules that ship compiled",
+        "**/*.cc": "C++ sources of modules that ship compiled (onnx's checker, shape inference, op schemas)",
+        "**/*.cpp": "C++ sources of modules that ship compiled",
+        "**/*.h": "C and C++ headers, for compiling extensions",
+        "**/meson.build": "build files",
+        "sklearn/datasets/images": "two sample JPEGs for load_sample_images, which needs Pillow: the layer has none",
+    },
 }
 BYTECODE_MODES = ("pycache", "sourceless", "none")
+# The bytecode mode of each layer when build_layer is not given one (README: "Bytecode modes").
+# training: with .py + __pycache__ the layer is 48 MB bigger (the sources) and does not fit Lambda's 250 MB; its
+# function runs minutes of fitting, so a traceback without source lines matters more than a cold start, and a
+# sourceless .pyc still names /opt/python/<file> and the line number.
+BYTECODE = {"inference": "pycache", "training": "sourceless"}
+# Layers whose shared libraries lose their static symbol tables and debug sections (strip --strip-unneeded), 15 MB
+# for training (scipy's and numpy's OpenBLAS, libyaml in PyYAML, ...). The dynamic symbol table, which the loader
+# and ctypes read, stays; tests/infra/test_layer_training.py loads every extension module of the result.
+STRIP_SYMBOLS = frozenset({"training"})
 # bump when the build steps change what a layer contains, so cached layers are rebuilt
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 
 
 class LayerBuildError(RuntimeError):
@@ -115,10 +158,21 @@ def pip_platforms(platform: str) -> list[str]:
     return [*tags, f"manylinux2014_{arch}"]
 
 
-def cache_key(reqs: list[str], platform: str, python_version: str, bytecode: str = "none") -> str:
-    """``bytecode`` names the mode and the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``."""
+def cache_key(
+    reqs: list[str], platform: str, python_version: str, bytecode: str = "none", *, prune: list[str] | None = None, strip: bool = False
+) -> str:
+    """``bytecode`` names the mode and the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``;
+    ``prune`` the layer's PRUNE patterns and ``strip`` whether its libraries lose their symbols: changing either rebuilds it."""
     document = json.dumps(
-        {"requirements": reqs, "platform": platform, "python": python_version, "bytecode": bytecode, "format": BUILD_FORMAT},
+        {
+            "requirements": reqs,
+            "platform": platform,
+            "python": python_version,
+            "bytecode": bytecode,
+            "prune": sorted(prune or []),
+            "strip": strip,
+            "format": BUILD_FORMAT,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(document.encode()).hexdigest()[:16]
@@ -206,13 +260,15 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, bytecode: str = "pycache") -> Path:
+def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, bytecode: str | None = None) -> Path:
     """Build (or reuse from the cache) the layer ``name``; returns the folder whose ``python/`` is the layer content.
 
     ``bytecode``: ``pycache`` (each module's ``.py`` plus its ``__pycache__/*.cpython-312.pyc``), ``sourceless``
-    (a ``.pyc`` in place of each ``.py``: smaller, no source in tracebacks) or ``none``. Without an interpreter of
-    ``python_version`` on this machine the layer is built with ``none`` and a one-line warning.
+    (a ``.pyc`` in place of each ``.py``: smaller, no source in tracebacks) or ``none``; by default the layer's own
+    (``BYTECODE``). Without an interpreter of ``python_version`` on this machine the layer is built with ``none``
+    and a one-line warning.
     """
+    bytecode = bytecode or BYTECODE.get(name, "pycache")
     if bytecode not in BYTECODE_MODES:
         raise LayerBuildError(f"layer {name!r}: unknown bytecode mode {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}")
     reqs = requirements(name)
@@ -226,7 +282,10 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
         bytecode = "none"
     mode = f"{bytecode}:{python.cache_tag}:{python.magic}" if python is not None else "none"
     label = {"pycache": "pyc", "sourceless": "sourceless", "none": "nopyc"}[bytecode]
-    key = cache_key(reqs, platform, python_version, mode)
+    strip = name in STRIP_SYMBOLS
+    if strip and shutil.which("strip") is None:
+        raise LayerBuildError(f"layer {name!r} strips its shared libraries' symbols to fit Lambda's limit: install GNU strip (binutils)")
+    key = cache_key(reqs, platform, python_version, mode, prune=list(PRUNE.get(name, {})), strip=strip)
     final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{label}-{key}"
     if (final / "layer.json").is_file():
         return final
@@ -235,7 +294,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
             return final
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
         try:
-            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python)
+            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python, strip=strip)
             (staging / "layer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             if final.exists():  # a half-built folder from a killed build of an older format: replace it
                 shutil.rmtree(final)
@@ -247,7 +306,15 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
 
 
 def _build_into(
-    staging: Path, name: str, reqs: list[str], platform: str, python_version: str, bytecode: str, python: RuntimePython | None
+    staging: Path,
+    name: str,
+    reqs: list[str],
+    platform: str,
+    python_version: str,
+    bytecode: str,
+    python: RuntimePython | None,
+    *,
+    strip: bool = False,
 ) -> dict[str, object]:
     target = staging / "python"
     started = time.monotonic()
@@ -264,6 +331,7 @@ def _build_into(
     removed = _remove_distributions(target, RUNTIME_PROVIDES)
     _strip(target)
     pruned = _prune(target, PRUNE.get(name, {}))
+    stripped = strip_symbols(target) if strip else None
     installed_bytes = unzipped_size(target)
     compiled = precompile(target, python, sourceless=bytecode == "sourceless") if python is not None else 0
     installed = sorted("==".join(meta.name.removesuffix(".dist-info").split("-", 1)) for meta in target.glob("*.dist-info"))
@@ -275,6 +343,7 @@ def _build_into(
         "installed": installed,
         "left_to_runtime": sorted(removed),
         "pruned": pruned,
+        "stripped": stripped,
         "bytecode": {"mode": bytecode, "python": python.version if python else None, "pyc_files": compiled},
         "precompiled": compiled > 0,
         "source_bytes": installed_bytes,
@@ -348,6 +417,68 @@ def _referenced(target: Path, library: Path) -> bool:
     return any(other != library and other.is_file() and soname in other.read_bytes() for other in target.rglob("*.so*"))
 
 
+def _has_symbols(path: Path) -> bool:
+    """Whether an ELF64 file has a static symbol table (SHT_SYMTAB) or debug sections: what ``strip`` would remove."""
+    with path.open("rb") as handle:
+        header = handle.read(64)
+        if header[:5] != b"\x7fELF\x02":
+            return False
+        (shoff,) = struct.unpack_from("<Q", header, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", header, 0x3A)
+        handle.seek(shoff)
+        table = handle.read(shentsize * shnum)
+        if len(table) < shentsize * shnum or shstrndx >= shnum:
+            return False
+        sections = [struct.unpack_from("<IIQQQQ", table, i * shentsize) for i in range(shnum)]
+        handle.seek(sections[shstrndx][4])
+        names = handle.read(sections[shstrndx][5])
+    return any(kind == 2 or names[name:].startswith(b".debug") for name, kind, *_rest in sections)
+
+
+def _loadable(path: Path, page: int = 4096) -> bool:
+    """Whether each PT_LOAD segment of an ELF64 file has its address and offset congruent modulo the page size and
+    its alignment, as the dynamic loader requires. ``strip`` can break that on a library patchelf rewrote (auditwheel
+    does, for the libraries it bundles): "ELF load command address/offset not page-aligned"."""
+    with path.open("rb") as handle:
+        header = handle.read(64)
+        (phoff,) = struct.unpack_from("<Q", header, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
+        handle.seek(phoff)
+        table = handle.read(phentsize * phnum)
+    if len(table) < phentsize * phnum:
+        return False
+    for i in range(phnum):
+        kind, _flags, offset, vaddr, _paddr, _filesz, _memsz, align = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
+        if kind == 1 and ((vaddr - offset) % page or (align > 1 and (vaddr - offset) % align)):
+            return False
+    return True
+
+
+def strip_symbols(target: Path) -> dict[str, int]:
+    """``strip --strip-unneeded`` each shared library under ``target`` that has symbols to lose.
+
+    Only the static symbol table and debug sections go: the dynamic symbols the loader, Python's import and ctypes
+    resolve stay (tracebacks of a native crash lose function names). A library whose stripped copy the loader would
+    refuse (see ``_loadable``) is kept as it was. Returns ``{"freed": bytes, "kept": libraries left unstripped}``.
+    """
+    freed = kept = 0
+    for library in sorted(p for p in target.rglob("*.so*") if p.is_file() and not p.is_symlink() and _has_symbols(p)):
+        stripped = library.with_name(library.name + ".stripped")
+        command = ["strip", "--strip-unneeded", "-o", str(stripped), str(library)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            stripped.unlink(missing_ok=True)
+            problem = " ".join(result.stderr.split())[-300:]
+            raise LayerBuildError(f"layer at {target}: strip failed on {library.relative_to(target)}: {problem}")
+        if _loadable(stripped):
+            freed += library.stat().st_size - stripped.stat().st_size
+            os.replace(stripped, library)
+        else:
+            stripped.unlink()
+            kept += 1
+    return {"freed": freed, "kept": kept}
+
+
 def precompile(target: Path, python: RuntimePython, *, sourceless: bool = False, ddir: str = "/opt/python") -> int:
     """Compile every module with the runtime's Python; returns how many .pyc files were written.
 
@@ -374,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="the dependency group: inference or training")
     parser.add_argument("--platform", default=PLATFORM)
     parser.add_argument("--python-version", default=PYTHON_VERSION)
-    parser.add_argument("--bytecode", default="pycache", choices=BYTECODE_MODES, help="how modules ship: .py + __pycache__ (default)")
+    parser.add_argument("--bytecode", choices=BYTECODE_MODES, help="how modules ship; default: the layer's own (BYTECODE)")
     parser.add_argument("--json", action="store_true", help="print the layer's manifest as JSON")
     args = parser.parse_args(argv)
     try:

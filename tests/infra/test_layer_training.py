@@ -1,0 +1,214 @@
+"""The training layer as the retraining workflow's Train function runs it: under the runtime's Python (3.12).
+
+A Python 3.12 interpreter, with ``-S`` so that none of its own site-packages can stand in for what the layer lacks,
+gets the repository's ``serverless_mlops`` package, then the built layer, then a folder standing in for the runtime's
+boto3, in Lambda's ``sys.path`` order. It trains an example model end to end through
+``serverless_mlops.training.train``: fit, ONNX conversion, parity check, metrics, profile. The layer is pruned,
+sourceless (a ``.pyc`` in place of each ``.py``) and its shared libraries are stripped of their symbols
+(layers/README.md), so other tests load every extension module and library it has and check what it contains.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pandas as pd
+import pytest
+
+from layers.build import PYTHON_VERSION, RuntimePython, build_layer, find_runtime_python, unzipped_size
+from serverless_mlops.training import TrainedModel
+
+ROOT = Path(__file__).resolve().parents[2]
+# Lambda's limit for a function plus its layers is 250 MB unzipped (262,144,000 bytes); the layer leaves room for the
+# Train function's code and for newer releases of its packages (MB as the README's figures: 10^6 bytes)
+SIZE_TARGET = 245 * 10**6
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+FROM_THE_LAYER = ("numpy", "scipy", "pandas", "sklearn", "skl2onnx", "onnx", "onnxruntime", "pydantic", "yaml")
+
+TRAIN = """
+import json, os, sys, time
+started = time.perf_counter()
+from serverless_mlops.spec import load_spec
+from serverless_mlops.training import train
+trained = train(load_spec(os.environ["SPEC"]))
+trained.write(os.environ["OUT"])
+origins = {name: getattr(sys.modules.get(name), "__file__", None) for name in json.loads(os.environ["MODULES"])}
+print(json.dumps({"python": sys.version.split()[0], "origins": origins, "metrics": trained.record.metrics,
+                  "seconds": time.perf_counter() - started}))
+"""
+
+LOAD_ALL = """
+import ctypes, importlib, json, os, sys
+layer = sys.argv[1]
+loaded, failed = 0, {}
+for dirpath, _dirs, files in sorted(os.walk(layer)):
+    for file in sorted(files):
+        if ".so" not in file:
+            continue
+        path = os.path.join(dirpath, file)
+        relative = os.path.relpath(path, layer)
+        try:
+            if ".cpython-" in file or file.endswith(".abi3.so"):  # an extension module: import it (runs its PyInit)
+                importlib.import_module(relative.split(".")[0].replace(os.sep, "."))
+            else:  # a library one links: load it as the loader does
+                ctypes.CDLL(path)
+            loaded += 1
+        except ImportError as exc:
+            # the loader mapped the file and its init ran: importing it before the module that imports it is a
+            # circular import in an untouched package too (scipy.linalg._matfuncs_sqrtm_triu)
+            if "partially initialized module" in str(exc):
+                loaded += 1
+            else:
+                failed[relative] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            failed[relative] = f"{type(exc).__name__}: {exc}"
+print(json.dumps({"loaded": loaded, "failed": failed}))
+"""
+
+
+@pytest.fixture(scope="module")
+def runtime_python() -> RuntimePython:
+    found = find_runtime_python(PYTHON_VERSION)
+    if found is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on this machine (set MLOPS_LAYER_PYTHON): cannot run the layer as Lambda does")
+    return found
+
+
+@pytest.fixture(scope="module")
+def layer() -> Path:
+    return build_layer("training") / "python"  # cached by hash; `make layers` builds it
+
+
+@pytest.fixture(scope="module")
+def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Train function's code stand-in: the repository's serverless_mlops package, alone in a folder."""
+    folder = tmp_path_factory.mktemp("task")
+    (folder / "serverless_mlops").symlink_to(ROOT / "serverless_mlops")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the runtime's /var/runtime: boto3 and its dependencies, linked from this venv."""
+    folder = tmp_path_factory.mktemp("var-runtime")
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None, name
+        assert spec.origin is not None, name
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+def _environment(*path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment (nothing of this venv): the task root, then the layer, then the runtime's packages."""
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(map(str, path)), **extra}
+
+
+def test_the_training_layer_trains_a_model_end_to_end_under_the_runtime_python(
+    runtime_python: RuntimePython, layer: Path, code: Path, runtime_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    env = _environment(
+        code,
+        layer,
+        runtime_dir,
+        SPEC=str(ROOT / "models" / "wine.yaml"),  # its data path resolves against the spec's folder: models/data/wine.csv
+        OUT=str(out),
+        MODULES=json.dumps([*FROM_THE_LAYER, "serverless_mlops", "boto3"]),
+        SERVERLESS_MLOPS_CODE_VERSION="test",
+        MLOPS_USER="test",
+    )
+    result = subprocess.run(
+        [runtime_python.executable, "-S", "-B", "-c", TRAIN],  # -B: write no bytecode, as on Lambda's read-only /opt
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["python"].startswith(f"{PYTHON_VERSION}.")
+    origins = report["origins"]
+    for package in FROM_THE_LAYER:
+        assert origins[package].startswith(str(layer)), (package, origins[package])
+        assert origins[package].endswith(".pyc"), (package, origins[package])  # sourceless: no .py in the layer
+    assert origins["serverless_mlops"].startswith(str(code))
+    assert origins["boto3"] is None or origins["boto3"].startswith(str(runtime_dir))
+
+    # the run folder it wrote is what `mlops register` uploads: read it here (Python 3.11, this venv's packages)
+    trained = TrainedModel.read(out)
+    record = trained.record
+    assert (record.model, record.estimator, record.code_version) == ("wine", "sklearn.ensemble.RandomForestClassifier", "test")
+    assert set(report["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    assert record.metrics == pytest.approx(report["metrics"])
+    assert record.metrics["f1"] >= 0.85  # the spec's evaluation floor
+    assert record.parity.passed
+    assert record.parity.max_abs_diff <= record.parity.tolerance
+    frame = pd.read_csv(ROOT / "models" / "data" / "wine.csv")
+    assert (record.train_rows + record.holdout_rows, len(record.signature.features)) == (len(frame), 13)
+    assert trained.profile_bytes
+    # the ONNX model converted under 3.12 predicts here as it did there
+    session = onnxruntime.InferenceSession(trained.onnx_bytes, providers=["CPUExecutionProvider"])
+    feeds = {f.input_name: frame[[f.name]].to_numpy(np.float32) for f in record.signature.features}
+    labels = session.run(None, feeds)[0].ravel()
+    assert float(np.mean(labels.astype(str) == frame["target"].astype(str).to_numpy())) >= 0.9
+
+
+def test_every_extension_module_and_library_of_the_training_layer_loads(runtime_python: RuntimePython, layer: Path) -> None:
+    """The libraries lost their symbol tables to ``strip``: each must still load and each extension module import."""
+    result = subprocess.run(
+        [runtime_python.executable, "-S", "-B", "-c", LOAD_ALL, str(layer)],
+        env=_environment(layer),
+        cwd=layer,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["failed"] == {}
+    assert report["loaded"] == len([p for p in layer.rglob("*.so*") if p.is_file()]) > 200
+
+
+def test_the_training_layer_fits_lambda_with_room_for_its_function(runtime_python: RuntimePython, layer: Path) -> None:
+    size = unzipped_size(layer)
+    assert size <= SIZE_TARGET, f"{size / 1e6:.1f} MB"
+    manifest = json.loads((layer.parent / "layer.json").read_text(encoding="utf-8"))
+    assert manifest["unzipped_bytes"] == size
+    assert manifest["bytecode"]["mode"] == "sourceless"
+    assert "-sourceless-" in layer.parent.name
+    assert manifest["stripped"]["freed"] > 10 * 10**6
+    assert manifest["pruned"]["onnxruntime/capi/libonnxruntime.so.*"] > 30 * 10**6
+    assert manifest["pruned"]["onnx/backend/test"] > 10 * 10**6
+    # sourceless: a legacy .pyc of the runtime's Python in place of each module, no source, no __pycache__
+    assert not list(layer.rglob("*.py"))
+    assert not [p for p in layer.rglob("__pycache__") if p.is_dir()]
+    modules = list(layer.rglob("*.pyc"))
+    assert len(modules) > 1500
+    assert {p.read_bytes()[:4] for p in modules} == {bytes.fromhex(runtime_python.magic)}
+    # what the pruning kept: the extension onnxruntime imports, protobuf (onnx and skl2onnx build graphs with it), and
+    # both OpenBLAS builds (numpy links its 64-bit-integer one, scipy its own)
+    assert list(layer.glob("onnxruntime/capi/onnxruntime_pybind11_state.*.so"))
+    assert (layer / "google" / "protobuf").is_dir()
+    assert list(layer.glob("numpy.libs/libscipy_openblas64_*.so"))
+    assert list(layer.glob("scipy.libs/libscipy_openblas-*.so"))
+    assert not [p for p in ("onnxruntime/tools", "onnx/backend/test", "onnx/reference") if (layer / p).exists()]
+    assert not [p for p in layer.rglob("*") if p.suffix in (".pyx", ".c", ".cc", ".cpp", ".h", ".tp")]
+
+
+def test_nothing_left_in_the_training_layer_imports_the_pruned_onnx_reference(layer: Path) -> None:
+    """onnx.reference went with its only importers (onnx's backend tests, onnxruntime's quantization). A sourceless
+    module names what it imports absolutely in its bytecode, so a new importer would show here."""
+    importers = sorted(str(p.relative_to(layer)) for p in layer.rglob("*.pyc") if b"onnx.reference" in p.read_bytes())
+    assert importers == []
