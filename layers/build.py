@@ -294,7 +294,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
             return final
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
         try:
-            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python, strip=strip)
+            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python, strip)
             (staging / "layer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             if final.exists():  # a half-built folder from a killed build of an older format: replace it
                 shutil.rmtree(final)
@@ -313,7 +313,6 @@ def _build_into(
     python_version: str,
     bytecode: str,
     python: RuntimePython | None,
-    *,
     strip: bool = False,
 ) -> dict[str, object]:
     target = staging / "python"

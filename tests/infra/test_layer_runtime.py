@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -357,7 +358,8 @@ def test_without_a_runtime_python_the_layer_ships_without_bytecode_and_says_so(
     monkeypatch.setattr(build, "find_runtime_python", lambda version: None)
     modes: list[tuple[str, Any]] = []
 
-    def fake_build(staging: Path, name: str, reqs: list[str], platform: str, version: str, bytecode: str, python: Any) -> dict[str, Any]:
+    def fake_build(staging: Path, name: str, reqs: list[str], platform: str, version: str, bytecode: str, *rest: Any) -> dict[str, Any]:
+        python, _strip = rest
         modes.append((bytecode, python))
         (staging / "python").mkdir()
         return {"layer": name}
@@ -379,3 +381,30 @@ def test_the_cache_key_tells_bytecode_modes_and_formats_apart() -> None:
         for mode in ("none", "pycache:cpython-312:cb0d0d0a", "sourceless:cpython-312:cb0d0d0a", "pycache:cpython-312:cc0d0d0a")
     }
     assert len(keys) == 4
+    # a new PRUNE rule or stripping rebuilds the layer; the order of the rules does not
+    pruned = build.cache_key(["numpy"], "p", "3.12", prune=["a", "b"])
+    assert pruned == build.cache_key(["numpy"], "p", "3.12", prune=["b", "a"])
+    assert len({build.cache_key(["numpy"], "p", "3.12"), pruned, build.cache_key(["numpy"], "p", "3.12", strip=True)}) == 3
+
+
+def test_strip_keeps_the_dynamic_symbols_and_a_library_the_loader_would_refuse(tmp_path: Path) -> None:
+    import _ctypes  # an extension module of the build machine's Python with a symbol table to lose (as pip's wheels have)
+
+    library = tmp_path / "ext.so"
+    library.write_bytes(Path(_ctypes.__file__).read_bytes())
+    if not build._has_symbols(library) or shutil.which("strip") is None:
+        pytest.skip(f"{_ctypes.__file__} is stripped already, or no GNU strip here")
+    stripped = build.strip_symbols(tmp_path)
+    assert stripped["freed"] > 0
+    assert stripped["kept"] == 0
+    assert not build._has_symbols(library)
+    assert build._loadable(library)
+    # a LOAD segment whose address and offset differ modulo the page size (what strip makes of some patchelf'd files)
+    elf = bytearray(library.read_bytes())
+    phoff = int.from_bytes(elf[0x20:0x28], "little")
+    phentsize, phnum = int.from_bytes(elf[0x36:0x38], "little"), int.from_bytes(elf[0x38:0x3A], "little")
+    headers = [phoff + i * phentsize for i in range(phnum)]
+    load = next(at for at in headers if int.from_bytes(elf[at : at + 4], "little") == 1)  # PT_LOAD
+    elf[load + 8 : load + 16] = (int.from_bytes(elf[load + 8 : load + 16], "little") + 16).to_bytes(8, "little")  # p_offset
+    library.write_bytes(bytes(elf))
+    assert not build._loadable(library)
