@@ -37,6 +37,7 @@ format: install
 
 layers: install  ## build the Lambda layers without docker (cached under layers/build/ by a hash of their requirements)
 	$(PY) layers/build.py inference
+	$(PY) layers/build.py training
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
