@@ -3,14 +3,16 @@
 A layer is named after a dependency group (an extra) of ``pyproject.toml``: it installs the core dependencies plus
 that group, minus what the Lambda runtime already has (boto3, botocore, s3transfer). The result is stripped of
 ``__pycache__``, test suites, console scripts, type stubs, pip's bookkeeping and, per layer, of what its functions
-never import (``PRUNE``); then it is precompiled by an interpreter of the runtime's Python version (bytecode is
+never import (``PRUNE``) and of its libraries' static symbols (``STRIP_SYMBOLS``); then it is precompiled, in the
+layer's bytecode mode (``BYTECODE``), by an interpreter of the runtime's Python version (bytecode is
 version-specific), found on this machine or named by ``MLOPS_LAYER_PYTHON``. Layers are cached under
 ``layers/build/`` by a hash of everything that decides their content (requirements, platform, Python version,
-bytecode mode and magic number, this file's build format). Concurrent builders (pytest-xdist workers, two
+bytecode mode and magic number, prune rules, stripping, this file's build format). Concurrent builders (pytest-xdist workers, two
 ``cdk synth`` runs) share the cache safely: one builds under a lock, into a temporary folder renamed into place.
 
     python layers/build.py inference                       # build (or reuse) and print the folder and its size
     python layers/build.py inference --json                # the same as JSON (what SERVE's size benchmark reads)
+    python layers/build.py training                        # pruned, stripped, sourceless: fits Lambda with its function
     python layers/build.py inference --bytecode sourceless # .pyc in place of .py; or none: .py only
 """
 
