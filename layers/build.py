@@ -285,8 +285,6 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     mode = f"{bytecode}:{python.cache_tag}:{python.magic}" if python is not None else "none"
     label = {"pycache": "pyc", "sourceless": "sourceless", "none": "nopyc"}[bytecode]
     strip = name in STRIP_SYMBOLS
-    if strip and shutil.which("strip") is None:
-        raise LayerBuildError(f"layer {name!r} strips its shared libraries' symbols to fit Lambda's limit: install GNU strip (binutils)")
     key = cache_key(reqs, platform, python_version, mode, prune=list(PRUNE.get(name, {})), strip=strip)
     final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{label}-{key}"
     if (final / "layer.json").is_file():
@@ -294,6 +292,8 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     with _locked(final.with_name(final.name + ".lock")):
         if (final / "layer.json").is_file():  # another builder finished while we waited
             return final
+        if strip and shutil.which("strip") is None:  # only a build needs it, not a cached layer
+            raise LayerBuildError(f"layer {name!r} strips its shared libraries' symbols to fit Lambda's limit: install GNU binutils")
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
         try:
             manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python, strip)

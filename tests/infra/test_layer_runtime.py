@@ -375,6 +375,31 @@ def test_without_a_runtime_python_the_layer_ships_without_bytecode_and_says_so(
         build_layer("inference", bytecode="fast")
 
 
+def test_a_layer_that_strips_symbols_needs_strip_to_build_but_not_to_reuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    built: list[bool] = []
+
+    def fake_build(staging: Path, name: str, *args: Any) -> dict[str, Any]:
+        built.append(args[-1])  # strip
+        (staging / "python").mkdir()
+        return {"layer": name}
+
+    monkeypatch.setattr(build, "_build_into", fake_build)
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(LayerBuildError, match=r"layer 'training' strips its shared libraries' symbols .*: install GNU binutils$"):
+        build_layer("training", bytecode="none")
+    assert built == []
+    monkeypatch.undo()
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    monkeypatch.setattr(build, "_build_into", fake_build)
+    path = build_layer("training", bytecode="none")
+    assert built == [True]
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    assert build_layer("training", bytecode="none") == path  # reused from the cache without strip
+    assert build_layer("inference", bytecode="none") != path
+    assert built == [True, False]  # inference is not stripped
+
+
 def test_the_cache_key_tells_bytecode_modes_and_formats_apart() -> None:
     keys = {
         build.cache_key(["numpy"], "p", "3.12", mode)
