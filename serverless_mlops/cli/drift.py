@@ -54,12 +54,13 @@ def _fmt(value: float | None) -> str:
     return f"{value:.2e}" if value and abs(value) < 1e-4 else f"{value:.4f}"
 
 
-def rows_from_instances(path: Path, backends: Any, model: str, version: int | None) -> list[dict[str, Any]]:
+def rows_from_instances(path: Path, backends: Any, model: str, version: int | None) -> tuple[int, list[dict[str, Any]]]:
     """A CSV or JSON file of instances (as ``mlops predict`` reads them) → rows in the capture format.
 
     Each row's prediction is the file's ``prediction`` column when it has one, else the baseline version's own
     prediction (its ONNX graph run here), so the prediction drift is checked too. Columns that are not features
-    (the target, ids) are left out.
+    (the target, ids) are left out. Also returns the version that predicted them, so the check uses that version's
+    baseline even if the alias moves in between.
     """
     from serverless_mlops.cli.models import read_instances
     from serverless_mlops.errors import InvalidInputError
@@ -87,7 +88,7 @@ def rows_from_instances(path: Path, backends: Any, model: str, version: int | No
                 "(add a 'prediction' column to check these rows as they are)"
             ) from exc
     stamp = timestamp(datetime.now(UTC))
-    return [
+    return entry.version, [
         {"ts": stamp, "model": model, "version": entry.version, "features": {k: r.get(k) for k in features}, "prediction": p}
         for r, p in zip(instances, predictions, strict=True)
     ]
@@ -119,7 +120,7 @@ def check(
     backends = state.backends()
     current_rows = None
     if current is not None and current.suffix.lower() in (".csv", ".json"):
-        current_rows = rows_from_instances(current, backends, model, version)
+        version, current_rows = rows_from_instances(current, backends, model, version)
     outcome = run_check(
         model, backends, start=start, end=end, current_file=current, current_rows=current_rows, version=version, write=write_report
     )

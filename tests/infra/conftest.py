@@ -20,6 +20,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 from aws_cdk.assertions import Template
 
 from infra.app import ServerlessMlopsStack, build_app
+from layers.build import PYTHON_VERSION, RuntimePython, find_runtime_python
+from tests.infra._runtime import link_runtime_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +96,18 @@ def as_list(value: Any) -> list[Any]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+@pytest.fixture(scope="session")
+def runtime_python() -> RuntimePython:
+    """The runtime's Python (3.12), or a skip that says why: the layer tests run the layer as Lambda does."""
+    found = find_runtime_python(PYTHON_VERSION)
+    if found is None:
+        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on this machine (set MLOPS_LAYER_PYTHON): cannot run the layer as Lambda does")
+    return found
+
+
+@pytest.fixture(scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the runtime's /var/runtime (boto3 and its dependencies)."""
+    return link_runtime_packages(tmp_path_factory.mktemp("var-runtime"))

@@ -11,9 +11,7 @@ The rest checks what the build does on small folders.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,12 +29,11 @@ from serverless_mlops.local import LocalAws, ensure_resources
 from serverless_mlops.settings import Settings
 from serverless_mlops.training import TrainedModel
 from tests.events import load_event
+from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
 from tests.integration._inference import onnx_outputs, records, register
 
 # issue 3: the inference function plus its layers, unzipped (MB as the README's figures: 10^6 bytes)
 SIZE_TARGET = 130 * 10**6
-# what the Lambda runtime provides in /var/runtime (boto3 and its dependencies); pure Python, so this venv's serve
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 PROBE = """
 import json, os, sys, time
@@ -64,14 +61,6 @@ print(json.dumps({"answers": answers, "origins": origins, "python": sys.version.
 
 
 @pytest.fixture(scope="module")
-def runtime_python() -> RuntimePython:
-    found = find_runtime_python(PYTHON_VERSION)
-    if found is None:
-        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on this machine (set MLOPS_LAYER_PYTHON): cannot run the layer as Lambda does")
-    return found
-
-
-@pytest.fixture(scope="module")
 def layer() -> Path:
     return build_layer("inference") / "python"  # cached by hash; `make layers` or the first synth builds it
 
@@ -79,20 +68,6 @@ def layer() -> Path:
 @pytest.fixture(scope="module")
 def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return stage_code("inference", staging=tmp_path_factory.mktemp("staging"))
-
-
-@pytest.fixture(scope="module")
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stand-in for the runtime's /var/runtime: boto3 and its dependencies, linked from this venv."""
-    folder = tmp_path_factory.mktemp("var-runtime")
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None, name
-        assert spec.origin is not None, name
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (folder / source.name).symlink_to(source)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -122,17 +97,7 @@ def served(trained_models: dict[str, TrainedModel]) -> Iterator[tuple[dict[str, 
 
 def lambda_environment(asset: Path, layer: Path, runtime_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     """A clean environment (nothing of this venv): the task root, then the layer, then the runtime's packages."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": os.pathsep.join(map(str, (asset, layer, runtime_dir))),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        **extra,
-    }
+    return clean_environment(asset, layer, runtime_dir, **FAKE_AWS, **extra)
 
 
 def test_the_handler_predicts_under_the_runtime_python_from_the_built_layer(
@@ -144,19 +109,18 @@ def test_the_handler_predicts_under_the_runtime_python_from_the_built_layer(
         load_event(method="GET", path="/v2/health/live"),
         load_event(path="/v1/models/breast-cancer/predict", body={"instances": rows}),
     ]
-    result = subprocess.run(
-        [runtime_python.executable, "-S", "-B", "-v", "-c", PROBE],  # -B: write no bytecode, as on Lambda's read-only /opt
+    result = run(
+        runtime_python,
+        PROBE,
         env=lambda_environment(asset, layer, runtime_dir, {**env, "EVENTS": json.dumps(events)}),
         cwd=asset,
-        capture_output=True,
-        text=True,
+        verbose=True,
         timeout=120,
-        check=False,
     )
     verbose = [line for line in result.stderr.splitlines() if line.startswith("#")]
     problems = [line for line in result.stderr.splitlines() if not line.startswith(("#", "import ")) and line.strip()]
     assert result.returncode == 0, "\n".join(problems[-40:])
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = last_json_line(result)
     assert report["python"].startswith(f"{PYTHON_VERSION}.")
     origins = report["origins"]
     assert origins["functions"].startswith(str(asset))
@@ -203,18 +167,16 @@ def test_the_drift_check_asset_imports_and_computes_under_the_runtime_python(
         "from serverless_mlops.drift import stats\n"
         f"print(json.dumps([stats.ks_2samp({x!r}, {y!r}), stats.wasserstein_distance({x!r}, {y!r}), stats.kolmogorov_sf(40, 0.2)]))"
     )
-    result = subprocess.run(
-        [runtime_python.executable, "-S", "-B", "-c", probe],
+    result = run(
+        runtime_python,
+        probe,
         env=lambda_environment(asset, layer, runtime_dir, {"POWERTOOLS_SERVICE_NAME": "drift_check"}),
         cwd=asset,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(modules) > 15
-    (ks, pvalue), distance, sf = json.loads(result.stdout.strip().splitlines()[-1])
+    (ks, pvalue), distance, sf = last_json_line(result)
     assert (ks, pvalue) == pytest.approx(stats.ks_2samp(x, y), rel=1e-12)
     assert distance == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-12)
     assert sf == pytest.approx(stats.kolmogorov_sf(40, 0.2), rel=1e-12)

@@ -10,10 +10,7 @@ sourceless (a ``.pyc`` in place of each ``.py``) and its shared libraries are st
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +18,14 @@ import onnxruntime
 import pandas as pd
 import pytest
 
-from layers.build import PYTHON_VERSION, RuntimePython, build_layer, find_runtime_python, unzipped_size
+from layers.build import PYTHON_VERSION, RuntimePython, build_layer, unzipped_size
 from serverless_mlops.training import TrainedModel
+from tests.infra._runtime import clean_environment, last_json_line, run
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lambda's limit for a function plus its layers is 250 MB unzipped (262,144,000 bytes); the layer leaves room for the
 # Train function's code and for newer releases of its packages (MB as the README's figures: 10^6 bytes)
 SIZE_TARGET = 245 * 10**6
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 FROM_THE_LAYER = ("numpy", "scipy", "pandas", "sklearn", "skl2onnx", "onnx", "onnxruntime", "pydantic", "yaml")
 
 TRAIN = """
@@ -73,14 +70,6 @@ print(json.dumps({"loaded": loaded, "failed": failed}))
 
 
 @pytest.fixture(scope="module")
-def runtime_python() -> RuntimePython:
-    found = find_runtime_python(PYTHON_VERSION)
-    if found is None:
-        pytest.skip(f"no Python {PYTHON_VERSION} interpreter on this machine (set MLOPS_LAYER_PYTHON): cannot run the layer as Lambda does")
-    return found
-
-
-@pytest.fixture(scope="module")
 def layer() -> Path:
     return build_layer("training") / "python"  # cached by hash; `make layers` builds it
 
@@ -93,30 +82,11 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A stand-in for the runtime's /var/runtime: boto3 and its dependencies, linked from this venv."""
-    folder = tmp_path_factory.mktemp("var-runtime")
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None, name
-        assert spec.origin is not None, name
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (folder / source.name).symlink_to(source)
-    return folder
-
-
-def _environment(*path: Path, **extra: str) -> dict[str, str]:
-    """A clean environment (nothing of this venv): the task root, then the layer, then the runtime's packages."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(map(str, path)), **extra}
-
-
 def test_the_training_layer_trains_a_model_end_to_end_under_the_runtime_python(
     runtime_python: RuntimePython, layer: Path, code: Path, runtime_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    env = _environment(
+    env = clean_environment(
         code,
         layer,
         runtime_dir,
@@ -126,17 +96,9 @@ def test_the_training_layer_trains_a_model_end_to_end_under_the_runtime_python(
         SERVERLESS_MLOPS_CODE_VERSION="test",
         MLOPS_USER="test",
     )
-    result = subprocess.run(
-        [runtime_python.executable, "-S", "-B", "-c", TRAIN],  # -B: write no bytecode, as on Lambda's read-only /opt
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run(runtime_python, TRAIN, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = last_json_line(result)
     assert report["python"].startswith(f"{PYTHON_VERSION}.")
     origins = report["origins"]
     for package in FROM_THE_LAYER:
@@ -166,17 +128,9 @@ def test_the_training_layer_trains_a_model_end_to_end_under_the_runtime_python(
 
 def test_every_extension_module_and_library_of_the_training_layer_loads(runtime_python: RuntimePython, layer: Path) -> None:
     """The libraries lost their symbol tables to ``strip``: each must still load and each extension module import."""
-    result = subprocess.run(
-        [runtime_python.executable, "-S", "-B", "-c", LOAD_ALL, str(layer)],
-        env=_environment(layer),
-        cwd=layer,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run(runtime_python, LOAD_ALL, env=clean_environment(layer), cwd=layer, args=(str(layer),))
     assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = last_json_line(result)
     assert report["failed"] == {}
     assert report["loaded"] == len([p for p in layer.rglob("*.so*") if p.is_file()]) > 200
 
