@@ -160,73 +160,75 @@ class Monitoring(Construct):
         state_machine.grant_start_execution(self.handler.function)
 
     def _alarms(self, deployment: Deployment, inference: InferenceApi) -> dict[str, cloudwatch.Alarm]:
+        """Each alarm fires on one period over its threshold, treats no data as fine, and notifies the alert topic."""
         limits = deployment.config.alarms
         period = cdk.Duration.minutes(limits.period_minutes)
         stage = inference.stage
-        alarms = {
-            "ApiErrorRate": cloudwatch.Alarm(
+        notify = actions.SnsAction(self.topic)
+
+        def alarm(construct_id: str, description: str, metric: cloudwatch.IMetric, threshold: float, *, above: bool) -> cloudwatch.Alarm:
+            operator = cloudwatch.ComparisonOperator
+            created = cloudwatch.Alarm(
                 self,
-                "ApiErrorRate",
-                alarm_description=f"inference API: 5xx responses above {limits.error_rate_percent}% of requests",
-                metric=cloudwatch.MathExpression(
-                    expression="IF(requests > 0, 100 * errors / requests, 0)",
-                    using_metrics={
-                        "errors": stage.metric_server_error(statistic="Sum", period=period),
-                        "requests": stage.metric_count(statistic="Sum", period=period),
-                    },
-                    label="5xx %",
-                    period=period,
-                ),
-                threshold=limits.error_rate_percent,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "ApiLatencyP99": cloudwatch.Alarm(
-                self,
-                "ApiLatencyP99",
-                alarm_description=f"inference API: p99 latency above {limits.latency_p99_ms} ms",
-                metric=stage.metric_latency(statistic="p99", period=period),
-                threshold=limits.latency_p99_ms,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "ModelLoadFailures": cloudwatch.Alarm(
-                self,
-                "ModelLoadFailuresAlarm",
-                alarm_description="inference: a model could not be loaded (missing artifact, checksum mismatch, bad ONNX)",
-                metric=model_load_failures(),
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "Failures": cloudwatch.Alarm(
-                self,
-                "FailuresAlarm",
-                alarm_description="a drift check failed after its retries, or an alert or schedule could not be delivered",
-                metric=self.failures.metric_approximate_number_of_messages_visible(statistic="Maximum", period=cdk.Duration.minutes(5)),
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-        }
-        for spec in deployment.specs:
-            alarms[f"Drift-{spec.name}"] = cloudwatch.Alarm(
-                self,
-                f"Drift-{spec.name}",
-                alarm_description=f"{spec.name}: the latest drift check found dataset drift (see reports/{spec.name}/ in the bucket)",
-                metric=drift_metric(spec.name),
-                threshold=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                construct_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=operator.GREATER_THAN_THRESHOLD if above else operator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 evaluation_periods=1,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-        notify = actions.SnsAction(self.topic)
-        for alarm in alarms.values():
-            alarm.add_alarm_action(notify)
+            created.add_alarm_action(notify)
+            return created
+
+        error_rate = cloudwatch.MathExpression(
+            expression="IF(requests > 0, 100 * errors / requests, 0)",
+            using_metrics={
+                "errors": stage.metric_server_error(statistic="Sum", period=period),
+                "requests": stage.metric_count(statistic="Sum", period=period),
+            },
+            label="5xx %",
+            period=period,
+        )
+        failures = self.failures.metric_approximate_number_of_messages_visible(statistic="Maximum", period=cdk.Duration.minutes(5))
+        alarms = {
+            "ApiErrorRate": alarm(
+                "ApiErrorRate",
+                f"inference API: 5xx responses above {limits.error_rate_percent}% of requests",
+                error_rate,
+                limits.error_rate_percent,
+                above=True,
+            ),
+            "ApiLatencyP99": alarm(
+                "ApiLatencyP99",
+                f"inference API: p99 latency above {limits.latency_p99_ms} ms",
+                stage.metric_latency(statistic="p99", period=period),
+                limits.latency_p99_ms,
+                above=True,
+            ),
+            "ModelLoadFailures": alarm(
+                "ModelLoadFailuresAlarm",
+                "inference: a model could not be loaded (missing artifact, checksum mismatch, bad ONNX)",
+                model_load_failures(),
+                1,
+                above=False,
+            ),
+            "Failures": alarm(
+                "FailuresAlarm",
+                "a drift check failed after its retries, or an alert or schedule could not be delivered",
+                failures,
+                1,
+                above=False,
+            ),
+        }
+        for spec in deployment.specs:
+            alarms[f"Drift-{spec.name}"] = alarm(
+                f"Drift-{spec.name}",
+                f"{spec.name}: the latest drift check found dataset drift (see reports/{spec.name}/ in the bucket)",
+                drift_metric(spec.name),
+                1,
+                above=False,
+            )
         return alarms
 
     def _dashboard(self, deployment: Deployment, inference: InferenceApi) -> cloudwatch.Dashboard:
