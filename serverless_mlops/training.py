@@ -308,20 +308,27 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
-    """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
+def split_holdout(spec: ModelSpec, frame: pd.DataFrame, *, source: str = "data") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (train, holdout) split of ``frame`` by the spec's split settings: the one split training and the
+    retraining workflow's evaluation both use (same rows, same order). Stratified for classification when every
+    class has at least two rows."""
     from sklearn.model_selection import train_test_split
 
-    estimator = resolve_estimator(spec, source)
-    dataset = dataset or load_dataset(spec, settings)
-    frame = dataset.frame
-    features = spec.numeric_features + spec.categorical_features
     y = frame[spec.target].to_numpy()
     stratify = y if spec.task.is_classification and np.unique(y, return_counts=True)[1].min() >= 2 else None
     try:
         train_frame, holdout = train_test_split(frame, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=stratify)
     except ValueError as exc:
-        raise MlopsError(f"{dataset.uri}: cannot split {len(frame)} rows into train and holdout: {exc}") from exc
+        raise MlopsError(f"{source}: cannot split {len(frame)} rows into train and holdout: {exc}") from exc
+    return train_frame, holdout
+
+
+def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
+    """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
+    estimator = resolve_estimator(spec, source)
+    dataset = dataset or load_dataset(spec, settings)
+    features = spec.numeric_features + spec.categorical_features
+    train_frame, holdout = split_holdout(spec, dataset.frame, source=dataset.uri)
     pipeline = build_pipeline(spec, estimator)
     try:
         pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
