@@ -1,0 +1,82 @@
+"""The retraining workflow's release function (inference layer, no scikit-learn): steps register,
+request_approval, promote, reject, notify.
+
+Event: ``{"step", "state", "execution", "execution_name"}`` (+ ``"token"`` for request_approval); the answer is the
+whole workflow document with the step's key added. Settings come from the environment once per cold start (lazily):
+MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and, locally, MLOPS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.observability import observability
+from serverless_mlops.aws import client
+from serverless_mlops.lifecycle import Backends
+from serverless_mlops.retraining import release_steps
+from serverless_mlops.retraining.contract import PROMOTE, REGISTER, REJECT, RELEASE_STEPS, REQUEST_APPROVAL
+from serverless_mlops.retraining.state import parse_task_event
+from serverless_mlops.settings import Settings
+
+obs = observability("release")
+
+
+class ReleaseSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    aws: Settings
+    alert_topic_arn: str | None = Field(default=None, description="MLOPS_ALERT_TOPIC_ARN: approval requests and outcomes go here")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
+        env = os.environ if environ is None else environ
+        return cls(aws=Settings.from_env(env), alert_topic_arn=env.get("MLOPS_ALERT_TOPIC_ARN") or None)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    backends: Backends
+    sns: Any
+    topic_arn: str | None
+
+
+@lru_cache(maxsize=1)
+def default_dependencies() -> Dependencies:
+    """Clients built once per cold start from the environment."""
+    settings = ReleaseSettings.from_env()
+    return Dependencies(backends=Backends.from_settings(settings.aws), sns=client("sns", settings.aws), topic_arn=settings.alert_topic_arn)
+
+
+def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
+    """Run one release-side step; returns the workflow document with the step's key added."""
+    task = parse_task_event(event, RELEASE_STEPS)
+    deps = deps or default_dependencies()
+    state, backends, arn, name = task.state, deps.backends, task.execution, task.execution_name
+    if task.step == REGISTER:
+        state = release_steps.register(state, backends, execution_arn=arn, execution_name=name)
+    elif task.step == REQUEST_APPROVAL:
+        state = release_steps.request_approval(
+            state, backends, deps.sns, deps.topic_arn, token=task.token or "", execution_arn=arn, execution_name=name
+        )
+    elif task.step == PROMOTE:
+        state = release_steps.promote(state, backends, execution_name=name)
+    elif task.step == REJECT:
+        state = release_steps.reject(state, backends, execution_name=name)
+    else:  # NOTIFY: parse_task_event admits RELEASE_STEPS only
+        state = release_steps.notify(state, backends, deps.sns, deps.topic_arn, execution_arn=arn)
+    return state.document()
+
+
+@obs.logger.inject_lambda_context(log_event=False)
+@obs.metrics.log_metrics
+@obs.trace_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
+    return handle(event)

@@ -1,0 +1,76 @@
+"""The retraining workflow's training function (training layer): steps prepare, train, evaluate.
+
+Event (from the state machine's LambdaInvoke payload): ``{"step", "state", "execution", "execution_name"}``; the
+answer is the whole workflow document with the step's key added. Settings come from the environment once per cold
+start (lazily): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
+MLOPS_ENDPOINT_URL. Errors propagate: their class name is the Lambda errorType the state machine catches
+(``RetrainingInProgress`` → AlreadyRunning, anything else → NotifyFailure).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.observability import observability
+from serverless_mlops.lifecycle import Backends
+from serverless_mlops.retraining import training_steps
+from serverless_mlops.retraining.contract import PREPARE, TRAIN, TRAINING_STEPS
+from serverless_mlops.retraining.lock import DEFAULT_LOCK_TTL_SECONDS
+from serverless_mlops.retraining.state import parse_task_event
+from serverless_mlops.settings import Settings
+
+obs = observability("training")
+
+
+class TrainingSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    aws: Settings
+    lock_ttl_seconds: int = Field(default=DEFAULT_LOCK_TTL_SECONDS, gt=0, description="MLOPS_LOCK_TTL_SECONDS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TrainingSettings:
+        env = os.environ if environ is None else environ
+        ttl = env.get("MLOPS_LOCK_TTL_SECONDS")
+        return cls(aws=Settings.from_env(env), **({"lock_ttl_seconds": ttl} if ttl else {}))
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    backends: Backends
+    lock_ttl_seconds: int
+
+
+@lru_cache(maxsize=1)
+def default_dependencies() -> Dependencies:
+    """Clients built once per cold start from the environment."""
+    settings = TrainingSettings.from_env()
+    return Dependencies(backends=Backends.from_settings(settings.aws), lock_ttl_seconds=settings.lock_ttl_seconds)
+
+
+def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
+    """Run one training-side step; returns the workflow document with the step's key added."""
+    task = parse_task_event(event, TRAINING_STEPS)
+    deps = deps or default_dependencies()
+    if task.step == PREPARE:
+        state = training_steps.prepare(task.state, deps.backends, execution_arn=task.execution, lock_ttl_seconds=deps.lock_ttl_seconds)
+    elif task.step == TRAIN:
+        state = training_steps.train(task.state, deps.backends, execution_name=task.execution_name)
+    else:  # EVALUATE: parse_task_event admits TRAINING_STEPS only
+        state = training_steps.evaluate(task.state, deps.backends, execution_name=task.execution_name)
+    return state.document()
+
+
+@obs.logger.inject_lambda_context(log_event=False)
+@obs.metrics.log_metrics
+@obs.trace_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
+    return handle(event)

@@ -1,0 +1,62 @@
+"""The promotion gate, computed in Python (the state machine's Choice only reads ``passed``).
+
+A candidate passes when it beats the production champion by at least the spec's ``min_improvement`` (strictly
+better when that is 0: a tie keeps the champion) and clears the spec's absolute ``floor`` (at least the floor, or
+at most for errors such as rmse). With no champion, or a champion that cannot score the data, only the floor counts.
+The reason says which, in words a person reads in the notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serverless_mlops.spec import Metric
+
+EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    improvement: float | None
+    reason: str
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def decide(
+    metric: Metric,
+    candidate: float,
+    *,
+    champion_version: int | None = None,
+    champion_value: float | None = None,
+    champion_problem: str = "",
+    min_improvement: float = 0.0,
+    floor: float | None = None,
+) -> GateResult:
+    """Whether ``candidate`` may replace the champion; ``champion_problem`` says why a champion has no value."""
+    higher = metric.higher_is_better
+    name = f"{metric.value} {_num(candidate)}"
+    clears = floor is None or (candidate >= floor - EPSILON if higher else candidate <= floor + EPSILON)
+    bound = "" if floor is None else f"floor {floor:g}" + ("" if higher else " (at most)")
+    if champion_version is None or champion_value is None:
+        if champion_version is None:
+            context = "no champion in production"
+        else:
+            context = f"champion v{champion_version} cannot score this data ({champion_problem}), so only the floor counts"
+        if floor is None:
+            return GateResult(True, None, f"{name}: {context} and the spec sets no floor")
+        verdict = f"clears {bound}" if clears else ("is below " if higher else "is above ") + bound
+        return GateResult(clears, None, f"{name} {verdict}; {context}")
+    improvement = candidate - champion_value if higher else champion_value - candidate
+    beats = improvement > EPSILON and improvement >= min_improvement - EPSILON
+    versus = f"champion v{champion_version} ({_num(champion_value)})"
+    if beats:
+        text = f"{name} beats {versus} by {_num(improvement)} ≥ {min_improvement:g}"
+    else:
+        text = f"{name} does not beat {versus} by at least {min_improvement:g} (change {improvement:+.4g})"
+    if floor is not None:
+        text += (" and clears " if clears else (" and is below " if higher else " and is above ")) + bound
+    return GateResult(beats and clears, improvement, text)
