@@ -1,6 +1,6 @@
 """The CDK app (`cdk synth`, `cdk deploy`; cdk.json runs this file).
 
-The stack composes one construct per capability — storage, inference, monitoring — from the deployment config
+The stack composes one construct per capability — storage, inference, monitoring, retraining — from the deployment config
 (infra/config.py). cdk-nag's AwsSolutions and Serverless packs check every synth; the few findings that AWS or
 the design makes unavoidable are acknowledged where they arise, each with its reason (infra/nag.py).
 """
@@ -21,6 +21,7 @@ from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, add_nag_checks
 from infra.packaging import Layer
+from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
 from serverless_mlops.errors import MlopsError
@@ -32,7 +33,9 @@ NAMESPACE = "ServerlessMlops"
 class ServerlessMlopsStack(cdk.Stack):
     """Composes one construct per capability; outputs have stable names the CLI and tests read."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, deployment: Deployment, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: Deployment, train_step: TrainStep | None = None, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, description=f"serverless-mlops ({deployment.stage})", **kwargs)  # type: ignore[arg-type]
         self.deployment = deployment
         retain = deployment.retain
@@ -64,13 +67,27 @@ class ServerlessMlopsStack(cdk.Stack):
             inference=self.inference,
             common_environment=common_environment,
         )
-        # Retraining (issue 6) joins here: a Retraining construct, `self.monitoring.connect_retraining(its state
-        # machine)`, and a StateMachineArn output beside the ones below.
+        self.training_layer = Layer(self, "TrainingLayer", group="training")
+        self.retraining = Retraining(
+            self,
+            "Retraining",
+            deployment=deployment,
+            bucket=self.artifacts.bucket,
+            table=self.registry.table,
+            topic=self.monitoring.topic,
+            failures=self.monitoring.failures,
+            training_layer=self.training_layer,
+            release_layer=self.inference_layer,  # registry, S3 and SNS calls: no scikit-learn
+            common_environment=common_environment,
+            train_step=train_step,
+        )
+        self.monitoring.connect_retraining(self.retraining.state_machine)
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,
             "ArtifactBucketName": self.artifacts.bucket.bucket_name,
             "RegistryTableName": self.registry.table.table_name,
+            "StateMachineArn": self.retraining.state_machine.state_machine_arn,
         }
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
@@ -78,9 +95,17 @@ class ServerlessMlopsStack(cdk.Stack):
 
 
 def build_app(
-    config: str | Path | None = None, *, stage: str | None = None, nag: bool = True, context: dict[str, object] | None = None
+    config: str | Path | None = None,
+    *,
+    stage: str | None = None,
+    nag: bool = True,
+    context: dict[str, object] | None = None,
+    train_step: TrainStep | None = None,
 ) -> cdk.App:
-    """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override)."""
+    """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override).
+
+    ``train_step`` replaces the retraining workflow's Train state (default: the training Lambda; README "Swapping the
+    Train step")."""
     # cdk.json's feature flags apply in-process too (tests, scripts), so they synthesize what `cdk synth` does
     flags = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
     app = cdk.App(context={**flags, **(context or {})})
@@ -89,7 +114,7 @@ def build_app(
     if stage is not None and stage not in STAGES:
         raise ConfigError(f"stage: must be one of {', '.join(STAGES)}, got {stage!r}")
     deployment = load_deployment(config, stage=stage)
-    ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment)
+    ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)
     if nag:
         add_nag_checks(app)
     return app

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "infra" / "deployment.yaml"
 # The HTTP API gives up on an integration after 30 s: the function must answer (or time out) before that.
 HTTP_API_TIMEOUT_SECONDS = 30
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# A Standard workflow runs at most a year; the machine's timeout is the approval wait + the train timeout + 1 h.
+MAX_APPROVAL_HOURS = 364 * 24
 
 
 class ConfigError(MlopsError):
@@ -103,6 +106,42 @@ class DriftCheck(_Strict):
     timeout_seconds: Annotated[int, Field(ge=1, le=900)] = 300
 
 
+class FunctionSettings(_Strict):
+    memory_mb: Annotated[int, Field(ge=128, le=10240)]
+    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)]
+
+
+class TrainFunction(FunctionSettings):
+    """The training function (PrepareData, Train, Evaluate): fits scikit-learn models, so memory is CPU here."""
+
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 3008
+    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)] = LAMBDA_MAX_TIMEOUT_SECONDS
+
+
+class ReleaseFunction(FunctionSettings):
+    """The release function (Register, WaitForApproval's request, Promote, RejectCandidate, Notify*): registry and SNS calls."""
+
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 512
+    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)] = 60
+
+
+class Retry(_Strict):
+    """How a Lambda task retries Lambda's service errors and throttling (AWS's guidance: 2 s, x2, 6 attempts)."""
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600, description="wait before the first retry")] = 2
+    backoff_rate: Annotated[float, Field(ge=1.0, le=10.0, description="each wait is the previous one times this")] = 2.0
+    max_attempts: Annotated[int, Field(ge=0, le=20, description="retries after the first attempt; 0 = none")] = 6
+
+
+class RetrainingConfig(_Strict):
+    train: TrainFunction = TrainFunction()
+    release: ReleaseFunction = ReleaseFunction()
+    retry: Retry = Retry()
+    approval_timeout_hours: Annotated[
+        int, Field(ge=1, le=MAX_APPROVAL_HOURS, description="how long WaitForApproval waits for `mlops approve`/`reject`")
+    ] = 72
+
+
 class Alarms(_Strict):
     error_rate_percent: Annotated[float, Field(gt=0, le=100)] = Field(default=5.0, description="5xx responses as % of requests")
     latency_p99_ms: Annotated[int, Field(ge=1)] = 1000
@@ -117,6 +156,7 @@ class DeploymentConfig(_Strict):
     inference: Inference = Inference()
     drift: DriftCheck = DriftCheck()
     alarms: Alarms = Alarms()
+    retraining: RetrainingConfig = RetrainingConfig()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
     capture_retention_days: Annotated[int, Field(ge=32, description="days captured requests are kept (drift windows reach 31)")] = 90
 

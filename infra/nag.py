@@ -6,6 +6,8 @@ Every acknowledgment names one finding (rule plus, for IAM5, the exact action or
 
 from __future__ import annotations
 
+from typing import Literal
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -14,6 +16,7 @@ from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
 from infra.packaging import PythonFunction
+from serverless_mlops.retraining.contract import FEEDBACK_PREFIX, RUNS_PREFIX, SNAPSHOTS_PREFIX, SPECS_PREFIX
 
 # Why each accepted finding is acceptable. Keys are finding ids as cdk-nag prints them (without the pack prefix).
 XRAY = "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires Resource '*' (active tracing)"
@@ -44,19 +47,25 @@ def _policy(function: PythonFunction) -> IConstruct:
     return policy.node.default_child  # type: ignore[return-value]
 
 
-def acknowledge_function(function: PythonFunction, *, bucket: s3.IBucket, prefixes: list[str], asynchronous: bool) -> None:
+# Why a function needs no dead-letter queue, by how it is invoked.
+NO_DLQ = {
+    "http": "invoked synchronously by the HTTP API only; the caller gets the error, a DLQ applies to asynchronous invocations",
+    "async": "asynchronous invocations fail to an on-failure destination (the Failures queue), which records more than a DLQ",
+    "workflow": "invoked synchronously by the retraining state machine only: it retries, catches every error into a failure "
+    "notification and logs it; a DLQ applies to asynchronous invocations",
+}
+TOPIC_KEY = "from Topic.grant_publish: publishing to the KMS-encrypted alert topic needs a data key; scoped to that one key"
+
+
+def acknowledge_function(
+    function: PythonFunction, *, bucket: s3.IBucket, prefixes: list[str], invocation: Literal["http", "async", "workflow"]
+) -> None:
     """The findings every function of this app has, on its own function and policy resources."""
     cfn_function = function.function.node.default_child
     assert isinstance(cfn_function, lambda_.CfnFunction)
     _acknowledge(cfn_function, "AwsSolutions-L1", RUNTIME)
     _acknowledge(cfn_function, "Serverless-LambdaLatestVersion", RUNTIME)
-    _acknowledge(
-        cfn_function,
-        "Serverless-LambdaDLQ",
-        "asynchronous invocations fail to an on-failure destination (the Failures queue), which records more than a DLQ"
-        if asynchronous
-        else "invoked synchronously by the HTTP API only; the caller gets the error, a DLQ applies to asynchronous invocations",
-    )
+    _acknowledge(cfn_function, "Serverless-LambdaDLQ", NO_DLQ[invocation])
     policy = _policy(function)
     _acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY)
     for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*"):
@@ -71,15 +80,91 @@ def acknowledge_findings(stack: cdk.Stack) -> None:
 
     assert isinstance(stack, ServerlessMlopsStack)
     bucket = stack.artifacts.bucket
-    acknowledge_function(stack.inference.handler, bucket=bucket, prefixes=["artifacts", "capture"], asynchronous=False)
+    acknowledge_function(stack.inference.handler, bucket=bucket, prefixes=["artifacts", "capture"], invocation="http")
     monitoring = stack.monitoring
-    acknowledge_function(monitoring.handler, bucket=bucket, prefixes=["artifacts", "capture", "reports", "alerts"], asynchronous=True)
-    _acknowledge(
-        _policy(monitoring.handler),
-        "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-        "from Topic.grant_publish: publishing to the KMS-encrypted alert topic needs a data key; scoped to that one key",
-    )
+    acknowledge_function(monitoring.handler, bucket=bucket, prefixes=["artifacts", "capture", "reports", "alerts"], invocation="async")
+    _acknowledge(_policy(monitoring.handler), "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", TOPIC_KEY)
     queue = monitoring.failures.node.default_child
     assert queue is not None
     _acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
     _acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
+    _acknowledge_retraining(stack, bucket)
+
+
+def _acknowledge_retraining(stack: cdk.Stack, bucket: s3.IBucket) -> None:
+    from infra.app import ServerlessMlopsStack
+
+    assert isinstance(stack, ServerlessMlopsStack)
+    retraining = stack.retraining
+    training_prefixes = [SPECS_PREFIX, FEEDBACK_PREFIX, SNAPSHOTS_PREFIX, RUNS_PREFIX, "artifacts"]
+    acknowledge_function(retraining.training, bucket=bucket, prefixes=training_prefixes, invocation="workflow")
+    acknowledge_function(retraining.release, bucket=bucket, prefixes=[RUNS_PREFIX, "artifacts"], invocation="workflow")
+    _acknowledge(_policy(retraining.release), "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", TOPIC_KEY)
+
+    # the state machine's role: X-Ray and CloudWatch Logs delivery need Resource "*"; it invokes its two functions
+    machine_role = retraining.state_machine.role.node.find_child("DefaultPolicy")
+    assert isinstance(machine_role, iam.Policy)
+    machine_policy = machine_role.node.default_child
+    assert machine_policy is not None
+    _acknowledge(
+        machine_policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing (PutTraceSegments, PutTelemetryRecords, GetSampling*) and Step Functions' log delivery "
+        "(logs:CreateLogDelivery, PutResourcePolicy, DescribeLogGroups, ...) support no resource-level permissions: AWS requires '*'",
+    )
+    for function in (retraining.training, retraining.release):
+        function_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
+        _acknowledge(
+            machine_policy,
+            f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+            "from LambdaInvoke's grant: lambda:InvokeFunction on this one function and its versions and aliases (ARN:*)",
+        )
+
+    # CDK's BucketDeployment (publishes the specs) runs a singleton function CDK defines: its findings, on its resources
+    handler = _bucket_deployment_handler(stack)
+    cfn_handler = handler.node.default_child
+    assert isinstance(cfn_handler, lambda_.CfnFunction)
+    deployment_runtime = "CDK's BucketDeployment handler: CDK pins its runtime (and its AWS CLI layer) per release"
+    _acknowledge(cfn_handler, "AwsSolutions-L1", deployment_runtime)
+    _acknowledge(cfn_handler, "Serverless-LambdaLatestVersion", deployment_runtime)
+    _acknowledge(
+        cfn_handler,
+        "Serverless-LambdaDLQ",
+        "a CloudFormation custom resource handler: CloudFormation invokes it synchronously and fails the deploy on an error",
+    )
+    _acknowledge(
+        cfn_handler,
+        "Serverless-LambdaTracing",
+        "CDK's BucketDeployment handler copies the specs once per deploy; the deploy's events record it, a trace adds nothing",
+    )
+    role = handler.node.find_child("ServiceRole")
+    _acknowledge(
+        role.node.default_child,  # type: ignore[arg-type]
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's BucketDeployment handler role: CDK attaches the basic execution policy (its own logs) itself",
+    )
+    deployment_policy = role.node.find_child("DefaultPolicy").node.default_child
+    assert deployment_policy is not None
+    copy = (
+        "CDK's BucketDeployment grants: read the specs' asset zip from the CDK assets bucket, and read/write/delete (it syncs "
+        "and prunes) in the artifact bucket; it writes only under specs/ (destination_key_prefix)"
+    )
+    for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+        _acknowledge(deployment_policy, f"AwsSolutions-IAM5[Action::{action}]", copy)
+    bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    _acknowledge(deployment_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]", copy)
+    _acknowledge(
+        deployment_policy,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+        copy,
+    )
+
+
+def _bucket_deployment_handler(stack: cdk.Stack) -> lambda_.Function:
+    """The singleton function of CDK's BucketDeployment (one per stack and memory size), a child of the stack."""
+    (handler,) = [
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("Custom::CDKBucketDeployment") and isinstance(child, lambda_.Function)
+    ]
+    return handler

@@ -70,12 +70,18 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
     for finding, reason in acknowledged.items():
         assert isinstance(reason, str), finding
         assert len(reason) >= 40, finding
-    # narrow: only functions' own resources, their policies and the failures queue carry acknowledgments
+    # narrow: only functions' own resources, their policies, the failures queue, the state machine's policy and CDK's
+    # BucketDeployment function (which publishes the specs) carry acknowledgments
+    deployment = next(c.node.id for c in synth.stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
     assert {finding.split(" ")[0].rsplit("/", 1)[0] for finding in acknowledged} <= {
         f"{synth.stack.stack_name}/{path}"
         for path in (
             "Inference/Handler/Function", "Inference/Handler/Role/DefaultPolicy",
             "Monitoring/DriftCheck/Function", "Monitoring/DriftCheck/Role/DefaultPolicy", "Monitoring/Failures",
+            "Retraining/Training/Function", "Retraining/Training/Role/DefaultPolicy",
+            "Retraining/Release/Function", "Retraining/Release/Role/DefaultPolicy",
+            "Retraining/StateMachine/Role/DefaultPolicy",
+            deployment, f"{deployment}/ServiceRole", f"{deployment}/ServiceRole/DefaultPolicy",
         )
     }  # fmt: skip
 

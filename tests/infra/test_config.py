@@ -50,6 +50,26 @@ def write(tmp_path: Path, text: str) -> Path:
         (f"models: [{WINE}]\ninference: {{memroy_mb: 512}}\n", "inference.memroy_mb: unknown field"),
         (f"models: [{WINE}]\ncapture_retention_days: 7\n", "capture_retention_days: Input should be greater than or equal to 32"),
         (f"models: [{WINE}]\nlog_retention_days: 10\n", "log_retention_days: Input should be 7, 14, 30, 60, 90, 180 or 365"),
+        (
+            f"models: [{WINE}]\nretraining: {{train: {{timeout_seconds: 1200}}}}\n",
+            "retraining.train.timeout_seconds: Input should be less than or equal to 900",
+        ),
+        (
+            f"models: [{WINE}]\nretraining: {{release: {{memory_mb: 64}}}}\n",
+            "retraining.release.memory_mb: Input should be greater than or equal to 128",
+        ),
+        (
+            f"models: [{WINE}]\nretraining: {{retry: {{interval_seconds: 0}}}}\n",
+            "retraining.retry.interval_seconds: Input should be greater than or equal to 1",
+        ),
+        (
+            f"models: [{WINE}]\nretraining: {{retry: {{backoff_rate: 0.5}}}}\n",
+            "retraining.retry.backoff_rate: Input should be greater than or equal to 1",
+        ),
+        (f"models: [{WINE}]\nretraining: {{retry: {{max_attempts: -1}}}}\n", "retraining.retry.max_attempts: Input should be greater"),
+        (f"models: [{WINE}]\nretraining: {{approval_timeout_hours: 0}}\n", "retraining.approval_timeout_hours: Input should be greater"),
+        (f"models: [{WINE}]\nretraining: {{approval_timeout_hours: 9000}}\n", "retraining.approval_timeout_hours: Input should be less"),
+        (f"models: [{WINE}]\nretraining: {{retries: {{}}}}\n", "retraining.retries: unknown field"),
         (f"models: [{WINE}, {WINE}]\n", "models: each model may be deployed once; repeated: wine"),
         ("models: [missing.yaml]\n", "models[0]: "),
         ("- just\n- a list\n", "expected a mapping at the top level"),

@@ -1,0 +1,389 @@
+"""Retraining: the Step Functions workflow that retrains a model, evaluates it against the champion and promotes only a
+better one (the contract: serverless_mlops/retraining/contract.py; its shape: README "Deploying to AWS").
+
+- The deployed specs are published to ``specs/{model}/`` of the artifact bucket (a BucketDeployment of a folder staged
+  from :func:`serverless_mlops.retraining.specs.spec_files`), so a Lambda trains from what was deployed.
+- Two functions: ``training`` (PrepareData, Train, Evaluate; the training layer) and ``release`` (Register, the
+  approval request, Promote, RejectCandidate, Notify*; the inference layer). Each task sends
+  ``{"step", "state": $, "execution", "execution_name"}`` and the handler returns the whole workflow document.
+- Every Lambda task retries Lambda's service errors and throttling (config ``retraining.retry``), has a timeout and
+  catches everything into NotifyFailure → Failed. The machine logs ALL events with execution data, traces with X-Ray
+  and times out after the approval wait + the train timeout + 1 h.
+- The Train state is pluggable (``train_step``): any trainer that writes the run folder ``model.onnx``,
+  ``profile.json.gz``, ``run.json`` to ``runs/{model}/{execution name}/`` can stand in for the Lambda; Evaluate
+  collects that folder when the state has no ``candidate`` (serverless_mlops/retraining/runs.py).
+- One EventBridge rule per spec with ``retraining.schedule`` starts the workflow with ``{"model", "trigger": "schedule"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import ROOT, Deployment, Retry
+from infra.packaging import RETENTION, Layer, PythonFunction
+from serverless_mlops.retraining import contract as c
+from serverless_mlops.retraining.specs import spec_files
+from serverless_mlops.spec import ModelSpec
+
+TRAINING_SERVICE = "training"
+RELEASE_SERVICE = "release"
+SPECS_STAGING = ROOT / "build" / "specs"
+# Lambda's service errors and throttling: what AWS recommends a Lambda task retries (with backoff)
+LAMBDA_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
+)
+# A Lambda task waits this much longer than its function's own timeout (a cold start, the invoke itself), so the
+# function's timeout, which names the function, is what a slow step reports
+TASK_MARGIN = cdk.Duration.seconds(30)
+
+
+def stage_specs(specs: Sequence[ModelSpec], staging: Path = SPECS_STAGING) -> Path:
+    """A folder holding the published layout of ``specs`` (``{model}/spec.json`` and its data), named by content hash."""
+    files = {relative: body for spec in specs for relative, body in spec_files(spec).items()}
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        digest.update(relative.encode() + b"\0" + files[relative] + b"\0")
+    final = staging / digest.hexdigest()[:16]
+    if final.is_dir():
+        return final
+    staging.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=".specs-", dir=staging))
+    for relative, body in files.items():
+        (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
+        (temporary / relative).write_bytes(body)
+    try:
+        os.rename(temporary, final)
+    except OSError:  # another process staged the same content first
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
+
+
+def task_payload(step: str, *, token: bool = False) -> sfn.TaskInput:
+    """What every Lambda task sends: the step, the whole workflow document and the execution (+ the task token)."""
+    payload: dict[str, object] = {
+        "step": step,
+        "state": sfn.JsonPath.entire_payload,
+        "execution": sfn.JsonPath.execution_id,
+        "execution_name": sfn.JsonPath.execution_name,
+    }
+    if token:
+        payload["token"] = sfn.JsonPath.task_token
+    return sfn.TaskInput.from_object(payload)
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What a Train step factory gets: the training function, the bucket, the run folder and helpers that give a
+    state the workflow's retry, timeout and catch.
+
+    The contract of a replacement: write ``model.onnx``, ``profile.json.gz`` and ``run.json`` (the
+    ``TrainedModel.write`` layout) to :attr:`run_uri` and leave the workflow document as it was (``result_path``
+    ``JsonPath.DISCARD``); Evaluate collects the folder into the candidate.
+    """
+
+    function: lambda_.IFunction
+    bucket: s3.IBucket
+    timeout: cdk.Duration
+    retry: Retry
+    failure: sfn.IChainable
+
+    @property
+    def state_name(self) -> str:
+        """The name the Train state must have (the CLI and the tests follow states by name)."""
+        return c.STATE_TRAIN
+
+    @property
+    def run_prefix(self) -> str:
+        """``runs/{model}/{execution name}/`` of this execution, as a States.Format expression."""
+        return sfn.JsonPath.format(f"{c.RUNS_PREFIX}/{{}}/{{}}/", sfn.JsonPath.string_at("$.model"), sfn.JsonPath.execution_name)
+
+    @property
+    def run_uri(self) -> str:
+        """``s3://{bucket}/runs/{model}/{execution name}/`` of this execution, as a States.Format expression."""
+        return sfn.JsonPath.format(
+            f"s3://{self.bucket.bucket_name}/{c.RUNS_PREFIX}/{{}}/{{}}/", sfn.JsonPath.string_at("$.model"), sfn.JsonPath.execution_name
+        )
+
+    @property
+    def data_uri(self) -> str:
+        """The snapshot PrepareData wrote (``s3://{bucket}/snapshots/{model}/{sha256}.csv``): the rows to train on."""
+        return sfn.JsonPath.string_at("$.data.uri")
+
+    def protect(self, task: sfn.TaskStateBase, *, lambda_errors: bool = False) -> sfn.TaskStateBase:
+        """Catch everything into the failure notification, as every task of the workflow does (``lambda_errors``: also
+        retry Lambda's service errors and throttling, for a Lambda task). The task must set its own timeout."""
+        if lambda_errors:
+            add_retry(task, self.retry)
+        task.add_catch(self.failure, errors=[sfn.Errors.ALL], result_path="$.error")
+        return task
+
+
+TrainStep = Callable[[Construct, TrainContext], sfn.IChainable]
+
+
+def lambda_train_step(scope: Construct, context: TrainContext) -> sfn.IChainable:
+    """The default Train state: the training function's ``train`` step (fit, ONNX, parity, run folder, candidate)."""
+    task = tasks.LambdaInvoke(
+        scope,
+        "TrainTask",
+        state_name=context.state_name,
+        lambda_function=context.function,
+        payload=task_payload(c.TRAIN),
+        output_path="$.Payload",
+        retry_on_service_exceptions=False,
+        task_timeout=sfn.Timeout.duration(context.timeout),
+    )
+    return context.protect(task, lambda_errors=True)
+
+
+def add_retry(task: sfn.TaskStateBase, retry: Retry) -> None:
+    task.add_retry(
+        errors=list(LAMBDA_ERRORS),
+        interval=cdk.Duration.seconds(retry.interval_seconds),
+        backoff_rate=retry.backoff_rate,
+        max_attempts=retry.max_attempts,
+    )
+
+
+class Retraining(Construct):
+    """The retraining workflow with its two functions, the published specs and the schedules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        bucket: s3.IBucket,
+        table: dynamodb.ITableV2,
+        topic: sns.ITopic,
+        failures: sqs.IQueue,
+        training_layer: Layer,
+        release_layer: Layer,
+        common_environment: dict[str, str],
+        train_step: TrainStep | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        config = deployment.config
+        settings = config.retraining
+        self.bucket = bucket
+        self.approval_timeout = cdk.Duration.hours(settings.approval_timeout_hours)
+        train_timeout = cdk.Duration.seconds(settings.train.timeout_seconds)
+        # the longest an execution may run: waiting for a person, plus training, plus an hour for everything else
+        self.timeout = cdk.Duration.seconds(self.approval_timeout.to_seconds() + train_timeout.to_seconds() + 3600)
+
+        # (a) the deployed specs, published where PrepareData reads them (specs/{model}/spec.json + base data)
+        self.specs_folder = stage_specs(deployment.specs)
+        # its own log group with retention (log_retention would add CDK's LogRetention function to the stack)
+        self.specs_logs = logs.LogGroup(
+            self, "SpecsLogs", retention=RETENTION[config.log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.specs = s3deploy.BucketDeployment(
+            self,
+            "Specs",
+            sources=[s3deploy.Source.asset(str(self.specs_folder))],
+            destination_bucket=bucket,
+            destination_key_prefix=f"{c.SPECS_PREFIX}/",
+            prune=True,  # a model removed from the config loses its published spec
+            retain_on_delete=deployment.retain,
+            memory_limit=256,
+            log_group=self.specs_logs,
+        )
+
+        # (b) the functions
+        environment = {
+            **common_environment,
+            "MLOPS_ALERT_TOPIC_ARN": topic.topic_arn,
+            # a lock outlives no execution: it expires when the longest possible execution would have ended
+            "MLOPS_LOCK_TTL_SECONDS": str(int(self.timeout.to_seconds())),
+        }
+        self.training = PythonFunction(
+            self,
+            "Training",
+            function="training",
+            description="serverless-mlops retraining: PrepareData, Train, Evaluate (scikit-learn, skl2onnx, onnxruntime)",
+            layers=[training_layer],
+            memory_mb=settings.train.memory_mb,
+            timeout=train_timeout,
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE},
+            log_retention_days=config.log_retention_days,
+        )
+        self.release = PythonFunction(
+            self,
+            "Release",
+            function="release",
+            description="serverless-mlops retraining: Register, approval requests, Promote, Reject, Notify",
+            layers=[release_layer],
+            memory_mb=settings.release.memory_mb,
+            timeout=cdk.Duration.seconds(settings.release.timeout_seconds),
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": RELEASE_SERVICE},
+            log_retention_days=config.log_retention_days,
+        )
+        training, release = self.training.function, self.release.function
+        # least privilege. training: read the published specs, feedback, snapshots, runs and artifacts (the champion);
+        # write snapshots, runs and artifacts (the candidate); the registry for the lock and the champion
+        for prefix in (c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"):
+            bucket.grant_read(training, f"{prefix}/*")
+        for prefix in (c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"):
+            bucket.grant_put(training, f"{prefix}/*")
+        table.grant_read_write_data(training)
+        # release: the registry (versions, aliases, approvals, the lock), run records and artifacts, the alert topic
+        for prefix in (c.RUNS_PREFIX, "artifacts"):
+            bucket.grant_read(release, f"{prefix}/*")
+        table.grant_read_write_data(release)
+        topic.grant_publish(release)
+
+        # (c) the state machine, exactly as README "Deploying to AWS" draws it
+        retry = settings.retry
+
+        def invoke(state: str, function: lambda_.IFunction, step: str, timeout: cdk.Duration) -> tasks.LambdaInvoke:
+            task = tasks.LambdaInvoke(
+                self,
+                state,
+                state_name=state,
+                lambda_function=function,
+                payload=task_payload(step),
+                output_path="$.Payload",
+                retry_on_service_exceptions=False,
+                task_timeout=sfn.Timeout.duration(timeout.plus(TASK_MARGIN)),
+            )
+            add_retry(task, retry)
+            return task
+
+        training_timeout = train_timeout
+        release_timeout = cdk.Duration.seconds(settings.release.timeout_seconds)
+
+        failed = sfn.Fail(
+            self,
+            c.STATE_FAILED,
+            state_name=c.STATE_FAILED,
+            error=c.FAILED_ERROR,
+            cause_path=sfn.JsonPath.format(
+                "a retraining state failed with {}: the failure notification and the execution history name the state and the cause",
+                sfn.JsonPath.string_at("$.error.Error"),
+            ),
+        )
+        notify_failure = invoke(c.STATE_NOTIFY_FAILURE, release, c.NOTIFY, release_timeout)
+        # a failed failure notification still ends the execution as failed, with the original error in $.error
+        notify_failure.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.notify_error")
+        notify_failure.next(failed)
+
+        def protect(task: sfn.TaskStateBase) -> sfn.TaskStateBase:
+            task.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path="$.error")
+            return task
+
+        prepare = invoke(c.STATE_PREPARE, training, c.PREPARE, training_timeout)
+        prepare.add_catch(
+            sfn.Succeed(self, c.STATE_ALREADY_RUNNING, state_name=c.STATE_ALREADY_RUNNING, comment="another execution holds the lock"),
+            errors=[c.ALREADY_RUNNING_ERROR],
+            result_path="$.error",
+        )
+        protect(prepare)
+        context = TrainContext(
+            function=training, bucket=bucket, timeout=train_timeout.plus(TASK_MARGIN), retry=retry, failure=notify_failure
+        )
+        self.train_step = (train_step or lambda_train_step)(self, context)
+        evaluate = protect(invoke(c.STATE_EVALUATE, training, c.EVALUATE, training_timeout))
+
+        promoted = sfn.Succeed(self, c.STATE_PROMOTED, state_name=c.STATE_PROMOTED)
+        not_promoted = sfn.Succeed(self, c.STATE_NOT_PROMOTED, state_name=c.STATE_NOT_PROMOTED, comment="production is unchanged")
+        notify_promoted = protect(invoke(c.STATE_NOTIFY_PROMOTED, release, c.NOTIFY, release_timeout)).next(promoted)
+        notify_rejected = protect(invoke(c.STATE_NOTIFY_REJECTED, release, c.NOTIFY, release_timeout)).next(not_promoted)
+        promote = protect(invoke(c.STATE_PROMOTE, release, c.PROMOTE, release_timeout)).next(notify_promoted)
+        reject = protect(invoke(c.STATE_REJECT, release, c.REJECT, release_timeout)).next(notify_rejected)
+
+        wait_for_approval = tasks.LambdaInvoke(
+            self,
+            c.STATE_WAIT_FOR_APPROVAL,
+            state_name=c.STATE_WAIT_FOR_APPROVAL,
+            lambda_function=release,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=task_payload(c.REQUEST_APPROVAL, token=True),
+            result_path="$.approval",  # what `mlops approve`/`reject` sent with send_task_success
+            retry_on_service_exceptions=False,
+            task_timeout=sfn.Timeout.duration(self.approval_timeout),
+        )
+        add_retry(wait_for_approval, retry)
+        wait_for_approval.add_catch(reject, errors=[sfn.Errors.TIMEOUT], result_path="$.error")  # nobody decided in time
+        protect(wait_for_approval)
+        approved = (
+            sfn.Choice(self, c.STATE_APPROVED, state_name=c.STATE_APPROVED)
+            .when(sfn.Condition.boolean_equals("$.approval.approved", True), promote)
+            .otherwise(reject)
+        )
+        wait_for_approval.next(approved)
+        needs_approval = (
+            sfn.Choice(self, c.STATE_NEEDS_APPROVAL, state_name=c.STATE_NEEDS_APPROVAL)
+            .when(sfn.Condition.boolean_equals("$.evaluation.require_approval", True), wait_for_approval)
+            .otherwise(promote)
+        )
+        register = protect(invoke(c.STATE_REGISTER, release, c.REGISTER, release_timeout)).next(needs_approval)
+        register_rejected = protect(invoke(c.STATE_REGISTER_REJECTED, release, c.REGISTER, release_timeout)).next(notify_rejected)
+        gate = (
+            sfn.Choice(self, c.STATE_GATE, state_name=c.STATE_GATE)
+            .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), register)
+            .otherwise(register_rejected)
+        )
+        definition = sfn.Chain.start(prepare).next(self.train_step).next(evaluate).next(gate)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            # Step Functions' vended logs: this prefix keeps the account's CloudWatch Logs resource policy small
+            log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{deployment.stage}-retraining",
+            retention=RETENTION[config.log_retention_days],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment="serverless-mlops retraining: prepare, train, evaluate against the champion, gate, register, promote, notify",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=self.timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+
+        # (e) scheduled retraining, for specs that ask for it
+        self.schedules: dict[str, events.Rule] = {}
+        for spec in deployment.specs:
+            if spec.retraining.schedule is None:
+                continue
+            self.schedules[spec.name] = events.Rule(
+                self,
+                f"Schedule-{spec.name}",
+                description=f"retraining of {spec.name}: {spec.retraining.schedule}",
+                schedule=events.Schedule.expression(spec.retraining.schedule),
+                targets=[
+                    targets.SfnStateMachine(
+                        self.state_machine,
+                        input=events.RuleTargetInput.from_object({"model": spec.name, "trigger": "schedule"}),
+                        dead_letter_queue=failures,
+                        retry_attempts=2,
+                    )
+                ],
+            )
