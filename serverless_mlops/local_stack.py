@@ -702,6 +702,7 @@ def synthesized(
     if config is None and cached.is_file() and cached.stat().st_mtime > newest_input(root):
         return load_template(cached.parent, stack_name), cached.parent
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")  # a local run, not a deployment
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from infra.app import build_app
