@@ -1,0 +1,309 @@
+"""The retraining workflow as synthesized: the state machine RETRAIN.md draws (states, transitions, retries, catches,
+timeouts, payloads), its logging and tracing, the two functions' grants and sizes, the published specs and schedules.
+
+``dev`` and ``prod`` synthesize with the default retraining config and specs without a retraining schedule; ``retrain``
+(tests/infra/conftest.py) has a scheduled, approval-gated spec and a non-default config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.packaging import LAMBDA_UNZIPPED_LIMIT
+from infra.retraining import LAMBDA_ERRORS, stage_specs
+from layers.build import unzipped_size
+from serverless_mlops.retraining import contract as c
+from serverless_mlops.retraining.specs import spec_files
+from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, statements
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_STATES = {c.STATE_PREPARE: c.PREPARE, c.STATE_TRAIN: c.TRAIN, c.STATE_EVALUATE: c.EVALUATE}
+RELEASE_STATES = {
+    c.STATE_REGISTER: c.REGISTER,
+    c.STATE_REGISTER_REJECTED: c.REGISTER,
+    c.STATE_WAIT_FOR_APPROVAL: c.REQUEST_APPROVAL,
+    c.STATE_PROMOTE: c.PROMOTE,
+    c.STATE_REJECT: c.REJECT,
+    c.STATE_NOTIFY_PROMOTED: c.NOTIFY,
+    c.STATE_NOTIFY_REJECTED: c.NOTIFY,
+    c.STATE_NOTIFY_FAILURE: c.NOTIFY,
+}
+SUCCEED = {c.STATE_PROMOTED, c.STATE_NOT_PROMOTED, c.STATE_ALREADY_RUNNING}
+CHOICES = {c.STATE_GATE, c.STATE_NEEDS_APPROVAL, c.STATE_APPROVED}
+
+
+@pytest.fixture(params=["dev", "prod", "retrain"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(request.param)
+
+
+def _placeholder(part: dict[str, Any]) -> str:
+    if "Ref" in part:
+        return {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}.get(part["Ref"], f"<{part['Ref']}>")
+    if "Fn::GetAtt" in part:
+        return "<{}.{}>".format(*part["Fn::GetAtt"])
+    raise AssertionError(f"unexpected intrinsic in the definition: {part}")
+
+
+def definition(synth: Synth) -> dict[str, Any]:
+    """The state machine's ASL, with Fn::Join's intrinsics replaced by placeholders (<LogicalId.Arn>, aws)."""
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    body = machine["Properties"]["DefinitionString"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    return json.loads("".join(p if isinstance(p, str) else _placeholder(p) for p in parts))  # type: ignore[no-any-return]
+
+
+def function_id(synth: Synth, handler: str) -> str:
+    (found,) = [n for n, f in synth.resources("AWS::Lambda::Function").items() if f["Properties"]["Handler"] == handler]
+    return found
+
+
+def tasks(states: dict[str, Any]) -> dict[str, Any]:
+    return {name: state for name, state in states.items() if state["Type"] == "Task"}
+
+
+def test_the_states_are_the_contracts_and_connected_as_drawn(synth: Synth) -> None:
+    asl = definition(synth)
+    states = asl["States"]
+    assert asl["StartAt"] == c.STATE_PREPARE
+    assert set(states) == {*TRAINING_STATES, *RELEASE_STATES, *SUCCEED, *CHOICES, c.STATE_FAILED}
+    assert set(tasks(states)) == {*TRAINING_STATES, *RELEASE_STATES}
+    assert {n for n, s in states.items() if s["Type"] == "Succeed"} == SUCCEED
+    assert {n for n, s in states.items() if s["Type"] == "Choice"} == CHOICES
+    nexts = {name: state.get("Next") for name, state in states.items() if state["Type"] == "Task"}
+    assert nexts == {
+        c.STATE_PREPARE: c.STATE_TRAIN,
+        c.STATE_TRAIN: c.STATE_EVALUATE,
+        c.STATE_EVALUATE: c.STATE_GATE,
+        c.STATE_REGISTER: c.STATE_NEEDS_APPROVAL,
+        c.STATE_REGISTER_REJECTED: c.STATE_NOTIFY_REJECTED,
+        c.STATE_WAIT_FOR_APPROVAL: c.STATE_APPROVED,
+        c.STATE_PROMOTE: c.STATE_NOTIFY_PROMOTED,
+        c.STATE_REJECT: c.STATE_NOTIFY_REJECTED,
+        c.STATE_NOTIFY_PROMOTED: c.STATE_PROMOTED,
+        c.STATE_NOTIFY_REJECTED: c.STATE_NOT_PROMOTED,
+        c.STATE_NOTIFY_FAILURE: c.STATE_FAILED,
+    }
+    choices = {
+        c.STATE_GATE: ("$.evaluation.passed", c.STATE_REGISTER, c.STATE_REGISTER_REJECTED),
+        c.STATE_NEEDS_APPROVAL: ("$.evaluation.require_approval", c.STATE_WAIT_FOR_APPROVAL, c.STATE_PROMOTE),
+        c.STATE_APPROVED: ("$.approval.approved", c.STATE_PROMOTE, c.STATE_REJECT),
+    }
+    for name, (variable, yes, no) in choices.items():
+        assert states[name]["Choices"] == [{"Variable": variable, "BooleanEquals": True, "Next": yes}], name
+        assert states[name]["Default"] == no, name
+    failed = states[c.STATE_FAILED]
+    assert (failed["Type"], failed["Error"]) == ("Fail", c.FAILED_ERROR)
+    assert "$.error.Error" in failed["CausePath"]
+
+
+def test_every_task_invokes_its_function_with_the_step_payload(synth: Synth) -> None:
+    states = definition(synth)["States"]
+    training = f"<{function_id(synth, 'functions.training.app.lambda_handler')}.Arn>"
+    release = f"<{function_id(synth, 'functions.release.app.lambda_handler')}.Arn>"
+    for name, state in tasks(states).items():
+        step = {**TRAINING_STATES, **RELEASE_STATES}[name]
+        parameters = state["Parameters"]
+        assert parameters["FunctionName"] == (training if name in TRAINING_STATES else release), name
+        expected = {"step": step, "state.$": "$", "execution.$": "$$.Execution.Id", "execution_name.$": "$$.Execution.Name"}
+        if name == c.STATE_WAIT_FOR_APPROVAL:
+            assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+            assert parameters["Payload"] == {**expected, "token.$": "$$.Task.Token"}
+            assert state["ResultPath"] == "$.approval"
+            assert "OutputPath" not in state
+        else:
+            # the service integration, not the legacy function-ARN resource (moto maps that one's errors to "Exception")
+            assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
+            assert parameters["Payload"] == expected, name
+            assert state["OutputPath"] == "$.Payload", name
+            assert "ResultPath" not in state, name
+
+
+def test_every_task_retries_lambda_errors_from_the_config_and_has_a_timeout(synth: Synth) -> None:
+    settings = synth.stack.deployment.config.retraining
+    states = definition(synth)["States"]
+    for name, state in tasks(states).items():
+        assert state["Retry"] == [
+            {
+                "ErrorEquals": list(LAMBDA_ERRORS),
+                "IntervalSeconds": settings.retry.interval_seconds,
+                "BackoffRate": settings.retry.backoff_rate,
+                "MaxAttempts": settings.retry.max_attempts,
+            }
+        ], name
+        timeout = state["TimeoutSeconds"]
+        if name == c.STATE_WAIT_FOR_APPROVAL:
+            assert timeout == settings.approval_timeout_hours * 3600
+        else:
+            function = settings.train if name in TRAINING_STATES else settings.release
+            # longer than the function's own timeout (which names the function), never unbounded
+            assert function.timeout_seconds < timeout <= function.timeout_seconds + 60, name
+    assert definition(synth)["TimeoutSeconds"] == settings.approval_timeout_hours * 3600 + settings.train.timeout_seconds + 3600
+
+
+def test_every_task_catches_everything_into_the_failure_notification(synth: Synth) -> None:
+    states = definition(synth)["States"]
+    for name, state in tasks(states).items():
+        *first, last = state["Catch"]
+        if name == c.STATE_NOTIFY_FAILURE:
+            assert first == []
+            assert last["ErrorEquals"] == ["States.ALL"]
+            assert last["Next"] == c.STATE_FAILED
+            assert last["ResultPath"] != "$.error"  # the original error stays for Failed's cause
+            continue
+        assert last == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": c.STATE_NOTIFY_FAILURE}, name
+        if name == c.STATE_PREPARE:
+            assert first == [{"ErrorEquals": [c.ALREADY_RUNNING_ERROR], "ResultPath": "$.error", "Next": c.STATE_ALREADY_RUNNING}]
+        elif name == c.STATE_WAIT_FOR_APPROVAL:
+            assert first == [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": c.STATE_REJECT}]
+        else:
+            assert first == [], name
+
+
+def test_the_machine_logs_every_event_with_data_and_traces(synth: Synth) -> None:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    properties = machine["Properties"]
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    logging = properties["LoggingConfiguration"]
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", True)
+    (destination,) = logging["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    log_group = synth.raw["Resources"][log_group_id]["Properties"]
+    assert log_group["RetentionInDays"] == synth.stack.deployment.config.log_retention_days
+    assert log_group["LogGroupName"].startswith("/aws/vendedlogs/states/")
+
+
+def test_the_state_machine_arn_is_a_stable_output(synth: Synth) -> None:
+    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    output = synth.raw["Outputs"]["StateMachineArn"]
+    assert output["Value"] == {"Ref": machine_id}
+    assert output["Export"]["Name"] == f"{synth.stack.stack_name}-StateMachineArn"
+
+
+def _environment(synth: Synth, handler: str) -> dict[str, Any]:
+    return synth.raw["Resources"][function_id(synth, handler)]["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
+
+
+def test_the_functions_follow_the_config_and_the_environment_contract(synth: Synth) -> None:
+    settings = synth.stack.deployment.config.retraining
+    (topic_id,) = synth.resources("AWS::SNS::Topic")
+    for handler, service, function in (
+        ("functions.training.app.lambda_handler", "training", settings.train),
+        ("functions.release.app.lambda_handler", "release", settings.release),
+    ):
+        properties = synth.raw["Resources"][function_id(synth, handler)]["Properties"]
+        assert (properties["MemorySize"], properties["Timeout"]) == (function.memory_mb, function.timeout_seconds)
+        env = properties["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == service
+        assert {"MLOPS_BUCKET", "MLOPS_TABLE", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(env)
+        assert env["MLOPS_ALERT_TOPIC_ARN"] == {"Ref": topic_id}
+        # a lock expires when the longest possible execution would have ended
+        assert env["MLOPS_LOCK_TTL_SECONDS"] == str(definition(synth)["TimeoutSeconds"])
+
+
+def test_the_training_function_runs_on_the_training_layer_and_fits_lambda(synth: Synth) -> None:
+    layers = synth.resources("AWS::Lambda::LayerVersion")
+    training_layer = next(n for n in layers if n.startswith("TrainingLayer"))
+    inference_layer = next(n for n in layers if n.startswith("InferenceLayer"))
+    training = synth.raw["Resources"][function_id(synth, "functions.training.app.lambda_handler")]["Properties"]
+    release = synth.raw["Resources"][function_id(synth, "functions.release.app.lambda_handler")]["Properties"]
+    assert training["Layers"] == [{"Ref": training_layer}]
+    assert release["Layers"] == [{"Ref": inference_layer}]  # registry, S3 and SNS: no scikit-learn
+    retraining = synth.stack.retraining
+    # check_size fails the synth over the limit; this is the figure it computed (README: "Deploying to AWS")
+    assert retraining.training.unzipped_bytes <= LAMBDA_UNZIPPED_LIMIT
+    assert retraining.training.unzipped_bytes > unzipped_size(synth.stack.training_layer.path / "python")
+
+
+def _s3_grants(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
+    """object prefix → actions, for one function's role policy."""
+    (policy,) = [p for name, p in synth.resources("AWS::IAM::Policy").items() if name.startswith(role_prefix)]
+    grants: dict[str, set[str]] = {}
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            if isinstance(resource, dict) and "Fn::Join" in resource:
+                grants.setdefault(resource["Fn::Join"][1][-1], set()).update(as_list(statement["Action"]))
+    return grants
+
+
+def test_training_reads_its_inputs_and_writes_snapshots_runs_and_artifacts(synth: Synth) -> None:
+    grants = _s3_grants(synth, "RetrainingTrainingRoleDefaultPolicy")
+    assert set(grants) == {"/specs/*", "/feedback/*", "/snapshots/*", "/runs/*", "/artifacts/*"}
+    assert all("s3:GetObject*" in actions for actions in grants.values())
+    writes = {prefix for prefix, actions in grants.items() if "s3:PutObject" in actions}
+    assert writes == {"/snapshots/*", "/runs/*", "/artifacts/*"}  # never the published specs or users' feedback
+    assert not [a for actions in grants.values() for a in actions if a.startswith("s3:Delete")]
+
+
+def test_release_reads_runs_and_artifacts_and_publishes_alerts(synth: Synth) -> None:
+    grants = _s3_grants(synth, "RetrainingReleaseRoleDefaultPolicy")
+    assert set(grants) == {"/runs/*", "/artifacts/*"}
+    assert not [a for actions in grants.values() for a in actions if a.startswith(("s3:Put", "s3:Delete"))]
+    (topic_id,) = synth.resources("AWS::SNS::Topic")
+    grants = [(n, s) for n, kind, s in statements(synth) if kind == "AWS::IAM::Policy" and "sns:Publish" in as_list(s["Action"])]
+    assert {name.split("RoleDefaultPolicy")[0] for name, _s in grants} == {"MonitoringDriftCheck", "RetrainingRelease"}
+    assert all(statement["Resource"] == {"Ref": topic_id} for _name, statement in grants)
+
+
+def test_the_machine_invokes_only_its_two_functions(synth: Synth) -> None:
+    training = function_id(synth, "functions.training.app.lambda_handler")
+    release = function_id(synth, "functions.release.app.lambda_handler")
+    invokes = [(n, s) for n, _k, s in statements(synth) if "lambda:InvokeFunction" in as_list(s["Action"])]
+    assert {n.split("RoleDefaultPolicy")[0] for n, _s in invokes} == {"RetrainingStateMachine"}
+    resources = [json.dumps(r, sort_keys=True) for _n, s in invokes for r in as_list(s["Resource"])]
+    assert resources
+    assert all(training in r or release in r for r in resources)
+    assert any(training in r for r in resources)
+    assert any(release in r for r in resources)
+
+
+def test_the_deployed_specs_are_published_under_specs(synth: Synth) -> None:
+    (deployment,) = synth.resources("Custom::CDKBucketDeployment").values()
+    properties = deployment["Properties"]
+    (bucket_id,) = [n for n in synth.resources("AWS::S3::Bucket") if n.startswith("ArtifactsBucket")]
+    assert properties["DestinationBucketName"] == {"Ref": bucket_id}
+    assert properties["DestinationBucketKeyPrefix"] == f"{c.SPECS_PREFIX}/"
+    assert properties["Prune"] is True
+    # the asset is the staged folder: exactly the published layout of every deployed spec
+    folder = synth.stack.retraining.specs_folder
+    expected = {relative: body for spec in synth.stack.deployment.specs for relative, body in spec_files(spec).items()}
+    found = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert found == expected
+    assert {relative.split("/")[0] for relative in found} == {spec.name for spec in synth.stack.deployment.specs}
+    assets = json.loads(next(synth.assembly_dir.glob("*.assets.json")).read_text(encoding="utf-8"))["files"]
+    (key,) = properties["SourceObjectKeys"]
+    assert Path(assets[key.removesuffix(".zip")]["source"]["path"]) == folder
+
+
+def test_staging_the_specs_is_reused_when_nothing_changed(dev: Synth, tmp_path: Path) -> None:
+    specs = dev.stack.deployment.specs
+    first = stage_specs(specs, staging=tmp_path)
+    assert stage_specs(specs, staging=tmp_path) == first
+    assert stage_specs(specs[:1], staging=tmp_path) != first
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left behind
+
+
+def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, prod: Synth, retrain: Synth) -> None:
+    for synth in (dev, prod):
+        targets = [t for r in synth.resources("AWS::Events::Rule").values() for t in r["Properties"]["Targets"]]
+        assert not [t for t in targets if "RoleArn" in t]  # no rule starts the state machine
+    (machine_id,) = retrain.resources("AWS::StepFunctions::StateMachine")
+    rules = [r for r in retrain.resources("AWS::Events::Rule").values() if r["Properties"]["ScheduleExpression"] == RETRAIN_SCHEDULE]
+    (rule,) = rules
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": machine_id}
+    assert json.loads(target["Input"]) == {"model": "wine", "trigger": "schedule"}
+    (queue_id,) = retrain.resources("AWS::SQS::Queue")
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    # the rule's role may start this machine and nothing else
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    (policy,) = [s for n, _k, s in statements(retrain) if n.startswith(re.sub(r"[0-9A-F]{8}$", "", role_id) + "DefaultPolicy")]
+    assert (policy["Action"], policy["Resource"]) == ("states:StartExecution", {"Ref": machine_id})
+    # only wine asked for scheduled retraining; every spec still has its drift schedule
+    assert len(retrain.resources("AWS::Events::Rule")) == len(retrain.stack.deployment.specs) + 1
