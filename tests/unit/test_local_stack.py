@@ -112,7 +112,8 @@ def test_references_and_creation_order_follow_refs_getatt_sub_and_depends_on() -
 def test_physical_names_are_lower_case_for_buckets_and_fit_aws_limits() -> None:
     assert physical_name("serverless-mlops-dev", "ArtifactsBucket88671897", BUCKET) == "serverless-mlops-dev-artifactsbucket88671897"
     long = physical_name("serverless-mlops-dev", "Retraining" * 8, FUNCTION)
-    assert len(long) == 64 and long != physical_name("serverless-mlops-dev", "Retraining" * 9, FUNCTION)
+    assert len(long) == 64
+    assert long != physical_name("serverless-mlops-dev", "Retraining" * 9, FUNCTION)
 
 
 def test_asset_source_reads_the_assembly_manifests(tmp_path: Path) -> None:
@@ -130,7 +131,7 @@ def test_asset_source_reads_the_assembly_manifests(tmp_path: Path) -> None:
 
 # -- the invoker ------------------------------------------------------------------------------------------------------
 
-HANDLER_MODULE = '''
+HANDLER_MODULE = """
 import os
 import sys
 from functools import lru_cache
@@ -152,7 +153,7 @@ def lambda_handler(event, context):
     }
 
 not_callable = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -169,7 +170,9 @@ def handler_root(tmp_path: Path) -> Path:
 
 
 def _context(name: str = "fn") -> LocalContext:
-    return LocalContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:1:function:{name}", memory_limit_in_mb=128, timeout_seconds=3)
+    return LocalContext(
+        function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:1:function:{name}", memory_limit_in_mb=128, timeout_seconds=3
+    )
 
 
 def _function(name: str = "fn", bucket: str = "b1") -> SimpleNamespace:
@@ -217,12 +220,15 @@ def test_an_exception_becomes_lambdas_error_document(handler_root: Path) -> None
     assert "Traceback" in logs
     for handler, problem in (("nomodule", "expected module.function"), ("localfns.app.not_callable", "no function 'not_callable'")):
         result, errored, _ = invoker.call(handler, {}, {}, _context())
-        assert errored and result["errorType"] == "LocalStackError" and problem in result["errorMessage"]
+        assert errored
+        assert result["errorType"] == "LocalStackError"
+        assert problem in result["errorMessage"]
 
 
 def test_run_records_calls_injects_faults_and_captures_logs_when_installed(handler_root: Path) -> None:
     with LocalInvoker(code_root=handler_root) as invoker:
-        assert invoker.installed and invoker.install() is invoker
+        assert invoker.installed
+        assert invoker.install() is invoker
         invoker.throttle("fn", times=1, match={"step": "train"})
         invoker.fail("fn", times=1, error=ValueError("bad data"), match={"step": "train"})
         invoker.fail("other", times=1)
@@ -232,11 +238,14 @@ def test_run_records_calls_injects_faults_and_captures_logs_when_installed(handl
         assert getattr(caught.value, "code", None) == 429
         assert "TooManyRequestsException" in str(getattr(caught.value, "description", caught.value))
         body, errored, _ = invoker.run(_function(), b'{"step": "train"}')
-        assert errored and json.loads(body) == {"errorType": "ValueError", "errorMessage": "bad data"}
+        assert errored
+        assert json.loads(body) == {"errorType": "ValueError", "errorMessage": "bad data"}
         body, errored, logs = invoker.run(_function(), "")
-        assert not errored and logs == "log line from fn\n"
+        assert not errored
+        assert logs == "log line from fn\n"
         body, errored, _ = invoker.run(_function("other"), None)
-        assert errored and json.loads(body)["errorType"] == "RuntimeError"
+        assert errored
+        assert json.loads(body)["errorType"] == "RuntimeError"
     assert not invoker.installed
     invoker.uninstall()  # idempotent
     calls = invoker.calls_of("fn")
