@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from serverless_mlops.data import Dataset, coerce, parse_frame, read_bytes
+from serverless_mlops.data import Dataset, coerce, parse_frame
 from serverless_mlops.errors import DataError, MlopsError, NotFoundError
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.registry import PRODUCTION
@@ -42,12 +42,11 @@ class CannotScoreError(MlopsError):
 
 # -- prepare ----------------------------------------------------------------------------------------------------------
 def _read_uri(s3: Any, uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        try:
-            return read_object(s3, uri)
-        except NotFoundError as exc:
-            raise DataError(str(exc)) from exc
-    return read_bytes(uri)  # a local path: only where the spec was not published to S3 (tools, tests)
+    """The published spec's base data: in the artifact bucket beside the spec, or at the spec's own s3:// URI."""
+    try:
+        return read_object(s3, uri)
+    except NotFoundError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def feedback_keys(s3: Any, bucket: str, model: str) -> list[str]:
@@ -160,15 +159,13 @@ def score(signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame, task: 
     missing = [name for name in [*signature.feature_names, signature.target] if name not in holdout.columns]
     if missing:
         raise CannotScoreError(f"columns missing from the data: {', '.join(missing)}")
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
     try:
         outputs = open_session(onnx_bytes).run(None, _feeds(signature, holdout))
         values = compute_metrics(task, holdout[signature.target].to_numpy(), outputs, signature.classes)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise CannotScoreError(f"scoring failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    except Exception as exc:  # onnxruntime's errors (InvalidArgument, Fail, ...) derive from Exception only
-        if type(exc).__module__.startswith("onnxruntime"):
-            raise CannotScoreError(f"onnxruntime refused the data: {str(exc).splitlines()[0]}") from exc
-        raise
+    except (ValueError, TypeError, RuntimeError, Fail, InvalidArgument, RuntimeException) as exc:
+        raise CannotScoreError(f"scoring failed: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from exc
     if metric.value not in values or not np.isfinite(values[metric.value]):
         raise CannotScoreError(f"{metric.value} is not defined on this holdout")
     return float(values[metric.value])

@@ -668,3 +668,137 @@ def test_default_dependencies_read_the_environment_once(env: Env, monkeypatch: p
         release_app.default_dependencies.cache_clear()
     assert lock.current(env.backends.registry, MODEL) is None
     assert training_app.TrainingSettings.from_env({}).lock_ttl_seconds == lock.DEFAULT_LOCK_TTL_SECONDS
+
+
+# -- error paths ----------------------------------------------------------------------------------------------------
+def _holdout(trained_run: TrainedModel, env: Env) -> tuple[pd.DataFrame, Any]:
+    from serverless_mlops.training import split_holdout
+
+    spec = ModelSpec.model_validate(trained_run.record.spec)
+    state = _prepared(env)
+    return split_holdout(spec, training_steps.load_snapshot(state, env.backends, spec).frame)[1], spec
+
+
+def _with_feature(signature: Any, feature: str, **changes: Any) -> Any:
+    features = [f.model_copy(update=changes) if f.name == feature else f for f in signature.features]
+    return signature.model_copy(update={"features": features})
+
+
+def test_score_says_why_a_model_cannot_score(env: Env, trained_run: TrainedModel) -> None:
+    from serverless_mlops.spec import Metric, Task
+
+    holdout, _ = _holdout(trained_run, env)
+    signature, onnx_bytes = trained_run.record.signature, trained_run.onnx_bytes
+    assert training_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE) == pytest.approx(
+        trained_run.record.metrics["rmse"]
+    )
+    with pytest.raises(training_steps.CannotScoreError, match=r"scoring failed: \S"):
+        training_steps.score(_with_feature(signature, "bmi", input_name="nope"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
+    with pytest.raises(training_steps.CannotScoreError, match="scoring failed: could not convert string to float"):
+        training_steps.score(_with_feature(signature, "sex", kind="numeric"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
+    with pytest.raises(training_steps.CannotScoreError, match="roc_auc is not defined on this holdout"):
+        training_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.ROC_AUC)
+
+
+def test_a_candidate_that_cannot_score_fails_evaluate_naming_the_model(env: Env, trained_run: TrainedModel) -> None:
+    signature = _with_feature(trained_run.record.signature, "bmi", name="gone")
+    broken = TrainedModel(trained_run.record.model_copy(update={"signature": signature}), trained_run.onnx_bytes, trained_run.profile_bytes)
+    with pytest.raises(
+        MlopsError, match=r"model 'diabetes': the candidate cannot be scored on s3://\S+: columns missing from the data: gone"
+    ):
+        training_steps.evaluate(_candidate(env, broken), env.backends, execution_name=NAME)
+
+
+def test_collect_refuses_a_run_of_another_model(env: Env, trained_run: TrainedModel) -> None:
+    state = _prepared(env)
+    other = TrainedModel(trained_run.record.model_copy(update={"model": "wine"}), trained_run.onnx_bytes, trained_run.profile_bytes)
+    write_run(env.backends.store, MODEL, NAME, other)
+    with pytest.raises(DataError, match="the run is of model 'wine', not 'diabetes'"):
+        training_steps.collect(state, env.backends, execution_name=NAME)
+
+
+def test_an_unreadable_run_record_is_a_data_error_naming_it(env: Env) -> None:
+    state = _prepared(env)
+    store = env.backends.store
+    for name in ("model.onnx", "profile.json.gz"):
+        store.s3.put_object(Bucket=store.bucket, Key=f"runs/{MODEL}/{NAME}/{name}", Body=b"x")
+    store.s3.put_object(Bucket=store.bucket, Key=f"runs/{MODEL}/{NAME}/run.json", Body=b"{not json")
+    with pytest.raises(DataError, match=f"runs/{MODEL}/{NAME}/run.json: unreadable run record"):
+        training_steps.collect(state, env.backends, execution_name=NAME)
+
+
+def test_base_data_missing_from_the_bucket_is_a_data_error_naming_it(env: Env) -> None:
+    store = env.backends.store
+    store.s3.delete_object(Bucket=store.bucket, Key=f"specs/{MODEL}/diabetes.csv")
+    with pytest.raises(DataError, match=f"s3://{store.bucket}/specs/{MODEL}/diabetes.csv: no such object"):
+        _prepared(env)
+
+
+def test_s3_helpers_refuse_a_malformed_uri_and_encrypt_with_kms(env: Env) -> None:
+    from serverless_mlops.artifacts import ArtifactStore
+    from serverless_mlops.retraining.runs import put_object, split_uri
+
+    with pytest.raises(DataError, match="s3://bucket-only: expected s3://bucket/key"):
+        split_uri("s3://bucket-only")
+    store = env.backends.store
+    kms = ArtifactStore(store.bucket, store.s3, kms_key_id="alias/mlops")
+    uri = put_object(kms, "snapshots/x/y.csv", b"a\n", "text/csv")
+    head = store.s3.head_object(Bucket=store.bucket, Key="snapshots/x/y.csv")
+    assert uri == f"s3://{store.bucket}/snapshots/x/y.csv"
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+
+def test_steps_name_the_missing_part_of_the_document(env: Env) -> None:
+    with pytest.raises(WorkflowStateError, match="has no 'data'"):
+        release_steps.register(_start(), env.backends, execution_arn=ARN, execution_name=NAME)
+    with pytest.raises(WorkflowStateError, match="has no 'candidate'"):
+        release_steps.register(_prepared(env), env.backends, execution_arn=ARN, execution_name=NAME)
+    with pytest.raises(WorkflowStateError, match="has no 'evaluation'"):
+        release_steps.promote(
+            _start().model_copy(update={"version": {"number": 1, "status": "registered"}}), env.backends, execution_name=NAME
+        )
+    with pytest.raises(WorkflowStateError, match="has no 'version'"):
+        release_steps.reject(_start(), env.backends, execution_name=NAME)
+
+
+def test_request_approval_without_a_token_is_refused(env: Env, trained_run: TrainedModel) -> None:
+    with pytest.raises(MlopsError, match=r"model 'diabetes' version 1: request_approval needs the task token"):
+        release_steps.request_approval(
+            _registered(env, trained_run), env.backends, env.sns, env.topic, token="", execution_arn=ARN, execution_name=NAME
+        )
+
+
+def test_an_approval_decided_twice_in_the_registry_is_a_conflict(env: Env) -> None:
+    from serverless_mlops.retraining.approvals import decide, put_pending
+
+    put_pending(env.backends.registry, MODEL, 4, token="t", execution_arn=ARN)
+    decide(env.backends.registry, MODEL, 4, "approved", by="ann")
+    with pytest.raises(ConflictError, match="model 'diabetes' version 4 was already approved by ann"):
+        decide(env.backends.registry, MODEL, 4, "rejected", by="bob", reason="late")
+    with pytest.raises(NotFoundError, match="model 'diabetes' version 5 has no approval request"):
+        decide(env.backends.registry, MODEL, 5, "rejected", by="bob")
+
+
+class _Context:
+    function_name = "fn"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+    aws_request_id = "req-1"
+
+
+def test_lambda_handlers_run_a_step_with_the_environments_dependencies(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_BUCKET", env.backends.store.bucket)
+    monkeypatch.setenv("MLOPS_TABLE", env.backends.registry.table)
+    monkeypatch.setenv("MLOPS_ALERT_TOPIC_ARN", env.topic)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    training_app.default_dependencies.cache_clear()
+    release_app.default_dependencies.cache_clear()
+    try:
+        document = training_app.lambda_handler(_event(PREPARE, _start()), _Context())  # type: ignore[arg-type]
+        failed = {**_event(NOTIFY, _start()), "state": {**document, "error": {"Error": "States.TaskFailed", "Cause": "boom"}}}
+        document = release_app.lambda_handler(failed, _Context())  # type: ignore[arg-type]
+    finally:
+        training_app.default_dependencies.cache_clear()
+        release_app.default_dependencies.cache_clear()
+    assert document["notification"]["outcome"] == "failed"
+    assert env.messages()[0]["body"]["reason"] == "Train failed: States.TaskFailed: boom"
