@@ -462,7 +462,9 @@ class _Provisioner:
             return str(resolved[prop])
         name = physical_name(self.stack.stack_name, logical_id, kind)
         fifo = resolved.get("FifoQueue") or resolved.get("FifoTopic")
-        return f"{name[:-5]}.fifo" if fifo in (True, "true") else name
+        if fifo in (True, "true"):  # AWS wants the suffix on FIFO queue and topic names
+            return f"{name[: _NAME_PROPERTY[kind][1] - 5]}.fifo"
+        return name
 
     def _skip(self, logical_id: str, kind: str) -> None:
         """Not provisioned: Ref gives the derived name, Arn a well-formed ARN, so what refers to it still resolves."""
