@@ -54,6 +54,7 @@ class Followed:
     error: str | None = None
     cause: str | None = None
     terminal_entered: str | None = None  # the Succeed or Fail state, once entered
+    latest_input: str = "{}"  # the workflow document as the latest state received it
 
     @property
     def terminal(self) -> str:
@@ -106,7 +107,7 @@ def follow(
             break
         time.sleep(poll_seconds)
     followed.status = described["status"]
-    followed.output = json.loads(described.get("output") or "{}")
+    followed.output = json.loads(described.get("output") or (followed.latest_input if followed.status == "RUNNING" else "{}"))
     followed.error, followed.cause = described.get("error"), described.get("cause")
     return followed
 
@@ -124,7 +125,9 @@ def _history(sfn: Any, execution_arn: str) -> Iterator[dict[str, Any]]:
 def _record(event: dict[str, Any], followed: Followed, open_steps: dict[str, Step]) -> str | None:
     kind = event["type"]
     if kind.endswith("StateEntered"):
-        step = Step(name=event["stateEnteredEventDetails"]["name"], entered=event["timestamp"])
+        details = event["stateEnteredEventDetails"]
+        step = Step(name=details["name"], entered=event["timestamp"])
+        followed.latest_input = details.get("input") or followed.latest_input
         followed.steps.append(step)
         open_steps[step.name] = step
         terminal = kind in ("SucceedStateEntered", "FailStateEntered")
@@ -171,9 +174,9 @@ def outcome_line(followed: Followed) -> str:
         cause = TaskError.model_validate(output["error"]).message if isinstance(output.get("error"), dict) else ""
         return f"[yellow]not started[/yellow]: another execution is retraining this model ({escape(cause)})"
     if followed.outcome == "waiting_for_approval":
-        return (
-            "[yellow]waiting for approval[/yellow]: answer with `mlops approve MODEL VERSION` or `mlops reject MODEL VERSION --reason ...`"
-        )
+        model = escape(str(output.get("model", "MODEL")))
+        version = output.get("version", {}).get("number", "VERSION")
+        return f"[yellow]waiting for approval[/yellow]: mlops approve {model} {version} / mlops reject {model} {version} --reason ..."
     if followed.outcome == "running":
         return "still running"
     return f"[red]failed[/red] ({escape(followed.status)}): {escape(followed.error or '')} {escape(followed.cause or '')}".rstrip()
