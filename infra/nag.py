@@ -36,9 +36,13 @@ def add_nag_checks(app: cdk.App) -> None:
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
 
 
-def _acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding (``AwsSolutions-IAM5[Resource::*]``) on ``construct`` and its children."""
     pack = finding.split("-", 1)[0]
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"{pack}::{finding}", reason=reason))
+
+
+_acknowledge = acknowledge
 
 
 def _policy(function: PythonFunction) -> IConstruct:

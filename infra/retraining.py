@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -37,9 +37,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.config import ROOT, Deployment, Retry
+from infra.nag import acknowledge
 from infra.packaging import RETENTION, Layer, PythonFunction
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
@@ -110,6 +111,9 @@ class TrainContext:
     timeout: cdk.Duration
     retry: Retry
     failure: sfn.IChainable
+    # cdk-nag findings a replacement causes on the state machine's role (e.g. sagemaker:CreateTrainingJob on
+    # training-job/*), acknowledged there once the machine exists
+    machine_findings: dict[str, str] = field(default_factory=dict)
 
     @property
     def state_name(self) -> str:
@@ -132,6 +136,21 @@ class TrainContext:
     def data_uri(self) -> str:
         """The snapshot PrepareData wrote (``s3://{bucket}/snapshots/{model}/{sha256}.csv``): the rows to train on."""
         return sfn.JsonPath.string_at("$.data.uri")
+
+    def bucket_objects(self, prefix: str) -> str:
+        """The cdk-nag finding of a grant on ``prefix/*`` of the artifact bucket (what ``bucket.grant_*`` with a prefix gives)."""
+        bucket_id = cdk.Stack.of(self.bucket).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        return f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}/*]"
+
+    def acknowledge(self, construct: IConstruct, reason: str, *findings: str) -> None:
+        """Acknowledge cdk-nag ``findings`` (``AwsSolutions-IAM5[Resource::*]``, ...) on ``construct`` and its children,
+        with the reason (every synth runs cdk-nag: an unacknowledged finding fails it)."""
+        for finding in findings:
+            acknowledge(construct, finding, reason)
+
+    def acknowledge_machine(self, reason: str, *findings: str) -> None:
+        """Acknowledge ``findings`` the replacement causes on the state machine's role (its service integration's grants)."""
+        self.machine_findings.update(dict.fromkeys(findings, reason))
 
     def protect(self, task: sfn.TaskStateBase, *, lambda_errors: bool = False) -> sfn.TaskStateBase:
         """Catch everything into the failure notification, as every task of the workflow does (``lambda_errors``: also
@@ -367,6 +386,11 @@ class Retraining(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
+
+        machine_policy = self.state_machine.role.node.find_child("DefaultPolicy").node.default_child
+        assert machine_policy is not None
+        for finding, reason in context.machine_findings.items():
+            acknowledge(machine_policy, finding, reason)
 
         # (e) scheduled retraining, for specs that ask for it
         self.schedules: dict[str, events.Rule] = {}

@@ -52,7 +52,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_the_python_example_sends_a_sigv4_signed_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    (snippet,) = re.findall(r"```python\n(.*?)```", section(), re.DOTALL)
+    (snippet,) = [s for s in re.findall(r"```python\n(.*?)```", section(), re.DOTALL) if "SigV4Auth" in s]
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

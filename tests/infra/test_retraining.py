@@ -307,3 +307,75 @@ def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, p
     assert (policy["Action"], policy["Resource"]) == ("states:StartExecution", {"Ref": machine_id})
     # only wine asked for scheduled retraining; every spec still has its drift schedule
     assert len(retrain.resources("AWS::Events::Rule")) == len(retrain.stack.deployment.specs) + 1
+
+
+def _readme_examples() -> tuple[str, str]:
+    """The two Python examples of README "Swapping the Train step": the CDK app and the container's trainer.py."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = readme.split("\n### Swapping the Train step\n", 1)[1].split("\n## ", 1)[0]
+    app, trainer = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    return app, trainer
+
+
+def test_the_readme_sagemaker_train_step_synthesizes_with_cdk_nag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import runpy
+
+    import infra.app
+    from tests.infra.conftest import NO_STAGING
+
+    app_source, _trainer = _readme_examples()
+    built: list[Any] = []
+    original = infra.app.build_app
+
+    def build_app(*args: Any, **kwargs: Any) -> Any:
+        built.append(original(*args, context=NO_STAGING, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(infra.app, "build_app", build_app)
+    script = tmp_path / "sagemaker_app.py"
+    script.write_text(app_source, encoding="utf-8")
+    runpy.run_path(str(script), run_name="__main__")  # its synth runs cdk-nag: an unacknowledged finding raises
+    (app,) = built
+    stack = next(child for child in app.node.children if isinstance(child, infra.app.ServerlessMlopsStack))
+    synth = Synth(stack=stack, template=None, raw=app.synth().get_stack_by_name(stack.stack_name).template, assembly_dir=tmp_path)  # type: ignore[arg-type]
+    states = definition(synth)["States"]
+    train = states[c.STATE_TRAIN]
+    assert train["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    assert (train["Next"], train["ResultPath"], train["TimeoutSeconds"]) == (c.STATE_EVALUATE, None, 5 * 3600)
+    assert train["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": c.STATE_NOTIFY_FAILURE}]
+    environment = train["Parameters"]["Environment"]
+    assert (environment["MLOPS_EXECUTION_NAME.$"], environment["MLOPS_DATA_URI.$"]) == ("$$.Execution.Name", "$.data.uri")
+    # the rest of the workflow is untouched
+    assert set(states) == {*TRAINING_STATES, *RELEASE_STATES, *SUCCEED, *CHOICES, c.STATE_FAILED}
+    assert states[c.STATE_PREPARE]["Next"] == c.STATE_TRAIN
+    assert states[c.STATE_EVALUATE]["Parameters"]["FunctionName"] == f"<{function_id(synth, 'functions.training.app.lambda_handler')}.Arn>"
+
+
+def test_the_readme_trainer_writes_a_run_folder_that_evaluate_collects(monkeypatch: pytest.MonkeyPatch, backends: Any) -> None:
+    from serverless_mlops.retraining.runs import sha256_hex
+    from serverless_mlops.retraining.specs import publish_specs
+    from serverless_mlops.retraining.state import DataSnapshot, WorkflowState
+    from serverless_mlops.retraining.training_steps import collect
+    from serverless_mlops.spec import load_spec
+
+    _app, trainer = _readme_examples()
+    store = backends.store
+    publish_specs([load_spec(ROOT / "models" / "wine.yaml")], store.s3, store.bucket)
+    body = (ROOT / "models" / "data" / "wine.csv").read_bytes()
+    digest = sha256_hex(body)
+    snapshot = f"s3://{store.bucket}/snapshots/wine/{digest}.csv"
+    store.s3.put_object(Bucket=store.bucket, Key=f"snapshots/wine/{digest}.csv", Body=body)
+    environment = {"MLOPS_BUCKET": store.bucket, "MLOPS_MODEL": "wine", "MLOPS_EXECUTION_NAME": "wine-manual-1", "MLOPS_DATA_URI": snapshot}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    exec(trainer, {"__name__": "__main__"})
+    listed = store.s3.list_objects_v2(Bucket=store.bucket, Prefix="runs/wine/wine-manual-1/")
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed["Contents"]) == ["model.onnx", "profile.json.gz", "run.json"]
+    data = DataSnapshot(
+        spec_uri=f"s3://{store.bucket}/specs/wine/spec.json", uri=snapshot, sha256=digest, rows=178, base_rows=178, feedback_rows=0,
+        lock_owner="arn:aws:states:us-east-1:123456789012:execution:machine:wine-manual-1",
+    )  # fmt: skip
+    state = collect(WorkflowState(model="wine", data=data), backends, execution_name="wine-manual-1")
+    assert state.candidate is not None
+    assert state.candidate.metrics["f1"] >= 0.85
+    assert state.candidate.record.endswith("runs/wine/wine-manual-1/run.json")
