@@ -3,7 +3,9 @@ request_approval, promote, reject, notify.
 
 Event: ``{"step", "state", "execution", "execution_name"}`` (+ ``"token"`` for request_approval); the answer is the
 whole workflow document with the step's key added. Settings come from the environment once per cold start (lazily):
-MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and, locally, MLOPS_ENDPOINT_URL.
+MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and, locally, MLOPS_ENDPOINT_URL. Metrics
+(EMF, namespace ServerlessMlops): RetrainingStepsCompleted (dimensions ``model``, ``step``) and, from notify, one of
+RetrainingPromoted / RetrainingRejected / RetrainingFailed (dimension ``model``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +24,7 @@ from functions.observability import observability
 from serverless_mlops.aws import client
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining import release_steps
-from serverless_mlops.retraining.contract import PROMOTE, REGISTER, REJECT, RELEASE_STEPS, REQUEST_APPROVAL
+from serverless_mlops.retraining.contract import NOTIFY, PROMOTE, REGISTER, REJECT, RELEASE_STEPS, REQUEST_APPROVAL
 from serverless_mlops.retraining.state import parse_task_event
 from serverless_mlops.settings import Settings
 
@@ -79,4 +82,21 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
 @obs.trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
-    return handle(event)
+    document = handle(event)
+    emit_metrics(document, str(event["step"]))
+    return document
+
+
+OUTCOME_METRICS = {"promoted": "RetrainingPromoted", "rejected": "RetrainingRejected", "failed": "RetrainingFailed"}
+
+
+def emit_metrics(document: dict[str, Any], step: str) -> None:
+    """``RetrainingStepsCompleted`` (dimensions ``model``, ``step``); the notify step adds one of
+    ``RetrainingPromoted`` / ``RetrainingRejected`` / ``RetrainingFailed`` (dimension ``model``), which an alarm can watch."""
+    model = str(document["model"])
+    obs.metrics.add_dimension(name="model", value=model)
+    obs.metrics.add_dimension(name="step", value=step)
+    obs.metrics.add_metric(name="RetrainingStepsCompleted", unit=MetricUnit.Count, value=1)
+    outcome = document.get("notification", {}).get("outcome") if step == NOTIFY else None
+    if outcome in OUTCOME_METRICS:
+        obs.count(OUTCOME_METRICS[outcome], model=model)

@@ -3,7 +3,8 @@
 Event (from the state machine's LambdaInvoke payload): ``{"step", "state", "execution", "execution_name"}``; the
 answer is the whole workflow document with the step's key added. Settings come from the environment once per cold
 start (lazily): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
-MLOPS_ENDPOINT_URL. Errors propagate: their class name is the Lambda errorType the state machine catches
+MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): RetrainingStepsCompleted with dimensions ``model``
+and ``step``. Errors propagate: their class name is the Lambda errorType the state machine catches
 (``RetrainingInProgress`` → AlreadyRunning, anything else → NotifyFailure).
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,4 +75,13 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
 @obs.trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
-    return handle(event)
+    document = handle(event)
+    emit_metrics(document, str(event["step"]))
+    return document
+
+
+def emit_metrics(document: dict[str, Any], step: str) -> None:
+    """``RetrainingStepsCompleted`` (dimensions ``model``, ``step``) for every step that returned."""
+    obs.metrics.add_dimension(name="model", value=str(document["model"]))
+    obs.metrics.add_dimension(name="step", value=step)
+    obs.metrics.add_metric(name="RetrainingStepsCompleted", unit=MetricUnit.Count, value=1)

@@ -262,8 +262,7 @@ def notification_message(state: WorkflowState, *, execution_arn: str) -> tuple[O
 
 def notify(state: WorkflowState, backends: Backends, sns: Any, topic_arn: str | None, *, execution_arn: str) -> WorkflowState:
     """Release the lock (only if this execution holds it), then publish the outcome on the alert topic."""
-    owner = state.data.lock_owner if state.data else execution_arn
-    lock.release(backends.registry, state.model, owner)
+    lock.release(backends.registry, state.model, execution_arn)
     topic = _topic(topic_arn, state.model)
     outcome, subject, body = notification_message(state, execution_arn=execution_arn)
     message_id = _publish(sns, topic, state.model, outcome, subject, body)

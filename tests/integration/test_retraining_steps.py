@@ -786,7 +786,9 @@ class _Context:
     aws_request_id = "req-1"
 
 
-def test_lambda_handlers_run_a_step_with_the_environments_dependencies(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_handlers_run_a_step_with_the_environments_dependencies(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MLOPS_BUCKET", env.backends.store.bucket)
     monkeypatch.setenv("MLOPS_TABLE", env.backends.registry.table)
     monkeypatch.setenv("MLOPS_ALERT_TOPIC_ARN", env.topic)
@@ -802,3 +804,8 @@ def test_lambda_handlers_run_a_step_with_the_environments_dependencies(env: Env,
         release_app.default_dependencies.cache_clear()
     assert document["notification"]["outcome"] == "failed"
     assert env.messages()[0]["body"]["reason"] == "Train failed: States.TaskFailed: boom"
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    metrics = {m["Name"]: record for record in records for m in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert metrics["RetrainingStepsCompleted"]["model"] == MODEL
+    assert metrics["RetrainingFailed"]["model"] == MODEL
+    assert metrics["RetrainingFailed"]["RetrainingFailed"] == [1.0]
