@@ -142,9 +142,12 @@ def _record(event: dict[str, Any], followed: Followed, open_steps: dict[str, Ste
         step.seconds = (event["timestamp"] - step.entered).total_seconds()
         return f"[green]✓[/green] {escape(step.name):<18} {step.seconds:7.2f} s"
     if kind == "TaskFailed":
+        from serverless_mlops.retraining.state import TaskError
+
         details = event.get("taskFailedEventDetails", {})
-        cause = " ".join(str(details.get("cause", "")).split())[:160]
-        return f"  [yellow]![/yellow] {escape(details.get('error', 'error'))}: {escape(cause)}"
+        error = TaskError.model_validate({"Error": details.get("error", "error"), "Cause": details.get("cause", "")})
+        cause = " ".join(error.message.split())[:160]
+        return f"  [yellow]![/yellow] {escape(error.error)}: {escape(cause)}"
     return None
 
 

@@ -1,0 +1,61 @@
+"""``mlops retrain`` driving the synthesized workflow: deployed mode (on the in-process moto) and ``--local`` (an
+embedded moto server, from the synthesized template)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from serverless_mlops.cli import app
+from serverless_mlops.errors import DataError
+from serverless_mlops.retraining import contract as c
+from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth
+from tests.workflow.test_retraining_workflow import HAPPY_PATH
+
+
+def _retrain(workflow: Workflow, *args: str) -> tuple[int, str]:
+    options = ["--bucket", workflow.settings.bucket, "--table", workflow.settings.table]
+    result = CliRunner().invoke(app, [*options, "retrain", MODEL, "--state-machine", workflow.arn, *args])
+    return result.exit_code, result.output
+
+
+def test_retrain_wait_json_prints_the_final_document(workflow: Workflow) -> None:
+    code, output = _retrain(workflow, "--wait", "--json", "--reason", "from the CLI")
+    assert code == 0, output
+    # the Lambdas run in this process and log to its stdout, which CliRunner captures too: the document is last
+    document = json.loads(output[output.rindex('{\n  "execution_arn"') :])
+    assert (document["status"], document["state"], document["outcome"]) == ("SUCCEEDED", c.STATE_PROMOTED, "promoted")
+    assert [s["name"] for s in document["states"]] == HAPPY_PATH
+    assert all(s["seconds"] is not None for s in document["states"][:-1])
+    assert document["output"]["reason"] == "from the CLI"
+    assert document["output"]["requested_by"]
+    assert workflow.production() == document["output"]["version"]["number"]
+
+
+def test_retrain_no_wait_prints_the_execution_and_a_failed_wait_exits_1(workflow: Workflow) -> None:
+    code, output = _retrain(workflow)
+    assert code == 0, output
+    assert "started breast-cancer-manual-" in output
+    first = workflow.sfn.list_executions(stateMachineArn=workflow.arn)["executions"][0]["executionArn"]
+    assert workflow.wait(first).terminal == c.STATE_PROMOTED
+
+    workflow.invoker.fail(workflow.training_function, error=DataError("bad rows"), match={"step": c.TRAIN})
+    code, output = _retrain(workflow, "--wait")
+    assert code == 1
+    for state in (c.STATE_PREPARE, c.STATE_TRAIN, c.STATE_NOTIFY_FAILURE, c.STATE_FAILED):
+        assert state in output
+    assert "DataError: bad rows" in output  # the failed attempt, as it happened
+    assert "failed (FAILED): RetrainingFailed" in " ".join(output.split())
+
+
+def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(workflow_synth: WorkflowSynth) -> None:
+    template = workflow_synth.assembly_dir / "serverless-mlops-dev.template.json"
+    result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--template", str(template), "--reason", "try it"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for state in HAPPY_PATH[:-1]:
+        assert f"→ {state}" in lines
+        assert any(line.startswith(f"✓ {state} ") for line in lines)
+    assert "■ Promoted" in lines
+    assert "promoted: breast-cancer v1 in production" in " ".join(result.output.split())
