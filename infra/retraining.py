@@ -121,11 +121,6 @@ class TrainContext:
         return c.STATE_TRAIN
 
     @property
-    def run_prefix(self) -> str:
-        """``runs/{model}/{execution name}/`` of this execution, as a States.Format expression."""
-        return sfn.JsonPath.format(f"{c.RUNS_PREFIX}/{{}}/{{}}/", sfn.JsonPath.string_at("$.model"), sfn.JsonPath.execution_name)
-
-    @property
     def run_uri(self) -> str:
         """``s3://{bucket}/runs/{model}/{execution name}/`` of this execution, as a States.Format expression."""
         return sfn.JsonPath.format(

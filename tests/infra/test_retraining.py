@@ -288,6 +288,41 @@ def test_staging_the_specs_is_reused_when_nothing_changed(dev: Synth, tmp_path: 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left behind
 
 
+def test_staging_the_specs_keeps_what_another_process_staged_first(dev: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import infra.retraining
+
+    def rename(source: str, target: Path) -> None:  # another process renamed its copy into place a moment earlier
+        Path(target).mkdir()
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(infra.retraining.os, "rename", rename)
+    final = stage_specs(dev.stack.deployment.specs, staging=tmp_path)
+    assert final.is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == [final.name]  # this process's temporary copy is gone
+
+
+def test_the_train_context_names_this_executions_run_folder() -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_stepfunctions as sfn
+
+    from infra.config import Retry
+    from infra.retraining import TrainContext
+
+    stack = cdk.Stack(cdk.App(), "Context")
+    bucket = s3.Bucket(stack, "Bucket")
+    function = lambda_.Function.from_function_arn(stack, "Training", "arn:aws:lambda:us-east-1:123456789012:function:training")
+    context = TrainContext(function=function, bucket=bucket, timeout=cdk.Duration.minutes(1), retry=Retry(), failure=sfn.Pass(stack, "F"))
+    bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    assert stack.resolve(context.run_uri) == {
+        "Fn::Join": ["", ["States.Format('s3://", {"Ref": bucket_id}, "/runs/{}/{}/', $.model, $$.Execution.Name)"]]
+    }
+    assert stack.resolve(context.data_uri) == "$.data.uri"
+    assert context.state_name == c.STATE_TRAIN
+    assert context.bucket_objects("runs") == f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/runs/*]"
+
+
 def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, prod: Synth, retrain: Synth) -> None:
     for synth in (dev, prod):
         targets = [t for r in synth.resources("AWS::Events::Rule").values() for t in r["Properties"]["Targets"]]
