@@ -694,11 +694,10 @@ def newest_input(root: Path = ROOT) -> float:
     return newest
 
 
-def synthesized(
-    *, root: Path = ROOT, stage: str = "dev", config: str | Path | None = None, out: Path | None = None
-) -> tuple[dict[str, Any], Path]:
+def synthesized(*, root: Path = ROOT, stage: str = "dev", config: str | Path | None = None) -> tuple[dict[str, Any], Path]:
     """The template and assembly folder of the stage: ``cdk.out`` when it is newer than its inputs (and no other
-    config is asked for), else a synthesis in-process (``build_app``, asset staging off, no cdk-nag) into ``out``."""
+    config is asked for), else a synthesis in-process (``build_app``, asset staging off, no cdk-nag) into a
+    temporary assembly folder."""
     stack_name = f"serverless-mlops-{stage}"
     cached = root / "cdk.out" / f"{stack_name}.template.json"
     if config is None and cached.is_file() and cached.stat().st_mtime > newest_input(root):
@@ -709,10 +708,7 @@ def synthesized(
         sys.path.insert(0, str(root))
     from infra.app import build_app
 
-    context: dict[str, object] = {"aws:cdk:disable-asset-staging": True}
-    if out is not None:
-        context["aws:cdk:outdir"] = str(out)  # pragma: no cover - only where a caller names the folder
-    app = build_app(config, stage=stage, nag=False, context=context)
+    app = build_app(config, stage=stage, nag=False, context={"aws:cdk:disable-asset-staging": True})
     assembly = app.synth()
     return dict(assembly.get_stack_by_name(stack_name).template), Path(assembly.directory)
 

@@ -69,6 +69,7 @@ def test_the_dev_template_is_provisioned_with_names_environment_and_outputs(dev_
     assert table["KeySchema"] == template_table["KeySchema"]
 
     drift = dev_stack.function_name(DRIFT_HANDLER)
+    assert dev_stack.functions[DRIFT_HANDLER] == drift
     environment = dev_stack.environment(drift)
     assert environment["MLOPS_BUCKET"] == settings.bucket
     assert environment["MLOPS_TABLE"] == settings.table
@@ -146,6 +147,7 @@ def test_less_common_shapes_of_a_template(tmp_path: Path) -> None:
     (tmp_path / "single.txt").write_text("plain")
     manifest = {"files": {"zipped": {"source": {"path": "zipped.zip"}}, "single": {"source": {"path": str(tmp_path / "single.txt")}}}}
     (tmp_path / "st.assets.json").write_text(json.dumps(manifest))
+    inbox = {"Fn::GetAtt": ["Inbox", "Arn"]}
     template: dict[str, Any] = {
         "Parameters": {"Stage": {"Type": "String", "Default": "dev"}},
         "Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}},
@@ -156,7 +158,7 @@ def test_less_common_shapes_of_a_template(tmp_path: Path) -> None:
             "Inbox": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 30}},
             "Topic": {
                 "Type": "AWS::SNS::Topic",
-                "Properties": {"Subscription": [{"Protocol": "sqs", "Endpoint": {"Fn::GetAtt": ["Inbox", "Arn"]}}]},
+                "Properties": {"Subscription": [{"Protocol": "sqs", "Endpoint": inbox}, {"Protocol": "https", "Endpoint": "https://x"}]},
             },
             "Mail": {
                 "Type": "AWS::SNS::Subscription",
@@ -167,7 +169,7 @@ def test_less_common_shapes_of_a_template(tmp_path: Path) -> None:
                 "Properties": {
                     "TopicArn": {"Ref": "Topic"},
                     "Protocol": "sqs",
-                    "Endpoint": {"Fn::GetAtt": ["Inbox", "Arn"]},
+                    "Endpoint": inbox,
                     "RawMessageDelivery": True,
                     "FilterPolicy": {"model": ["wine"]},
                 },
@@ -179,8 +181,15 @@ def test_less_common_shapes_of_a_template(tmp_path: Path) -> None:
             "Table": {
                 "Type": "AWS::DynamoDB::Table",
                 "Properties": {
-                    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "S"}],
-                    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                    "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in ("id", "r", "g")],
+                    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}],
+                    "LocalSecondaryIndexes": [
+                        {
+                            "IndexName": "local",
+                            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "g", "KeyType": "RANGE"}],
+                            "Projection": {"ProjectionType": "KEYS_ONLY"},
+                        }
+                    ],
                     "GlobalSecondaryIndexes": [
                         {
                             "IndexName": "byG",
@@ -216,6 +225,8 @@ def test_less_common_shapes_of_a_template(tmp_path: Path) -> None:
         assert "Prod" not in stack.outputs
         assert stack.skipped == {"Hook": "AWS::SNS::Subscription"}
         assert stack.outputs["Stream"] == stack.attribute("Table", "StreamArn")
+        table = client("dynamodb", stack.settings).describe_table(TableName=stack.ref("Table"))["Table"]
+        assert [i["IndexName"] for i in table["LocalSecondaryIndexes"]] == ["local"]
         body = json.loads(s3.get_object(Bucket="explicit-bucket", Key="site/a/one.json")["Body"].read())
         assert body == {"topic": stack.ref("Topic")}
         assert s3.get_object(Bucket="explicit-bucket", Key="site/single.txt")["Body"].read() == b"plain"

@@ -268,3 +268,37 @@ def test_uninstall_puts_moto_and_the_streams_back() -> None:
         print("printed while installed, outside an invocation")  # reaches the real stream, not a buffer
     assert LambdaFunction._invoke_lambda is original
     assert sys.stdout is stdout
+
+
+def test_a_handler_without_a_dependency_cache_and_the_context_names(handler_root: Path) -> None:
+    source = "def handler(event, context):\n    return [context.log_group_name, context.log_stream_name]\n"
+    (handler_root / "localfns" / "plain.py").write_text(source)
+    context = _context("plainfn")
+    result, errored, _ = LocalInvoker(code_root=handler_root).call("localfns.plain.handler", {}, {}, context)
+    assert not errored
+    assert result == ["/aws/lambda/plainfn", f"local/{context.aws_request_id}"]
+
+
+def test_invokers_stack_and_the_streams_follow_whatever_is_current() -> None:
+    import io
+
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction._invoke_lambda
+    with LocalInvoker() as outer:
+        routed = sys.stdout
+        with LocalInvoker() as inner:
+            assert sys.stdout is routed  # one routed stream, installed once
+            assert inner.installed
+            assert not outer.installed
+        assert outer.installed
+        elsewhere = io.StringIO()
+        sys.stdout = elsewhere  # someone else swapped stdout meanwhile: writes outside an invocation go there
+        try:
+            routed.write("to the current stream")
+            routed.flush()
+            assert routed.closed is False  # any other attribute is the current stream's
+        finally:
+            sys.stdout = routed
+        assert elsewhere.getvalue() == "to the current stream"
+    assert LambdaFunction._invoke_lambda is original

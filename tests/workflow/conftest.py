@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from serverless_mlops.aws import client
 from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local_stack import LocalInvoker, LocalStack, provision
+from serverless_mlops.local_stack import LocalInvoker, LocalStack, provision, synthesized
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.control import start_retraining
 from serverless_mlops.settings import Settings
@@ -55,15 +55,12 @@ class WorkflowSynth:
 
 @pytest.fixture(scope="session")
 def workflow_synth(tmp_path_factory: pytest.TempPathFactory) -> WorkflowSynth:
-    """The app synthesized once (asset staging off, no cdk-nag: tests/infra checks those) from the test config."""
-    from infra.app import build_app
-
+    """The app synthesized once from the test config, as local mode synthesizes it (asset staging off, no cdk-nag:
+    tests/infra checks those)."""
     config = tmp_path_factory.mktemp("workflow-config") / "deployment.yaml"
     config.write_text(TEST_CONFIG, encoding="utf-8")
-    app = build_app(config, nag=False, context={"aws:cdk:disable-asset-staging": True})
-    assembly = app.synth()
-    template = assembly.get_stack_by_name("serverless-mlops-dev").template
-    return WorkflowSynth(template=template, assembly_dir=Path(assembly.directory), config=config)
+    template, assembly_dir = synthesized(config=config)
+    return WorkflowSynth(template=template, assembly_dir=assembly_dir, config=config)
 
 
 @pytest.fixture(scope="session")

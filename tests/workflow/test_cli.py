@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from serverless_mlops import local_stack
 from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
 from serverless_mlops.retraining import contract as c
@@ -39,6 +41,11 @@ def test_retrain_no_wait_prints_the_execution_and_a_failed_wait_exits_1(workflow
     assert "started breast-cancer-manual-" in output
     first = workflow.sfn.list_executions(stateMachineArn=workflow.arn)["executions"][0]["executionArn"]
     assert workflow.wait(first).terminal == c.STATE_PROMOTED
+    code, output = _retrain(workflow, "--json", "--reason", "a second one")
+    assert json.loads(output[output.rindex('{\n  "execution_arn"') :])["status"] == "RUNNING"
+    executions = workflow.sfn.list_executions(stateMachineArn=workflow.arn)["executions"]
+    (second,) = [e["executionArn"] for e in executions if e["executionArn"] != first]
+    assert workflow.wait(second).terminal == c.STATE_NOT_PROMOTED  # the same data again: no better
 
     workflow.invoker.fail(workflow.training_function, error=DataError("bad rows"), match={"step": c.TRAIN})
     code, output = _retrain(workflow, "--wait")
@@ -49,9 +56,12 @@ def test_retrain_no_wait_prints_the_execution_and_a_failed_wait_exits_1(workflow
     assert "failed (FAILED): RetrainingFailed" in " ".join(output.split())
 
 
-def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(workflow_synth: WorkflowSynth) -> None:
-    template = workflow_synth.assembly_dir / "serverless-mlops-dev.template.json"
-    result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--template", str(template), "--reason", "try it"])
+def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(
+    workflow_synth: WorkflowSynth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what synthesized() gives with no fresh cdk.out (the session's synth stands in for a second one)
+    monkeypatch.setattr(local_stack, "synthesized", lambda: (workflow_synth.template, workflow_synth.assembly_dir))
+    result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--reason", "try it"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     for state in HAPPY_PATH[:-1]:

@@ -6,6 +6,7 @@ test ends, that no execution is left running.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -127,8 +128,8 @@ def _waiting(workflow: Workflow) -> tuple[str, int]:
     arn = workflow.start()
     outcome = workflow.wait(arn, until=c.STATE_WAIT_FOR_APPROVAL)
     assert (outcome.status, outcome.terminal) == ("RUNNING", c.STATE_WAIT_FOR_APPROVAL)
+    (request,) = workflow.wait_for_messages(1)  # published last, after the staging alias and the pending approval
     assert workflow.backends.registry.get_alias(MODEL, "staging").version == version
-    (request,) = workflow.wait_for_messages(1)
     assert f"mlops approve {MODEL} {version}" in str(request)
     assert f"mlops reject {MODEL} {version}" in str(request)
     return arn, version
@@ -144,7 +145,9 @@ def test_the_approval_path_waits_then_promotes_on_approve(workflow: Workflow) ->
     arn, version = _waiting(workflow)
     assert workflow.production() is None  # nothing moves while it waits
 
-    assert f"approved {MODEL} v{version}" in _cli(workflow, "approve", MODEL, str(version), "--reason", "looks right")
+    decided = json.loads(_cli(workflow, "approve", MODEL, str(version), "--reason", "looks right", "--json"))
+    assert (decided["state"], decided["version"], decided["reason"]) == ("approved", version, "looks right")
+    assert "token" not in decided
     outcome = workflow.wait(arn)
 
     assert outcome.terminal == c.STATE_PROMOTED
@@ -164,7 +167,8 @@ def test_the_approval_path_waits_then_promotes_on_approve(workflow: Workflow) ->
 def test_the_approval_path_stops_on_reject(workflow: Workflow) -> None:
     arn, version = _waiting(workflow)
 
-    _cli(workflow, "reject", MODEL, str(version), "--reason", "holdout too small")
+    rejected = _cli(workflow, "reject", MODEL, str(version), "--reason", "holdout too small")
+    assert f"rejected {MODEL} v{version}: production stays" in rejected
     outcome = workflow.wait(arn)
 
     assert outcome.terminal == c.STATE_NOT_PROMOTED
