@@ -6,6 +6,7 @@ The workflow itself (and these commands driving it) is exercised end to end in t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,77 @@ def test_a_step_records_its_duration() -> None:
     start = datetime.now(UTC)
     step = Step("Train", start, (start + timedelta(seconds=2) - start).total_seconds())
     assert step.seconds == 2.0
+
+
+def test_retrain_local_with_a_template_that_lacks_the_stacks_outputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    template = tmp_path / "serverless-mlops-dev.template.json"
+    template.write_text('{"Resources": {}}')
+    code, err = _run(capsys, ["retrain", "wine", "--local", "--template", str(template)])
+    assert code == 1
+    assert err == [
+        "error: serverless-mlops-dev: output ArtifactBucketName has no local value: the template has no output 'ArtifactBucketName'"
+    ]
+
+
+def test_an_aws_error_other_than_a_missing_bucket_is_reported_as_such(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from serverless_mlops.retraining import specs
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+
+    monkeypatch.setattr(specs, "load_published_spec", denied)
+    code, err = _run(capsys, ["retrain", "wine", "--state-machine", ARN])
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith("error: AWS: ")
+    assert "AccessDenied" in err[0]
+
+
+class PagedHistory:
+    """A Step Functions client whose history comes in pages of two events."""
+
+    def __init__(self) -> None:
+        at = datetime(2026, 11, 25, tzinfo=UTC)
+        entered = {"stateEnteredEventDetails": {"name": c.STATE_PREPARE, "input": '{"model": "wine"}'}}
+        self.events = [
+            {"id": 1, "type": "ExecutionStarted", "timestamp": at},
+            {"id": 2, "type": "TaskStateEntered", "timestamp": at, **entered},
+            {
+                "id": 3,
+                "type": "TaskFailed",
+                "timestamp": at,
+                "taskFailedEventDetails": {"error": "Lambda.TooManyRequestsException", "cause": "slow down"},
+            },
+            {
+                "id": 4,
+                "type": "TaskStateExited",
+                "timestamp": at + timedelta(seconds=3),
+                "stateExitedEventDetails": {"name": c.STATE_PREPARE},
+            },
+            {"id": 5, "type": "TaskStateExited", "timestamp": at, "stateExitedEventDetails": {"name": "NeverEntered"}},
+        ]
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        return {"status": "SUCCEEDED", "output": '{"model": "wine"}'}
+
+    def get_execution_history(self, executionArn: str, maxResults: int, nextToken: str = "0") -> dict[str, Any]:
+        start = int(nextToken)
+        page: dict[str, Any] = {"events": self.events[start : start + 2]}
+        if start + 2 < len(self.events):
+            page["nextToken"] = str(start + 2)
+        return page
+
+
+def test_follow_reads_every_page_of_the_history() -> None:
+    from serverless_mlops.cli.retrain import follow
+
+    lines: list[str] = []
+    followed = follow(PagedHistory(), "arn:x", show=lines.append)
+    assert [(s.name, s.seconds) for s in followed.steps] == [(c.STATE_PREPARE, 3.0)]
+    assert lines[0] == f"→ {c.STATE_PREPARE}"
+    assert "Lambda.TooManyRequestsException: slow down" in lines[1]
+    assert len(lines) == 3
