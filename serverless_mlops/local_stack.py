@@ -38,11 +38,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.settings import Settings
+
+if TYPE_CHECKING:
+    from serverless_mlops.local import LocalAws
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STACK = "serverless-mlops-dev"
@@ -694,13 +697,19 @@ def newest_input(root: Path = ROOT) -> float:
     return newest
 
 
+def fresh_cdk_out(root: Path = ROOT, stage: str = "dev") -> Path | None:
+    """``cdk.out``'s template of the stage when it is newer than everything it is synthesized from, else None."""
+    cached = root / "cdk.out" / f"serverless-mlops-{stage}.template.json"
+    return cached if cached.is_file() and cached.stat().st_mtime > newest_input(root) else None
+
+
 def synthesized(*, root: Path = ROOT, stage: str = "dev", config: str | Path | None = None) -> tuple[dict[str, Any], Path]:
-    """The template and assembly folder of the stage: ``cdk.out`` when it is newer than its inputs (and no other
-    config is asked for), else a synthesis in-process (``build_app``, asset staging off, no cdk-nag) into a
+    """The template and assembly folder of the stage: ``cdk.out`` when it is fresh (:func:`fresh_cdk_out`) and no
+    other config is asked for, else a synthesis in-process (``build_app``, asset staging off, no cdk-nag) into a
     temporary assembly folder."""
     stack_name = f"serverless-mlops-{stage}"
-    cached = root / "cdk.out" / f"{stack_name}.template.json"
-    if config is None and cached.is_file() and cached.stat().st_mtime > newest_input(root):
+    cached = fresh_cdk_out(root, stage) if config is None else None
+    if cached is not None:
         return load_template(cached.parent, stack_name), cached.parent
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")  # a local run, not a deployment
@@ -711,6 +720,45 @@ def synthesized(*, root: Path = ROOT, stage: str = "dev", config: str | Path | N
     app = build_app(config, stage=stage, nag=False, context={"aws:cdk:disable-asset-staging": True})
     assembly = app.synth()
     return dict(assembly.get_stack_by_name(stack_name).template), Path(assembly.directory)
+
+
+@dataclass(frozen=True)
+class LocalDeployment:
+    """The stack deployed on an embedded moto server, its Lambdas running in this process (:func:`deployed_locally`)."""
+
+    aws: LocalAws
+    stack: LocalStack
+    invoker: LocalInvoker
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.aws.endpoint_url
+
+    @property
+    def settings(self) -> Settings:
+        """Settings for the CLI and the library: the server's endpoint and the stack's bucket and table."""
+        names = {"ArtifactBucketName": "bucket", "RegistryTableName": "table"}
+        return self.stack.settings.model_copy(update={name: self.stack.outputs[o] for o, name in names.items() if o in self.stack.outputs})
+
+
+@contextmanager
+def deployed_locally(
+    template: Mapping[str, Any],
+    assembly_dir: str | Path | None,
+    *,
+    stack_name: str = DEFAULT_STACK,
+    settings: Settings | None = None,
+    port: int | None = None,
+) -> Iterator[LocalDeployment]:
+    """Start a moto server on 127.0.0.1, provision ``template`` into it and install the in-process Lambda runtime;
+    everything stops when the block ends."""
+    from serverless_mlops.local import LocalAws
+
+    with LocalAws(port) as aws:
+        base = (settings or Settings()).model_copy(update={"endpoint_url": aws.endpoint_url})
+        stack = provision(template, assembly_dir, base, stack_name=stack_name)
+        with LocalInvoker(endpoint_url=aws.endpoint_url) as invoker:
+            yield LocalDeployment(aws=aws, stack=stack, invoker=invoker)
 
 
 # -- the in-process Lambda runtime ----------------------------------------------------------------------------------

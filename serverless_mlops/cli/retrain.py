@@ -263,33 +263,30 @@ def retrain(
 
 
 @contextmanager
-def local_stack(template: Path | None) -> Iterator[tuple[Any, Any]]:
-    """An embedded moto server with the synthesized stack provisioned, and the in-process Lambda runtime installed."""
-    from serverless_mlops.local import LocalAws
-    from serverless_mlops.local_stack import LocalInvoker, load_template, provision, synthesized
+def local_deployment(template: Path | None) -> Iterator[Any]:
+    """The synthesized stack (``template``, else cdk.out when fresh, else a synthesis) on an embedded moto server."""
+    from serverless_mlops import local_stack
 
     if template is not None:
         stack_name = template.name.removesuffix(".template.json")
-        document, assembly = load_template(template.parent, stack_name), template.parent
+        document, assembly = local_stack.load_template(template.parent, stack_name), template.parent
     else:
-        say("synthesizing the CDK app (cdk.out is missing or older than infra/ and models/) …")
-        document, assembly = synthesized()
-        stack_name = "serverless-mlops-dev"
-    with LocalAws() as aws:
-        settings = state.settings().model_copy(update={"endpoint_url": aws.endpoint_url})
-        stack = provision(document, assembly, settings, stack_name=stack_name)
-        with LocalInvoker(endpoint_url=aws.endpoint_url) as invoker:
-            yield stack, invoker
+        if local_stack.fresh_cdk_out() is None:
+            say("synthesizing the CDK app (cdk.out is missing or older than infra/ and models/) …")
+        document, assembly = local_stack.synthesized()
+        stack_name = local_stack.DEFAULT_STACK
+    with local_stack.deployed_locally(document, assembly, stack_name=stack_name, settings=state.settings()) as deployment:
+        yield deployment
 
 
 def _retrain_local(model: str, *, reason: str, template: Path | None) -> None:
     from serverless_mlops.aws import client
     from serverless_mlops.retraining.control import start_retraining
 
-    with local_stack(template) as (stack, _invoker):
-        settings = stack.settings.model_copy(
-            update={"bucket": stack.output("ArtifactBucketName"), "table": stack.output("RegistryTableName")}
-        )
+    with local_deployment(template) as deployment:
+        stack = deployment.stack
+        stack.output("ArtifactBucketName")  # a template without the stack's outputs fails here, naming the output
+        settings = deployment.settings
         _check_published(model, settings)
         sfn = client("stepfunctions", settings)
         execution = start_retraining(sfn, stack.output("StateMachineArn"), model, trigger="manual", reason=reason, requested_by=user())
