@@ -4,6 +4,7 @@ embedded moto server, from the synthesized template)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +18,9 @@ from tests.workflow.test_retraining_workflow import HAPPY_PATH
 
 
 def _retrain(workflow: Workflow, *args: str) -> tuple[int, str]:
+    # executions are named {model}-manual-{yyyymmddThhmmss}: a start within the same second as the previous one
+    # returns that execution (retraining.control), so each start here waits for a new second
+    time.sleep(1 - time.time() % 1 + 0.01)
     options = ["--bucket", workflow.settings.bucket, "--table", workflow.settings.table]
     result = CliRunner().invoke(app, [*options, "retrain", MODEL, "--state-machine", workflow.arn, *args])
     return result.exit_code, result.output
