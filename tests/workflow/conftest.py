@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,14 +173,14 @@ class Workflow:
             return None
 
 
-@pytest.fixture
-def workflow(workflow_synth: WorkflowSynth) -> Iterator[Workflow]:
-    """The synthesized stack provisioned into a fresh moto, its Lambdas run in-process."""
+@contextmanager
+def provisioned(template: dict[str, Any], assembly_dir: Path) -> Iterator[Workflow]:
+    """``template`` provisioned into a fresh moto, its Lambdas run in-process; when the block ends, every execution
+    has ended in one of the workflow's terminal states (the check every workflow test gets)."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), LocalInvoker() as invoker:
-        stack = provision(workflow_synth.template, workflow_synth.assembly_dir, Settings())
+        stack = provision(template, assembly_dir, Settings())
         harness = Workflow(stack, invoker)
         yield harness
-        # every execution a test started has ended, in one of the workflow's terminal states
         for execution in harness.sfn.list_executions(stateMachineArn=harness.arn)["executions"]:
             try:
                 ended = harness.wait(execution["executionArn"], timeout=10)
@@ -187,3 +188,10 @@ def workflow(workflow_synth: WorkflowSynth) -> Iterator[Workflow]:
                 if harness.sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "RUNNING":
                     harness.sfn.stop_execution(executionArn=execution["executionArn"], error="TestEnded")
             assert ended.terminal in TERMINAL, f"{execution['name']} ended in {ended.terminal!r}"
+
+
+@pytest.fixture
+def workflow(workflow_synth: WorkflowSynth) -> Iterator[Workflow]:
+    """The synthesized stack provisioned into a fresh moto, its Lambdas run in-process."""
+    with provisioned(workflow_synth.template, workflow_synth.assembly_dir) as harness:
+        yield harness

@@ -17,7 +17,7 @@ from serverless_mlops.errors import DataError
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.training import TrainedModel, train
 from tests.conftest import example_spec
-from tests.workflow.conftest import MODEL, Workflow
+from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth, provisioned
 
 HAPPY_PATH = [
     c.STATE_PREPARE,
@@ -205,3 +205,28 @@ def test_two_concurrent_executions_for_one_model_promote_at_most_once(workflow: 
     assert c.ALREADY_RUNNING_ERROR in blocked.output["error"]["Error"]
     history = workflow.backends.registry.get_alias(MODEL, "production").history
     assert [change.to_version for change in history] == [champion, champion + 1]
+
+
+def test_an_approval_nobody_gives_times_out_into_rejection(workflow_synth: WorkflowSynth) -> None:
+    # the synthesized definition with WaitForApproval's timeout (the config's 1 h, the least it accepts) cut to 2 s
+    template = json.loads(json.dumps(workflow_synth.template))
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    waiting = '"TimeoutSeconds":3600,"ResultPath":"$.approval"'
+    assert sum(isinstance(p, str) and waiting in p for p in parts) == 1
+    machine["Properties"]["DefinitionString"]["Fn::Join"][1] = [
+        p.replace(waiting, '"TimeoutSeconds":2,"ResultPath":"$.approval"') if isinstance(p, str) else p for p in parts
+    ]
+    with provisioned(template, workflow_synth.assembly_dir) as workflow:
+        version = _approval_spec(workflow)
+        outcome = workflow.wait(workflow.start())
+
+        assert outcome.terminal == c.STATE_NOT_PROMOTED
+        assert outcome.states[-4:] == [c.STATE_WAIT_FOR_APPROVAL, c.STATE_REJECT, c.STATE_NOTIFY_REJECTED, c.STATE_NOT_PROMOTED]
+        assert (outcome.output["approval"]["approved"], outcome.output["approval"]["by"]) == (False, "timeout")
+        assert workflow.backends.registry.describe(MODEL, version).status == "rejected"
+        assert workflow.production() is None
+        request, ended = workflow.wait_for_messages(2)
+        assert f"mlops approve {MODEL} {version}" in str(request)
+        assert ended["outcome"] == "rejected"
+        assert "timed out" in ended["reason"]
