@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,8 @@ from serverless_mlops import local_stack
 from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
 from serverless_mlops.retraining import contract as c
+from serverless_mlops.retraining.specs import spec_files
+from tests.conftest import example_spec
 from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth
 from tests.workflow.test_retraining_workflow import HAPPY_PATH
 
@@ -73,3 +76,28 @@ def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(
         assert any(line.startswith(f"✓ {state} ") for line in lines)
     assert "■ Promoted" in lines
     assert "promoted: breast-cancer v1 in production" in " ".join(result.output.split())
+
+
+def test_retrain_local_stops_at_an_approval_it_cannot_wait_for(workflow_synth: WorkflowSynth, tmp_path: Path) -> None:
+    # the same template, its published specs swapped for a folder whose spec asks for approval
+    spec = example_spec(MODEL)
+    spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"require_approval": True})})
+    specs = tmp_path / "specs"
+    for relative, body in spec_files(spec).items():
+        (specs / relative).parent.mkdir(parents=True, exist_ok=True)
+        (specs / relative).write_bytes(body)
+    (manifest,) = workflow_synth.assembly_dir.glob("*.assets.json")
+    assets = json.loads(manifest.read_text())
+    (spec_asset,) = [h for h, a in assets["files"].items() if (Path(a["source"]["path"]) / MODEL / "spec.json").is_file()]
+    assets["files"][spec_asset]["source"]["path"] = str(specs)
+    (tmp_path / manifest.name).write_text(json.dumps(assets))
+    template = tmp_path / "serverless-mlops-dev.template.json"
+    template.write_text(json.dumps(workflow_synth.template))
+
+    result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--template", str(template)])
+
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"→ {c.STATE_WAIT_FOR_APPROVAL}" in result.output.splitlines()
+    assert f"waiting for approval: mlops approve {MODEL} 1 / mlops reject {MODEL} 1 --reason" in text
+    assert "the local server stops with this command" in text
