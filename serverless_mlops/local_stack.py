@@ -413,10 +413,25 @@ def provision(
 
 def enable_step_functions_execution(endpoint_url: str) -> None:
     """Make a moto server run state machines (``execute_state_machine``), as ``mock_aws(config=...)`` does in-process."""
+    _moto_api(endpoint_url, "config", {"stepfunctions": {"execute_state_machine": True}})
+
+
+@contextmanager
+def _restored_step_functions_config(previous: Mapping[str, Any]) -> Iterator[None]:
+    from moto.core.config import default_user_config
+
+    try:
+        yield
+    finally:
+        default_user_config["stepfunctions"] = dict(previous)  # type: ignore[typeddict-item]
+
+
+def _moto_api(endpoint_url: str, action: str, document: Mapping[str, Any] | None = None) -> None:
+    """POST to a moto server's own API (``/moto-api/config``, ``/moto-api/reset``)."""
     from urllib.request import Request, urlopen
 
-    body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-    url = f"{endpoint_url.rstrip('/')}/moto-api/config"
+    body = json.dumps(document or {}).encode()
+    url = f"{endpoint_url.rstrip('/')}/moto-api/{action}"
     request = Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})  # noqa: S310 - moto's own URL
     with urlopen(request, timeout=10) as response:  # noqa: S310 - the local moto server's own URL
         response.read()
@@ -751,10 +766,16 @@ def deployed_locally(
     port: int | None = None,
 ) -> Iterator[LocalDeployment]:
     """Start a moto server on 127.0.0.1, provision ``template`` into it and install the in-process Lambda runtime;
-    everything stops when the block ends."""
+    everything stops when the block ends, and moto's process-wide Step Functions setting is put back (a later
+    in-process ``mock_aws()`` copies it)."""
+    from moto.core.config import default_user_config
+
     from serverless_mlops.local import LocalAws
 
-    with LocalAws(port) as aws:
+    previous = dict(default_user_config.get("stepfunctions", {}))
+    with _restored_step_functions_config(previous), LocalAws(port) as aws:
+        # moto keeps its state in this process, not in the server: start from nothing, as a new deployment does
+        _moto_api(aws.endpoint_url, "reset")
         base = (settings or Settings()).model_copy(update={"endpoint_url": aws.endpoint_url})
         stack = provision(template, assembly_dir, base, stack_name=stack_name)
         with LocalInvoker(endpoint_url=aws.endpoint_url) as invoker:

@@ -160,7 +160,11 @@ def test_a_step_records_its_duration() -> None:
 def test_retrain_local_with_a_template_that_lacks_the_stacks_outputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     template = tmp_path / "serverless-mlops-dev.template.json"
     template.write_text('{"Resources": {}}')
+    from moto.core.config import default_user_config
+
+    before = dict(default_user_config["stepfunctions"])
     code, err = _run(capsys, ["retrain", "wine", "--local", "--template", str(template)])
+    assert default_user_config["stepfunctions"] == before  # the server's process-wide setting is put back
     assert code == 1
     assert err == [
         "error: serverless-mlops-dev: output ArtifactBucketName has no local value: the template has no output 'ArtifactBucketName'"

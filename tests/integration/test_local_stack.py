@@ -123,7 +123,13 @@ def test_drift_check_runs_in_process_through_motos_lambda_api(dev_stack: LocalSt
     assert invoker.calls[0].event == {"model": "wine", "window_hours": 6}
 
 
-def test_against_a_moto_server_functions_reach_it_through_the_endpoint(dev_template: tuple[dict[str, Any], Path]) -> None:
+def test_against_a_moto_server_functions_reach_it_through_the_endpoint(
+    dev_template: tuple[dict[str, Any], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core.config import default_user_config
+
+    # provisioning a server turns on moto's process-wide execute_state_machine: put it back after the test
+    monkeypatch.setitem(default_user_config, "stepfunctions", dict(default_user_config["stepfunctions"]))
     with LocalAws() as aws:
         settings = Settings(endpoint_url=aws.endpoint_url)
         stack = provision(*dev_template, settings)
