@@ -23,7 +23,9 @@ class GateResult:
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}"
+    """Four significant digits, never bare like an integer: a perfect f1 reads "1.0", not "1"."""
+    text = f"{value:.4g}"
+    return text if any(c in text for c in ".eninf") else text + ".0"
 
 
 def decide(

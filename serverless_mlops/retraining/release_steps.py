@@ -68,6 +68,11 @@ def _publish(sns: Any, topic_arn: str, model: str, outcome: str, subject: str, b
     return str(response.get("MessageId", ""))
 
 
+def _trigger(state: WorkflowState) -> str:
+    """The trigger with what its starter said (drift's finding, ``mlops retrain --reason``), for the version's description."""
+    return f"{state.trigger}: {state.reason}" if state.reason else state.trigger
+
+
 # -- register ---------------------------------------------------------------------------------------------------------
 def register(state: WorkflowState, backends: Backends, *, execution_arn: str, execution_name: str) -> WorkflowState:
     """Register the candidate with full lineage: status "registered" if the gate passed, else "rejected" (kept, with
@@ -88,7 +93,7 @@ def register(state: WorkflowState, backends: Backends, *, execution_arn: str, ex
         lineage=lineage,
         created_by=_by(execution_name),
         status=status,
-        description=f"retraining ({state.trigger}): {evaluation.reason}",
+        description=f"retraining ({_trigger(state)}): {evaluation.reason}",
         spec=record.spec,
     )
     return state.model_copy(update={"version": VersionInfo(number=entry.version, status=status)})
@@ -143,7 +148,7 @@ def promote(state: WorkflowState, backends: Backends, *, execution_name: str) ->
     expected = champion.alias_revision if champion else 0
     by = _by(execution_name)
     change = f"{evaluation.metric} {champion.value:.4g} -> {evaluation.candidate:.4g}" if champion and champion.value is not None else ""
-    reason = f"retraining ({state.trigger}): {change or evaluation.reason}"
+    reason = f"retraining ({_trigger(state)}): {change or evaluation.reason}"
     try:
         alias = backends.registry.promote(state.model, version.number, alias=PRODUCTION, expected_revision=expected, by=by, reason=reason)
     except ConflictError as exc:
@@ -237,6 +242,7 @@ def notification_message(state: WorkflowState, *, execution_arn: str) -> tuple[O
         "improvement": evaluation.improvement if evaluation else None,
         "reason": "",
         "trigger": state.trigger,
+        "trigger_reason": state.reason or None,
         "execution": execution_arn,
     }
     if state.error is not None and outcome == "failed":

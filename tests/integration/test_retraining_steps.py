@@ -403,6 +403,7 @@ def test_register_records_lineage_with_execution_trigger_and_snapshot(env: Env, 
     assert state.candidate is not None
     assert entry.artifact == state.candidate.artifact
     assert "no champion in production" in entry.description
+    assert entry.description.startswith("retraining (manual: test): ")  # the starter's reason stays with the version
 
 
 def test_register_is_idempotent_on_retry(env: Env, trained_run: TrainedModel) -> None:
@@ -543,6 +544,7 @@ def test_notify_promoted_says_the_metric_change_and_releases_the_lock(
     assert body["type"] == "retraining"
     assert body["outcome"] == "promoted"
     assert (body["model"], body["version"], body["metric"], body["trigger"], body["execution"]) == (MODEL, 2, "rmse", "manual", ARN)
+    assert body["trigger_reason"] == "test"
     assert body["champion"]["version"] == 1
     assert body["improvement"] > 0
     assert "beats champion v1" in body["reason"]

@@ -85,3 +85,8 @@ def test_champion_that_cannot_score_compares_with_the_floor_only() -> None:
     assert result.passed
     assert "champion v4 cannot score this data (columns missing from the data: x), so only the floor counts" in result.reason
     assert not decide(Metric.ROC_AUC, 0.94, champion_version=4, champion_problem="p", floor=0.95).passed
+
+
+def test_a_perfect_score_reads_as_a_number_with_a_decimal_point() -> None:
+    assert decide(Metric.F1, 1.0, floor=0.85).reason == "f1 1.0 clears floor 0.85; no champion in production"
+    assert decide(Metric.RMSE, 53.0, champion_version=1, champion_value=60.0).reason.startswith("rmse 53.0 beats champion v1 (60.0) by 7.0")
