@@ -22,7 +22,7 @@ class GateResult:
     reason: str
 
 
-def _num(value: float) -> str:
+def fmt_value(value: float) -> str:
     """Four significant digits, never bare like an integer: a perfect f1 reads "1.0", not "1"."""
     text = f"{value:.4g}"
     return text if any(c in text for c in ".eninf") else text + ".0"
@@ -40,7 +40,7 @@ def decide(
 ) -> GateResult:
     """Whether ``candidate`` may replace the champion; ``champion_problem`` says why a champion has no value."""
     higher = metric.higher_is_better
-    name = f"{metric.value} {_num(candidate)}"
+    name = f"{metric.value} {fmt_value(candidate)}"
     clears = floor is None or (candidate >= floor - EPSILON if higher else candidate <= floor + EPSILON)
     bound = "" if floor is None else f"floor {floor:g}" + ("" if higher else " (at most)")
     if champion_version is None or champion_value is None:
@@ -54,9 +54,9 @@ def decide(
         return GateResult(clears, None, f"{name} {verdict}; {context}")
     improvement = candidate - champion_value if higher else champion_value - candidate
     beats = improvement > EPSILON and improvement >= min_improvement - EPSILON
-    versus = f"champion v{champion_version} ({_num(champion_value)})"
+    versus = f"champion v{champion_version} ({fmt_value(champion_value)})"
     if beats:
-        text = f"{name} beats {versus} by {_num(improvement)} ≥ {min_improvement:g}"
+        text = f"{name} beats {versus} by {fmt_value(improvement)} ≥ {min_improvement:g}"
     else:
         text = f"{name} does not beat {versus} by at least {min_improvement:g} (change {improvement:+.4g})"
     if floor is not None:

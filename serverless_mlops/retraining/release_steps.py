@@ -28,6 +28,7 @@ from serverless_mlops.retraining.contract import (
     STATE_WAIT_FOR_APPROVAL,
     Outcome,
 )
+from serverless_mlops.retraining.gate import fmt_value
 from serverless_mlops.retraining.runs import read_record
 from serverless_mlops.retraining.state import Approval, Notification, Promotion, VersionInfo, WorkflowState
 
@@ -104,8 +105,8 @@ def approval_message(state: WorkflowState, *, execution_arn: str) -> tuple[str, 
     version, evaluation = state.need_version(), state.need_evaluation()
     model, number = state.model, version.number
     champion = evaluation.champion
-    versus = f" vs v{champion.version} {champion.value:.4g}" if champion and champion.value is not None else ""
-    subject = _subject(f"Approve {model} v{number}? {evaluation.metric} {evaluation.candidate:.4g}{versus}")
+    versus = f" vs v{champion.version} {fmt_value(champion.value)}" if champion and champion.value is not None else ""
+    subject = _subject(f"Approve {model} v{number}? {evaluation.metric} {fmt_value(evaluation.candidate)}{versus}")
     body = {
         "type": "retraining_approval",
         "model": model,
@@ -147,7 +148,9 @@ def promote(state: WorkflowState, backends: Backends, *, execution_name: str) ->
     champion = evaluation.champion
     expected = champion.alias_revision if champion else 0
     by = _by(execution_name)
-    change = f"{evaluation.metric} {champion.value:.4g} -> {evaluation.candidate:.4g}" if champion and champion.value is not None else ""
+    change = ""
+    if champion and champion.value is not None:
+        change = f"{evaluation.metric} {fmt_value(champion.value)} -> {fmt_value(evaluation.candidate)}"
     reason = f"retraining ({_trigger(state)}): {change or evaluation.reason}"
     try:
         alias = backends.registry.promote(state.model, version.number, alias=PRODUCTION, expected_revision=expected, by=by, reason=reason)
@@ -252,11 +255,12 @@ def notification_message(state: WorkflowState, *, execution_arn: str) -> tuple[O
         subject = f"Retraining {model} failed at {where}: {error.error_type}"
     elif evaluation is not None and outcome == "promoted":
         if champion is None:
-            change = f"{evaluation.metric} {evaluation.candidate:.4g} (first production version)"
+            change = f"{evaluation.metric} {fmt_value(evaluation.candidate)} (first production version)"
         elif champion.value is None:
-            change = f"{evaluation.metric} {evaluation.candidate:.4g} (v{champion.version} could not be scored)"
+            change = f"{evaluation.metric} {fmt_value(evaluation.candidate)} (v{champion.version} could not be scored)"
         else:
-            change = f"{evaluation.metric} {champion.value:.4g} -> {evaluation.candidate:.4g} (v{champion.version} -> v{number})"
+            moved = f"v{champion.version} -> v{number}"
+            change = f"{evaluation.metric} {fmt_value(champion.value)} -> {fmt_value(evaluation.candidate)} ({moved})"
         approved = f"; approved by {state.approval.by}" if state.approval and state.approval.approved else ""
         body |= {"reason": f"{evaluation.reason}{approved}", "change": change}
         subject = f"Retraining {model}: v{number} promoted, {change}"
