@@ -217,7 +217,7 @@ def _show(line: str) -> None:
 
 def retrain(
     model: ModelArg,
-    reason: Annotated[str, typer.Option("--reason", help="why (kept in the new version's description, its alias history and the notification)")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="why (kept with the new version, its alias move and the notification)")] = "",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the execution to its end (always with --local)")] = False,
     local: Annotated[
         bool, typer.Option("--local", help="run the synthesized workflow on an embedded moto server, its Lambdas in this process")
