@@ -699,11 +699,22 @@ def load_template(assembly_dir: str | Path, stack_name: str = DEFAULT_STACK) -> 
     return document
 
 
-SYNTH_INPUTS = ("infra", "models", "layers/build.py", "cdk.json")
+# what the template is made from: the app and its config, the specs, the layers' requirements (pyproject groups, the
+# builder), CDK's flags, and the library modules the app reads (spec validation; the workflow's state and step names)
+SYNTH_INPUTS = (
+    "infra",
+    "models",
+    "layers/build.py",
+    "pyproject.toml",
+    "cdk.json",
+    "serverless_mlops/spec.py",
+    "serverless_mlops/retraining/contract.py",
+    "serverless_mlops/retraining/specs.py",
+)
 
 
 def newest_input(root: Path = ROOT) -> float:
-    """The latest modification time of what the template is synthesized from (infra/, models/, layers' inputs)."""
+    """The latest modification time of what the template is synthesized from (:data:`SYNTH_INPUTS`; missing ones skipped)."""
     newest = 0.0
     for name in SYNTH_INPUTS:
         path = root / name

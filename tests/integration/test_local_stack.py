@@ -24,6 +24,7 @@ from serverless_mlops.local_stack import (
     LocalInvoker,
     LocalStack,
     LocalStackError,
+    fresh_cdk_out,
     load_template,
     newest_input,
     provision,
@@ -294,3 +295,9 @@ def test_synthesized_reuses_a_fresh_cdk_out_and_load_template_names_a_missing_on
     with pytest.raises(LocalStackError, match="make synth"):
         load_template(tmp_path, "serverless-mlops-prod")
     assert newest_input(ROOT) > 0
+    # renaming a state in the workflow's contract makes cdk.out stale: its definition would name the old states
+    contract = tmp_path / "serverless_mlops" / "retraining" / "contract.py"
+    contract.parent.mkdir(parents=True)
+    contract.write_text("")
+    os.utime(contract, (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
+    assert fresh_cdk_out(tmp_path) is None
