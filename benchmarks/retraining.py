@@ -3,14 +3,16 @@ cold start as on Lambda.
 
 1. The state machine the CDK app synthesizes (``local_stack.synthesized``), provisioned into an in-process moto
    (``mock_aws`` with Step Functions execution on, as tests/workflow/conftest.py does), its Lambda tasks run
-   in-process by ``LocalInvoker``. For each example model, N executions one after another: the first promotes (no
+   in-process by ``LocalInvoker``. For each example model, 5 executions one after another: the first promotes (no
    champion yet), the later ones train on the same snapshot, are no better and end NotPromoted. Per outcome: the
-   median wall time from ``start_execution`` to the terminal state, and per state from the execution history's
-   timestamps (entered → exited).
+   median wall time from ``start_execution`` to the terminal state (polled every 20 ms), and per state from the
+   execution history's timestamps (entered → exited). A warm-up stack runs one execution per model first, so the
+   measured ones do not pay this process's first imports (part 2 measures those).
 2. The training function's cold start as on Lambda: python3.12 with the staged ``training`` code asset, the built
    ``training`` layer and this venv's boto3 compiled as the runtime's on PYTHONPATH (``-S -B``: nothing else, nothing
-   written back), against a moto server holding the published spec: the import of ``functions.training.app``, then
-   the first ``prepare``, ``train`` and ``evaluate`` through ``handle(event)``. Median of fresh processes.
+   written back), against a moto server holding the published specs: the import of ``functions.training.app``, then
+   the first ``prepare``, ``train`` and ``evaluate`` through ``handle(event)``. Median of 3 fresh processes per
+   model, and one more under ``python -X importtime`` for where the imports go.
 
 Prints one Markdown table for README.md, with the machine. ``python benchmarks/retraining.py --cold-start-child``
 is one cold-start sample (run by part 2 in the runtime's interpreter; it imports nothing outside the standard
@@ -30,7 +32,6 @@ import sys  # noqa: E402
 CHILD = "--cold-start-child"
 RUNS = 5  # executions per model (part 1)
 COLD_RUNS = 3  # fresh processes (part 2)
-COLD_MODEL = "breast-cancer"
 POLL_SECONDS = 0.02
 EXECUTION_TIMEOUT = 120.0
 
