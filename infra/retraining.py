@@ -45,6 +45,7 @@ from infra.packaging import RETENTION, Layer, PythonFunction
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.spec import ModelSpec
+from serverless_mlops.training import CODE_VERSION_ENV, code_version
 
 TRAINING_SERVICE = "training"
 RELEASE_SERVICE = "release"
@@ -243,7 +244,8 @@ class Retraining(Construct):
             layers=[training_layer],
             memory_mb=settings.train.memory_mb,
             timeout=train_timeout,
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE},
+            # Lambda has no git: the commit synthesized is what a trained version's lineage names as its code
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE, CODE_VERSION_ENV: code_version()},
             log_retention_days=config.log_retention_days,
         )
         self.release = PythonFunction(

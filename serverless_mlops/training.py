@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from serverless_mlops.settings import Settings
 
 PARITY_TOLERANCE = 1e-4
+CODE_VERSION_ENV = "SERVERLESS_MLOPS_CODE_VERSION"  # set on the training Lambda at synth (it has no git)
 MODEL_FILE = "model.onnx"
 PROFILE_FILE = "profile.json.gz"
 RUN_FILE = "run.json"
@@ -297,7 +298,7 @@ def compute_metrics(task: Task, y_true: np.ndarray, outputs: list[np.ndarray], c
 
 def code_version() -> str:
     """The git commit of the code that trained, when there is one (env SERVERLESS_MLOPS_CODE_VERSION wins)."""
-    if value := os.environ.get("SERVERLESS_MLOPS_CODE_VERSION"):
+    if value := os.environ.get(CODE_VERSION_ENV):
         return value
     try:
         out = subprocess.run(

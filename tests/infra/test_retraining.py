@@ -19,6 +19,7 @@ from infra.retraining import LAMBDA_ERRORS, stage_specs
 from layers.build import unzipped_size
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
+from serverless_mlops.training import CODE_VERSION_ENV, code_version
 from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +205,9 @@ def test_the_functions_follow_the_config_and_the_environment_contract(synth: Syn
         assert env["MLOPS_ALERT_TOPIC_ARN"] == {"Ref": topic_id}
         # a lock expires when the longest possible execution would have ended
         assert env["MLOPS_LOCK_TTL_SECONDS"] == str(definition(synth)["TimeoutSeconds"])
+    # Lambda has no git: the training function carries the synthesized commit for the lineage of what it trains
+    training = synth.raw["Resources"][function_id(synth, "functions.training.app.lambda_handler")]["Properties"]
+    assert training["Environment"]["Variables"][CODE_VERSION_ENV] == code_version() != "unknown"
 
 
 def test_the_training_function_runs_on_the_training_layer_and_fits_lambda(synth: Synth) -> None:
