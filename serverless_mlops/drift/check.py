@@ -29,6 +29,7 @@ from serverless_mlops.spec import Drift
 
 Verdict = Literal["drift", "no_drift", "insufficient_data"]
 Test = Literal["ks", "chi_square", "wasserstein_norm", "jensen_shannon"]
+Problem = Literal["missing_values", "out_of_range", "unseen_categories"]
 MAX_CATEGORIES_SHOWN = 20
 STD_FLOOR = 0.001  # Evidently's floor on the reference std that normalizes the Wasserstein distance
 
@@ -69,7 +70,7 @@ class FeatureResult(BaseModel):
 
 class Finding(BaseModel):
     feature: str
-    problem: Literal["missing_values", "out_of_range", "unseen_categories"]
+    problem: Problem
     share: float
     detail: str
 
@@ -224,37 +225,20 @@ def _categorical(
 
 
 def _findings(features: list[FeatureResult], profile_features: dict[str, Any]) -> list[Finding]:
-    findings = []
+    findings: list[Finding] = []
     for feature in features:
         q = feature.quality
         baseline_missing = float(profile_features.get(feature.name, {}).get("missing_share", 0.0))
-        if q.missing_share > baseline_missing:
-            findings.append(
-                Finding(
-                    feature=feature.name,
-                    problem="missing_values",
-                    share=q.missing_share,
-                    detail=f"{q.missing_share:.1%} missing (training: {baseline_missing:.1%})",
-                )
-            )
-        if q.out_of_range_share > 0:
-            findings.append(
-                Finding(
-                    feature=feature.name,
-                    problem="out_of_range",
-                    share=q.out_of_range_share,
-                    detail=f"{q.out_of_range_share:.1%} outside the training range",
-                )
-            )
-        if q.unseen_share > 0:
-            findings.append(
-                Finding(
-                    feature=feature.name,
-                    problem="unseen_categories",
-                    share=q.unseen_share,
-                    detail=f"{q.unseen_share:.1%} in categories unseen in training: {', '.join(q.unseen)}",
-                )
-            )
+        checks: tuple[tuple[Problem, float, float, str], ...] = (
+            ("missing_values", q.missing_share, baseline_missing, f"{q.missing_share:.1%} missing (training: {baseline_missing:.1%})"),
+            ("out_of_range", q.out_of_range_share, 0.0, f"{q.out_of_range_share:.1%} outside the training range"),
+            ("unseen_categories", q.unseen_share, 0.0, f"{q.unseen_share:.1%} in categories unseen in training: {', '.join(q.unseen)}"),
+        )
+        findings.extend(
+            Finding(feature=feature.name, problem=problem, share=share, detail=detail)
+            for problem, share, floor, detail in checks
+            if share > floor
+        )
     return findings
 
 
@@ -281,7 +265,6 @@ def check_drift(
     build = _numeric if prediction_summary["kind"] == "numeric" else _categorical
     prediction = build("prediction", prediction_summary, sample["prediction"], current.prediction, rows, config, tests)
 
-    checked = [f for f in features if f.verdict != "insufficient_data" or f.p_value is not None]
     if tests:
         tested = [f for f in features if f.p_value is not None]
         p_values = [float(f.p_value or 0.0) for f in tested]
@@ -294,6 +277,8 @@ def check_drift(
         if prediction.p_value is not None:
             prediction = prediction.model_copy(update={"verdict": "drift" if prediction.p_value < config.p_value else "no_drift"})
         checked = tested
+    else:  # distances decided each verdict already
+        checked = [f for f in features if f.verdict != "insufficient_data"]
     drifted = sum(1 for f in features if f.verdict == "drift")
     share = drifted / len(checked) if checked else 0.0
     enough = rows >= config.min_rows and bool(checked)
