@@ -49,6 +49,11 @@ def _invoke(handler: Handler, event: dict[str, Any]) -> tuple[int, Any]:
     return status, body
 
 
+def _v1_body(shape: str, rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """A predict body: the rows as objects (``instances``) or as arrays in ``names`` order (``inputs``)."""
+    return {"instances": rows} if shape == "instances" else {"inputs": [[r[n] for n in names] for r in rows]}
+
+
 json_scalars = (
     st.none()
     | st.booleans()
@@ -107,15 +112,13 @@ def test_one_bad_value_is_refused_naming_its_row_and_field(
             bad = [value for value in bad if not isinstance(value, list)]
         rows[row][field] = data.draw(st.sampled_from(bad), label="value")
     names = list(good_rows[0])
-    if shape == "instances":
-        body: dict[str, Any] = {"instances": rows}
-    elif shape == "inputs":
-        body = {"inputs": [[r[n] for n in names] for r in rows]}
-    else:
+    if shape == "v2":
         columns = {n: [r[n] for r in rows] for n in names}
         body = {
             "inputs": [{"name": n, "shape": [len(rows)], "datatype": "BYTES" if n == "sex" else "FP64", "data": columns[n]} for n in names]
         }
+    else:
+        body = _v1_body(shape, rows, names)
     status, answer = _invoke(handler, load_event(method="POST", path=INFER if shape == "v2" else PREDICT, raw_body=json.dumps(body)))
     assert status in (400, 422), answer
     if status == 422 and answer["error"] == "invalid_input":
@@ -127,14 +130,12 @@ def test_one_bad_value_is_refused_naming_its_row_and_field(
 def test_too_many_rows_is_413(handler: Handler, good_rows: list[dict[str, Any]], extra: int, shape: str) -> None:
     rows = (good_rows * 10)[: MAX_ROWS + extra]
     names = list(good_rows[0])
-    if shape == "instances":
-        body: dict[str, Any] = {"instances": rows}
-    elif shape == "inputs":
-        body = {"inputs": [[r[n] for n in names] for r in rows]}
-    else:
+    if shape == "v2":
         body = {
             "inputs": [{"name": "all", "shape": [len(rows), len(names)], "datatype": "BYTES", "data": [r[n] for r in rows for n in names]}]
         }
+    else:
+        body = _v1_body(shape, rows, names)
     status, answer = _invoke(handler, load_event(method="POST", path=INFER if shape == "v2" else PREDICT, body=body))
     assert (status, answer["error"]) == (413, "too_many_rows")
 
