@@ -9,13 +9,19 @@ run records too.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from serverless_mlops.artifacts import ArtifactStore
 from serverless_mlops.errors import DataError, NotFoundError
 from serverless_mlops.retraining.contract import RUNS_PREFIX, SNAPSHOTS_PREFIX
-from serverless_mlops.training import MODEL_FILE, PROFILE_FILE, RUN_FILE, RunRecord, TrainedModel
+from serverless_mlops.training import (
+    MODEL_FILE,
+    PROFILE_FILE,
+    RUN_FILE,
+    RunRecord,
+    TrainedModel,
+    sha256_hex,  # noqa: F401 - one definition, still importable from here (tests, trainers)
+)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -80,7 +86,3 @@ def read_run(store: ArtifactStore, model: str, execution_name: str) -> tuple[str
             f"a trainer must write {MODEL_FILE}, {PROFILE_FILE} and {RUN_FILE} there"
         ) from exc
     return record_uri, TrainedModel(record=record, onnx_bytes=onnx_bytes, profile_bytes=profile_bytes)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,11 +24,12 @@ from serverless_mlops.registry import PRODUCTION
 from serverless_mlops.retraining import lock
 from serverless_mlops.retraining.contract import FEEDBACK_PREFIX
 from serverless_mlops.retraining.gate import decide
-from serverless_mlops.retraining.runs import put_object, read_object, read_record, read_run, sha256_hex, snapshot_key, write_run
+from serverless_mlops.retraining.runs import put_object, read_object, read_record, read_run, snapshot_key, write_run
 from serverless_mlops.retraining.specs import load_published_spec, spec_key
 from serverless_mlops.retraining.state import Candidate, Champion, DataSnapshot, Evaluation, WorkflowState
 from serverless_mlops.signature import Signature
 from serverless_mlops.spec import Metric, ModelSpec, Task
+from serverless_mlops.training import TrainedModel, sha256_hex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,19 +121,20 @@ def train(state: WorkflowState, backends: Backends, *, execution_name: str) -> W
     spec = load_published_spec(state.model, store.s3, store.bucket)
     spec = spec.model_copy(update={"data": spec.data.model_copy(update={"uri": data.uri, "format": "csv"})})
     trained = train_model(spec, dataset=load_snapshot(state, backends, spec), source=data.spec_uri)
-    trained = type(trained)(
-        record=trained.record.model_copy(update={"trained_by": f"retraining:{execution_name}"}),
-        onnx_bytes=trained.onnx_bytes,
-        profile_bytes=trained.profile_bytes,
-    )
-    write_run(store, state.model, execution_name, trained)
-    return collect(state, backends, execution_name=execution_name)
+    trained = replace(trained, record=trained.record.model_copy(update={"trained_by": f"retraining:{execution_name}"}))
+    record_uri = write_run(store, state.model, execution_name, trained)
+    return _collected(state, backends, record_uri, trained)  # the bytes in hand, not read back from the folder just written
 
 
 def collect(state: WorkflowState, backends: Backends, *, execution_name: str) -> WorkflowState:
     """Read the run folder a trainer wrote for this execution and put its artifacts in the store (content-addressed)."""
-    data = state.need_data()
     record_uri, run = read_run(backends.store, state.model, execution_name)
+    return _collected(state, backends, record_uri, run)
+
+
+def _collected(state: WorkflowState, backends: Backends, record_uri: str, run: TrainedModel) -> WorkflowState:
+    """The state with ``candidate``: the run checked against the snapshot, its artifacts put in the store."""
+    data = state.need_data()
     record = run.record
     if record.model != state.model:
         raise DataError(f"{record_uri}: the run is of model {record.model!r}, not {state.model!r}")
