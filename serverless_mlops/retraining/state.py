@@ -12,7 +12,7 @@ Keys, in the order the workflow adds them: ``data`` (PrepareData), ``candidate``
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,9 @@ class WorkflowStateError(MlopsError):
 
 class _Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+PartT = TypeVar("PartT", bound=_Part)
 
 
 class DataSnapshot(_Part):
@@ -118,27 +121,24 @@ class TaskError(_Part):
     error: str = Field(default="", alias="Error")
     cause: str = Field(default="", alias="Cause")
 
-    @property
-    def message(self) -> str:
-        """The error's message: ``errorMessage`` from a Lambda error's Cause, else the Cause itself."""
+    def _from_cause(self, key: str, default: str) -> str:
+        """``key`` of the Cause when it is a Lambda error document (JSON with that string), else ``default``."""
         try:
             document = json.loads(self.cause)
         except ValueError:
-            return self.cause
-        if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
-            return str(document["errorMessage"])
-        return self.cause
+            return default
+        value = document.get(key) if isinstance(document, dict) else None
+        return value if isinstance(value, str) else default
+
+    @property
+    def message(self) -> str:
+        """The error's message: ``errorMessage`` from a Lambda error's Cause, else the Cause itself."""
+        return self._from_cause("errorMessage", self.cause)
 
     @property
     def error_type(self) -> str:
         """The exception class for a Lambda error (``errorType``), else ``Error`` (e.g. ``States.Timeout``)."""
-        try:
-            document = json.loads(self.cause)
-        except ValueError:
-            return self.error
-        if isinstance(document, dict) and isinstance(document.get("errorType"), str):
-            return str(document["errorType"])
-        return self.error
+        return self._from_cause("errorType", self.error)
 
 
 class WorkflowState(BaseModel):
@@ -165,24 +165,21 @@ class WorkflowState(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     def need_data(self) -> DataSnapshot:
-        if self.data is None:
-            raise WorkflowStateError(f"model {self.model!r}: the workflow document has no 'data' (PrepareData has not run)")
-        return self.data
+        return self._need(self.data, "data", "PrepareData")
 
     def need_candidate(self) -> Candidate:
-        if self.candidate is None:
-            raise WorkflowStateError(f"model {self.model!r}: the workflow document has no 'candidate' (Train has not run)")
-        return self.candidate
+        return self._need(self.candidate, "candidate", "Train")
 
     def need_evaluation(self) -> Evaluation:
-        if self.evaluation is None:
-            raise WorkflowStateError(f"model {self.model!r}: the workflow document has no 'evaluation' (Evaluate has not run)")
-        return self.evaluation
+        return self._need(self.evaluation, "evaluation", "Evaluate")
 
     def need_version(self) -> VersionInfo:
-        if self.version is None:
-            raise WorkflowStateError(f"model {self.model!r}: the workflow document has no 'version' (Register has not run)")
-        return self.version
+        return self._need(self.version, "version", "Register")
+
+    def _need(self, value: PartT | None, key: str, state: str) -> PartT:
+        if value is None:
+            raise WorkflowStateError(f"model {self.model!r}: the workflow document has no {key!r} ({state} has not run)")
+        return value
 
 
 class TaskEvent(BaseModel):
