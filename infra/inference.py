@@ -77,8 +77,7 @@ class InferenceApi(Construct):
         )
         function = self.handler.function
         # least privilege: read models and the registry, write captured requests; nothing else in the bucket
-        bucket.grant_read(function, "artifacts/*")
-        bucket.grant_put(function, "capture/*")
+        self.handler.grant_objects(bucket, read=("artifacts",), put=("capture",))
         table.grant_read_data(function)
 
         provisioned = settings.concurrency.provisioned

@@ -123,10 +123,7 @@ class Monitoring(Construct):
         )
         # least privilege: read models, profiles and captured data; write reports and alert markers (and remove a marker whose
         # publish failed); read the registry
-        bucket.grant_read(function, "artifacts/*")
-        bucket.grant_read(function, "capture/*")
-        bucket.grant_put(function, "reports/*")
-        bucket.grant_put(function, "alerts/*")
+        self.handler.grant_objects(bucket, read=("artifacts", "capture"), put=("reports", "alerts"))
         # a failed publish removes its marker, so the retried window can alert (one action, not grant_delete's DeleteObject*)
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("alerts/*")]))
         table.grant_read_data(function)

@@ -6,7 +6,7 @@ Every acknowledgment names one finding (rule plus, for IAM5, the exact action or
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -16,7 +16,9 @@ from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
 from infra.packaging import PythonFunction
-from serverless_mlops.retraining.contract import FEEDBACK_PREFIX, RUNS_PREFIX, SNAPSHOTS_PREFIX, SPECS_PREFIX
+
+if TYPE_CHECKING:
+    from infra.app import ServerlessMlopsStack
 
 # Why each accepted finding is acceptable. Keys are finding ids as cdk-nag prints them (without the pack prefix).
 XRAY = "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires Resource '*' (active tracing)"
@@ -42,11 +44,15 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"{pack}::{finding}", reason=reason))
 
 
-_acknowledge = acknowledge
+def bucket_objects(bucket: s3.IBucket, objects: str) -> str:
+    """The cdk-nag finding of a grant on ``objects`` (``runs/*``, ``*``) of ``bucket``, as cdk-nag names the resource."""
+    bucket_id = cdk.Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    return f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{objects}]"
 
 
-def _policy(function: PythonFunction) -> IConstruct:
-    policy = function.role.node.find_child("DefaultPolicy")
+def _policy(role: iam.IRole) -> IConstruct:
+    """The CloudFormation resource of the role's default policy, where CDK's grants put their statements."""
+    policy = role.node.find_child("DefaultPolicy")
     assert isinstance(policy, iam.Policy)
     return policy.node.default_child  # type: ignore[return-value]
 
@@ -62,55 +68,46 @@ TOPIC_KEY = "from Topic.grant_publish: publishing to the KMS-encrypted alert top
 
 
 def acknowledge_function(
-    function: PythonFunction, *, bucket: s3.IBucket, prefixes: list[str], invocation: Literal["http", "async", "workflow"]
+    function: PythonFunction, *, bucket: s3.IBucket, invocation: Literal["http", "async", "workflow"], publishes: bool = False
 ) -> None:
-    """The findings every function of this app has, on its own function and policy resources."""
+    """The findings every function of this app has, on its own function and policy resources: its runtime, no DLQ,
+    X-Ray, the bucket grants of :meth:`PythonFunction.grant_objects` and (``publishes``) the alert topic's key."""
     cfn_function = function.function.node.default_child
     assert isinstance(cfn_function, lambda_.CfnFunction)
-    _acknowledge(cfn_function, "AwsSolutions-L1", RUNTIME)
-    _acknowledge(cfn_function, "Serverless-LambdaLatestVersion", RUNTIME)
-    _acknowledge(cfn_function, "Serverless-LambdaDLQ", NO_DLQ[invocation])
-    policy = _policy(function)
-    _acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY)
+    acknowledge(cfn_function, "AwsSolutions-L1", RUNTIME)
+    acknowledge(cfn_function, "Serverless-LambdaLatestVersion", RUNTIME)
+    acknowledge(cfn_function, "Serverless-LambdaDLQ", NO_DLQ[invocation])
+    policy = _policy(function.role)
+    acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY)
     for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*"):
-        _acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", S3_ACTIONS)
-    bucket_id = cdk.Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
-    for prefix in prefixes:
-        _acknowledge(policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}/*]", S3_PREFIX)
+        acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", S3_ACTIONS)
+    for prefix in sorted(function.bucket_prefixes):
+        acknowledge(policy, bucket_objects(bucket, f"{prefix}/*"), S3_PREFIX)
+    if publishes:
+        acknowledge(policy, "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", TOPIC_KEY)
 
 
-def acknowledge_findings(stack: cdk.Stack) -> None:
-    from infra.app import ServerlessMlopsStack
-
-    assert isinstance(stack, ServerlessMlopsStack)
+def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
     bucket = stack.artifacts.bucket
-    acknowledge_function(stack.inference.handler, bucket=bucket, prefixes=["artifacts", "capture"], invocation="http")
+    acknowledge_function(stack.inference.handler, bucket=bucket, invocation="http")
     monitoring = stack.monitoring
-    acknowledge_function(monitoring.handler, bucket=bucket, prefixes=["artifacts", "capture", "reports", "alerts"], invocation="async")
-    _acknowledge(_policy(monitoring.handler), "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", TOPIC_KEY)
+    acknowledge_function(monitoring.handler, bucket=bucket, invocation="async", publishes=True)
     queue = monitoring.failures.node.default_child
     assert queue is not None
-    _acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
-    _acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
+    acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
+    acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
     _acknowledge_retraining(stack, bucket)
 
 
-def _acknowledge_retraining(stack: cdk.Stack, bucket: s3.IBucket) -> None:
-    from infra.app import ServerlessMlopsStack
-
-    assert isinstance(stack, ServerlessMlopsStack)
+def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:
     retraining = stack.retraining
-    training_prefixes = [SPECS_PREFIX, FEEDBACK_PREFIX, SNAPSHOTS_PREFIX, RUNS_PREFIX, "artifacts"]
-    acknowledge_function(retraining.training, bucket=bucket, prefixes=training_prefixes, invocation="workflow")
-    acknowledge_function(retraining.release, bucket=bucket, prefixes=[RUNS_PREFIX, "artifacts"], invocation="workflow")
-    _acknowledge(_policy(retraining.release), "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", TOPIC_KEY)
+    acknowledge_function(retraining.training, bucket=bucket, invocation="workflow")
+    acknowledge_function(retraining.release, bucket=bucket, invocation="workflow", publishes=True)
 
-    # the state machine's role: X-Ray and CloudWatch Logs delivery need Resource "*"; it invokes its two functions
-    machine_role = retraining.state_machine.role.node.find_child("DefaultPolicy")
-    assert isinstance(machine_role, iam.Policy)
-    machine_policy = machine_role.node.default_child
-    assert machine_policy is not None
-    _acknowledge(
+    # the state machine's role: X-Ray and CloudWatch Logs delivery need Resource "*"; it invokes its two functions; and
+    # what a replacement Train step brings (TrainContext.acknowledge_machine)
+    machine_policy = _policy(retraining.state_machine.role)
+    acknowledge(
         machine_policy,
         "AwsSolutions-IAM5[Resource::*]",
         "X-Ray tracing (PutTraceSegments, PutTelemetryRecords, GetSampling*) and Step Functions' log delivery "
@@ -118,46 +115,47 @@ def _acknowledge_retraining(stack: cdk.Stack, bucket: s3.IBucket) -> None:
     )
     for function in (retraining.training, retraining.release):
         function_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
-        _acknowledge(
+        acknowledge(
             machine_policy,
             f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
             "from LambdaInvoke's grant: lambda:InvokeFunction on this one function and its versions and aliases (ARN:*)",
         )
+    for finding, reason in retraining.machine_findings.items():
+        acknowledge(machine_policy, finding, reason)
 
     # CDK's BucketDeployment (publishes the specs) runs a singleton function CDK defines: its findings, on its resources
     handler = _bucket_deployment_handler(stack)
     cfn_handler = handler.node.default_child
     assert isinstance(cfn_handler, lambda_.CfnFunction)
     deployment_runtime = "CDK's BucketDeployment handler: CDK pins its runtime (and its AWS CLI layer) per release"
-    _acknowledge(cfn_handler, "AwsSolutions-L1", deployment_runtime)
-    _acknowledge(cfn_handler, "Serverless-LambdaLatestVersion", deployment_runtime)
-    _acknowledge(
+    acknowledge(cfn_handler, "AwsSolutions-L1", deployment_runtime)
+    acknowledge(cfn_handler, "Serverless-LambdaLatestVersion", deployment_runtime)
+    acknowledge(
         cfn_handler,
         "Serverless-LambdaDLQ",
         "a CloudFormation custom resource handler: CloudFormation invokes it synchronously and fails the deploy on an error",
     )
-    _acknowledge(
+    acknowledge(
         cfn_handler,
         "Serverless-LambdaTracing",
         "CDK's BucketDeployment handler copies the specs once per deploy; the deploy's events record it, a trace adds nothing",
     )
     role = handler.node.find_child("ServiceRole")
-    _acknowledge(
+    assert isinstance(role, iam.Role)
+    acknowledge(
         role.node.default_child,  # type: ignore[arg-type]
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         "CDK's BucketDeployment handler role: CDK attaches the basic execution policy (its own logs) itself",
     )
-    deployment_policy = role.node.find_child("DefaultPolicy").node.default_child
-    assert deployment_policy is not None
+    deployment_policy = _policy(role)
     copy = (
         "CDK's BucketDeployment grants: read the specs' asset zip from the CDK assets bucket, and read/write/delete (it syncs "
         "and prunes) in the artifact bucket; it writes only under specs/ (destination_key_prefix)"
     )
     for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-        _acknowledge(deployment_policy, f"AwsSolutions-IAM5[Action::{action}]", copy)
-    bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
-    _acknowledge(deployment_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]", copy)
-    _acknowledge(
+        acknowledge(deployment_policy, f"AwsSolutions-IAM5[Action::{action}]", copy)
+    acknowledge(deployment_policy, bucket_objects(bucket, "*"), copy)
+    acknowledge(
         deployment_policy,
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
         copy,

@@ -14,12 +14,14 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError
@@ -217,3 +219,12 @@ class PythonFunction(Construct):
             role=self.role,
             reserved_concurrent_executions=reserved_concurrency,
         )
+        self.bucket_prefixes: set[str] = set()  # what grant_objects granted: infra/nag.py acknowledges each
+
+    def grant_objects(self, bucket: s3.IBucket, *, read: Sequence[str] = (), put: Sequence[str] = ()) -> None:
+        """Read the objects under each ``read`` prefix of ``bucket`` and write under each ``put`` prefix (CDK's grants)."""
+        for prefix in read:
+            bucket.grant_read(self.function, f"{prefix}/*")
+        for prefix in put:
+            bucket.grant_put(self.function, f"{prefix}/*")
+        self.bucket_prefixes.update(read, put)

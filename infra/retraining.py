@@ -40,7 +40,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
 from infra.config import ROOT, Deployment, Retry
-from infra.nag import acknowledge
+from infra.nag import acknowledge, bucket_objects
 from infra.packaging import RETENTION, Layer, PythonFunction
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
@@ -135,8 +135,7 @@ class TrainContext:
 
     def bucket_objects(self, prefix: str) -> str:
         """The cdk-nag finding of a grant on ``prefix/*`` of the artifact bucket (what ``bucket.grant_*`` with a prefix gives)."""
-        bucket_id = cdk.Stack.of(self.bucket).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
-        return f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}/*]"
+        return bucket_objects(self.bucket, f"{prefix}/*")
 
     def acknowledge(self, construct: IConstruct, reason: str, *findings: str) -> None:
         """Acknowledge cdk-nag ``findings`` (``AwsSolutions-IAM5[Resource::*]``, ...) on ``construct`` and its children,
@@ -262,14 +261,14 @@ class Retraining(Construct):
         training, release = self.training.function, self.release.function
         # least privilege. training: read the published specs, feedback, snapshots, runs and artifacts (the champion);
         # write snapshots, runs and artifacts (the candidate); the registry for the lock and the champion
-        for prefix in (c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"):
-            bucket.grant_read(training, f"{prefix}/*")
-        for prefix in (c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"):
-            bucket.grant_put(training, f"{prefix}/*")
+        self.training.grant_objects(
+            bucket,
+            read=(c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
+            put=(c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
+        )
         table.grant_read_write_data(training)
         # release: the registry (versions, aliases, approvals, the lock), run records and artifacts, the alert topic
-        for prefix in (c.RUNS_PREFIX, "artifacts"):
-            bucket.grant_read(release, f"{prefix}/*")
+        self.release.grant_objects(bucket, read=(c.RUNS_PREFIX, "artifacts"))
         table.grant_read_write_data(release)
         topic.grant_publish(release)
 
@@ -383,11 +382,8 @@ class Retraining(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-
-        machine_policy = self.state_machine.role.node.find_child("DefaultPolicy").node.default_child
-        assert machine_policy is not None
-        for finding, reason in context.machine_findings.items():
-            acknowledge(machine_policy, finding, reason)
+        # acknowledged on the machine's role with its own findings (infra/nag.py)
+        self.machine_findings = context.machine_findings
 
         # (e) scheduled retraining, for specs that ask for it
         self.schedules: dict[str, events.Rule] = {}
