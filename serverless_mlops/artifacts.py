@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
 
 
+def encryption_args(kms_key_id: str | None) -> dict[str, str]:
+    """``put_object``'s server-side encryption for anything written to the artifact bucket: SSE-KMS with the
+    configured key, else SSE-S3."""
+    if kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    return {"ServerSideEncryption": "AES256"}
+
+
 class ArtifactRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -49,9 +57,7 @@ class ArtifactStore:
     def put(self, model: str, data: bytes, filename: str) -> ArtifactRef:
         digest = hashlib.sha256(data)
         key = self.key_for(model, digest.hexdigest(), filename)
-        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
-        if self.kms_key_id:
-            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        encryption = encryption_args(self.kms_key_id)
         response = self.s3.put_object(
             Bucket=self.bucket,
             Key=key,

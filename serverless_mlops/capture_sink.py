@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.capture import capture_key, timestamp
 
 RowsKind = Literal["records", "rows", "columns"]
@@ -56,10 +57,14 @@ class S3CaptureSink:
         self.kms_key_id = kms_key_id
 
     def put(self, key: str, data: bytes) -> None:
-        encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
-        if self.kms_key_id:
-            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/x-ndjson", ContentEncoding="gzip", **encryption)
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
+            **encryption_args(self.kms_key_id),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import html
 import json
 from typing import Any
 
+from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.drift.check import DriftResult, FeatureResult
 
 REPORTS_PREFIX = "reports"
@@ -130,9 +131,7 @@ def write_report(s3: Any, bucket: str, result: DriftResult, *, kms_key_id: str |
     """Put report.json and report.html; returns their S3 URIs."""
     label = result.window.label if result.window else "local"
     prefix = report_prefix(result.model, result.version, label)
-    encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
-    if kms_key_id:
-        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    encryption = encryption_args(kms_key_id)
     uris = {}
     for name, body, content_type in (
         ("report.json", to_json(result), "application/json"),
