@@ -3,6 +3,8 @@
 - ``http_api_v2_iam_post.json``: HTTP API payload 2.0, IAM-authorized, ``POST /v1/models/breast-cancer/predict``.
 - ``http_api_v2_jwt_base64_post.json``: the same route with a JWT authorizer, a base64 body, mixed-case header names
   and values, and ``?alias=production``.
+
+Also the Lambda context powertools reads, and the metrics (EMF) it prints.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def load_event(
         event.pop("body", None)
         event["isBase64Encoded"] = False
     return event
+
+
+def emf_records(stdout: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF records powertools printed to ``stdout`` (one JSON object a line, starting with ``_aws``)."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
 
 
 class LambdaContext:

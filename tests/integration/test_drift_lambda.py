@@ -20,7 +20,9 @@ from serverless_mlops.drift.alerts import execution_name
 from serverless_mlops.drift.service import Notifier
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.lifecycle import Backends, register_run
+from serverless_mlops.server import ACCOUNT_ID, LambdaContext
 from serverless_mlops.training import TrainedModel
+from tests.events import emf_records
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 
 # The shapes of /work/shared/events/eventbridge_scheduled.json and eventbridge_scheduler.json (kept here, in the repo)
@@ -181,14 +183,6 @@ def test_a_malformed_capture_object_is_named_and_the_rest_still_checked(world: W
     assert report["skipped_sources"] == [skipped]
 
 
-@dataclass
-class Context:
-    function_name: str = "drift-check"
-    memory_limit_in_mb: int = 1769
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:drift-check"
-    aws_request_id: str = "req-1"
-
-
 def test_lambda_handler_on_a_scheduler_event_emits_metrics(
     world: World, trained_models: dict[str, TrainedModel], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -200,14 +194,19 @@ def test_lambda_handler_on_a_scheduler_event_emits_metrics(
     fire = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
     world.put_capture(drifted_frame(200, 7), trained_models["diabetes"], fire - timedelta(minutes=30), "sched")
     try:
-        summary = app.lambda_handler(event, Context())  # type: ignore[arg-type]
+        context = LambdaContext(
+            function_name="drift-check",
+            aws_request_id="req-1",
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:drift-check",
+        )
+        summary = app.lambda_handler(event, context)  # type: ignore[arg-type]
     finally:
         app.default_dependencies.cache_clear()
     assert summary["status"] == "drift"
     assert summary["window"]["end"] == "2026-11-25T16:03:00.000Z"
     assert summary["alerted"] is True
     assert summary["retraining_execution"] is None  # no state machine configured in this environment
-    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    blobs = emf_records(capsys.readouterr().out)
     dataset = next(b for b in blobs if "DatasetDrift" in b)
     assert dataset["DatasetDrift"] == [1.0] or dataset["DatasetDrift"] == 1.0
     assert dataset["model"] == "diabetes"

@@ -19,7 +19,7 @@ from functions.inference.app import create_handler, logger
 from serverless_mlops.endpoint import ConfigurationError, EndpointSettings
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.training import TrainedModel
-from tests.events import LambdaContext, load_event
+from tests.events import LambdaContext, emf_records, load_event
 from tests.integration._inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register
 
 BC = "/v1/models/breast-cancer/predict"
@@ -38,10 +38,6 @@ def served(trained_models: dict[str, TrainedModel]) -> Iterator[Backends]:
 @pytest.fixture(scope="module")
 def handler(served: Backends) -> Handler:
     return handler_for(endpoint(served, Clock()))
-
-
-def _emf(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
 
 
 # -- predictions ---------------------------------------------------------------------------------------------------
@@ -347,7 +343,7 @@ def test_metrics_latency_rows_version_and_errors_by_code(handler: Handler, capsy
     capsys.readouterr()
     call(handler, "POST", BC, {"instances": records("breast-cancer", 3)})
     call(handler, "POST", "/v1/models/nope/predict", {"instances": []})
-    emitted = _emf(capsys.readouterr().out)
+    emitted = emf_records(capsys.readouterr().out)
     served, failed = emitted[-2], emitted[-1]
     assert served["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["model", "service"]]
     assert (served["model"], served["Rows"], served["ModelVersion"]) == ("breast-cancer", [3.0], [1.0])

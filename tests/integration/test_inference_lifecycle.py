@@ -5,7 +5,6 @@ Each test gets a fresh moto account (the ``backends`` fixture) and an endpoint w
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from serverless_mlops.capture import decode_records
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.training import TrainedModel
+from tests.events import emf_records
 from tests.integration._inference import Clock, call, endpoint, handler_for, records, register
 
 BC = "/v1/models/breast-cancer/predict"
@@ -30,10 +30,6 @@ def served(backends: Backends, trained_models: dict[str, TrainedModel]) -> Backe
     for name, trained in trained_models.items():
         register(backends, trained, f"{name}-1", promote=True)
     return backends
-
-
-def _emf(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
 
 
 def test_version_and_alias_pick_the_model(served: Backends, clock: Clock, trained_models: dict[str, TrainedModel]) -> None:
@@ -100,7 +96,7 @@ def test_a_tampered_artifact_never_loads_and_the_last_good_keeps_serving(
     assert status == 200
     assert answer == first  # version 1 still serving
     assert bad not in [m.entry.version for m in ep.models.loaded()]
-    emitted = _emf(capsys.readouterr().out)
+    emitted = emf_records(capsys.readouterr().out)
     failures = [e for e in emitted if "ModelLoadFailures" in e]
     assert len(failures) == 1
     assert failures[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
@@ -204,7 +200,7 @@ def test_a_failing_capture_write_never_fails_the_request(served: Backends, clock
     status, _, _ = call(handler_for(ep), "POST", BC, {"instances": records("breast-cancer", 1)})
     assert status == 200
     assert ep.capture.rows == 1  # kept for the next attempt
-    assert any("CaptureFlushFailures" in e for e in _emf(capsys.readouterr().out))
+    assert any("CaptureFlushFailures" in e for e in emf_records(capsys.readouterr().out))
 
 
 def test_the_deployed_handler_builds_its_endpoint_from_the_environment_once(
