@@ -9,6 +9,8 @@ Items (partition key ``pk``, sort key ``sk``):
 | ``MODEL#{name}`` | ``RUN#{run_id}``   | which version a training run became (idempotent register)   |
 | ``MODEL#{name}`` | ``ALIAS#{alias}``  | the alias's version, revision and history                   |
 
+Other per-model items share the table through :func:`model_key` (retraining: ``APPROVAL#…``, ``LOCK#retraining``).
+
 Uniqueness of version numbers rests on single-item conditional writes only (``attribute_not_exists``): a
 registrant reads the highest version with a strongly consistent Query and claims the next number; if someone else
 claimed it first the write fails and it tries again. Every claimed number is a complete version item, so numbers
@@ -138,6 +140,11 @@ def _model_pk(model: str) -> str:
     return f"MODEL#{model}"
 
 
+def model_key(model: str, sort_key: str) -> dict[str, Any]:
+    """The table key of one of ``model``'s items (``sort_key``: ``V#…``, ``RUN#…``, ``ALIAS#…``, or another module's)."""
+    return {PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": sort_key}}
+
+
 def _version_sk(version: int) -> str:
     return f"V#{version:010d}"
 
@@ -167,7 +174,7 @@ class DynamoDBRegistry:
         spec: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Register a new version (1..N, no gap, no duplicate); the same ``lineage.run_id`` yields one version."""
-        run_key = {PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": f"RUN#{lineage.run_id}"}}
+        run_key = model_key(model, f"RUN#{lineage.run_id}")
         claim_id = uuid.uuid4().hex
         if not self._claim_run(run_key, claim_id):
             existing = self._wait_for_run(model, run_key, lineage.run_id, claim_id)
@@ -309,9 +316,7 @@ class DynamoDBRegistry:
         return int(items[0]["version"]["N"]) if items else 0
 
     def describe(self, model: str, version: int) -> ModelVersion:
-        item = self.db.get_item(
-            TableName=self.table, Key={PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": _version_sk(version)}}, ConsistentRead=True
-        ).get("Item")
+        item = self.db.get_item(TableName=self.table, Key=model_key(model, _version_sk(version)), ConsistentRead=True).get("Item")
         if item is None:
             if not self.model_exists(model):
                 raise NotFoundError(f"model {model!r} is not registered")
@@ -376,7 +381,7 @@ class DynamoDBRegistry:
 
     # -- aliases ----------------------------------------------------------------------------------------------
     def _alias_key(self, model: str, alias: str) -> dict[str, Any]:
-        return {PARTITION_KEY: {"S": _model_pk(model)}, SORT_KEY: {"S": f"ALIAS#{alias}"}}
+        return model_key(model, f"ALIAS#{alias}")
 
     @staticmethod
     def _alias_from_item(model: str, item: dict[str, Any]) -> Alias:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ConflictError, NotFoundError
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY, DynamoDBRegistry
+from serverless_mlops.registry import PARTITION_KEY, DynamoDBRegistry, model_key
 from serverless_mlops.retraining.contract import APPROVAL_SORT_PREFIX
 
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
@@ -42,7 +42,7 @@ def _now() -> str:
 
 
 def approval_key(model: str, version: int) -> dict[str, Any]:
-    return {PARTITION_KEY: {"S": f"MODEL#{model}"}, SORT_KEY: {"S": f"{APPROVAL_SORT_PREFIX}{version:010d}"}}
+    return model_key(model, f"{APPROVAL_SORT_PREFIX}{version:010d}")
 
 
 def _from_item(model: str, version: int, item: dict[str, Any]) -> ApprovalRecord:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY, DynamoDBRegistry
+from serverless_mlops.registry import PARTITION_KEY, DynamoDBRegistry, model_key
 from serverless_mlops.retraining.contract import LOCK_SORT_KEY
 
 DEFAULT_LOCK_TTL_SECONDS = 8 * 24 * 3600  # above the longest default execution (7-day approval + training + 1 h)
@@ -32,8 +33,8 @@ class Lock(BaseModel):
     expires_at: float
 
 
-def lock_key(model: str) -> dict[str, dict[str, str]]:
-    return {PARTITION_KEY: {"S": f"MODEL#{model}"}, SORT_KEY: {"S": LOCK_SORT_KEY}}
+def lock_key(model: str) -> dict[str, Any]:
+    return model_key(model, LOCK_SORT_KEY)
 
 
 def _when(epoch: float) -> str:
