@@ -849,15 +849,13 @@ def _throttle_error(function: str) -> Exception:
 
 @dataclass(frozen=True)
 class Invocation:
-    """One call of a function: its event, what it returned (or the error), the log lines it wrote."""
+    """One call of a function: its event and what it returned (or the error)."""
 
     function: str
     event: Any
     result: Any
     errored: bool
     throttled: bool
-    logs: str
-    seconds: float
 
     @property
     def error_type(self) -> str | None:
@@ -1009,10 +1007,9 @@ class LocalInvoker:
         """moto's ``_invoke_lambda``: (JSON result, errored, logs) for one call of the moto ``LambdaFunction``."""
         payload = _parse_event(event)
         name = str(function.function_name)
-        started = time.monotonic()
         fault = self._take_fault(name, payload)
         if fault is not None and fault.kind == "throttle":
-            self._record(Invocation(name, payload, None, errored=True, throttled=True, logs="", seconds=0.0))
+            self._record(Invocation(name, payload, None, errored=True, throttled=True))
             raise _throttle_error(name)
         context = LocalContext(
             function_name=name,
@@ -1023,7 +1020,7 @@ class LocalInvoker:
         environment = {str(k): str(v) for k, v in (function.environment_vars or {}).items()}
         error = fault.error if fault is not None else None
         result, errored, logs = self.call(str(function.handler), environment, payload, context, error=error)
-        self._record(Invocation(name, payload, result, errored=errored, throttled=False, logs=logs, seconds=time.monotonic() - started))
+        self._record(Invocation(name, payload, result, errored=errored, throttled=False))
         return json.dumps(result, default=str), errored, logs
 
     def call(

@@ -211,10 +211,6 @@ def _check_published(model: str, settings: Settings) -> None:
         raise
 
 
-def _show(line: str) -> None:
-    say(line)
-
-
 def retrain(
     model: ModelArg,
     reason: Annotated[str, typer.Option("--reason", help="why (kept with the new version, its alias move and the notification)")] = "",
@@ -259,7 +255,7 @@ def retrain(
             say(f"follow it: mlops retrain {model} --wait (or the Step Functions console)")
         return
     say(f"following {escape(execution)}")
-    _report(follow(sfn, execution, poll_seconds=2.0, show=_show))
+    _report(follow(sfn, execution, poll_seconds=2.0, show=say))
 
 
 @contextmanager
@@ -292,7 +288,7 @@ def _retrain_local(model: str, *, reason: str, template: Path | None) -> None:
         execution = start_retraining(sfn, stack.output("StateMachineArn"), model, trigger="manual", reason=reason, requested_by=user())
         say(f"retraining {escape(model)} on a local moto server\n  execution {escape(execution.rsplit(':', 1)[-1])}")
         try:
-            followed = follow(sfn, execution, show=_show, stop_at=c.STATE_WAIT_FOR_APPROVAL)
+            followed = follow(sfn, execution, show=say, stop_at=c.STATE_WAIT_FOR_APPROVAL)
         finally:
             if sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
                 sfn.stop_execution(executionArn=execution, error="LocalServerStopped", cause="mlops retrain --local ended")
