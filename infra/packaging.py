@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -128,26 +128,40 @@ def stage_code(function: str, root: Path = ROOT, staging: Path = STAGING) -> Pat
     digest = hashlib.sha256(f"{python.cache_tag}:{python.magic}".encode() if python else b"no bytecode")
     for relative in files:
         digest.update(str(relative).encode() + b"\0" + (root / relative).read_bytes() + b"\0")
-    final = staging / f"{function}-{digest.hexdigest()[:16]}"
+
+    def fill(folder: Path) -> None:
+        for relative in files:
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / relative, folder / relative)
+        if python is not None:
+            precompile(folder, python, ddir="/var/task")
+
+    return stage(staging / f"{function}-{digest.hexdigest()[:16]}", fill)
+
+
+def stage(final: Path, fill: Callable[[Path], None]) -> Path:
+    """``final``, a folder named by a hash of its content: reused when it exists, else filled in a temporary sibling
+    by ``fill`` and renamed into place, so a reader never sees it half-written (nor a failed fill's leftovers)."""
     if final.is_dir():
         return final
-    staging.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{function}-", dir=staging))
-    for relative in files:
-        (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / relative, temporary / relative)
-    if python is not None:
-        precompile(temporary, python, ddir="/var/task")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
+        fill(temporary)
         os.rename(temporary, final)
-    except OSError:  # another process staged the same content first
+    except OSError:
+        if not final.is_dir():
+            raise
+        # another process staged the same content first
+    finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final
 
 
-def check_size(function: str, code: Path, layers: list[Path], limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
-    """Fail the synth when a function with its layers exceeds Lambda's unzipped limit; returns the total bytes."""
-    parts = {"code": unzipped_size(code), **{f"layer {layer.name}": unzipped_size(layer / "python") for layer in layers}}
+def check_size(function: str, code: Path, layers: dict[str, int], limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
+    """Fail the synth when a function with its layers (folder name → unzipped bytes) exceeds Lambda's unzipped limit;
+    returns the total bytes."""
+    parts = {"code": unzipped_size(code), **{f"layer {name}": size for name, size in layers.items()}}
     total = sum(parts.values())
     if total > limit:
         detail = ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in parts.items())
@@ -164,6 +178,8 @@ class Layer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, group: str) -> None:
         super().__init__(scope, construct_id)
         self.path = build_layer(group)
+        # measured once: every function that uses the layer counts it against Lambda's limit
+        self.unzipped_bytes = unzipped_size(self.path / "python")
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
@@ -192,12 +208,10 @@ class PythonFunction(Construct):
         environment: dict[str, str],
         log_retention_days: int,
         reserved_concurrency: int | None = None,
-        size_limit: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         code = stage_code(function)
-        limit = size_limit if size_limit is not None else LAMBDA_UNZIPPED_LIMIT
-        self.unzipped_bytes = check_size(function, code, [layer.path for layer in layers], limit)
+        self.unzipped_bytes = check_size(function, code, {layer.path.name: layer.unzipped_bytes for layer in layers}, LAMBDA_UNZIPPED_LIMIT)
         self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY)
         # an own role instead of AWSLambdaBasicExecutionRole: it may write to this function's log group only
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"{function} function")

@@ -18,9 +18,6 @@ better one (the contract: serverless_mlops/retraining/contract.py; its shape: RE
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +38,7 @@ from constructs import Construct, IConstruct
 
 from infra.config import ROOT, Deployment, Retry
 from infra.nag import acknowledge, bucket_objects
-from infra.packaging import RETENTION, Layer, PythonFunction
+from infra.packaging import RETENTION, Layer, PythonFunction, stage
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.spec import ModelSpec
@@ -69,19 +66,13 @@ def stage_specs(specs: Sequence[ModelSpec], staging: Path = SPECS_STAGING) -> Pa
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0" + files[relative] + b"\0")
-    final = staging / digest.hexdigest()[:16]
-    if final.is_dir():
-        return final
-    staging.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=".specs-", dir=staging))
-    for relative, body in files.items():
-        (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
-        (temporary / relative).write_bytes(body)
-    try:
-        os.rename(temporary, final)
-    except OSError:  # another process staged the same content first
-        shutil.rmtree(temporary, ignore_errors=True)
-    return final
+
+    def fill(folder: Path) -> None:
+        for relative, body in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(body)
+
+    return stage(staging / digest.hexdigest()[:16], fill)
 
 
 def task_payload(step: str, *, token: bool = False) -> sfn.TaskInput:

@@ -95,12 +95,13 @@ def test_a_function_over_the_limit_names_its_parts(tmp_path: Path) -> None:
     (layer / "python").mkdir(parents=True)
     (code / "app.py").write_bytes(b"x" * 1000)
     (layer / "python" / "big.so").write_bytes(b"x" * 3 * 2**20)
-    assert check_size("f", code, [layer], limit=4 * 2**20) == 1000 + 3 * 2**20
+    layers = {layer.name: unzipped_size(layer / "python")}
+    assert check_size("f", code, layers, limit=4 * 2**20) == 1000 + 3 * 2**20
     with pytest.raises(
         PackagingError,
         match=r"function 'f': 3.0 MB unzipped with its layers exceeds Lambda's limit of 2 MB \(code 0.0 MB, layer layer-x 3.0 MB\)",
     ):
-        check_size("f", code, [layer], limit=2 * 2**20)
+        check_size("f", code, layers, limit=2 * 2**20)
 
 
 def test_the_synth_fails_when_a_function_and_its_layers_are_too_big(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -293,13 +293,13 @@ def test_staging_the_specs_is_reused_when_nothing_changed(dev: Synth, tmp_path: 
 
 
 def test_staging_the_specs_keeps_what_another_process_staged_first(dev: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import infra.retraining
+    import infra.packaging  # stage_specs stages through infra.packaging.stage
 
     def rename(source: str, target: Path) -> None:  # another process renamed its copy into place a moment earlier
         Path(target).mkdir()
         raise OSError(39, "Directory not empty")
 
-    monkeypatch.setattr(infra.retraining.os, "rename", rename)
+    monkeypatch.setattr(infra.packaging.os, "rename", rename)
     final = stage_specs(dev.stack.deployment.specs, staging=tmp_path)
     assert final.is_dir()
     assert [p.name for p in tmp_path.iterdir()] == [final.name]  # this process's temporary copy is gone
