@@ -483,7 +483,7 @@ def _tensors_to_rows(signature: Signature, inputs: Sequence[InferInputTensor]) -
     names = {f.name for f in signature.features}
     if len(inputs) == 1 and inputs[0].name not in names:
         return _single_tensor(signature, inputs[0])
-    return _feature_tensors(signature, inputs)
+    return _feature_tensors(signature, inputs, names)
 
 
 def _single_tensor(signature: Signature, tensor: InferInputTensor) -> tuple[RowsKind, list[Any], int]:
@@ -504,9 +504,8 @@ def _single_tensor(signature: Signature, tensor: InferInputTensor) -> tuple[Rows
     return "rows", [values[i * width : (i + 1) * width] for i in range(rows)], rows
 
 
-def _feature_tensors(signature: Signature, inputs: Sequence[InferInputTensor]) -> tuple[RowsKind, list[Any], int]:
+def _feature_tensors(signature: Signature, inputs: Sequence[InferInputTensor], names: set[str]) -> tuple[RowsKind, list[Any], int]:
     features = signature.features
-    names = {f.name for f in features}
     details: list[dict[str, Any]] = []
     by_name: dict[str, InferInputTensor] = {}
     for index, given in enumerate(inputs):

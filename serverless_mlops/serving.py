@@ -188,10 +188,8 @@ class OnnxModel:
         """Predict from one sequence of values per feature, in signature order, all of one length (KServe V2 tensors)."""
         width = len(self._features)
         if len(columns) != width:
-            raise InvalidInputError(
-                f"expected {width} columns in signature order, got {len(columns)}",
-                [{"row": None, "field": None, "problem": f"expected {width} columns in signature order, got {len(columns)}"}],
-            )
+            problem = f"expected {width} columns in signature order, got {len(columns)}"
+            raise InvalidInputError(problem, [{"row": None, "field": None, "problem": problem}])
         lengths = {len(column) for column in columns}
         if len(lengths) != 1:
             problem = f"columns differ in length ({min(lengths)}..{max(lengths)} values); every feature needs one value per row"
