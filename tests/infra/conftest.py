@@ -121,6 +121,17 @@ def statements(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+def s3_grants(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
+    """object prefix → actions, for one function's role policy."""
+    (policy,) = [p for name, p in synth.resources("AWS::IAM::Policy").items() if name.startswith(role_prefix)]
+    grants: dict[str, set[str]] = {}
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            if isinstance(resource, dict) and "Fn::Join" in resource:
+                grants.setdefault(resource["Fn::Join"][1][-1], set()).update(as_list(statement["Action"]))
+    return grants
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

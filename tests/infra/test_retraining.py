@@ -20,7 +20,7 @@ from layers.build import unzipped_size
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.training import CODE_VERSION_ENV, code_version
-from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, statements
+from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, s3_grants, statements
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_STATES = {c.STATE_PREPARE: c.PREPARE, c.STATE_TRAIN: c.TRAIN, c.STATE_EVALUATE: c.EVALUATE}
@@ -224,19 +224,8 @@ def test_the_training_function_runs_on_the_training_layer_and_fits_lambda(synth:
     assert retraining.training.unzipped_bytes > unzipped_size(synth.stack.training_layer.path / "python")
 
 
-def _s3_grants(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
-    """object prefix → actions, for one function's role policy."""
-    (policy,) = [p for name, p in synth.resources("AWS::IAM::Policy").items() if name.startswith(role_prefix)]
-    grants: dict[str, set[str]] = {}
-    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-        for resource in as_list(statement["Resource"]):
-            if isinstance(resource, dict) and "Fn::Join" in resource:
-                grants.setdefault(resource["Fn::Join"][1][-1], set()).update(as_list(statement["Action"]))
-    return grants
-
-
 def test_training_reads_its_inputs_and_writes_snapshots_runs_and_artifacts(synth: Synth) -> None:
-    grants = _s3_grants(synth, "RetrainingTrainingRoleDefaultPolicy")
+    grants = s3_grants(synth, "RetrainingTrainingRoleDefaultPolicy")
     assert set(grants) == {"/specs/*", "/feedback/*", "/snapshots/*", "/runs/*", "/artifacts/*"}
     assert all("s3:GetObject*" in actions for actions in grants.values())
     writes = {prefix for prefix, actions in grants.items() if "s3:PutObject" in actions}
@@ -245,7 +234,7 @@ def test_training_reads_its_inputs_and_writes_snapshots_runs_and_artifacts(synth
 
 
 def test_release_reads_runs_and_artifacts_and_publishes_alerts(synth: Synth) -> None:
-    grants = _s3_grants(synth, "RetrainingReleaseRoleDefaultPolicy")
+    grants = s3_grants(synth, "RetrainingReleaseRoleDefaultPolicy")
     assert set(grants) == {"/runs/*", "/artifacts/*"}
     assert not [a for actions in grants.values() for a in actions if a.startswith(("s3:Put", "s3:Delete"))]
     (topic_id,) = synth.resources("AWS::SNS::Topic")

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import HTTP_API_TIMEOUT_SECONDS, load_deployment
-from tests.infra.conftest import Synth, as_list, dumps, statements
+from tests.infra.conftest import Synth, as_list, dumps, s3_grants, statements
 
 # The only statements with Resource "*", and why AWS requires it:
 #   X-Ray: PutTraceSegments/PutTelemetryRecords have no resource-level permissions (active tracing).
@@ -99,20 +99,8 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
     assert writers == {"RetrainingTraining", "RetrainingRelease"}  # the lock, versions, aliases, approvals
 
 
-def _s3_grants(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
-    """object prefix → actions, for one function's role policy."""
-    (policy,) = [p for name, p in synth.resources("AWS::IAM::Policy").items() if name.startswith(role_prefix)]
-    grants: dict[str, set[str]] = {}
-    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-        for resource in as_list(statement["Resource"]):
-            if isinstance(resource, dict) and "Fn::Join" in resource:
-                suffix = resource["Fn::Join"][1][-1]
-                grants.setdefault(suffix, set()).update(as_list(statement["Action"]))
-    return grants
-
-
 def test_inference_reads_artifacts_and_writes_only_captures(synth: Synth) -> None:
-    grants = _s3_grants(synth, "InferenceHandlerRoleDefaultPolicy")
+    grants = s3_grants(synth, "InferenceHandlerRoleDefaultPolicy")
     assert set(grants) == {"/artifacts/*", "/capture/*"}
     assert "s3:PutObject" not in grants["/artifacts/*"]
     assert "s3:PutObject" in grants["/capture/*"]
@@ -120,7 +108,7 @@ def test_inference_reads_artifacts_and_writes_only_captures(synth: Synth) -> Non
 
 
 def test_drift_reads_artifacts_and_captures_and_writes_reports_and_alerts(synth: Synth) -> None:
-    grants = _s3_grants(synth, "MonitoringDriftCheckRoleDefaultPolicy")
+    grants = s3_grants(synth, "MonitoringDriftCheckRoleDefaultPolicy")
     assert set(grants) == {"/artifacts/*", "/capture/*", "/reports/*", "/alerts/*"}
     assert all("s3:PutObject" not in grants[p] for p in ("/artifacts/*", "/capture/*"))
     assert all("s3:PutObject" in grants[p] for p in ("/reports/*", "/alerts/*"))
