@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -163,8 +164,6 @@ def http_response(result: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
     An answer without ``statusCode`` is a JSON document HTTP API sends as a 200 ``application/json`` body.
     """
-    import json
-
     if not isinstance(result, dict) or "statusCode" not in result:
         try:
             text = result if isinstance(result, str) else json.dumps(result)
@@ -199,8 +198,6 @@ def http_response(result: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 
 def _error_body(code: str, message: str) -> bytes:
-    import json
-
     return json.dumps({"error": code, "message": message, "details": []}).encode()
 
 
