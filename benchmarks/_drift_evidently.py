@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import resource
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _drift_run import Phases, data_folder
 
 
 def main() -> None:
-    if len(sys.argv) < 2:  # `make bench` runs every benchmarks/*.py: this helper only runs under drift.py
-        print(f"{Path(__file__).name}: a helper of benchmarks/drift.py (usage: {Path(__file__).name} DATA_FOLDER [--one-cpu])")
+    folder = data_folder(__file__)
+    if folder is None:
         return
-    folder = Path(sys.argv[1])
-    if "--one-cpu" in sys.argv:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    started = time.perf_counter()
-    cpu_started = time.process_time()
+    phases = Phases()
     import msgspec
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
@@ -36,7 +26,7 @@ def main() -> None:
 
     from serverless_mlops.drift.capture_reader import _blocks
 
-    imported, imported_cpu = time.perf_counter(), time.process_time()
+    phases.mark()
     profile = json.loads(gzip.decompress((folder / "profile.json.gz").read_bytes()))
     kinds = {name: summary["kind"] for name, summary in profile["features"].items()}
     numeric = [n for n, k in kinds.items() if k == "numeric"]
@@ -57,13 +47,13 @@ def main() -> None:
     for name in categorical:
         current[name] = current[name].astype("category")
         reference[name] = reference[name].astype("category")
-    read, read_cpu = time.perf_counter(), time.process_time()
+    phases.mark()
     definition = DataDefinition(numerical_columns=[*numeric, "prediction"], categorical_columns=categorical)
     snapshot = Report([DataDriftPreset()]).run(
         Dataset.from_pandas(current, data_definition=definition), Dataset.from_pandas(reference, data_definition=definition)
     )
     document = snapshot.dict()
-    done, done_cpu = time.perf_counter(), time.process_time()
+    phases.mark()
     drifted = next(m["value"] for m in document["metrics"] if m["metric_name"].startswith("DriftedColumnsCount"))
     methods = sorted({m["metric_name"].split("method=")[1].split(",")[0] for m in document["metrics"] if "method=" in m["metric_name"]})
     print(
@@ -72,14 +62,7 @@ def main() -> None:
                 "rows": len(current),
                 "drifted_count": drifted["count"],
                 "methods": methods,
-                "import_s": imported - started,
-                "read_s": read - imported,
-                "check_s": done - read,
-                "total_s": done - started,
-                "cpu_s": done_cpu - cpu_started,
-                "read_cpu_s": read_cpu - imported_cpu,
-                "check_cpu_s": done_cpu - read_cpu,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                **phases.figures(),
             }
         )
     )
