@@ -28,7 +28,6 @@ import pytest
 from serverless_mlops.capture import decode_records
 from serverless_mlops.cli import main
 from serverless_mlops.cli.serve import curl_example, example_value, load_handler, serve_environment
-from serverless_mlops.data import load_dataset
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.lifecycle import Backends, register_run
 from serverless_mlops.local import LocalAws, ensure_resources, free_port
@@ -37,7 +36,7 @@ from serverless_mlops.serving import OnnxModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.signature import FeatureSignature
 from serverless_mlops.training import TrainedModel
-from tests.conftest import example_spec
+from tests.integration._inference import records
 
 TIMEOUT = 10
 
@@ -467,12 +466,6 @@ def handler_state() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def wine_rows(count: int) -> list[dict[str, float]]:
-    frame = load_dataset(example_spec("wine")).frame
-    names = [f.name for f in example_spec("wine").features]
-    return [{k: float(v) for k, v in row.items()} for row in frame[names].head(count).to_dict("records")]
-
-
 def captured_rows(backends: Backends, model: str) -> list[dict[str, Any]]:
     s3, bucket = backends.store.s3, backends.store.bucket
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"capture/{model}/")
@@ -484,7 +477,7 @@ def test_mlops_serve_predicts_like_the_registered_model_then_stops_cleanly_on_ct
     world: World, handler_state: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
-    rows = wine_rows(8)
+    rows = records("wine", 8)
     expected = OnnxModel(world.wine.record.signature, world.wine.onnx_bytes).predict_records(rows)
     seen: dict[str, Any] = {"answers": [], "errors": []}
 
