@@ -1,7 +1,8 @@
 """Start a retraining execution and answer a pending approval: what ``mlops retrain|approve|reject`` call.
 
 ``start_retraining`` names the execution ``{model}-{trigger}-{yyyymmddThhmmss}`` (at most 80 characters), so a
-repeated start within the same second returns the running execution instead of starting a second one.
+repeated start within the same second returns the running execution instead of starting a second one
+(:func:`fit_execution_name` and :func:`start_named` are that naming and that idempotent start, for any starter).
 ``approve`` / ``reject`` claim the pending decision in the registry first (a conditional write: a second decision
 is refused), then send the task token back with ``send_task_success``; the workflow continues from WaitForApproval.
 """
@@ -26,10 +27,24 @@ class ApprovalExpiredError(MlopsError):
     """The execution no longer waits for this decision (approval timed out, or the execution ended)."""
 
 
+def fit_execution_name(model: str, suffix: str) -> str:
+    """``{model}-{suffix}``, the model part made safe and shortened so the name fits Step Functions' 80 characters."""
+    suffix = f"-{suffix}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", model)[: EXECUTION_NAME_MAX - len(suffix)] + suffix
+
+
 def execution_name(model: str, trigger: str, now: datetime | None = None) -> str:
     """``{model}-{trigger}-{yyyymmddThhmmss}``, the model part shortened so the name fits Step Functions' 80."""
-    suffix = f"-{trigger}-{(now or datetime.now(UTC)):%Y%m%dT%H%M%S}"
-    return re.sub(r"[^A-Za-z0-9_-]", "-", model)[: EXECUTION_NAME_MAX - len(suffix)] + suffix
+    return fit_execution_name(model, f"{trigger}-{(now or datetime.now(UTC)):%Y%m%dT%H%M%S}")
+
+
+def start_named(sfn: Any, state_machine_arn: str, name: str, payload: dict[str, str]) -> str:
+    """Start an execution called ``name``; returns its ARN, the existing one's if the name is taken (idempotent by name)."""
+    try:
+        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+    return str(response["executionArn"])
 
 
 def start_retraining(
@@ -54,12 +69,9 @@ def start_retraining(
     if requested_by:
         payload["requested_by"] = requested_by
     try:
-        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
-    except sfn.exceptions.ExecutionAlreadyExists:
-        return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        return start_named(sfn, state_machine_arn, name, payload)
     except sfn.exceptions.StateMachineDoesNotExist as exc:
         raise MlopsError(f"retraining state machine {state_machine_arn} does not exist: deploy the stack or pass --state-machine") from exc
-    return str(response["executionArn"])
 
 
 def _answer(backends: Backends, sfn: Any, model: str, version: int, *, approved: bool, by: str, reason: str) -> ApprovalRecord:
