@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 warnings.filterwarnings("ignore")
 
@@ -45,6 +45,9 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
 
 import _load  # noqa: E402
+
+if TYPE_CHECKING:
+    from layers.build import RuntimePython
 
 BENCH_VENV = ROOT / ".venv-bench"
 BENCH_REQUIREMENTS = BENCH / "requirements-bench.txt"
@@ -291,13 +294,27 @@ def import_costs(model: Model, env: dict[str, str], top: int = 8) -> list[tuple[
         cwd=ROOT,
         timeout=120,
     ).stderr
+    return sorted(import_times(err).items(), key=lambda item: -item[1])[:top]
+
+
+def import_times(report: str) -> dict[str, float]:
+    """Seconds per top-level package (the sum of its modules' own times) from ``python -X importtime``'s report."""
     costs: dict[str, float] = {}
-    for line in err.splitlines():
-        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
-        if match:
+    for line in report.splitlines():
+        if match := re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line):
             package = match.group(2).split(".")[0]
             costs[package] = costs.get(package, 0.0) + int(match.group(1)) / 1e6
-    return sorted(costs.items(), key=lambda item: -item[1])[:top]
+    return costs
+
+
+def runtime_boto3(python: RuntimePython, folder: Path) -> Path:
+    """A stand-in for the runtime's boto3 (in /var/runtime on Lambda, with its bytecode): this venv's boto3, botocore
+    and s3transfer linked into ``folder`` and compiled by the runtime's Python."""
+    for name in ("boto3", "botocore", "s3transfer"):
+        source = Path(__import__(name).__file__).parent
+        shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"), copy_function=os.symlink)
+    subprocess.run([python.executable, "-I", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(folder)], check=True)
+    return folder
 
 
 def bench_cold_start_runtime(model: Model, env: dict[str, str], rows: list[Row]) -> None:
@@ -316,12 +333,7 @@ def bench_cold_start_runtime(model: Model, env: dict[str, str], rows: list[Row])
     scratch = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
     asset = stage_code("inference")
     bare_asset = shutil.copytree(asset, scratch / "asset", ignore=shutil.ignore_patterns("__pycache__"))
-    # the runtime's boto3 (in /var/runtime on Lambda, with its bytecode): this venv's files, compiled by python3.12
-    runtime = scratch / "var-runtime"
-    for name in ("boto3", "botocore", "s3transfer"):
-        source = Path(__import__(name).__file__).parent
-        shutil.copytree(source, runtime / name, ignore=shutil.ignore_patterns("__pycache__"), copy_function=os.symlink)
-    subprocess.run([python.executable, "-I", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(runtime)], check=True)
+    runtime = runtime_boto3(python, scratch / "var-runtime")
     child_env = {key: value for key, value in os.environ.items() if key.startswith(("AWS_", "POWERTOOLS_"))}
     child_env |= {**env, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     command = [python.executable, "-S", "-B", str(BENCH / "_coldstart.py"), model.name, json.dumps(model.row)]
@@ -344,9 +356,7 @@ def bench_cold_start_runtime(model: Model, env: dict[str, str], rows: list[Row])
             if bytecode == "pycache":
                 err = subprocess.run([command[0], "-X", "importtime", *command[1:]], check=True, capture_output=True, text=True,
                                      env=child_env, cwd=code, timeout=120).stderr  # fmt: skip
-                for line in err.splitlines():
-                    if match := re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line):
-                        costs[match.group(2).split(".")[0]] = costs.get(match.group(2).split(".")[0], 0.0) + int(match.group(1)) / 1e6
+                costs = import_times(err)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     (total, imports, first, fastest), (bare_total, bare_imports, bare_first, _) = figures["with .pyc"], figures["without .pyc"]

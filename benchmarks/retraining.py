@@ -266,11 +266,12 @@ def workflow_row(model: str, outcome: str, group: list[tuple[int, dict]]) -> Row
 
 
 def bench_cold_start(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
-    import re
     import shutil
     import subprocess
     import tempfile
     from pathlib import Path
+
+    from inference import import_times, runtime_boto3
 
     from infra.packaging import stage_code
     from layers.build import build_layer, find_runtime_python
@@ -292,14 +293,7 @@ def bench_cold_start(models: list[str]) -> tuple[dict[str, list[Row]], list[str]
     rows: dict[str, list[Row]] = {}
     notes = [f"cold start: code asset {asset.relative_to(asset.parent.parent.parent)}, layer {layer.name}"]
     try:
-        # the runtime's boto3 (in /var/runtime on Lambda, with its bytecode): this venv's files, compiled by python3.12
-        # (the steps of benchmarks/inference.py's bench_cold_start_runtime, which keeps them inline, not as a helper)
-        runtime = scratch / "var-runtime"
-        for name in ("boto3", "botocore", "s3transfer"):
-            source = Path(__import__(name).__file__).parent
-            shutil.copytree(source, runtime / name, ignore=shutil.ignore_patterns("__pycache__"), copy_function=os.symlink)
-        compile_all = [python.executable, "-I", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(runtime)]
-        subprocess.run(compile_all, check=True)
+        runtime = runtime_boto3(python, scratch / "var-runtime")
         (scratch / "bin").mkdir()  # PATH: no git, as on Lambda (training asks git for the code version)
         with LocalAws() as aws:
             settings = Settings(endpoint_url=aws.endpoint_url, bucket="bench-retraining", table="bench-retraining-registry")
@@ -339,11 +333,7 @@ def bench_cold_start(models: list[str]) -> tuple[dict[str, list[Row]], list[str]
             err = cold(models[0], "importtime", "-X", "importtime").stderr
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    costs: dict[str, float] = {}
-    for line in err.splitlines():
-        if match := re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line):
-            package = match.group(2).split(".")[0]
-            costs[package] = costs.get(package, 0.0) + int(match.group(1)) / 1e6
+    costs = import_times(err)
     top = sorted(costs.items(), key=lambda item: -item[1])[:10]
     notes.append(f"cold start, {models[0]}: biggest imports (own time, python -X importtime): "
                  + ", ".join(f"{name} {value * 1e3:.0f} ms" for name, value in top))  # fmt: skip
