@@ -20,14 +20,13 @@ from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings, add_nag_checks
-from infra.packaging import Layer
+from infra.packaging import Layer, StackBase
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
 from serverless_mlops.errors import MlopsError
 
 STAGES = ("dev", "prod")
-NAMESPACE = "ServerlessMlops"
 
 
 class ServerlessMlopsStack(cdk.Stack):
@@ -42,43 +41,24 @@ class ServerlessMlopsStack(cdk.Stack):
         self.artifacts = ArtifactStore(self, "Artifacts", retain=retain, capture_retention_days=deployment.config.capture_retention_days)
         self.registry = ModelRegistry(self, "Registry", retain=retain)
         self.inference_layer = Layer(self, "InferenceLayer", group="inference")
-        common_environment = {
-            "MLOPS_BUCKET": self.artifacts.bucket.bucket_name,
-            "MLOPS_TABLE": self.registry.table.table_name,
-            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
-        self.inference = InferenceApi(
-            self,
-            "Inference",
-            deployment=deployment,
-            bucket=self.artifacts.bucket,
-            table=self.registry.table,
-            layer=self.inference_layer,
-            common_environment=common_environment,
-        )
+        base = StackBase(deployment, self.artifacts.bucket, self.registry.table)
+        self.inference = InferenceApi(self, "Inference", base, layer=self.inference_layer)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            deployment=deployment,
-            bucket=self.artifacts.bucket,
-            table=self.registry.table,
+            base,
             layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
             inference=self.inference,
-            common_environment=common_environment,
         )
         self.training_layer = Layer(self, "TrainingLayer", group="training")
         self.retraining = Retraining(
             self,
             "Retraining",
-            deployment=deployment,
-            bucket=self.artifacts.bucket,
-            table=self.registry.table,
+            base,
             topic=self.monitoring.topic,
             failures=self.monitoring.failures,
             training_layer=self.training_layer,
             release_layer=self.inference_layer,  # registry, S3 and SNS calls: no scikit-learn
-            common_environment=common_environment,
             train_step=train_step,
         )
         self.monitoring.connect_retraining(self.retraining.state_machine)

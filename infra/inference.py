@@ -13,14 +13,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import Deployment
-from infra.packaging import RETENTION, Layer, PythonFunction
+from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
 
 SERVICE = "inference"
 ACCESS_LOG_FORMAT = {
@@ -48,14 +45,12 @@ class InferenceApi(Construct):
         self,
         scope: Construct,
         construct_id: str,
+        base: StackBase,
         *,
-        deployment: Deployment,
-        bucket: s3.IBucket,
-        table: dynamodb.ITableV2,
         layer: Layer,
-        common_environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        deployment = base.deployment
         settings = deployment.config.inference
         self.handler = PythonFunction(
             self,
@@ -66,7 +61,7 @@ class InferenceApi(Construct):
             memory_mb=settings.memory_mb,
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
             environment={
-                **common_environment,
+                **base.environment,
                 "POWERTOOLS_SERVICE_NAME": SERVICE,
                 "MLOPS_MODELS": ",".join(spec.name for spec in deployment.specs),
                 "MLOPS_MAX_ROWS": str(settings.max_rows),
@@ -77,8 +72,8 @@ class InferenceApi(Construct):
         )
         function = self.handler.function
         # least privilege: read models and the registry, write captured requests; nothing else in the bucket
-        self.handler.grant_objects(bucket, read=("artifacts",), put=("capture",))
-        table.grant_read_data(function)
+        self.handler.grant_objects(base.bucket, read=("artifacts",), put=("capture",))
+        base.table.grant_read_data(function)
 
         provisioned = settings.concurrency.provisioned
         self.alias = lambda_.Alias(

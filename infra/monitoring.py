@@ -15,13 +15,11 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -31,10 +29,9 @@ from constructs import Construct
 from infra.config import Deployment
 from infra.inference import SERVICE as INFERENCE_SERVICE
 from infra.inference import InferenceApi
-from infra.packaging import Layer, PythonFunction
+from infra.packaging import NAMESPACE, Layer, PythonFunction, StackBase
 
 SERVICE = "drift_check"
-NAMESPACE = "ServerlessMlops"
 
 
 def drift_metric(model: str) -> cloudwatch.Metric:
@@ -63,15 +60,13 @@ class Monitoring(Construct):
         self,
         scope: Construct,
         construct_id: str,
+        base: StackBase,
         *,
-        deployment: Deployment,
-        bucket: s3.IBucket,
-        table: dynamodb.ITableV2,
         layer: Layer,
         inference: InferenceApi,
-        common_environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        deployment, bucket = base.deployment, base.bucket
         config = deployment.config
 
         self.key = kms.Key(
@@ -114,7 +109,7 @@ class Monitoring(Construct):
             layers=[layer],
             memory_mb=settings.memory_mb,
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
-            environment={**common_environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": self.topic.topic_arn},
+            environment={**base.environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": self.topic.topic_arn},
             log_retention_days=config.log_retention_days,
         )
         function = self.handler.function
@@ -126,7 +121,7 @@ class Monitoring(Construct):
         self.handler.grant_objects(bucket, read=("artifacts", "capture"), put=("reports", "alerts"))
         # a failed publish removes its marker, so the retried window can alert (one action, not grant_delete's DeleteObject*)
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("alerts/*")]))
-        table.grant_read_data(function)
+        base.table.grant_read_data(function)
         self.topic.grant_publish(function)
 
         self.schedules: dict[str, events.Rule] = {}

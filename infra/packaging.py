@@ -15,16 +15,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import ROOT, ConfigError
+from infra.config import ROOT, ConfigError, Deployment
 from layers.build import PLATFORM, PYTHON_VERSION, build_layer, find_runtime_python, precompile, unzipped_size
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
@@ -44,6 +46,28 @@ RETENTION = {
 }
 assert RUNTIME.name == f"python{PYTHON_VERSION}", "the runtime and the layers' Python disagree"
 assert PLATFORM.endswith("x86_64"), "the architecture and the layers' platform disagree"
+
+
+NAMESPACE = "ServerlessMlops"  # CloudWatch metrics (EMF) of every function; the alarms read them there
+
+
+@dataclass(frozen=True)
+class StackBase:
+    """What every capability construct builds on: the deployment, the artifact bucket and the registry table."""
+
+    deployment: Deployment
+    bucket: s3.IBucket
+    table: dynamodb.ITableV2
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment every function of the stack gets (COMMON.md): its bucket and table, metrics and logs."""
+        return {
+            "MLOPS_BUCKET": self.bucket.bucket_name,
+            "MLOPS_TABLE": self.table.table_name,
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
 
 
 class PackagingError(ConfigError):

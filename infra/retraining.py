@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -36,9 +35,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
-from infra.config import ROOT, Deployment, Retry
+from infra.config import ROOT, Retry
 from infra.nag import acknowledge, bucket_objects
-from infra.packaging import RETENTION, Layer, PythonFunction, stage
+from infra.packaging import RETENTION, Layer, PythonFunction, StackBase, stage
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.spec import ModelSpec
@@ -181,18 +180,16 @@ class Retraining(Construct):
         self,
         scope: Construct,
         construct_id: str,
+        base: StackBase,
         *,
-        deployment: Deployment,
-        bucket: s3.IBucket,
-        table: dynamodb.ITableV2,
         topic: sns.ITopic,
         failures: sqs.IQueue,
         training_layer: Layer,
         release_layer: Layer,
-        common_environment: dict[str, str],
         train_step: TrainStep | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        deployment, bucket, table = base.deployment, base.bucket, base.table
         config = deployment.config
         settings = config.retraining
         self.bucket = bucket
@@ -221,7 +218,7 @@ class Retraining(Construct):
 
         # (b) the functions
         environment = {
-            **common_environment,
+            **base.environment,
             "MLOPS_ALERT_TOPIC_ARN": topic.topic_arn,
             # a lock outlives no execution: it expires when the longest possible execution would have ended
             "MLOPS_LOCK_TTL_SECONDS": str(int(self.timeout.to_seconds())),
