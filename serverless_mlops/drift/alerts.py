@@ -3,13 +3,13 @@
 Dedupe: before publishing, the alert is recorded at ``alerts/{model}/{window}.json`` in the artifact bucket with a
 conditional write (``IfNoneMatch="*"``): S3 refuses it with 412 if the object exists, so a retried invocation for
 the same window finds the record and does not alert again. If publishing fails the record is removed, so the retry
-can alert. Retraining is idempotent by its execution name, derived from the model and the window's end.
+can alert. Retraining is idempotent by its execution name, derived from the model and the window's end
+(``serverless_mlops.retraining.control``'s naming and start, imported only when drift starts one).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,6 @@ from serverless_mlops.capture import parse_timestamp
 from serverless_mlops.drift.check import DriftResult
 
 ALERTS_PREFIX = "alerts"
-EXECUTION_NAME_MAX = 80
 
 
 def alert_key(model: str, window_label: str) -> str:
@@ -91,14 +90,18 @@ def send_alert_once(s3: Any, bucket: str, sns: Any, topic_arn: str, result: Drif
 
 
 def execution_name(model: str, window_end: str | datetime) -> str:
-    """``{model}-drift-{yyyymmddThhmm}`` of the window's end, the model part shortened to fit Step Functions' 80."""
+    """``{model}-drift-{yyyymmddThhmm}`` of the window's end, named as every retraining start is (made safe and
+    shortened to Step Functions' 80 characters)."""
+    from serverless_mlops.retraining.control import fit_execution_name  # only when drift starts one: off the import path
+
     end = parse_timestamp(window_end) if isinstance(window_end, str) else window_end
-    suffix = f"-drift-{end:%Y%m%dT%H%M}"
-    return re.sub(r"[^A-Za-z0-9_-]", "-", model)[: EXECUTION_NAME_MAX - len(suffix)] + suffix
+    return fit_execution_name(model, f"drift-{end:%Y%m%dT%H%M}")
 
 
 def start_retraining(sfn: Any, state_machine_arn: str, result: DriftResult, report_uri: str) -> str:
     """Start the retraining workflow once per model and window; returns the execution ARN (an existing one on retry)."""
+    from serverless_mlops.retraining.control import start_named
+
     if result.window is None:
         raise ValueError("retraining needs a window")
     name = execution_name(result.model, result.window.end)
@@ -107,10 +110,4 @@ def start_retraining(sfn: Any, state_machine_arn: str, result: DriftResult, repo
         f"(share {result.drifted_share:.2f} >= {result.drift_share}): {', '.join(f.name for f in result.drifted())}"
     )
     payload = {"model": result.model, "trigger": "drift", "reason": reason, "report": report_uri}
-    try:
-        return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[  # type: ignore[no-any-return]
-            "executionArn"
-        ]
-    except sfn.exceptions.ExecutionAlreadyExists:
-        arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1)
-        return f"{arn}:{name}"
+    return start_named(sfn, state_machine_arn, name, payload)
