@@ -195,6 +195,7 @@ class Retraining(Construct):
         self.bucket = bucket
         self.approval_timeout = cdk.Duration.hours(settings.approval_timeout_hours)
         train_timeout = cdk.Duration.seconds(settings.train.timeout_seconds)
+        release_timeout = cdk.Duration.seconds(settings.release.timeout_seconds)
         # the longest an execution may run: waiting for a person, plus training, plus an hour for everything else
         self.timeout = cdk.Duration.seconds(self.approval_timeout.to_seconds() + train_timeout.to_seconds() + 3600)
 
@@ -242,7 +243,7 @@ class Retraining(Construct):
             description="serverless-mlops retraining: Register, approval requests, Promote, Reject, Notify",
             layers=[release_layer],
             memory_mb=settings.release.memory_mb,
-            timeout=cdk.Duration.seconds(settings.release.timeout_seconds),
+            timeout=release_timeout,
             environment={**environment, "POWERTOOLS_SERVICE_NAME": RELEASE_SERVICE},
             log_retention_days=config.log_retention_days,
         )
@@ -277,9 +278,6 @@ class Retraining(Construct):
             add_retry(task, retry)
             return task
 
-        training_timeout = train_timeout
-        release_timeout = cdk.Duration.seconds(settings.release.timeout_seconds)
-
         failed = sfn.Fail(
             self,
             c.STATE_FAILED,
@@ -294,23 +292,21 @@ class Retraining(Construct):
         # a failed failure notification still ends the execution as failed, with the original error in $.error
         notify_failure.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.notify_error")
         notify_failure.next(failed)
+        # every other task catches everything into the failure notification (context.protect), the Train step's too
+        context = TrainContext(
+            function=training, bucket=bucket, timeout=train_timeout.plus(TASK_MARGIN), retry=retry, failure=notify_failure
+        )
+        protect = context.protect
 
-        def protect(task: sfn.TaskStateBase) -> sfn.TaskStateBase:
-            task.add_catch(notify_failure, errors=[sfn.Errors.ALL], result_path="$.error")
-            return task
-
-        prepare = invoke(c.STATE_PREPARE, training, c.PREPARE, training_timeout)
+        prepare = invoke(c.STATE_PREPARE, training, c.PREPARE, train_timeout)
         prepare.add_catch(
             sfn.Succeed(self, c.STATE_ALREADY_RUNNING, state_name=c.STATE_ALREADY_RUNNING, comment="another execution holds the lock"),
             errors=[c.ALREADY_RUNNING_ERROR],
             result_path="$.error",
         )
         protect(prepare)
-        context = TrainContext(
-            function=training, bucket=bucket, timeout=train_timeout.plus(TASK_MARGIN), retry=retry, failure=notify_failure
-        )
         self.train_step = (train_step or lambda_train_step)(self, context)
-        evaluate = protect(invoke(c.STATE_EVALUATE, training, c.EVALUATE, training_timeout))
+        evaluate = protect(invoke(c.STATE_EVALUATE, training, c.EVALUATE, train_timeout))
 
         promoted = sfn.Succeed(self, c.STATE_PROMOTED, state_name=c.STATE_PROMOTED)
         not_promoted = sfn.Succeed(self, c.STATE_NOT_PROMOTED, state_name=c.STATE_NOT_PROMOTED, comment="production is unchanged")
