@@ -23,6 +23,8 @@ HTTP_API_TIMEOUT_SECONDS = 30
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 # A Standard workflow runs at most a year; the machine's timeout is the approval wait + the train timeout + 1 h.
 MAX_APPROVAL_HOURS = 364 * 24
+MemoryMb = Annotated[int, Field(ge=128, le=10240)]  # what Lambda allows
+LambdaTimeout = Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)]
 
 
 class ConfigError(MlopsError):
@@ -93,7 +95,7 @@ class Throttling(_Strict):
 
 
 class Inference(_Strict):
-    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
+    memory_mb: MemoryMb = 1024
     timeout_seconds: Annotated[int, Field(ge=1, lt=HTTP_API_TIMEOUT_SECONDS)] = 10
     concurrency: Concurrency = Concurrency()
     throttling: Throttling = Throttling()
@@ -102,27 +104,22 @@ class Inference(_Strict):
 
 
 class DriftCheck(_Strict):
-    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
-    timeout_seconds: Annotated[int, Field(ge=1, le=900)] = 300
+    memory_mb: MemoryMb = 1024
+    timeout_seconds: LambdaTimeout = 300
 
 
-class FunctionSettings(_Strict):
-    memory_mb: Annotated[int, Field(ge=128, le=10240)]
-    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)]
-
-
-class TrainFunction(FunctionSettings):
+class TrainFunction(_Strict):
     """The training function (PrepareData, Train, Evaluate): fits scikit-learn models, so memory is CPU here."""
 
-    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 3008
-    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)] = LAMBDA_MAX_TIMEOUT_SECONDS
+    memory_mb: MemoryMb = 3008
+    timeout_seconds: LambdaTimeout = LAMBDA_MAX_TIMEOUT_SECONDS
 
 
-class ReleaseFunction(FunctionSettings):
+class ReleaseFunction(_Strict):
     """The release function (Register, WaitForApproval's request, Promote, RejectCandidate, Notify*): registry and SNS calls."""
 
-    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 512
-    timeout_seconds: Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)] = 60
+    memory_mb: MemoryMb = 512
+    timeout_seconds: LambdaTimeout = 60
 
 
 class Retry(_Strict):
