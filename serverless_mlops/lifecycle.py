@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from serverless_mlops.artifacts import ArtifactRef, ArtifactStore
 from serverless_mlops.aws import client
-from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion
+from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion, Status
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,9 +65,18 @@ def register_run(
 
 
 def register_record(
-    backends: Backends, record: RunRecord, artifact: ArtifactRef, profile: ArtifactRef, *, by: str, lineage: Lineage
+    backends: Backends,
+    record: RunRecord,
+    artifact: ArtifactRef,
+    profile: ArtifactRef,
+    *,
+    by: str,
+    lineage: Lineage,
+    status: Status = "registered",
+    description: str | None = None,
 ) -> ModelVersion:
-    """Register a run whose artifacts are already in the store (``lineage`` may differ from the run's own)."""
+    """Register a run whose artifacts are already in the store (``lineage`` may differ from the run's own; the
+    description is the spec's unless given)."""
     return backends.registry.register(
         record.model,
         signature=record.signature,
@@ -77,7 +86,8 @@ def register_record(
         parity=record.parity.model_dump(),
         lineage=lineage,
         created_by=by,
-        description=str(record.spec.get("description", "")),
+        status=status,
+        description=str(record.spec.get("description", "")) if description is None else description,
         spec=record.spec,
     )
 

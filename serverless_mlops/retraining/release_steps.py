@@ -12,7 +12,7 @@ import json
 from typing import Any, Literal
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError
-from serverless_mlops.lifecycle import Backends, lineage_of
+from serverless_mlops.lifecycle import Backends, lineage_of, register_record
 from serverless_mlops.registry import PRODUCTION, STAGING
 from serverless_mlops.retraining import approvals, lock
 from serverless_mlops.retraining.contract import (
@@ -84,18 +84,15 @@ def register(state: WorkflowState, backends: Backends, *, execution_arn: str, ex
         update={"data_uri": data.uri, "data_sha256": data.sha256}
     )
     status: Literal["registered", "rejected"] = "registered" if evaluation.passed else "rejected"
-    entry = backends.registry.register(
-        state.model,
-        signature=record.signature,
-        artifact=candidate.artifact,
-        profile=candidate.profile,
-        metrics=record.metrics,
-        parity=record.parity.model_dump(),
+    entry = register_record(
+        backends,
+        record,
+        candidate.artifact,
+        candidate.profile,
+        by=_by(execution_name),
         lineage=lineage,
-        created_by=_by(execution_name),
         status=status,
         description=f"retraining ({_trigger(state)}): {evaluation.reason}",
-        spec=record.spec,
     )
     return state.model_copy(update={"version": VersionInfo(number=entry.version, status=status)})
 
