@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.capture import parse_timestamp
 from serverless_mlops.drift.check import DriftResult
 
@@ -61,14 +62,24 @@ class AlertOutcome:
     reason: str = ""
 
 
-def send_alert_once(s3: Any, bucket: str, sns: Any, topic_arn: str, result: DriftResult, report_uri: str) -> AlertOutcome:
-    """Publish the alert unless this model and window were already alerted (conditional write under alerts/)."""
+def send_alert_once(
+    s3: Any, bucket: str, sns: Any, topic_arn: str, result: DriftResult, report_uri: str, *, kms_key_id: str | None = None
+) -> AlertOutcome:
+    """Publish the alert unless this model and window were already alerted (conditional write under alerts/; the
+    marker holds the alert, so it is encrypted like everything else in the bucket)."""
     if result.window is None:
         raise ValueError("an alert needs a window")
     key = alert_key(result.model, result.window.label)
     subject, body = alert_message(result, report_uri)
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json", IfNoneMatch="*")
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(body).encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+            **encryption_args(kms_key_id),
+        )
     except s3.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
             return AlertOutcome(sent=False, reason=f"already alerted for this window (s3://{bucket}/{key})")

@@ -120,7 +120,15 @@ def run_check(
     execution = None
     if result.dataset_drift and window is not None and report is not None and notifier is not None:
         if notifier.sns is not None and notifier.topic_arn:
-            alert = send_alert_once(backends.store.s3, backends.store.bucket, notifier.sns, notifier.topic_arn, result, report["json"])
+            alert = send_alert_once(
+                backends.store.s3,
+                backends.store.bucket,
+                notifier.sns,
+                notifier.topic_arn,
+                result,
+                report["json"],
+                kms_key_id=backends.store.kms_key_id,
+            )
         if config.retrain_on_drift and notifier.sfn is not None and notifier.state_machine_arn:
             execution = start_retraining(notifier.sfn, notifier.state_machine_arn, result, report["json"])
     return DriftOutcome(result=result, report=report, alert=alert, retraining_execution=execution)

@@ -137,3 +137,19 @@ def test_reports_can_be_encrypted_with_a_kms_key(backends: Backends) -> None:
     head = backends.store.s3.head_object(Bucket=backends.store.bucket, Key=uris["html"].split("/", 3)[3])
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"].endswith(key)
+
+
+def test_the_alert_marker_is_encrypted_with_the_kms_key_too(backends: Backends) -> None:
+    import boto3
+
+    from serverless_mlops.drift.alerts import alert_key
+
+    key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    sns = boto3.client("sns", region_name="us-east-1")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    drifted = result()
+    assert send_alert_once(backends.store.s3, backends.store.bucket, sns, topic, drifted, "s3://b/r.json", kms_key_id=key).sent
+    assert drifted.window is not None
+    head = backends.store.s3.head_object(Bucket=backends.store.bucket, Key=alert_key(drifted.model, drifted.window.label))
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(key)
