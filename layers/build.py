@@ -54,50 +54,46 @@ STRIP_SUFFIXES = (".pyi", ".pxd")
 STRIP_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "WHEEL", "direct_url.json"})
 # What a layer's functions never import, removed after the install: glob (relative to python/) -> why it is safe.
 # tests/infra/test_layer_runtime.py runs the handler and a prediction under the runtime's Python on the result.
+# Both layers open an InferenceSession and nothing else of onnxruntime (training for the parity check only):
+_ONNXRUNTIME_PRUNE = {
+    # 35 MB: the shared library of onnxruntime's C/C++ API, for native programs. The Python extension module
+    # has the whole runtime linked in and does not load it (its DT_NEEDED names only libc, libstdc++, libm,
+    # libgcc_s, libdl, librt, libpthread); _prune keeps a library another binary names.
+    "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
+    "onnxruntime/transformers": "offline optimizer for transformer models (imports onnx, torch)",
+    "onnxruntime/quantization": "offline model quantization (imports onnx); training converts with skl2onnx and never quantizes",
+    "onnxruntime/tools": "offline ORT-format conversion and model tools (import onnx, flatbuffers)",
+    "onnxruntime/backend": "the ONNX backend-test API (imports onnx)",
+    "onnxruntime/datasets": "three example models",
+}
+_NUMPY_PRUNE = {
+    "numpy/_core/include": "numpy's C headers, for compiling extensions",
+    "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
+    "numpy/_pyinstaller": "numpy's PyInstaller hook",
+    "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
+    "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
+}
 PRUNE: dict[str, dict[str, str]] = {
     "inference": {
-        # 35 MB: the shared library of onnxruntime's C/C++ API, for native programs. The Python extension module
-        # has the whole runtime linked in and does not load it (its DT_NEEDED names only libc, libstdc++, libm,
-        # libgcc_s, libdl, librt, libpthread); _prune keeps a library another binary names.
-        "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
-        "onnxruntime/transformers": "offline optimizer for transformer models (imports onnx, torch)",
-        "onnxruntime/quantization": "offline model quantization (imports onnx)",
-        "onnxruntime/tools": "offline ORT-format conversion and model tools (import onnx, flatbuffers)",
-        "onnxruntime/backend": "the ONNX backend-test API (imports onnx, which the layer does not have)",
-        "onnxruntime/datasets": "three example models",
+        **_ONNXRUNTIME_PRUNE,
         # protobuf (the google package): onnxruntime declares it for the tools above; the only other importer is
         # powertools' optional Kafka protobuf deserializer, which the functions do not use
         "google": "protobuf, imported only by onnxruntime's offline tools and powertools' Kafka protobuf deserializer",
         "protobuf-*.dist-info": "the metadata of the protobuf removed above",
+        **_NUMPY_PRUNE,
         "numpy/f2py": "numpy's Fortran wrapper generator, a build tool",
-        "numpy/_core/include": "numpy's C headers, for compiling extensions",
-        "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
-        "numpy/_pyinstaller": "numpy's PyInstaller hook",
         "numpy/conftest.py": "pytest configuration of numpy's own test suite",
-        "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
-        "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
     },
     "training": {
-        # the same onnxruntime pruning as the inference layer: training opens an InferenceSession for the parity
-        # check and nothing else. protobuf stays: onnx and skl2onnx build every graph with it.
-        "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
-        "onnxruntime/transformers": "offline optimizer for transformer models (imports torch)",
-        "onnxruntime/quantization": "offline model quantization; training converts with skl2onnx and never quantizes",
-        "onnxruntime/tools": "offline ORT-format conversion and model tools",
-        "onnxruntime/backend": "the ONNX backend-test API",
-        "onnxruntime/datasets": "three example models",
+        **_ONNXRUNTIME_PRUNE,  # protobuf stays: onnx and skl2onnx build every graph with it
         # 12 MB: onnx's backend conformance suite (test cases and their .pb tensors), run by backend developers
         "onnx/backend/test": "onnx's backend conformance suite and its data; imported only by backend test runners",
         # onnx/reference: imported only by onnx/backend/test and onnxruntime/quantization, both pruned
         "onnx/reference": "onnx's pure-Python evaluator; skl2onnx converts and onnxruntime checks parity without it",
         # numpy/f2py stays here: scipy's array_api_compat copies every attribute of numpy, and numpy.f2py is one
-        "numpy/_core/include": "numpy's C headers, for compiling extensions",
-        "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
+        **_NUMPY_PRUNE,
         "numpy/random/lib": "numpy.random's static library, for compiling extensions",
         "numpy/random/_examples": "examples of extending numpy.random with Cython, Numba and CFFI",
-        "numpy/_pyinstaller": "numpy's PyInstaller hook",
-        "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
-        "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
         "**/conftest.py": "pytest configuration of numpy's, scipy's, pandas' and scikit-learn's own test suites",
         # sources shipped beside the compiled modules (scikit-learn's, scipy's Cython; onnx's C++, 2.4 MB)
         "**/*.pyx": "Cython sources of modules that ship compiled",
