@@ -417,13 +417,15 @@ def enable_step_functions_execution(endpoint_url: str) -> None:
 
 
 @contextmanager
-def _restored_step_functions_config(previous: Mapping[str, Any]) -> Iterator[None]:
+def _restored_step_functions_config() -> Iterator[None]:
+    """Put moto's process-wide Step Functions setting back as it was when the block began."""
     from moto.core.config import default_user_config
 
+    previous = dict(default_user_config.get("stepfunctions", {}))
     try:
         yield
     finally:
-        default_user_config["stepfunctions"] = dict(previous)  # type: ignore[typeddict-item]
+        default_user_config["stepfunctions"] = previous  # type: ignore[typeddict-item]
 
 
 def _moto_api(endpoint_url: str, action: str, document: Mapping[str, Any] | None = None) -> None:
@@ -779,12 +781,9 @@ def deployed_locally(
     """Start a moto server on 127.0.0.1, provision ``template`` into it and install the in-process Lambda runtime;
     everything stops when the block ends, and moto's process-wide Step Functions setting is put back (a later
     in-process ``mock_aws()`` copies it)."""
-    from moto.core.config import default_user_config
-
     from serverless_mlops.local import LocalAws
 
-    previous = dict(default_user_config.get("stepfunctions", {}))
-    with _restored_step_functions_config(previous), LocalAws(port) as aws:
+    with _restored_step_functions_config(), LocalAws(port) as aws:
         # moto keeps its state in this process, not in the server: start from nothing, as a new deployment does
         _moto_api(aws.endpoint_url, "reset")
         base = (settings or Settings()).model_copy(update={"endpoint_url": aws.endpoint_url})
