@@ -27,16 +27,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _drift_data import CURRENT_ROWS, REFERENCE_ROWS, ensure_data  # noqa: E402
+from foundation import machine  # noqa: E402
 
 EVIDENTLY_VENV = ROOT / ".venv-bench-evidently"
 EVIDENTLY_PYTHON = EVIDENTLY_VENV / "bin" / "python"
 LAMBDA_MB = 1769
-
-
-def machine() -> str:
-    from foundation import machine as describe
-
-    return describe()
 
 
 def evidently_python() -> tuple[Path | None, str]:

@@ -45,6 +45,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
 
 import _load  # noqa: E402
+from foundation import machine  # noqa: E402
 
 if TYPE_CHECKING:
     from layers.build import RuntimePython
@@ -65,12 +66,6 @@ MODELS = {
 }
 
 Row = tuple[str, str, str]
-
-
-def machine() -> str:
-    from foundation import machine as describe
-
-    return describe()
 
 
 def percentile(samples: list[float], q: float) -> float:
