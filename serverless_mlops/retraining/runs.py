@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serverless_mlops.artifacts import ArtifactStore
+from serverless_mlops.artifacts import ArtifactStore, encryption_args
 from serverless_mlops.errors import DataError, NotFoundError
 from serverless_mlops.retraining.contract import RUNS_PREFIX, SNAPSHOTS_PREFIX
 from serverless_mlops.training import (
@@ -42,10 +42,7 @@ def read_object(s3: Any, uri: str) -> bytes:
 
 def put_object(store: ArtifactStore, key: str, body: bytes, content_type: str) -> str:
     """Write ``body`` at ``key`` of the artifact bucket, encrypted as the store encrypts; returns its s3:// URI."""
-    encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
-    if store.kms_key_id:
-        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": store.kms_key_id}
-    store.s3.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType=content_type, **encryption)
+    store.s3.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType=content_type, **encryption_args(store.kms_key_id))
     return f"s3://{store.bucket}/{key}"
 
 
