@@ -142,9 +142,9 @@ def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
         measured, _ = run_stack(template, assembly_dir, models, runs=RUNS)
     notes += warm_notes
     notes.append("warm-up (not in the table), first execution in this process: " + ", ".join(
-        f"{model} {seconds(samples[0][1]['wall'])}" for model, (samples, _) in warm.items()))  # fmt: skip
+        f"{model} {seconds(samples[0][1]['wall'])}" for model, samples in warm.items()))  # fmt: skip
     rows: dict[str, list[Row]] = {}
-    for model, (samples, _) in measured.items():
+    for model, samples in measured.items():
         by_outcome: dict[str, list[tuple[int, dict[str, float]]]] = {}
         for index, sample in samples:
             by_outcome.setdefault(str(sample["outcome"]), []).append((index, sample))
@@ -152,7 +152,7 @@ def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     return rows, notes
 
 
-def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: int) -> tuple[dict[str, tuple[list], None], list[str]]:
+def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: int) -> tuple[dict[str, list[tuple[int, dict]]], list[str]]:
     """The template provisioned into a fresh in-process moto (as tests/workflow/conftest.py does), then ``runs``
     executions per model, each started after the previous ended; per execution its wall time and state durations."""
     import gc
@@ -168,7 +168,7 @@ def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: 
 
     terminal = (c.STATE_PROMOTED, c.STATE_NOT_PROMOTED, c.STATE_ALREADY_RUNNING, c.STATE_FAILED)
     notes: list[str] = []
-    results: dict[str, tuple[list, None]] = {}
+    results: dict[str, list[tuple[int, dict]]] = {}
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         stack = provision(template, assembly_dir, Settings())
         settings = Settings(bucket=stack.output("ArtifactBucketName"), table=stack.output("RegistryTableName"))
@@ -198,7 +198,7 @@ def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: 
                 if last not in terminal or described["status"] != "SUCCEEDED":
                     raise SystemExit(f"{name} ended {described['status']} in {last!r}: {described.get('error')} {described.get('cause')}")
                 samples.append((index, {"wall": wall, "outcome": last, **durations}))
-            results[model] = (samples, None)
+            results[model] = samples
     return results, notes
 
 
