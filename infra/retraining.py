@@ -103,7 +103,7 @@ class TrainContext:
     retry: Retry
     failure: sfn.IChainable
     # cdk-nag findings a replacement causes on the state machine's role (e.g. sagemaker:CreateTrainingJob on
-    # training-job/*), acknowledged there once the machine exists
+    # training-job/*), acknowledged there with the machine's own findings (infra/nag.py)
     machine_findings: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -366,8 +366,7 @@ class Retraining(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        # acknowledged on the machine's role with its own findings (infra/nag.py)
-        self.machine_findings = context.machine_findings
+        self.machine_findings = context.machine_findings  # what the Train step brought (TrainContext.acknowledge_machine)
 
         # (e) scheduled retraining, for specs that ask for it
         self.schedules: dict[str, events.Rule] = {}
