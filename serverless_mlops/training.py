@@ -18,16 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from serverless_mlops.data import Dataset, load_dataset
 from serverless_mlops.errors import MlopsError, ParityError, SpecError
-from serverless_mlops.profile import build_profile, dump_profile
 from serverless_mlops.signature import FeatureSignature, Signature
 from serverless_mlops.spec import FeatureKind, Metric, ModelSpec, Task
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnxruntime as ort
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -179,6 +178,8 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
 
 
 def _feeds(signature: Signature, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    import numpy as np
+
     return {
         f.input_name: (
             frame[f.name].to_numpy(np.float32) if f.kind == "numeric" else frame[f.name].to_numpy(object).astype(str).astype(object)
@@ -232,6 +233,8 @@ def check_parity(
     spec: ModelSpec, pipeline: Pipeline, signature: Signature, session: ort.InferenceSession, holdout: pd.DataFrame
 ) -> tuple[ParityReport, list[np.ndarray]]:
     """Compare ONNX with scikit-learn on the holdout (as float32, which is what the served model receives)."""
+    import numpy as np
+
     outputs = session.run(None, _feeds(signature, holdout))
     as_served = holdout.copy()
     for name in spec.numeric_features:
@@ -270,6 +273,7 @@ def check_parity(
 
 
 def compute_metrics(task: Task, y_true: np.ndarray, outputs: list[np.ndarray], classes: list[Any] | None) -> dict[str, float]:
+    import numpy as np
     from sklearn import metrics as m
 
     if task is Task.REGRESSION:
@@ -313,6 +317,7 @@ def split_holdout(spec: ModelSpec, frame: pd.DataFrame, *, source: str = "data")
     """The (train, holdout) split of ``frame`` by the spec's split settings: the one split training and the
     retraining workflow's evaluation both use (same rows, same order). Stratified for classification when every
     class has at least two rows."""
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     y = frame[spec.target].to_numpy()
@@ -326,6 +331,10 @@ def split_holdout(spec: ModelSpec, frame: pd.DataFrame, *, source: str = "data")
 
 def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
     """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
+    import numpy as np
+
+    from serverless_mlops.profile import build_profile, dump_profile
+
     estimator = resolve_estimator(spec, source)
     dataset = dataset or load_dataset(spec, settings)
     features = spec.numeric_features + spec.categorical_features
