@@ -69,7 +69,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 1:  # `make bench` runs every benchmarks/*.py; this one is one sample of benchmarks/inference.py
+    if len(sys.argv) == 1:  # run by hand (make bench skips _*.py): this one is one sample of benchmarks/inference.py
         print("benchmarks/_coldstart.py: one cold start sample for benchmarks/inference.py; nothing to measure on its own")
     else:
         main()

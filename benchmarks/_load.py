@@ -137,7 +137,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 1:  # `make bench` runs every benchmarks/*.py; this one only serves benchmarks/inference.py
+    if len(sys.argv) == 1:  # run by hand (make bench skips _*.py): this one only serves benchmarks/inference.py
         print("benchmarks/_load.py: the load generator benchmarks/inference.py runs; nothing to measure on its own")
     else:
         main()

@@ -42,7 +42,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 1:  # `make bench` runs every benchmarks/*.py; this one runs inside .venv-bench for inference.py
+    if len(sys.argv) == 1:  # run by hand (make bench skips _*.py): this one runs inside .venv-bench for inference.py
         print("benchmarks/_mlflow_model.py: run by benchmarks/inference.py inside .venv-bench; nothing to measure on its own")
     else:
         main()
