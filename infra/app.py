@@ -81,6 +81,7 @@ def build_app(
     nag: bool = True,
     context: dict[str, object] | None = None,
     train_step: TrainStep | None = None,
+    outdir: str | Path | None = None,
 ) -> cdk.App:
     """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override).
 
@@ -88,7 +89,7 @@ def build_app(
     Train step")."""
     # cdk.json's feature flags apply in-process too (tests, scripts), so they synthesize what `cdk synth` does
     flags = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    app = cdk.App(context={**flags, **(context or {})})
+    app = cdk.App(context={**flags, **(context or {})}, outdir=str(outdir) if outdir is not None else None)
     config = config or app.node.try_get_context("config")
     stage = stage or app.node.try_get_context("stage")
     if stage is not None and stage not in STAGES:

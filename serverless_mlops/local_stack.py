@@ -733,7 +733,8 @@ def fresh_cdk_out(root: Path = ROOT, stage: str = "dev") -> Path | None:
 
 def synthesized(*, root: Path = ROOT, stage: str = "dev", config: str | Path | None = None) -> tuple[dict[str, Any], Path]:
     """The template and assembly folder of the stage: ``cdk.out`` when it is fresh (:func:`fresh_cdk_out`) and no
-    other config is asked for, else a synthesis in-process (``build_app``, asset staging off, no cdk-nag) into a
+    other config is asked for, else a synthesis in-process (``build_app``, asset staging off, no cdk-nag). The default
+    config's synthesis is written into ``root/cdk.out``, so the next local run reuses it; another config's goes to a
     temporary assembly folder."""
     stack_name = f"serverless-mlops-{stage}"
     cached = fresh_cdk_out(root, stage) if config is None else None
@@ -741,11 +742,12 @@ def synthesized(*, root: Path = ROOT, stage: str = "dev", config: str | Path | N
         return load_template(cached.parent, stack_name), cached.parent
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")  # a local run, not a deployment
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from infra.app import build_app
 
-    app = build_app(config, stage=stage, nag=False, context={"aws:cdk:disable-asset-staging": True})
+    outdir = root / "cdk.out" if config is None else None
+    app = build_app(config, stage=stage, nag=False, context={"aws:cdk:disable-asset-staging": True}, outdir=outdir)
     assembly = app.synth()
     return dict(assembly.get_stack_by_name(stack_name).template), Path(assembly.directory)
 
@@ -1023,9 +1025,17 @@ class LocalInvoker:
         return json.dumps(result, default=str), errored, logs
 
     def call(
-        self, handler: str, environment: Mapping[str, str], event: Any, context: Any, *, error: BaseException | None = None
+        self,
+        handler: str,
+        environment: Mapping[str, str],
+        event: Any,
+        context: Any,
+        *,
+        error: BaseException | None = None,
+        arguments: tuple[Any, ...] | None = None,
     ) -> tuple[Any, bool, str]:
-        """Import ``handler`` and call it under ``environment``; (result, errored, logs). ``error`` is raised instead."""
+        """Import ``handler`` and call it under ``environment``; (result, errored, logs). ``error`` is raised instead.
+        ``arguments`` replaces ``(event, context)`` for a module's other functions (the inference capture's flush)."""
         module_name, _, attribute = handler.rpartition(".")
         variables = dict(environment)
         variables["POWERTOOLS_TRACE_DISABLED"] = "1"
@@ -1036,7 +1046,7 @@ class LocalInvoker:
                 if error is not None:
                     raise error
                 function = self._load(module_name, attribute, variables)
-                return function(event, context), False, buffer.getvalue()
+                return function(*((event, context) if arguments is None else arguments)), False, buffer.getvalue()
             except Exception as exc:  # Lambda reports any exception as the invocation's error
                 buffer.write(traceback.format_exc())
                 return {"errorType": type(exc).__name__, "errorMessage": str(exc)}, True, buffer.getvalue()
