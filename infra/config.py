@@ -101,6 +101,8 @@ class Inference(_Strict):
     throttling: Throttling = Throttling()
     capture_sample: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     max_rows: Annotated[int, Field(ge=1)] = 1000
+    # how soon a promotion or rollback is served: each warm environment re-reads the alias this often (one GetItem)
+    refresh_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
 
 
 class DriftCheck(_Strict):

@@ -66,6 +66,7 @@ class InferenceApi(Construct):
                 "MLOPS_MODELS": ",".join(spec.name for spec in deployment.specs),
                 "MLOPS_MAX_ROWS": str(settings.max_rows),
                 "MLOPS_CAPTURE_SAMPLE": str(settings.capture_sample),
+                "MLOPS_REFRESH_SECONDS": str(settings.refresh_seconds),
             },
             log_retention_days=deployment.config.log_retention_days,
             reserved_concurrency=settings.concurrency.reserved,
