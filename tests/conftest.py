@@ -58,3 +58,14 @@ def example_spec(name: str) -> ModelSpec:
 def trained_models() -> dict[str, TrainedModel]:
     """Each example model trained once per test session (a few seconds in all)."""
     return {name: train(example_spec(name)) for name in EXAMPLE_NAMES}
+
+
+@pytest.fixture(scope="session")
+def dev_synth() -> Path:
+    """The cloud assembly folder of the default deployment config (infra/deployment.yaml, all example models),
+    synthesized once per session as local mode synthesizes it (asset staging off, no cdk-nag) into a temporary
+    folder, never cdk.out; its ``serverless-mlops-dev.template.json`` is what ``mlops local up --template`` takes."""
+    from serverless_mlops.local_stack import ROOT, synthesized
+
+    _, assembly_dir = synthesized(config=ROOT / "infra" / "deployment.yaml")
+    return assembly_dir
