@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from serverless_mlops.cli import drift, models, retrain
+from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli.common import app, err_console
 
@@ -20,6 +21,7 @@ models.register_commands(app)
 drift.register_commands(app)
 serve_command.register_commands(app)
 retrain.register_commands(app)
+local_command.register_commands(app)
 
 
 def _one_line(exc: BaseException) -> str:
