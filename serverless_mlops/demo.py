@@ -1,90 +1,369 @@
-"""``make demo``: the loop so far, on an embedded moto server on 127.0.0.1 — no AWS account, no docker.
+"""``make demo``: the whole loop on one machine, with no AWS account and no docker.
 
-Trains the example models, registers them in the DynamoDB registry (artifacts in S3), promotes them, lists the
-registry, predicts holdout rows through the registered ONNX graphs, then retrains one model, promotes the new
-version and rolls back, printing each step.
+The stack the CDK app synthesizes runs locally (:func:`serverless_mlops.local_env.local_environment`: a moto server
+on 127.0.0.1, the template's resources, the Lambda functions in-process, the HTTP API), and the tour uses it only as
+a user would — HTTP for predictions, the AWS APIs for the rest, and the ``mlops`` CLI for the rollback:
+
+1. train the deployed example specs from what ``cdk deploy`` published, register and promote them;
+2. predict over HTTP;
+3. send drifted traffic (every feature of breast-cancer read one standard deviation high, as after a
+   recalibrated instrument), let its labels arrive as feedback, fire the drift schedule, and read the alert the
+   SNS topic delivers to an SQS queue, and the HTML report;
+4. follow the retraining workflow the alert started, to a promotion;
+5. see the new version serve, roll back with ``mlops rollback``, see the old version serve again.
+
+:func:`run_tour` is the tour on a running environment and returns what each step observed (the end-to-end test
+asserts on it); :func:`run_demo` adds the template, the environment and the summary table.
 """
 
 from __future__ import annotations
 
-import tempfile
+import io
+import json
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from serverless_mlops.lifecycle import Backends, load_model, register_run, resolve_version
-from serverless_mlops.local import LocalAws, ensure_resources
-from serverless_mlops.settings import Settings
+from serverless_mlops.errors import MlopsError
+from serverless_mlops.local_env import Alert, LocalEnvironment, LocalInfo, Seeded, fire_schedules, receive_alerts, seed_models
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DRIFTING_MODEL = "breast-cancer"
+DRIFTED_ROWS = 1000  # the inference environment's capture buffer writes to S3 every 1,000 rows (or 60 s)
+ROWS_PER_REQUEST = 100
+LABELLED_ROWS = 300  # the drifted rows whose outcome is known by the time the schedule fires
+SHIFT_STDS = 1.0
+SEED = 7
 
 
-def run_demo(models_dir: Path = MODELS_DIR, console: Console | None = None) -> dict[str, int]:
-    """Run the tour; returns the production version of each model at the end."""
-    from serverless_mlops.data import load_dataset
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train
+class TourError(MlopsError):
+    """A step of the tour did not see what it should (the message says which step and what it saw)."""
 
-    console = console or Console(highlight=False)
-    started = time.perf_counter()
-    specs = [load_spec(path) for path in sorted(models_dir.glob("*.yaml"))]
-    if not specs:
-        raise FileNotFoundError(f"no model specs in {models_dir}")
-    with LocalAws() as aws, tempfile.TemporaryDirectory(prefix="mlops-demo-") as workdir:
-        settings = Settings(endpoint_url=aws.endpoint_url)
-        console.print(f"[bold]1. local AWS[/bold]: moto server at {aws.endpoint_url}; bucket {settings.bucket}, table {settings.table}")
-        ensure_resources(settings)
-        backends = Backends.from_settings(settings)
 
-        console.print("[bold]2. train, register and promote[/bold] the example models")
-        for spec in specs:
-            t0 = time.perf_counter()
-            trained = train(spec)
-            trained.write(Path(workdir) / spec.name)
-            entry = register_run(trained, backends, by="demo")
-            alias = backends.registry.promote(spec.name, entry.version, by="demo", reason="first model")
-            metrics = ", ".join(f"{k}={v:.3f}" for k, v in trained.record.metrics.items())
-            console.print(
-                f"   {spec.name:<14} {spec.estimator.class_name:<24} {metrics}  parity≤{trained.record.parity.max_abs_diff:.1e}"
-                f"  → version {entry.version}, {alias.name} (sha256 {entry.artifact.sha256[:12]}…)  {time.perf_counter() - t0:.1f}s"
+@dataclass(frozen=True)
+class Served:
+    """One prediction request: the version that answered and what it predicted."""
+
+    model: str
+    version: int
+    predictions: list[Any]
+    actual: list[Any] = field(default_factory=list)
+    probabilities: list[list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    number: int
+    title: str
+    outcome: str
+    seconds: float
+
+
+@dataclass
+class TourResult:
+    """What each step of the tour observed."""
+
+    seeded: list[Seeded] = field(default_factory=list)
+    served: dict[str, list[Served]] = field(default_factory=dict)  # by phase: initial, drifted, retrained, rolled_back
+    drift: dict[str, Any] = field(default_factory=dict)  # the drift function's result
+    alerts: list[Alert] = field(default_factory=list)
+    report_html: Path | None = None
+    workflow_states: list[str] = field(default_factory=list)
+    workflow_terminal: str = ""
+    workflow_output: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # the production alias's history of DRIFTING_MODEL
+    refresh_waits: dict[str, float] = field(default_factory=dict)  # seconds until the endpoint served the new alias
+    steps: list[StepOutcome] = field(default_factory=list)
+    endpoint_url: str = ""  # the moto server's, and the HTTP API's, while the tour ran
+    api_url: str = ""
+
+
+class _Tour:
+    def __init__(self, env: LocalEnvironment, console: Console, out_dir: Path) -> None:
+        self.env = env
+        self.info: LocalInfo = env.info
+        self.console = console
+        self.out_dir = out_dir
+        self.result = TourResult()
+        from serverless_mlops.lifecycle import Backends
+
+        self.backends = Backends.from_settings(self.info.settings)
+
+    # -- helpers --
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+
+    @contextmanager
+    def step(self, number: int, title: str) -> Iterator[list[str]]:
+        self.say(f"\n[bold]{number}. {title}[/bold]")
+        outcome: list[str] = []
+        started = time.perf_counter()
+        yield outcome
+        self.result.steps.append(StepOutcome(number, title, "; ".join(outcome), time.perf_counter() - started))
+
+    def spec(self, model: str) -> Any:
+        from serverless_mlops.aws import client
+        from serverless_mlops.retraining.specs import load_published_spec
+
+        return load_published_spec(model, client("s3", self.info.settings), self.info.bucket)
+
+    def frame(self, model: str) -> Any:
+        from serverless_mlops.data import load_dataset
+
+        return load_dataset(self.spec(model), self.info.settings).frame
+
+    def predict(self, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /v1/models/{model}/predict to the local HTTP API; a non-200 answer is a TourError naming it."""
+        request = urllib.request.Request(  # noqa: S310 - the local API's own http://127.0.0.1 URL
+            f"{self.info.api_url}/v1/models/{model}/predict",
+            data=json.dumps({"instances": rows}).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            raise TourError(f"POST /v1/models/{model}/predict answered {exc.code}: {exc.read()[:300]!r}") from exc
+
+    def served_by(self, model: str, version: int, rows: list[dict[str, Any]], timeout: float) -> tuple[dict[str, Any], float]:
+        """Predict until ``version`` answers (a warm environment re-reads the alias every MLOPS_REFRESH_SECONDS)."""
+        started = time.perf_counter()
+        while True:
+            answer = self.predict(model, rows)
+            waited = time.perf_counter() - started
+            if answer["version"] == version:
+                return answer, waited
+            if waited > timeout:
+                raise TourError(f"{model}: still served by version {answer['version']} after {waited:.0f} s, expected version {version}")
+            time.sleep(0.25)
+
+    def refresh_seconds(self) -> float:
+        from serverless_mlops.aws import client
+
+        config = client("lambda", self.info.settings).get_function_configuration(FunctionName=self.info.functions["inference"])
+        return float(config.get("Environment", {}).get("Variables", {}).get("MLOPS_REFRESH_SECONDS", 30))
+
+    @staticmethod
+    def rows(frame: Any, spec: Any) -> list[dict[str, Any]]:
+        names = [f.name for f in spec.features]
+        return [{k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()} for record in frame[names].to_dict("records")]
+
+    # -- the steps --
+
+    def train_and_promote(self) -> None:
+        with self.step(1, "train, register and promote the deployed example models") as outcome:
+            self.say(f"   specs published by the deployment: s3://{self.info.bucket}/specs/ ({', '.join(self.info.models)})")
+            self.result.seeded = seed_models(self.info.settings, self.info.models, by="demo", reason="first model")
+            for seeded in self.result.seeded:
+                metric = f"{seeded.metric}={seeded.value:.3f}"
+                self.say(f"   {seeded.model:<14} version {seeded.version} → production   {metric}   {seeded.seconds:.1f} s")
+            outcome.append(", ".join(f"{s.model} v{s.version}" for s in self.result.seeded) + " in production")
+
+    def predict_over_http(self) -> None:
+        with self.step(2, f"predict over HTTP ({self.info.api_url})") as outcome:
+            served: list[Served] = []
+            for model in self.info.models:
+                spec = self.spec(model)
+                sample = self.frame(model).sample(3, random_state=SEED)
+                answer = self.predict(model, self.rows(sample, spec))
+                shown = [round(p, 1) if isinstance(p, float) else p for p in answer["predictions"]]
+                actual = sample[spec.target].tolist()
+                served.append(Served(model, answer["version"], answer["predictions"], actual, answer.get("probabilities")))
+                self.say(f"   POST /v1/models/{model}/predict  3 rows → version {answer['version']}: {shown}  (actual {actual})")
+            self.result.served["initial"] = served
+            outcome.append(", ".join(f"{s.model} ← v{s.version}" for s in served))
+
+    def drift(self) -> None:
+        import pandas as pd
+
+        model = DRIFTING_MODEL
+        with self.step(3, f"drifted traffic to {model}, the drift schedule fires, the alert arrives") as outcome:
+            spec = self.spec(model)
+            base = self.frame(model)
+            names = [f.name for f in spec.features]
+            drifted = base.sample(DRIFTED_ROWS, replace=True, random_state=SEED).reset_index(drop=True)
+            drifted[names] = drifted[names] + SHIFT_STDS * base[names].std()
+            versions = set()
+            for start in range(0, DRIFTED_ROWS, ROWS_PER_REQUEST):
+                answer = self.predict(model, self.rows(drifted.iloc[start : start + ROWS_PER_REQUEST], spec))
+                versions.add(answer["version"])
+            self.result.served["drifted"] = [Served(model, v, []) for v in sorted(versions)]
+            self.say(
+                f"   {DRIFTED_ROWS} rows in {DRIFTED_ROWS // ROWS_PER_REQUEST} requests, every feature {SHIFT_STDS:g} std high"
+                f" (a recalibrated instrument) → served by version {', '.join(map(str, sorted(versions)))};"
+                " the capture buffer wrote them to S3"
             )
+            labelled = drifted.head(LABELLED_ROWS)[[*names, spec.target]]
+            key = f"feedback/{model}/{datetime.now(UTC):%Y%m%dT%H%M%S}-labelled.csv"
+            buffer = io.StringIO()
+            pd.DataFrame(labelled).to_csv(buffer, index=False)
+            from serverless_mlops.aws import client
 
-        console.print("[bold]3. the registry[/bold]")
-        listing = Table(show_header=True, header_style="bold")
-        for column in ("model", "versions", "production", "metric"):
-            listing.add_column(column)
-        for name in backends.registry.list_models().items:
-            versions = backends.registry.list_versions(name).items
-            production = backends.registry.resolve(name)
-            metric = next(s.evaluation.metric.value for s in specs if s.name == name)
-            listing.add_row(name, str(len(versions)), str(production.version), f"{metric}={production.metrics[metric]:.3f}")
-        console.print(listing)
+            client("s3", self.info.settings).put_object(Bucket=self.info.bucket, Key=key, Body=buffer.getvalue().encode())
+            self.say(f"   the outcomes of {LABELLED_ROWS} of them arrive as feedback: s3://{self.info.bucket}/{key}")
 
-        console.print("[bold]4. predict[/bold] three rows of each model's data through the registered ONNX graph (sha256-verified)")
-        for spec in specs:
-            entry = resolve_version(backends, spec.name)
-            model = load_model(backends, entry)
-            frame = load_dataset(spec).frame.head(3)
-            records = [
-                {f.name: (row[f.name] if f.type.value == "categorical" else float(row[f.name])) for f in spec.features}
-                for _, row in frame.iterrows()
-            ]
-            result = model.predict_records(records)
-            shown = [round(p, 1) if isinstance(p, float) else p for p in result.predictions]
-            console.print(f"   {spec.name:<14} version {entry.version}: predicted {shown}, actual {frame[spec.target].tolist()}")
+            fired = fire_schedules(self.info, model)
+            result = fired[0].result
+            if fired[0].errored or not isinstance(result, dict):
+                raise TourError(f"the drift check of {model} failed: {result}")
+            self.result.drift = result
+            self.say(
+                f"   schedule fired (the local stand-in for EventBridge: {fired[0].target.expression}) → drift function"
+                f" {fired[0].seconds:.1f} s: {result['status']}, {len(result['drifted_features'])} drifted features"
+                f" ({result['drifted_share']:.0%}) in {result['rows']} rows"
+            )
+            self.result.alerts = receive_alerts(self.info, wait_seconds=10)
+            drift_alerts = [a for a in self.result.alerts if a.subject.startswith("Drift:")]
+            if not drift_alerts:
+                raise TourError(f"no drift alert reached the inbox {self.info.alerts_queue_url}; the check said {result}")
+            alert = drift_alerts[0]
+            message = alert.message if isinstance(alert.message, dict) else {}
+            top = ", ".join(f["feature"] for f in message.get("drifted_features", [])[:3])
+            self.say(f"   alert in the SQS queue subscribed to the topic: [bold]{escape(alert.subject)}[/bold]")
+            self.say(f"      severity {message.get('severity')}, drifted share {message.get('drifted_share')}, e.g. {escape(top)}, …")
+            self.result.report_html = self.download_report(str(message.get("report", "")))
+            self.say(f"   HTML report: {self.result.report_html}  (in S3: {message.get('report')})")
+            drifted_count = f"{len(result['drifted_features'])}/{len(spec.features)}"
+            outcome.append(f'{result["status"]}: {drifted_count} features; alert "{alert.subject}"')
 
-        console.print("[bold]5. retrain, promote, roll back[/bold]")
-        spec = specs[0]
-        entry = register_run(train(spec), backends, by="demo")
-        backends.registry.promote(spec.name, entry.version, by="demo", reason="retrained")
-        console.print(f"   {spec.name}: version {entry.version} registered and promoted")
-        alias = backends.registry.rollback(spec.name, by="demo", reason="demo rollback")
-        console.print(f"   {spec.name}: rolled back, production → version {alias.version} (revision {alias.revision})")
-        for change in alias.history:
-            move = f"{change.from_version} → {change.to_version}"
-            console.print(f"      rev {change.revision}: {change.action:<8} {move}  by {change.by}  {change.reason}")
-        final = {s.name: backends.registry.get_alias(s.name, "production").version for s in specs}
-    console.print(f"[green]done[/green] in {time.perf_counter() - started:.1f}s; the moto server is stopped.")
-    return final
+    def download_report(self, json_uri: str) -> Path:
+        from serverless_mlops.aws import client
+
+        html_uri = json_uri.removesuffix("report.json") + "report.html" if json_uri.endswith("report.json") else json_uri
+        bucket, _, key = html_uri.removeprefix("s3://").partition("/")
+        body = client("s3", self.info.settings).get_object(Bucket=bucket, Key=key)["Body"].read()
+        path = self.out_dir / f"drift-report-{DRIFTING_MODEL}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return path.resolve()
+
+    def retrain(self) -> None:
+        from serverless_mlops.aws import client
+        from serverless_mlops.cli.retrain import follow, outcome_line
+
+        with self.step(4, "the alert started the retraining workflow") as outcome:
+            execution = self.result.drift.get("retraining_execution")
+            if not execution:
+                raise TourError(f"the drift check started no retraining: {self.result.drift}")
+            self.say(f"   execution {execution.rsplit(':', 1)[-1]} (Step Functions on moto, the template's definition)")
+            followed = follow(client("stepfunctions", self.info.settings), execution, show=lambda line: self.say(f"   {line}"))
+            self.result.workflow_states = [s.name for s in followed.steps]
+            self.result.workflow_terminal = followed.terminal
+            self.result.workflow_output = followed.output
+            self.say(f"   {outcome_line(followed)}")
+            if followed.outcome != "promoted":
+                raise TourError(f"the retraining of {DRIFTING_MODEL} ended {followed.terminal} ({followed.status}), not Promoted")
+            promotion = followed.output.get("promotion") or {}
+            outcome.append(f"{followed.terminal}: v{promotion.get('from_version')} → v{promotion.get('to_version')}")
+            notices = receive_alerts(self.info, wait_seconds=5)
+            self.result.alerts.extend(notices)
+            for notice in notices:
+                self.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+
+    def serve_and_roll_back(self) -> None:
+        model = DRIFTING_MODEL
+        with self.step(5, "the new version serves; roll back with mlops rollback") as outcome:
+            spec = self.spec(model)
+            sample = self.frame(model).sample(3, random_state=SEED)
+            rows = self.rows(sample, spec)
+            promotion = self.result.workflow_output.get("promotion") or {}
+            new, old = int(promotion["to_version"]), int(promotion["from_version"])
+            refresh = self.refresh_seconds()
+            answer, waited = self.served_by(model, new, rows, timeout=refresh + 10)
+            actual = sample[spec.target].tolist()
+            self.result.served["retrained"] = [Served(model, answer["version"], answer["predictions"], actual, answer.get("probabilities"))]
+            self.result.refresh_waits["promotion"] = waited
+            self.say(
+                f"   POST /v1/models/{model}/predict → version {answer['version']} (after {waited:.1f} s: the endpoint re-reads"
+                f" the alias every {refresh:g} s)"
+            )
+            self.run_cli(["rollback", model, "--reason", "demo: back to the previous version"])
+            answer, waited = self.served_by(model, old, rows, timeout=refresh + 10)
+            rolled_back = Served(model, answer["version"], answer["predictions"], actual, answer.get("probabilities"))
+            self.result.served["rolled_back"] = [rolled_back]
+            self.result.refresh_waits["rollback"] = waited
+            self.say(f"   POST /v1/models/{model}/predict → version {answer['version']} (after {waited:.1f} s)")
+            alias = self.backends.registry.get_alias(model, "production")
+            self.result.history = [change.model_dump(mode="json") for change in alias.history]
+            self.say(f"   the production alias's history (mlops history {model}):")
+            for change in alias.history:
+                move = f"{change.from_version or '–'} → {change.to_version}"
+                reason = change.reason if len(change.reason) <= 90 else change.reason[:89] + "…"
+                self.say(f"      rev {change.revision}  {change.action:<8} {move:<6} by {escape(change.by):<44} {escape(reason)}")
+            outcome.append(f"v{new} served, rolled back: v{old} served again (alias revision {alias.revision})")
+
+    def run_cli(self, args: list[str]) -> None:
+        from serverless_mlops.cli import main
+
+        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        self.say(f"   [dim]$[/dim] mlops {escape(shown)}")
+        global_options = ["--endpoint-url", self.info.endpoint_url, "--bucket", self.info.bucket, "--table", self.info.table]
+        printed, errors = io.StringIO(), io.StringIO()
+        with redirect_stdout(printed), redirect_stderr(errors):  # shown through the tour's console, like the rest
+            code = main([*global_options, *args])
+        for line in (printed.getvalue() + errors.getvalue()).rstrip().splitlines():
+            self.console.print(f"   {escape(line)}", highlight=False)
+        if code != 0:
+            raise TourError(f"mlops {shown} exited {code}: {errors.getvalue().strip()}")
+
+
+def run_tour(env: LocalEnvironment, *, console: Console | None = None, out_dir: Path = Path("build/demo")) -> TourResult:
+    """The five steps of the module docstring on a running environment; raises TourError when a step does not see
+    what it should."""
+    tour = _Tour(env, console or Console(highlight=False, soft_wrap=True), out_dir)
+    tour.result.endpoint_url, tour.result.api_url = env.info.endpoint_url, env.info.api_url
+    tour.train_and_promote()
+    tour.predict_over_http()
+    tour.drift()
+    tour.retrain()
+    tour.serve_and_roll_back()
+    return tour.result
+
+
+def summary_table(result: TourResult, total_seconds: float) -> Table:
+    view = Table(title=f"the loop, end to end, in {total_seconds:.1f} s", title_justify="left")
+    for column in ("step", "what happened", "outcome", "seconds"):
+        view.add_column(column, justify="right" if column == "seconds" else "left")
+    for step in result.steps:
+        view.add_row(str(step.number), escape(step.title), escape(step.outcome), f"{step.seconds:.1f}")
+    return view
+
+
+def run_demo(
+    *,
+    console: Console | None = None,
+    template: Path | None = None,
+    out_dir: Path = Path("build/demo"),
+    announce: Callable[[str], None] | None = None,
+) -> TourResult:
+    """``make demo``: the template (``cdk.out`` when fresh, else synthesized into it), the local stack, the tour and
+    the summary table; nothing is left running."""
+    from serverless_mlops.local_env import local_environment, local_template
+
+    console = console or Console(highlight=False, soft_wrap=True)  # long S3 URIs stay on one line, copyable
+    started = time.perf_counter()
+    say = announce or (lambda text: console.print(text, highlight=False))
+    document, assembly, stack_name = local_template(template, announce=say)
+    with local_environment(document, assembly, stack_name=stack_name) as env:
+        console.print(
+            f"[bold]0. the stack, locally[/bold]: {stack_name} from {assembly.name}/ on a moto server at {env.info.endpoint_url};"
+            f" HTTP API at {env.info.api_url}; {len(env.stack.created)} resources provisioned"
+            f" ({time.perf_counter() - started:.1f} s)"
+        )
+        result = run_tour(env, console=console, out_dir=out_dir)
+    total = time.perf_counter() - started
+    console.print()
+    console.print(summary_table(result, total))
+    console.print(f"[green]done[/green]: the moto server and the HTTP API are stopped; the drift report is at {result.report_html}")
+    return result

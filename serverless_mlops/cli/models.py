@@ -347,13 +347,24 @@ def init() -> None:
     say(f"bucket {settings.bucket} and table {settings.table} ready at {settings.endpoint_url}")
 
 
-def demo() -> None:
-    """Run the local tour on an embedded moto server (what 'make demo' runs)."""
+def demo(
+    template: Annotated[
+        Path | None, typer.Option("--template", help="a synthesized *.template.json (default: cdk.out when fresh, else a synthesis)")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="where the drift report is written")] = Path("build/demo"),
+) -> None:
+    """The whole loop on this machine (what 'make demo' runs): train, predict over HTTP, drift, alert, retrain,
+    promote, roll back, on the synthesized stack running locally; nothing is left running."""
+    from rich.console import Console
+
     from serverless_mlops.demo import run_demo
 
-    final = run_demo()
-    if state.json:
-        emit_json({"production": final})
+    as_json = state.json  # read first: the tour runs mlops commands itself, which set the CLI's options anew
+    # under --json the tour's narration goes to stderr, so stdout holds only the JSON document
+    result = run_demo(template=template, out_dir=out, console=Console(highlight=False, soft_wrap=True, stderr=as_json))
+    if as_json:
+        steps = [{"step": s.number, "title": s.title, "outcome": s.outcome, "seconds": round(s.seconds, 2)} for s in result.steps]
+        emit_json({"steps": steps, "drift_report": str(result.report_html), "production_history": result.history})
 
 
 def register_commands(app: typer.Typer) -> None:

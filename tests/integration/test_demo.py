@@ -1,24 +1,153 @@
-"""`make demo` runs `mlops demo`: the tour must finish against its own moto server and leave nothing running."""
+"""`make demo` end to end: the tour runs on the synthesized stack, each step sees what it should, nothing is left
+running, and a second run works."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+from pathlib import Path
+from urllib.parse import urlparse
 
+import pytest
 from rich.console import Console
 
-from serverless_mlops.demo import run_demo
+from serverless_mlops.cli import main
+from serverless_mlops.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
+from serverless_mlops.retraining import contract as c
+
+STACK_TEMPLATE = "serverless-mlops-dev.template.json"
+WORKFLOW_PATH = [
+    c.STATE_PREPARE,
+    c.STATE_TRAIN,
+    c.STATE_EVALUATE,
+    c.STATE_GATE,
+    c.STATE_REGISTER,
+    c.STATE_NEEDS_APPROVAL,
+    c.STATE_PROMOTE,
+    c.STATE_NOTIFY_PROMOTED,
+    c.STATE_PROMOTED,
+]
 
 
-def test_demo_trains_registers_promotes_predicts_and_rolls_back() -> None:
+def refused(url: str) -> bool:
+    parsed = urlparse(url)
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 80)) != 0
+
+
+@pytest.fixture(scope="module")
+def tour(dev_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TourResult, str, set[int | None]]:
     threads_before = {t.ident for t in threading.enumerate()}
-    console = Console(record=True, width=200)
-    final = run_demo(console=console)
-    output = console.export_text()
-    assert final == {"breast-cancer": 1, "diabetes": 1, "wine": 1}  # breast-cancer: promoted to 2, rolled back to 1
-    for step in ("1. local AWS", "2. train, register and promote", "3. the registry", "4. predict", "5. retrain, promote, roll back"):
-        assert step in output
-    assert "breast-cancer: rolled back, production → version 1 (revision 3)" in output
-    assert "rev 3: rollback 2 → 1" in output
-    assert "the moto server is stopped" in output
-    leftover = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive() and not t.daemon]
+    console = Console(record=True, width=200, soft_wrap=True)
+    result = run_demo(console=console, template=dev_synth / STACK_TEMPLATE, out_dir=tmp_path_factory.mktemp("demo"))
+    return result, console.export_text(), threads_before
+
+
+def test_step_1_trains_and_promotes_every_deployed_model(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    assert [(s.model, s.version) for s in result.seeded] == [("breast-cancer", 1), ("wine", 1), ("diabetes", 1)]
+    assert {s.metric for s in result.seeded} == {"roc_auc", "f1", "rmse"}
+    assert "breast-cancer  version 1 → production" in output
+
+
+def test_step_2_predictions_over_http_come_from_the_promoted_versions(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, _, _ = tour
+    initial = result.served["initial"]
+    assert [(s.model, s.version, len(s.predictions)) for s in initial] == [("breast-cancer", 1, 3), ("wine", 1, 3), ("diabetes", 1, 3)]
+    classifiers = {s.model: s for s in initial if s.model != "diabetes"}
+    assert all(set(s.predictions) <= set(s.actual) | {0, 1, 2} for s in classifiers.values())
+    assert all(isinstance(p, float) for p in next(s for s in initial if s.model == "diabetes").predictions)
+
+
+def test_step_3_drifted_traffic_raises_an_alert_with_the_drift_and_a_report(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    assert [(s.model, s.version) for s in result.served["drifted"]] == [(DRIFTING_MODEL, 1)]
+    drift = result.drift
+    assert drift["status"] == "drift"
+    assert drift["dataset_drift"] is True
+    assert drift["rows"] >= DRIFTED_ROWS  # the 1,000 drifted rows plus step 2's three, captured through S3
+    assert len(drift["drifted_features"]) == 30
+    assert drift["alerted"] is True
+    alert = next(a for a in result.alerts if a.subject.startswith("Drift:"))
+    assert alert.subject == f"Drift: {DRIFTING_MODEL} v1, 30/30 features"
+    assert alert.message["model"] == DRIFTING_MODEL
+    assert alert.message["version"] == 1
+    assert alert.message["severity"] == "critical"
+    assert alert.message["drifted_share"] == 1.0
+    assert alert.message["report"] == drift["report"]["json"]
+    assert result.report_html is not None
+    assert result.report_html.is_file()
+    html = result.report_html.read_text(encoding="utf-8")
+    assert "<html" in html.lower()
+    assert DRIFTING_MODEL in html
+    assert f"HTML report: {result.report_html}" in output
+
+
+def test_step_4_the_alert_starts_the_workflow_which_promotes_a_better_model(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    assert result.drift["retraining_execution"].rsplit(":", 1)[-1].startswith(f"{DRIFTING_MODEL}-drift-")
+    assert result.workflow_terminal == c.STATE_PROMOTED
+    assert result.workflow_states == WORKFLOW_PATH
+    evaluation = result.workflow_output["evaluation"]
+    assert evaluation["passed"] is True
+    assert evaluation["candidate"] > evaluation["champion"]["value"]
+    assert result.workflow_output["promotion"] == {"alias": "production", "from_version": 1, "to_version": 2, "revision": 2}
+    notices = [a.subject for a in result.alerts if not a.subject.startswith("Drift:")]
+    assert any(subject.startswith(f"Retraining {DRIFTING_MODEL}: v2 promoted") for subject in notices)
+    assert "promoted: breast-cancer v1 → v2 in production" in output
+
+
+def test_step_5_the_new_version_serves_then_the_rollback_serves_the_old_one(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    assert [(s.version, len(s.predictions)) for s in result.served["retrained"]] == [(2, 3)]
+    assert [(s.version, len(s.predictions)) for s in result.served["rolled_back"]] == [(1, 3)]
+    initial = result.served["initial"][0]
+    retrained, rolled_back = result.served["retrained"][0], result.served["rolled_back"][0]
+    assert initial.model == DRIFTING_MODEL  # the same three rows (same seed) in steps 2 and 5
+    assert rolled_back.probabilities == initial.probabilities  # version 1 again, exactly
+    assert retrained.probabilities != initial.probabilities  # version 2 is another model
+    history = [(h["revision"], h["action"], h["from_version"], h["to_version"]) for h in result.history]
+    assert history == [(1, "promote", None, 1), (2, "promote", 1, 2), (3, "rollback", 2, 1)]
+    assert result.history[0]["by"] == "demo"
+    assert result.history[1]["by"].startswith(f"retraining:{DRIFTING_MODEL}-drift-")
+    assert result.history[1]["reason"].startswith("retraining (drift: dataset drift: 30 of 30 features drifted")
+    assert result.history[2]["reason"] == "demo: back to the previous version"
+    assert set(result.refresh_waits) == {"promotion", "rollback"}
+    assert "$ mlops rollback breast-cancer --reason 'demo: back to the previous version'" in output
+    assert "breast-cancer: production rolled back from version 2 to version 1 (revision 3)" in output
+    assert "rev 3  rollback 2 → 1" in output
+
+
+def test_the_summary_table_lists_every_step_and_nothing_is_left_running(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, threads_before = tour
+    assert [s.number for s in result.steps] == [1, 2, 3, 4, 5]
+    assert all(s.outcome for s in result.steps)
+    assert "the loop, end to end, in" in output
+    for step in result.steps:
+        assert step.title in output
+    leftover = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
     assert leftover == []
+    assert "the moto server and the HTTP API are stopped" in output
+    assert result.endpoint_url
+    assert result.api_url
+    assert refused(result.endpoint_url)
+    assert refused(result.api_url)
+
+
+def test_a_second_run_through_the_cli_works(dev_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "second"
+    assert main(["--json", "demo", "--template", str(dev_synth / STACK_TEMPLATE), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    document = json.loads(printed.out)  # --json: only the document on stdout, the narration on stderr
+    assert document["drift_report"] == str((out / f"drift-report-{DRIFTING_MODEL}.html").resolve())
+    assert [step["step"] for step in document["steps"]] == [1, 2, 3, 4, 5]
+    assert [h["action"] for h in document["production_history"]] == ["promote", "promote", "rollback"]
+    assert "the loop, end to end, in" in printed.err
+    assert (out / f"drift-report-{DRIFTING_MODEL}.html").is_file()
+
+
+def test_a_missing_template_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--template", str(tmp_path / "nope.template.json")]) == 1
+    assert "no such file" in capsys.readouterr().err
