@@ -796,6 +796,9 @@ def deployed_locally(
 
 # -- the in-process Lambda runtime ----------------------------------------------------------------------------------
 
+# what a handler module builds once per execution environment from os.environ (clients, the inference endpoint with
+# its model cache and capture buffer): a new environment, or a new stack, must not reuse it
+_ENVIRONMENT_CACHES = ("default_dependencies", "default_endpoint")
 _INVOKE_LOCK = threading.RLock()  # os.environ is the process's: one invocation at a time
 _capture = threading.local()
 
@@ -907,7 +910,8 @@ class LocalInvoker:
     Each call imports the function's handler (``functions.training.app.lambda_handler``) and calls it with the
     function's environment in ``os.environ`` (restored afterwards; one call at a time) plus
     ``POWERTOOLS_TRACE_DISABLED=1`` and, against a moto server, ``MLOPS_ENDPOINT_URL``. A module's
-    ``default_dependencies`` cache is cleared when its environment differs from its previous call's. A raised
+    ``default_dependencies`` / ``default_endpoint`` cache is cleared when its environment differs from its previous
+    call's. A raised
     exception becomes Lambda's ``{"errorType", "errorMessage"}`` error. ``throttle`` and ``fail`` inject faults.
     """
 
@@ -1059,9 +1063,10 @@ class LocalInvoker:
         module = importlib.import_module(module_name)
         snapshot = tuple(sorted(variables.items()))
         if self._last_env.get(module_name) != snapshot:
-            cache_clear = getattr(getattr(module, "default_dependencies", None), "cache_clear", None)
-            if cache_clear is not None:
-                cache_clear()
+            for name in _ENVIRONMENT_CACHES:
+                cache_clear = getattr(getattr(module, name, None), "cache_clear", None)
+                if cache_clear is not None:
+                    cache_clear()
             self._last_env[module_name] = snapshot
         function = getattr(module, attribute, None)
         if not callable(function):
