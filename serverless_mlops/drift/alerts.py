@@ -19,6 +19,7 @@ from serverless_mlops.capture import parse_timestamp
 from serverless_mlops.drift.check import DriftResult
 
 ALERTS_PREFIX = "alerts"
+REASON_FEATURES = 3  # drifted features named in the reason a retraining starts with
 
 
 def alert_key(model: str, window_label: str) -> str:
@@ -116,9 +117,13 @@ def start_retraining(sfn: Any, state_machine_arn: str, result: DriftResult, repo
     if result.window is None:
         raise ValueError("retraining needs a window")
     name = execution_name(result.model, result.window.end)
+    # the reason travels into the version's description, the alias history and the notification: name the first
+    # few features (the report has them all), so one line stays readable with 30 drifted features
+    names = [f.name for f in result.drifted()]
+    shown = ", ".join(names[:REASON_FEATURES]) + (f" and {len(names) - REASON_FEATURES} more" if len(names) > REASON_FEATURES else "")
     reason = (
         f"dataset drift: {result.drifted_features} of {result.checked_features} features drifted "
-        f"(share {result.drifted_share:.2f} >= {result.drift_share}): {', '.join(f.name for f in result.drifted())}"
+        f"(share {result.drifted_share:.2f} >= {result.drift_share}): {shown}"
     )
     payload = {"model": result.model, "trigger": "drift", "reason": reason, "report": report_uri}
     return start_named(sfn, state_machine_arn, name, payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError
 from serverless_mlops.capture import capture_key, encode_records, timestamp
 from serverless_mlops.drift import capture_reader
 from serverless_mlops.drift.alerts import alert_key, send_alert_once, start_retraining
-from serverless_mlops.drift.check import DriftResult, Window
+from serverless_mlops.drift.check import DriftResult, FeatureResult, Histogram, Quality, Window
 from serverless_mlops.drift.service import make_window, run_check
 from serverless_mlops.errors import DataError
 from serverless_mlops.lifecycle import Backends, register_run
@@ -94,6 +95,30 @@ class ExistingExecutionSfn:
 def test_an_existing_execution_counts_as_started() -> None:
     arn = start_retraining(ExistingExecutionSfn(), "arn:aws:states:us-east-1:123456789012:stateMachine:retrain", result(), "r")
     assert arn == "arn:aws:states:us-east-1:123456789012:execution:retrain:wine-drift-20261125T1200"
+
+
+class RecordingSfn:
+    def __init__(self) -> None:
+        self.started: list[dict[str, Any]] = []
+
+    def start_execution(self, **kwargs: Any) -> dict[str, str]:
+        self.started.append(kwargs)
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:retrain:{kwargs['name']}"}
+
+
+def test_the_retraining_reason_names_the_first_three_drifted_features_and_counts_the_rest() -> None:
+    def feature(name: str, verdict: str) -> FeatureResult:
+        histogram = Histogram(kind="numeric", labels=[], reference=[], current=[])
+        return FeatureResult(
+            name=name, kind="numeric", verdict=verdict, test="ks", statistic=0.0, threshold=0.05,
+            reference_rows=100, current_rows=100, quality=Quality(), histogram=histogram,
+        )  # fmt: skip
+
+    drifted = [feature(f"f{i}", "drift") for i in range(6)]
+    sfn = RecordingSfn()
+    start_retraining(sfn, "arn:machine", result().model_copy(update={"features": [feature("calm", "no_drift"), *drifted]}), "r")
+    reason = json.loads(sfn.started[0]["input"])["reason"]
+    assert reason == "dataset drift: 6 of 13 features drifted (share 0.46 >= 0.5): f0, f1, f2 and 3 more"
 
 
 def test_a_window_of_many_objects_is_read_in_key_order(
