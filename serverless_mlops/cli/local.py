@@ -12,6 +12,7 @@ once everything answers, trains and promotes the deployed models, and prints wha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 DIR_ENV = "MLOPS_LOCAL_DIR"
 DEFAULT_DIR = "~/.cache/serverless-mlops/local"
 STATE_FILE = "local.json"
+START_KEY = "process_start"  # beside the LocalInfo fields in the state file
 LOG_FILE = "local.log"
 MODULE = __name__  # the daemon's command line names it: how `down` tells our daemon from a recycled pid
 START_SECONDS = 120.0  # how long `up` waits for the daemon to report the stack up
@@ -78,10 +80,12 @@ def log_path() -> Path:
 
 
 def write_state(info: LocalInfo, path: Path) -> None:
-    """Write the state file atomically: a reader sees the whole document or none."""
+    """Write the state file atomically (a reader sees the whole document or none): the ``LocalInfo``, plus the
+    start time of its process, which tells that process from a later one that got the same pid."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    document = json.loads(info.model_dump_json()) | {START_KEY: process_start(info.pid)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(info.model_dump_json(indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(document, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -97,6 +101,15 @@ def read_state(path: Path) -> LocalInfo | None:
         return None
 
 
+def recorded_start(path: Path) -> str | None:
+    """The start time of the stack's process, as the state file recorded it."""
+    try:
+        value = json.loads(path.read_bytes()).get(START_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def remove_state(path: Path, pid: int | None = None) -> None:
     """Remove the state file (only if it is ``pid``'s, when ``pid`` is given)."""
     if pid is not None:
@@ -106,15 +119,31 @@ def remove_state(path: Path, pid: int | None = None) -> None:
     path.unlink(missing_ok=True)
 
 
-def is_daemon(pid: int) -> bool:
-    """Whether ``pid`` is a live ``mlops local`` daemon (not a recycled pid, not a zombie)."""
+def process_start(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc); None when it is gone or a zombie. Without /proc
+    (macOS), ``"alive"`` when a signal-0 probe finds it."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except FileNotFoundError:
+        return None
+    except OSError:
+        return "alive" if _alive(pid) else None
+    state, *fields = stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+    return None if state in ("Z", "X") else fields[18]
+
+
+def is_daemon(pid: int, start: str | None = None) -> bool:
+    """Whether ``pid`` is the stack's live process: the one that started at ``start`` when the state file recorded
+    it (``up --foreground`` runs as ``mlops``), else a process whose command line names this module (the daemon)."""
+    now = process_start(pid)
+    if now is None:
         return False
-    except OSError:  # no /proc (macOS): trust a signal-0 probe
-        return _alive(pid)
-    return MODULE.encode() in cmdline
+    if start is not None:
+        return now == start
+    try:
+        return MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no /proc: a live pid is all one can tell
+        return True
 
 
 def _alive(pid: int) -> bool:
@@ -128,12 +157,12 @@ def _alive(pid: int) -> bool:
 
 
 def current(path: Path | None = None, *, report_stale: bool = True) -> LocalInfo | None:
-    """The running stack's info; a state file whose daemon is gone (or that is unreadable) is removed and reported."""
+    """The running stack's info; a state file whose process is gone (or that is unreadable) is removed and reported."""
     path = path or state_path()
     if not path.exists():
         return None
     info = read_state(path)
-    if info is not None and is_daemon(info.pid):
+    if info is not None and is_daemon(info.pid, recorded_start(path)):
         return info
     path.unlink(missing_ok=True)
     if report_stale:
@@ -291,7 +320,7 @@ def run_stack(
     aws_port: int,
     api_port: int,
     state_file: Path,
-    on_ready: Callable[[LocalInfo], None] | None = None,
+    on_ready: Callable[[LocalInfo], None],
 ) -> None:
     """Run the stack in this process until SIGTERM or SIGINT; the state file exists exactly while it is up.
 
@@ -308,8 +337,7 @@ def run_stack(
             info = env.info
             write_state(info, state_file)
             try:
-                if on_ready is not None:
-                    on_ready(info)
+                on_ready(info)
                 signal.sigwait(STOP_SIGNALS)
             finally:
                 remove_state(state_file, os.getpid())
@@ -348,6 +376,7 @@ def daemon_main(argv: list[str] | None = None) -> int:
             aws_port=args.aws_port,
             api_port=args.api_port,
             state_file=args.state_file,
+            on_ready=lambda info: print(f"up: API {info.api_url}, AWS endpoint {info.endpoint_url}", file=sys.stderr, flush=True),
         )
     except MlopsError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
@@ -389,25 +418,24 @@ def start_daemon(command: list[str], state_file: Path, log: Path, timeout: float
         raise
 
 
-def stop_daemon(pid: int, timeout: float = STOP_SECONDS) -> bool:
-    """SIGTERM ``pid`` (our daemon), SIGKILL its session after ``timeout``; True when it had to be killed."""
+def stop_daemon(pid: int, start: str | None = None, timeout: float = STOP_SECONDS) -> bool:
+    """SIGTERM the stack's process, SIGKILL (its process group, when it leads one) after ``timeout``; True when it
+    had to be killed."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    if _wait_gone(pid, timeout):
+    if _wait_gone(pid, start, timeout):
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it may end between the two calls
         os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    _wait_gone(pid, 5.0)
+    _wait_gone(pid, start, 5.0)
     return True
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(pid: int, start: str | None, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while is_daemon(pid):
+    while is_daemon(pid, start):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -447,7 +475,7 @@ def _show_ready(info: LocalInfo, *, foreground: bool) -> None:
         emit_json(json.loads(info.model_dump_json()) | {"example": example})
         return
     how = "in this terminal; Ctrl-C stops it" if foreground else f"pid {info.pid}; log {log_path()}"
-    say(f"[green]the local stack is up[/green] ({escape(how)})")
+    console.print(f"[green]the local stack is up[/green] ({escape(how)})", highlight=False, soft_wrap=True)
     typer.echo(f"  API {info.api_url}\n  AWS endpoint {info.endpoint_url} (bucket {info.bucket}, table {info.table})")
     say("try next:")
     typer.echo("\n".join(f"  {line}" for line in next_steps(info, example, model)))
@@ -515,7 +543,7 @@ def down() -> None:
     if info is None:
         say("no local stack is running")
         return
-    killed = stop_daemon(info.pid)
+    killed = stop_daemon(info.pid, recorded_start(state_path()))
     remove_state(state_path())
     say(f"stopped the local stack (pid {info.pid})" + (f" by SIGKILL: it ignored SIGTERM for {STOP_SECONDS:.0f} s" if killed else ""))
 
@@ -561,9 +589,7 @@ def tick(
     fired = fire_schedules(info, model)
     if as_json or state.json:
         emit_json([{"target": f.target.model_dump(), "event": f.event, "result": f.result, "errored": f.errored} for f in fired])
-    elif not fired:
-        say("the template has no schedules" + (f" for {escape(model)}" if model else ""))
-    else:
+    else:  # fire_schedules refuses a stack (or model) without schedules: never empty
         for one in fired:
             console.print(escape(fired_line(one)), highlight=False, soft_wrap=True)
     if any(f.errored for f in fired):
