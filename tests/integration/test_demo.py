@@ -4,6 +4,7 @@ running, and a second run works."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from serverless_mlops.cli import main
 from serverless_mlops.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
+from serverless_mlops.local_stack import ROOT
 from serverless_mlops.retraining import contract as c
 
 STACK_TEMPLATE = "serverless-mlops-dev.template.json"
@@ -134,6 +136,20 @@ def test_the_summary_table_lists_every_step_and_nothing_is_left_running(tour: tu
     assert result.api_url
     assert refused(result.endpoint_url)
     assert refused(result.api_url)
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\d+(\.\d+)?", "#", text.rstrip())
+
+
+def test_the_readme_transcript_is_what_a_run_prints_digits_aside(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    _, output, _ = tour
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- demo-transcript", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    printed = {_digits(line) for line in output.splitlines()}
+    shown = [line for line in block.splitlines() if line.strip()]
+    assert len(shown) > 20
+    assert [line for line in shown if _digits(line) not in printed] == []
 
 
 def test_a_second_run_through_the_cli_works(dev_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
