@@ -228,6 +228,28 @@ def test_the_printed_retrain_and_rollback_work_after_a_promotion(stack: Stack, t
     assert re.search(rf"{model}: production rolled back from version \d+ to version 1", ran.stdout), ran.stdout
 
 
+def readme_block() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running the whole stack locally: mlops local", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match, "the README's mlops local section lost its example"
+    return match.group(1).splitlines()
+
+
+def test_readme_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
+    """The README's block, run in bash against the module's stack (whose fixture runs its first and last lines, up
+    with a free port and the session's template, and down)."""
+    lines = readme_block()
+    assert lines[0].startswith("mlops local up ")
+    assert lines[-1].startswith("mlops local down ")
+    ran = bash(stack.state_dir, "set -e\n" + "\n".join(lines[1:-1]), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"pid            {stack.info.pid}" in ran.stdout
+    assert '"model":"wine","version":1,"predictions":[0]' in ran.stdout
+    assert "✓ drift check of wine" in ran.stdout
+    assert re.search(r"not promoted: v\d+ registered as rejected: f1", ran.stdout), ran.stdout  # same data: no better
+
+
 def test_env_output_evaluated_in_bash_points_mlops_at_the_stack(stack: Stack, tmp_path: Path) -> None:
     ran = bash(stack.state_dir, 'eval "$(mlops local env)" && mlops --json list && echo "$MLOPS_API_URL" >&2', cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
