@@ -105,21 +105,36 @@ def _json_path(document: Any, path: str) -> Any:
     return value
 
 
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
+
+
 def transform_input(template: str, paths: Mapping[str, str], event: Mapping[str, Any]) -> str:
-    """EventBridge's InputTransformer: ``<name>`` becomes the path's value, JSON-encoded outside quotes and as
-    plain text inside them."""
+    """EventBridge's InputTransformer: ``<name>`` becomes the path's value, JSON-encoded outside a JSON string and as
+    the string's text inside one (``"at <time>"``); a name without a path stays as written."""
     values = {name: _json_path(event, path) for name, path in paths.items()}
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(2)
-        if name not in values:
-            return match.group(0)
-        value = values[name]
-        if match.group(1):  # inside a JSON string: the text, escaped as a string's content
-            return '"' + json.dumps(value if isinstance(value, str) else json.dumps(value))[1:-1]
-        return json.dumps(value)
-
-    return re.sub(r'("?)<([A-Za-z0-9_.-]+)>', replace, template)
+    out: list[str] = []
+    in_string = escaped = False
+    i = 0
+    while i < len(template):
+        char = template[i]
+        placeholder = _PLACEHOLDER.match(template, i) if not escaped else None
+        if placeholder is not None and placeholder.group(1) in values:
+            value = values[placeholder.group(1)]
+            if in_string:
+                out.append(json.dumps(value if isinstance(value, str) else json.dumps(value))[1:-1])
+            else:
+                out.append(json.dumps(value))
+            i = placeholder.end()
+            continue
+        if in_string and char == "\\" and not escaped:
+            escaped = True
+        else:
+            if char == '"' and not escaped:
+                in_string = not in_string
+            escaped = False
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def scheduled_targets(stack: LocalStack) -> list[ScheduledTarget]:

@@ -1,0 +1,83 @@
+"""local_env on a running stack, for what the demo does not exercise: a failing function behind the HTTP API, an
+empty inbox, templates it cannot run, and the announcement before a synthesis."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_mlops import local_stack
+from serverless_mlops.errors import MlopsError
+from serverless_mlops.local_env import LocalEnvironment, local_environment, local_template, receive_alerts
+
+STACK_TEMPLATE = "serverless-mlops-dev.template.json"
+
+
+@pytest.fixture(scope="module")
+def running(dev_synth: Path) -> Iterator[LocalEnvironment]:
+    document, assembly, stack_name = local_template(dev_synth / STACK_TEMPLATE)
+    with local_environment(document, assembly, stack_name=stack_name) as env:
+        yield env
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_stack_is_described_for_clients(running: LocalEnvironment) -> None:
+    info = running.info
+    assert info.models == ["breast-cancer", "wine", "diabetes"]
+    assert set(info.functions) == {"inference", "drift_check", "training", "release"}
+    assert all(name.startswith("serverless-mlops-dev-") for name in info.functions.values())
+    assert [(s.model, s.expression) for s in info.schedules] == [
+        ("breast-cancer", "rate(1 day)"),
+        ("diabetes", "rate(1 day)"),
+        ("wine", "rate(6 hours)"),
+    ]
+    assert {s.function for s in info.schedules} == {info.functions["drift_check"]}
+    assert get(f"{info.api_url}/v2/health/live") == (200, {"live": True})
+
+
+def test_an_empty_inbox_returns_nothing_after_the_wait(running: LocalEnvironment) -> None:
+    assert receive_alerts(running.info, wait_seconds=0) == []
+
+
+def test_a_failing_function_is_the_http_apis_500(
+    running: LocalEnvironment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def crash(handler: str, environment: Any, event: Any, context: Any, **_: Any) -> tuple[Any, bool, str]:
+        return {"errorType": "RuntimeError", "errorMessage": "boom"}, True, "Traceback: RuntimeError: boom\n"
+
+    monkeypatch.setattr(running.deployment.invoker, "call", crash)
+    assert get(f"{running.info.api_url}/v2/health/live") == (500, {"message": "Internal Server Error"})
+    assert "RuntimeError: boom" in capsys.readouterr().out  # the function's log, as CloudWatch would keep it
+
+
+def test_a_template_without_the_stacks_outputs_or_functions_is_refused() -> None:
+    with pytest.raises(MlopsError, match="output ArtifactBucketName has no local value"), local_environment({"Resources": {}}, None):
+        pass
+    outputs = {name: {"Value": "x-value"} for name in ("ArtifactBucketName", "RegistryTableName", "AlertTopicArn", "StateMachineArn")}
+    with (
+        pytest.raises(MlopsError, match=r"the template has no function with handler functions\.inference\.app\.lambda_handler"),
+        local_environment({"Resources": {}, "Outputs": outputs}, None),
+    ):
+        pass
+
+
+def test_a_synthesis_is_announced_before_it_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    heard: list[str] = []
+    monkeypatch.setattr(local_stack, "fresh_cdk_out", lambda *a, **k: None)
+    monkeypatch.setattr(local_stack, "synthesized", lambda *a, **k: ({"Resources": {}}, tmp_path))
+    assert local_template(announce=heard.append) == ({"Resources": {}}, tmp_path, "serverless-mlops-dev")
+    assert len(heard) == 1
+    assert heard[0].startswith("synthesizing the CDK app into cdk.out")
