@@ -360,7 +360,7 @@ def daemon_command(template: Path, assembly: Path, stack_name: str, *, aws_port:
 
 def daemon_main(argv: list[str] | None = None) -> int:
     """The daemon: run the stack until SIGTERM; every failure ends as one ``error:`` line in the log, which ``up`` shows."""
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser = argparse.ArgumentParser(prog="mlops local daemon", description="started by mlops local up; not for direct use")
     parser.add_argument("--template", type=Path, required=True)
     parser.add_argument("--assembly", type=Path, required=True)
     parser.add_argument("--stack", required=True)
@@ -402,7 +402,7 @@ def start_daemon(command: list[str], state_file: Path, log: Path, timeout: float
                 return info
             code = child.poll()
             if code is not None:
-                raise MlopsError(f"{last_error(log)} (the local stack did not start; log: {log})")
+                raise MlopsError(f"{last_error(log)} (the local stack did not start: exit status {code}; log: {log})")
             if time.monotonic() > deadline:
                 raise MlopsError(f"the local stack did not start within {timeout:.0f} s; its log: {log}")
             time.sleep(0.1)
