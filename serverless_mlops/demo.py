@@ -171,7 +171,8 @@ class _Tour:
             outcome.append(", ".join(f"{s.model} v{s.version}" for s in self.result.seeded) + " in production")
 
     def predict_over_http(self) -> None:
-        with self.step(2, f"predict over HTTP ({self.info.api_url})") as outcome:
+        with self.step(2, "predict over HTTP") as outcome:
+            self.say(f"   the HTTP API (mlops serve's server in front of the inference function): {self.info.api_url}")
             served: list[Served] = []
             for model in self.info.models:
                 spec = self.spec(model)
