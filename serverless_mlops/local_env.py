@@ -429,7 +429,7 @@ def local_environment(
 def local_template(template: Path | None = None, *, announce: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path, str]:
     """(template, assembly folder, stack name): ``template`` (a ``*.template.json`` in a cloud assembly), else
     ``cdk.out`` when it is newer than infra/, the specs and the layers' inputs, else a synthesis written into
-    ``cdk.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (20-50 s)."""
+    ``cdk.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer while the layers are first built)."""
     from serverless_mlops import local_stack
 
     if template is not None:
@@ -438,7 +438,7 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
         stack_name = template.name.removesuffix(".template.json")
         return local_stack.load_template(template.parent, stack_name), template.parent, stack_name
     if local_stack.fresh_cdk_out() is None and announce is not None:
-        announce("synthesizing the CDK app into cdk.out (it is missing or older than infra/, models/ or the layers; 20-50 s, once)")
+        announce("synthesizing the CDK app into cdk.out (it is missing or older than infra/, models/ or the layers' inputs) …")
     document, assembly = local_stack.synthesized()
     return document, assembly, DEFAULT_STACK
 
