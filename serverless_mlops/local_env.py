@@ -14,6 +14,7 @@ stand-in for EventBridge (it sends each schedule's input to its target through m
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -349,16 +350,17 @@ class _Integration:
         self.invoker.call(INFERENCE_FLUSH, self.environment, None, None, arguments=())
 
 
-def _check_port(port: int | None, option: str) -> None:
+def check_port(option: str, port: int | None) -> None:
+    """A fixed port that is already taken fails here, naming the option, before anything starts (0/None: any)."""
     if not port:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise MlopsError(
-                f"{option} {port} is busy on 127.0.0.1 ({os.strerror(exc.errno or 0).lower()}): choose another, or 0 for a free one"
-            ) from exc
+            why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise MlopsError(f"{option} {port} is busy: {why} (pick another port, or 0 for a free one)") from exc
 
 
 def _alerts_inbox(stack: LocalStack, topic_arn: str) -> str:
@@ -390,8 +392,8 @@ def local_environment(
     capture is written first) and so does the moto server. Ports: None or 0 picks a free one."""
     from serverless_mlops.server import LocalServer
 
-    _check_port(aws_port, "--aws-port")
-    _check_port(api_port, "--api-port")
+    check_port("--aws-port", aws_port)
+    check_port("--api-port", api_port)
     with deployed_locally(template, assembly_dir, stack_name=stack_name, settings=settings, port=aws_port or None) as deployment:
         stack = deployment.stack
         outputs = {key: stack.output(name) for key, name in OUTPUTS.items()}
@@ -429,7 +431,8 @@ def local_environment(
 def local_template(template: Path | None = None, *, announce: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path, str]:
     """(template, assembly folder, stack name): ``template`` (a ``*.template.json`` in a cloud assembly), else
     ``cdk.out`` when it is newer than infra/, the specs and the layers' inputs, else a synthesis written into
-    ``cdk.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer while the layers are first built)."""
+    ``cdk.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer
+    while the layers are first built)."""
     from serverless_mlops import local_stack
 
     if template is not None:
@@ -450,6 +453,7 @@ __all__ = [
     "LocalInfo",
     "ScheduledTarget",
     "Seeded",
+    "check_port",
     "deployed_models",
     "fire_schedules",
     "local_environment",

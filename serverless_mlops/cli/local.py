@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -189,19 +187,6 @@ def last_error(log: Path) -> str:
         if line.startswith("error:"):
             return line.removeprefix("error:").strip()
     return lines[-1] if lines else "it wrote nothing to its log"
-
-
-def check_port(option: str, port: int) -> None:
-    """A fixed port that is already taken fails here, naming the option, instead of in the daemon."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-            raise MlopsError(f"{option} {port} is busy: {why} (pick another port, or 0 for a free one)") from exc
 
 
 # -- what to show ---------------------------------------------------------------------------------------------------
@@ -503,7 +488,7 @@ def up(
     foreground: Annotated[bool, typer.Option("--foreground", help="run in this terminal until Ctrl-C, not in the background")] = False,
 ) -> None:
     """Start the stack in the background: moto on 127.0.0.1, the template's resources, the Lambdas, the HTTP API."""
-    from serverless_mlops.local_env import local_template
+    from serverless_mlops.local_env import check_port, local_template
 
     existing = current()
     if existing is not None:

@@ -631,16 +631,6 @@ def test_last_error_picks_the_line_that_says_why(tmp_path: Path) -> None:
     assert cli_local.last_error(log) == "--api-port 8080 is busy on 127.0.0.1"
 
 
-def test_check_port_names_the_option() -> None:
-    cli_local.check_port("--api-port", 0)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(MlopsError, match=rf"^--aws-port {port} is busy: address already in use"):
-            cli_local.check_port("--aws-port", port)
-
-
 def test_uptime() -> None:
     from datetime import UTC, datetime
 

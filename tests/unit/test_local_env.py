@@ -14,7 +14,7 @@ from serverless_mlops.local_env import (
     LocalInfo,
     ScheduledTarget,
     _alert,
-    _check_port,
+    check_port,
     fire_schedules,
     local_template,
     scheduled_targets,
@@ -156,10 +156,10 @@ def test_a_busy_port_is_named_with_the_option_that_chose_it() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        with pytest.raises(MlopsError, match=f"--api-port {port} is busy on 127.0.0.1"):
-            _check_port(port, "--api-port")
-    _check_port(0, "--api-port")  # 0: any free port, nothing to check
-    _check_port(None, "--aws-port")
+        with pytest.raises(MlopsError, match=f"--api-port {port} is busy: address already in use"):
+            check_port("--api-port", port)
+    check_port("--api-port", 0)  # 0: any free port, nothing to check
+    check_port("--aws-port", None)
 
 
 def test_a_missing_template_file_is_named(tmp_path: Path) -> None:
