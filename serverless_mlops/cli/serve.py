@@ -72,15 +72,38 @@ def example_value(feature: Any) -> Any:
     return 0.0
 
 
+def typical_row(backends: Any, entry: Any) -> dict[str, Any]:
+    """A row of typical values from the version's training profile (each numeric feature's mean, each categorical
+    feature's most frequent category): never one real training row. Without a readable profile, :func:`example_value`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from serverless_mlops.profile import load_profile
+
+    try:
+        features = load_profile(backends.store.get(entry.profile, model=entry.model, version=entry.version))["features"]
+    except (MlopsError, BotoCoreError, ClientError, OSError, ValueError, KeyError):  # an example line is not worth
+        features = {}  # failing for: fall back to values that fit the signature
+    row: dict[str, Any] = {}
+    for feature in entry.signature.features:
+        summary = features.get(feature.name, {})
+        if feature.kind == "numeric" and isinstance(summary.get("mean"), float):
+            row[feature.name] = float(f"{summary['mean']:.4g}")
+        elif feature.kind == "categorical" and summary.get("frequencies"):
+            row[feature.name] = next(iter(summary["frequencies"]))
+        else:
+            row[feature.name] = example_value(feature)
+    return row
+
+
 def curl_example(url: str, backends: Any, models: list[str]) -> str:
-    """A ``curl`` command that predicts one row with the first served model that has a production version."""
+    """A ``curl`` command that predicts one typical row with the first served model that has a production version."""
     names = models or list(backends.registry.list_models(page_size=20).items)
     for name in names:
         try:
             entry = backends.registry.resolve(name, PRODUCTION)
         except NotFoundError:
             continue
-        row = {f.name: example_value(f) for f in entry.signature.features}
+        row = typical_row(backends, entry)
         body = json.dumps({"instances": [row]})
         return f"curl -s {url}/v1/models/{name}/predict -H 'content-type: application/json' -d {shlex.quote(body)}"
     return f"curl -s {url}/v1/models/MODEL/predict -H 'content-type: application/json' -d '{{\"instances\": [{{\"feature\": 1.0}}]}}'"

@@ -27,7 +27,7 @@ import pytest
 
 from serverless_mlops.capture import decode_records
 from serverless_mlops.cli import main
-from serverless_mlops.cli.serve import curl_example, example_value, load_handler, serve_environment
+from serverless_mlops.cli.serve import curl_example, example_value, load_handler, serve_environment, typical_row
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.lifecycle import Backends, register_run
 from serverless_mlops.local import LocalAws, ensure_resources, free_port
@@ -585,6 +585,28 @@ def test_mlops_serve_refuses_an_unregistered_model(world: World, handler_state: 
 def test_curl_example_falls_back_to_a_placeholder_without_production_models(world: World) -> None:
     assert "/v1/models/wine/predict" in curl_example("http://h:1", world.backends, [])
     assert "/v1/models/MODEL/predict" in curl_example("http://h:1", world.backends, ["absent"])
+
+
+def test_curl_example_sends_typical_values_from_the_training_profile_not_a_training_row(world: World) -> None:
+    import shlex
+
+    import pandas as pd
+
+    from serverless_mlops.profile import load_profile
+
+    command = curl_example("http://h:1", world.backends, ["wine"])
+    row = json.loads(shlex.split(command)[-1])["instances"][0]
+    means = {name: summary["mean"] for name, summary in load_profile(world.wine.profile_bytes)["features"].items()}
+    assert row.keys() == means.keys()
+    assert all(row[name] == pytest.approx(means[name], rel=1e-3) for name in row)
+    frame = pd.read_csv(Path(__file__).resolve().parents[2] / "models" / "data" / "wine.csv")
+    assert not (frame[list(row)] == pd.Series(row)).all(axis=1).any()  # no real row is printed
+    # a profile that cannot be read falls back to values that fit the signature
+    entry = world.backends.registry.resolve("wine")
+    broken = entry.model_copy(
+        update={"profile": entry.profile.model_copy(update={"uri": entry.profile.uri + ".missing", "version_id": None})}
+    )
+    assert typical_row(world.backends, broken) == {f.name: example_value(f) for f in entry.signature.features}
 
 
 def test_mlops_serve_json_prints_the_url_and_example_as_a_document(
