@@ -577,8 +577,18 @@ def tick(
     else:  # fire_schedules refuses a stack (or model) without schedules: never empty
         for one in fired:
             console.print(escape(fired_line(one)), highlight=False, soft_wrap=True)
+        if any(isinstance(f.result, dict) and f.result.get("status") == "insufficient_data" for f in fired):
+            say(INSUFFICIENT_HINT)
     if any(f.errored for f in fired):
         raise typer.Exit(1)
+
+
+# why a check just after some curl requests sees no rows: capture is buffered in the inference environment
+INSUFFICIENT_HINT = (
+    "  insufficient_data: the window holds fewer captured rows than the spec's drift.min_rows. The inference function"
+    " writes captured requests to S3 once 1,000 rows are buffered, with the first request 60 s after the oldest one,"
+    " or when the stack stops (MLOPS_CAPTURE_MAX_ROWS / MLOPS_CAPTURE_MAX_SECONDS)."
+)
 
 
 @local_app.command()

@@ -291,10 +291,11 @@ def test_client_commands_in_process(stack: Stack, monkeypatch: pytest.MonkeyPatc
     assert json.loads(capsys.readouterr().out) == info.environment()
 
     assert main(["local", "tick", "diabetes"]) == 0
-    (line,) = capsys.readouterr().out.splitlines()
+    line, *hint = capsys.readouterr().out.splitlines()
     assert line.startswith("✓ drift check of diabetes")
     assert "v1 insufficient_data" in line
     assert "report s3://" in line
+    assert "fewer captured rows than the spec's drift.min_rows" in " ".join(part.strip() for part in hint)  # and why
 
     assert main(["local", "tick", "--json"]) == 0
     fired = json.loads(capsys.readouterr().out)
