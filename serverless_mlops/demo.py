@@ -94,6 +94,8 @@ class _Tour:
         self.console = console
         self.out_dir = out_dir
         self.result = TourResult()
+        self._specs: dict[str, Any] = {}
+        self._frames: dict[str, Any] = {}
         from serverless_mlops.lifecycle import Backends
 
         self.backends = Backends.from_settings(self.info.settings)
@@ -112,15 +114,21 @@ class _Tour:
         self.result.steps.append(StepOutcome(number, title, "; ".join(outcome), time.perf_counter() - started))
 
     def spec(self, model: str) -> Any:
+        """The spec the deployment published (read once: the tour does not change it)."""
         from serverless_mlops.aws import client
         from serverless_mlops.retraining.specs import load_published_spec
 
-        return load_published_spec(model, client("s3", self.info.settings), self.info.bucket)
+        if model not in self._specs:
+            self._specs[model] = load_published_spec(model, client("s3", self.info.settings), self.info.bucket)
+        return self._specs[model]
 
     def frame(self, model: str) -> Any:
+        """The spec's training data (read once)."""
         from serverless_mlops.data import load_dataset
 
-        return load_dataset(self.spec(model), self.info.settings).frame
+        if model not in self._frames:
+            self._frames[model] = load_dataset(self.spec(model), self.info.settings).frame
+        return self._frames[model]
 
     def predict(self, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """POST /v1/models/{model}/predict to the local HTTP API; a non-200 answer is a TourError naming it."""
@@ -134,7 +142,8 @@ class _Tour:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
-            raise TourError(f"POST /v1/models/{model}/predict answered {exc.code}: {exc.read()[:300]!r}") from exc
+            body = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
+            raise TourError(f"POST /v1/models/{model}/predict answered {exc.code}: {body}") from exc
 
     def served_by(self, model: str, version: int, rows: list[dict[str, Any]], timeout: float) -> tuple[dict[str, Any], float]:
         """Predict until ``version`` answers (a warm environment re-reads the alias every MLOPS_REFRESH_SECONDS)."""
@@ -156,8 +165,7 @@ class _Tour:
 
     @staticmethod
     def rows(frame: Any, spec: Any) -> list[dict[str, Any]]:
-        names = [f.name for f in spec.features]
-        return [{k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()} for record in frame[names].to_dict("records")]
+        return list(frame[[f.name for f in spec.features]].to_dict("records"))  # Python scalars, JSON-ready
 
     # -- the steps --
 
@@ -233,15 +241,14 @@ class _Tour:
             top = ", ".join(f["feature"] for f in message.get("drifted_features", [])[:3])
             self.say(f"   alert in the SQS queue subscribed to the topic: [bold]{escape(alert.subject)}[/bold]")
             self.say(f"      severity {message.get('severity')}, drifted share {message.get('drifted_share')}, e.g. {escape(top)}, …")
-            self.result.report_html = self.download_report(str(message.get("report", "")))
+            self.result.report_html = self.download_report(result["report"]["html"])  # an alert comes after its report
             self.say(f"   HTML report: {self.result.report_html}  (in S3: {message.get('report')})")
             drifted_count = f"{len(result['drifted_features'])}/{len(spec.features)}"
             outcome.append(f'{result["status"]}: {drifted_count} features; alert "{alert.subject}"')
 
-    def download_report(self, json_uri: str) -> Path:
+    def download_report(self, html_uri: str) -> Path:
         from serverless_mlops.aws import client
 
-        html_uri = json_uri.removesuffix("report.json") + "report.html" if json_uri.endswith("report.json") else json_uri
         bucket, _, key = html_uri.removeprefix("s3://").partition("/")
         body = client("s3", self.info.settings).get_object(Bucket=bucket, Key=key)["Body"].read()
         path = self.out_dir / f"drift-report-{DRIFTING_MODEL}.html"
