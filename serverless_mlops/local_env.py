@@ -346,8 +346,11 @@ class _Integration:
         return result
 
     def flush(self) -> None:
-        """Write the inference environment's buffered capture, in the function's environment."""
-        self.invoker.call(INFERENCE_FLUSH, self.environment, None, None, arguments=())
+        """Write the inference environment's buffered capture, in the function's environment; a failure is shown
+        with the function's log (the captured rows are lost otherwise without a word)."""
+        _, errored, logs = self.invoker.call(INFERENCE_FLUSH, self.environment, None, None, arguments=())
+        if errored:
+            print(logs, flush=True)
 
 
 def check_port(option: str, port: int | None) -> None:

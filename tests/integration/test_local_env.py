@@ -3,7 +3,9 @@ empty inbox, templates it cannot run, and the announcement before a synthesis.""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from serverless_mlops import local_stack
+from serverless_mlops.demo import TourError, _Tour
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.local_env import LocalEnvironment, local_environment, local_template, receive_alerts
 
@@ -61,6 +65,29 @@ def test_a_failing_function_is_the_http_apis_500(
     monkeypatch.setattr(running.deployment.invoker, "call", crash)
     assert get(f"{running.info.api_url}/v2/health/live") == (500, {"message": "Internal Server Error"})
     assert "RuntimeError: boom" in capsys.readouterr().out  # the function's log, as CloudWatch would keep it
+
+
+def test_a_failing_capture_flush_shows_the_functions_log(
+    running: LocalEnvironment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def crash(handler: str, environment: Any, event: Any, context: Any, **_: Any) -> tuple[Any, bool, str]:
+        return {"errorType": "ClientError", "errorMessage": "denied"}, True, f"{handler}: ClientError: denied\n"
+
+    monkeypatch.setattr(running.deployment.invoker, "call", crash)
+    assert running.api.on_shutdown is not None
+    running.api.on_shutdown()
+    assert "functions.inference.app.flush: ClientError: denied" in capsys.readouterr().out
+
+
+def test_a_tour_step_that_does_not_see_what_it_should_stops_with_one_line(running: LocalEnvironment, tmp_path: Path) -> None:
+    tour = _Tour(running, Console(file=io.StringIO()), tmp_path)
+    # nothing is in production on this stack: the drifted traffic's first request is answered 404, for real
+    with pytest.raises(TourError) as raised:
+        tour.drift()
+    message = str(raised.value)
+    assert re.fullmatch(r"POST /v1/models/breast-cancer/predict answered 404: \{.*breast-cancer.*\}", message)
+    with pytest.raises(TourError, match=r"^the drift check started no retraining: \{\}$"):
+        tour.retrain()
 
 
 def test_a_template_without_the_stacks_outputs_or_functions_is_refused() -> None:
