@@ -73,9 +73,11 @@ class ScheduledTarget(BaseModel):
 
     def event(self, now: datetime | None = None) -> dict[str, Any]:
         """What EventBridge delivers to the target when the rule fires at ``now`` (UTC, cut to the minute)."""
+        if self.input is not None:
+            return dict(json.loads(self.input))
         when = (now or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
-        account = self.rule_arn.split(":")[4] if self.rule_arn.count(":") >= 5 else "123456789012"
-        region = self.rule_arn.split(":")[3] if self.rule_arn.count(":") >= 5 else "us-east-1"
+        arn = self.rule_arn.split(":")
+        region, account = (arn[3], arn[4]) if len(arn) >= 6 else ("us-east-1", "123456789012")
         scheduled = {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -87,8 +89,6 @@ class ScheduledTarget(BaseModel):
             "resources": [self.rule_arn] if self.rule_arn else [],
             "detail": {},
         }
-        if self.input is not None:
-            return dict(json.loads(self.input))
         if self.input_template is not None:
             return dict(json.loads(transform_input(self.input_template, self.input_paths, scheduled)))
         return scheduled
