@@ -1,15 +1,17 @@
 """``mlops local``: the whole stack as a background daemon, driven through the real CLI on 127.0.0.1.
 
-One stack per module (``stack``: ``mlops local up`` in a subprocess, from the session's synthesized template) serves
-the tests that only use it: the commands ``up`` prints are run as printed (in bash), and the client commands also
-run in-process (through ``main``) so their code is measured. Tests that start or break a stack of their own use their
+One stack per module (``stack``: ``mlops local up`` through ``main``, so up's own code is measured, from the session's
+synthesized template) serves the tests that only use it: the commands ``up`` prints are run as printed (in bash), and
+the client commands also run in-process (through ``main``). Tests that start or break a stack of their own use their
 own state folder; every stack is stopped in a ``finally``, and each stop is checked: the daemon's pid is gone and
 both ports refuse connections.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import itertools
 import json
 import os
@@ -144,27 +146,37 @@ def template(dev_synth: Path) -> Path:
 @dataclass
 class Stack:
     state_dir: Path
-    up: subprocess.CompletedProcess[str]
+    out: str  # what up printed on stdout
     info: LocalInfo
 
     def lines(self) -> list[str]:
-        return [line.strip() for line in self.up.stdout.splitlines()]
+        return [line.strip() for line in self.out.splitlines()]
+
+
+def run_main(state_dir: Path, *args: str) -> tuple[int, str, str]:
+    """``main`` in this process (so its code is measured) on the state folder, outside any test's capsys: exit code,
+    stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setenv(cli_local.DIR_ENV, str(state_dir))
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
 def stack(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``mlops local up`` (training the deployed models) once per module; stopped with ``mlops local down`` at the end,
-    which must leave nothing running."""
+    """``mlops local up`` (training the deployed models) once per module, through ``main``; stopped with
+    ``mlops local down`` at the end, which must leave nothing running."""
     state_dir = tmp_path_factory.mktemp("local-stack")
     info = None
     try:
-        up = mlops(state_dir, "local", "up", "--aws-port", "0", "--api-port", "0", "--template", str(template))
-        assert up.returncode == 0, up.stdout + up.stderr
+        code, out, err = run_main(state_dir, "local", "up", "--aws-port", "0", "--api-port", "0", "--template", str(template))
+        assert code == 0, out + err
         info = LocalInfo.model_validate_json((state_dir / cli_local.STATE_FILE).read_text())
-        yield Stack(state_dir, up, info)
-        down = mlops(state_dir, "local", "down")
-        assert down.returncode == 0, down.stderr
-        assert down.stdout.strip() == f"stopped the local stack (pid {info.pid})"
+        yield Stack(state_dir, out, info)
+        code, out, err = run_main(state_dir, "local", "down")
+        assert code == 0, err
+        assert out.strip() == f"stopped the local stack (pid {info.pid})"
         assert_nothing_left(info, state_dir)
     finally:
         force_stop(info)
@@ -177,7 +189,10 @@ def test_up_trains_the_deployed_models_and_prints_commands_that_work_as_printed(
     info = stack.info
     assert set(info.models) == {"breast-cancer", "wine", "diabetes"}
     for model in info.models:
-        assert any(line.startswith(model) and "v1 in production" in line for line in stack.lines()), stack.up.stdout
+        assert any(line.startswith(model) and "v1 in production" in line for line in stack.lines()), stack.out
+        assert re.search(rf"^  {model} +v1 in production  \w+=\d+\.\d{{3}}  \(\d+\.\d s\)$", stack.out, flags=re.M), stack.out
+    assert f"the local stack is up (pid {info.pid}" in stack.out
+    assert cli_local.is_daemon(info.pid)
     steps = stack.lines()[stack.lines().index("try next:") + 1 :]
     commands = [re.sub(r"\s+# .*$", "", line) for line in steps]
     (predict,) = [c for c in commands if c.startswith("curl") and "/predict" in c]
@@ -335,43 +350,25 @@ def test_client_commands_in_process(stack: Stack, monkeypatch: pytest.MonkeyPatc
 # -- stacks of their own ----------------------------------------------------------------------------------------------
 
 
-def test_up_down_lifecycle_in_process(
+def test_a_start_whose_seeding_fails_stops_its_daemon(
     template: Path, local_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Started and stopped through ``main`` (so up's own code is measured). A start whose seeding fails stops the
-    daemon it started; the next one trains, and predicts with the printed row."""
-    up = ["local", "up", "--aws-port", "0", "--api-port", "0", "--template", str(template)]
+    """Through ``main`` (the module's stack covers a start that succeeds): the daemon it started is stopped, and
+    afterwards every command says that nothing runs."""
     started: list[LocalInfo] = []
 
     def failing_seed(info: LocalInfo) -> None:
         started.append(info)
         raise MlopsError("seeding failed on purpose")
 
-    info = None
     try:
         with monkeypatch.context() as patched:
             patched.setattr(cli_local, "_seed", failing_seed)
-            assert main(up) == 1
+            assert main(["local", "up", "--aws-port", "0", "--api-port", "0", "--template", str(template)]) == 1
         assert capsys.readouterr().err.strip() == "error: seeding failed on purpose"
         (failed,) = started
         assert_nothing_left(failed, local_dir)
-
-        assert main(up) == 0
-        out = capsys.readouterr().out
-        info = cli_local.read_state(local_dir / cli_local.STATE_FILE)
-        assert info is not None
-        assert cli_local.is_daemon(info.pid)
-        assert f"the local stack is up (pid {info.pid}" in out
-        for model in info.models:
-            assert re.search(rf"^  {model} +v1 in production  \w+=\d+\.\d{{3}}  \(\d+\.\d s\)$", out, flags=re.M), out
-        (predict,) = [line.strip() for line in out.splitlines() if "/predict" in line]
-        ran = bash(local_dir, predict, cwd=local_dir)
-        assert json.loads(ran.stdout)["version"] == 1
-        assert main(["local", "down"]) == 0
-        assert capsys.readouterr().out.strip() == f"stopped the local stack (pid {info.pid})"
-        assert_nothing_left(info, local_dir)
     finally:
-        force_stop(info)
         for one in started:
             force_stop(one)
     assert main(["local", "down"]) == 0
