@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-demo: install  ## the local tour on an embedded moto server
+demo: install  ## the whole loop on the synthesized stack, locally (moto, in-process Lambdas, HTTP API); nothing left running
 	$(VENV)/bin/mlops demo
 
 test: install layers  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
