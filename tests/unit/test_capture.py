@@ -69,8 +69,8 @@ def test_non_finite_values_are_refused_when_writing() -> None:
 @pytest.mark.parametrize(
     ("data", "problem", "line"),
     [
-        (gzip.compress(b'{"ts": 1}\nnot json\n'), "missing model, version, features, prediction", 1),
-        (gzip.compress(b'{"ts":"t","model":"m","version":1,"features":{},"prediction":1}\n{oops\n'), "invalid JSON", 2),
+        (gzip.compress(b'{"ts": 1}\nnot json\n', mtime=0), "missing model, version, features, prediction", 1),
+        (gzip.compress(b'{"ts":"t","model":"m","version":1,"features":{},"prediction":1}\n{oops\n', mtime=0), "invalid JSON", 2),
         (b"[1, 2]\n", "expected a JSON object", 1),
         (b'{"ts":"t","model":"m","version":1,"features":[1],"prediction":1}\n', "'features' must be an object", 1),
         (b"\x1f\x8b\x08broken", "not gzip JSON Lines", None),
