@@ -17,19 +17,9 @@ from serverless_mlops.cli import main
 from serverless_mlops.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
 from serverless_mlops.local_stack import ROOT
 from serverless_mlops.retraining import contract as c
+from tests.workflow.test_retraining_workflow import HAPPY_PATH
 
 STACK_TEMPLATE = "serverless-mlops-dev.template.json"
-WORKFLOW_PATH = [
-    c.STATE_PREPARE,
-    c.STATE_TRAIN,
-    c.STATE_EVALUATE,
-    c.STATE_GATE,
-    c.STATE_REGISTER,
-    c.STATE_NEEDS_APPROVAL,
-    c.STATE_PROMOTE,
-    c.STATE_NOTIFY_PROMOTED,
-    c.STATE_PROMOTED,
-]
 
 
 def refused(url: str) -> bool:
@@ -91,7 +81,7 @@ def test_step_4_the_alert_starts_the_workflow_which_promotes_a_better_model(tour
     result, output, _ = tour
     assert result.drift["retraining_execution"].rsplit(":", 1)[-1].startswith(f"{DRIFTING_MODEL}-drift-")
     assert result.workflow_terminal == c.STATE_PROMOTED
-    assert result.workflow_states == WORKFLOW_PATH
+    assert result.workflow_states == HAPPY_PATH
     evaluation = result.workflow_output["evaluation"]
     assert evaluation["passed"] is True
     assert evaluation["candidate"] > evaluation["champion"]["value"]
