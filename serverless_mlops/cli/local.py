@@ -332,8 +332,10 @@ def run_stack(
 
 def daemon_command(template: Path, assembly: Path, stack_name: str, *, aws_port: int, api_port: int, state_file: Path) -> list[str]:
     """The daemon's command line. ``-c`` rather than ``-m``: the ``mlops`` package imports this module, and running an
-    already-imported module with ``-m`` makes runpy warn."""
-    code = f"import sys; from {MODULE} import daemon_main; sys.exit(daemon_main())"
+    already-imported module with ``-m`` makes runpy warn. Once ``daemon_main`` returns the stack has stopped (capture
+    written, ports closed, state file removed), so the process ends with ``os._exit``: tearing down the interpreter's
+    half a million objects (moto, the models) would add over a second to every ``down``, which waits for the pid."""
+    code = f"import os, sys; from {MODULE} import daemon_main; code = daemon_main(); sys.stdout.flush(); sys.stderr.flush(); os._exit(code)"
     return [
         sys.executable,
         "-c",
