@@ -69,6 +69,16 @@ def state_dir() -> Path:
     return Path(os.environ.get(DIR_ENV) or DEFAULT_DIR).expanduser()
 
 
+def make_state_dir() -> Path:
+    """The state folder, created: a one-line error when it cannot be (``$MLOPS_LOCAL_DIR`` names a file, say)."""
+    folder = state_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MlopsError(f"the state folder {folder} (${DIR_ENV}) cannot be created: {exc.strerror or exc}") from exc
+    return folder
+
+
 def state_path() -> Path:
     return state_dir() / STATE_FILE
 
@@ -378,7 +388,6 @@ def daemon_main(argv: list[str] | None = None) -> int:
 
 def start_daemon(command: list[str], state_file: Path, log: Path, timeout: float = START_SECONDS) -> LocalInfo:
     """Start the daemon detached (own session, no terminal) and wait until it reports the stack up."""
-    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         child = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
@@ -495,8 +504,11 @@ def up(
     existing = current()
     if existing is not None:
         raise MlopsError(f"a local stack is already running (pid {existing.pid}, API {existing.api_url}): run mlops local down first")
+    if api_port and api_port == aws_port:
+        raise MlopsError(f"--api-port and --aws-port are both {api_port}: the HTTP API and moto need a port each (0 picks a free one)")
     check_port("--api-port", api_port)
     check_port("--aws-port", aws_port)
+    make_state_dir()
     _, assembly, stack_name = local_template(template, announce=say)
     assembly = Path(assembly).resolve()
     template_file = assembly / f"{stack_name}.template.json"
@@ -588,8 +600,9 @@ def tick(
 # why a check just after some curl requests sees no rows: capture is buffered in the inference environment
 INSUFFICIENT_HINT = (
     "  insufficient_data: the window holds fewer captured rows than the spec's drift.min_rows. The inference function"
-    " writes captured requests to S3 once 1,000 rows are buffered, with the first request 60 s after the oldest one,"
-    " or when the stack stops (MLOPS_CAPTURE_MAX_ROWS / MLOPS_CAPTURE_MAX_SECONDS)."
+    " buffers captured rows and writes them to S3 when a request finds 1,000 buffered or the oldest 60 s old"
+    " (MLOPS_CAPTURE_MAX_ROWS / MLOPS_CAPTURE_MAX_SECONDS): send more requests, or one more a minute later, then tick"
+    " again."
 )
 
 

@@ -402,6 +402,24 @@ def test_busy_api_port_is_refused_before_anything_starts(template: Path, local_d
     assert not (local_dir / cli_local.LOG_FILE).exists()
 
 
+def test_the_same_port_for_both_is_refused(local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["local", "up", "--aws-port", "18555", "--api-port", "18555"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: --api-port and --aws-port are both 18555: the HTTP API and moto need a port each (0 picks a free one)"
+    )
+    assert not local_dir.exists()  # refused before anything started
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv(cli_local.DIR_ENV, str(a_file))
+    assert main(["local", "up", "--api-port", "0"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: the state folder {a_file} ($MLOPS_LOCAL_DIR) cannot be created: File exists"
+
+
 def test_missing_template_file(local_dir: Path, tmp_path: Path) -> None:
     line = one_line_error(mlops(local_dir, "local", "up", "--api-port", "0", "--template", str(tmp_path / "nope.template.json")))
     assert "nope.template.json: no such file" in line
