@@ -24,7 +24,7 @@ retrain.register_commands(app)
 local_command.register_commands(app)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 2000 else text[:2000] + " …"
 
@@ -38,9 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("MLOPS_DEBUG") == "1"
     try:
-        # standalone mode: typer prints a usage mistake with the usage line and exits 2, and ends on Ctrl-C with
-        # exit 130; everything else reaches the handlers below
-        app(args=args, prog_name="mlops")
+        # not standalone: click's own mistakes (a bad option value, a missing argument) reach the handlers below
+        # too, so they are one line like every other error instead of a usage box
+        result = app(args=args, prog_name="mlops", standalone_mode=False)
+    except typer.Abort:  # Ctrl-C: the shell's convention for SIGINT, no traceback
+        return 130
+    except typer.TyperException as exc:  # typer's click: a usage mistake (exit 2) or another click error
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mlops` or `mlops local` alone: the help is the answer
+            exc.show()  # type: ignore[attr-defined]
+            return 0
+        code = int(getattr(exc, "exit_code", 2))
+        context = getattr(exc, "ctx", None)
+        hint = f" (see {context.command_path} --help)" if code == 2 and context is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err_console.print(f"[red]error:[/red] {escape(_one_line(message))}{escape(hint)}")
+        return code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MlopsError as exc:
@@ -60,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(_one_line(exc))} (run with --debug for the traceback)")
         return 1
-    return 0
+    return result if isinstance(result, int) else 0  # typer.Exit(code) inside a command comes back as its code
 
 
 __all__ = ["app", "main", "typer"]

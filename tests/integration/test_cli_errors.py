@@ -57,9 +57,31 @@ def test_ctrl_c_exits_130_quietly(capsys: pytest.CaptureFixture[str], monkeypatc
 def test_a_usage_mistake_exits_2_and_says_which_argument(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run(capsys, ["promote", "wine", "two"])
     assert code == 2
-    assert any("Invalid value for 'version'" in line for line in err)
-    assert any(line.startswith("Usage: mlops promote") for line in err)
+    assert len(err) == 1  # one line, like every other error: no usage box
+    assert err[0].startswith("error: Invalid value for 'version'")
+    assert err[0].endswith("(see mlops promote --help)")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["nosuch"], "error: No such command 'nosuch'. (see mlops --help)"),
+        (["list", "--bogus"], "error: No such option: --bogus (see mlops list --help)"),
+        (["retrain"], "error: Missing argument 'model'. (see mlops retrain --help)"),
+        (
+            ["local", "alerts", "--wait", "50"],
+            "error: Invalid value for '--wait': Input should be less than or equal to 20 (see mlops local alerts --help)",
+        ),
+    ],
+)
+def test_every_usage_mistake_is_one_line_naming_the_command(capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+    assert _run(capsys, args) == (2, [expected])
+
+
+def test_a_group_alone_shows_its_help_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["local"]) == 0
+    assert "mlops local [OPTIONS] COMMAND" in capsys.readouterr().out
 
 
 def test_long_messages_are_cut_to_one_bounded_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
