@@ -49,6 +49,7 @@ HANDLERS = {
 INFERENCE_FLUSH = "functions.inference.app.flush"
 OUTPUTS = {"bucket": "ArtifactBucketName", "table": "RegistryTableName", "topic": "AlertTopicArn", "machine": "StateMachineArn"}
 RULE = "AWS::Events::Rule"
+TEMPLATE_SUFFIX = ".template.json"
 ALERTS_QUEUE_SUFFIX = "local-alerts"
 # what API Gateway's HTTP API answers when the integration's function fails
 FUNCTION_ERROR_RESPONSE = {
@@ -439,9 +440,11 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
     from serverless_mlops import local_stack
 
     if template is not None:
+        if not template.name.endswith(TEMPLATE_SUFFIX) or template.is_dir():
+            raise MlopsError(f"--template {template}: expected a synthesized *{TEMPLATE_SUFFIX} file in a cloud assembly folder (cdk.out)")
         if not template.is_file():
             raise NotFoundError(f"--template {template}: no such file (synthesize with make synth, or omit --template)")
-        stack_name = template.name.removesuffix(".template.json")
+        stack_name = template.name.removesuffix(TEMPLATE_SUFFIX)
         return local_stack.load_template(template.parent, stack_name), template.parent, stack_name
     if local_stack.fresh_cdk_out() is None and announce is not None:
         announce("synthesizing the CDK app into cdk.out (it is missing or older than infra/, models/ or the layers' inputs) …")

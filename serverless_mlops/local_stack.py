@@ -698,6 +698,10 @@ def load_template(assembly_dir: str | Path, stack_name: str = DEFAULT_STACK) -> 
         document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise LocalStackError(f"no template {path}: synthesize the app first (make synth)") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LocalStackError(f"{path} is not a JSON template: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("Resources", {}), dict):
+        raise LocalStackError(f"{path} is not a CloudFormation template: expected an object with Resources")
     return document
 
 

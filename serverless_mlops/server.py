@@ -287,7 +287,7 @@ def _listen(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise MlopsError(f"cannot listen on {host}:{port}: {reason.lower()} (choose another --port, or 0 for a free one)") from exc
+        raise MlopsError(f"cannot listen on {host}:{port}: {reason.lower()} (choose another port, or 0 for a free one)") from exc
 
 
 def _uvicorn_server(app: LambdaHttpApp) -> Any:

@@ -262,15 +262,9 @@ def retrain(
 def local_deployment(template: Path | None) -> Iterator[Any]:
     """The synthesized stack (``template``, else cdk.out when fresh, else a synthesis) on an embedded moto server."""
     from serverless_mlops import local_stack
+    from serverless_mlops.local_env import local_template
 
-    if template is not None:
-        stack_name = template.name.removesuffix(".template.json")
-        document, assembly = local_stack.load_template(template.parent, stack_name), template.parent
-    else:
-        if local_stack.fresh_cdk_out() is None:
-            say("synthesizing the CDK app (cdk.out is missing or older than infra/ and models/) …")
-        document, assembly = local_stack.synthesized()
-        stack_name = local_stack.DEFAULT_STACK
+    document, assembly, stack_name = local_template(template, announce=say)
     with local_stack.deployed_locally(document, assembly, stack_name=stack_name, settings=state.settings()) as deployment:
         yield deployment
 

@@ -165,3 +165,20 @@ def test_a_busy_port_is_named_with_the_option_that_chose_it() -> None:
 def test_a_missing_template_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"--template .*nope\.template\.json: no such file"):
         local_template(tmp_path / "nope.template.json")
+
+
+def test_a_template_that_is_not_a_synthesized_template_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(MlopsError, match=r"--template .*x\.json: expected a synthesized \*\.template\.json file"):
+        local_template(tmp_path / "x.json")
+    folder = tmp_path / "cdk.template.json"
+    folder.mkdir()
+    with pytest.raises(MlopsError, match=r"cdk\.template\.json: expected a synthesized"):
+        local_template(folder)
+    broken = tmp_path / "broken.template.json"
+    broken.write_text('{"Resources": ')
+    with pytest.raises(MlopsError, match=r"broken\.template\.json is not a JSON template"):
+        local_template(broken)
+    broken.write_text('["not", "a", "template"]')
+    with pytest.raises(MlopsError, match=r"broken\.template\.json is not a CloudFormation template"):
+        local_template(broken)
