@@ -67,6 +67,33 @@ class Observability:
             pass
 
 
+def retraining_step_handler(
+    obs: Observability,
+    handle: Callable[[Any], dict[str, Any]],
+    *,
+    more_metrics: Callable[[dict[str, Any], str], None] | None = None,
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The ``lambda_handler`` of a retraining workflow function (training, release): log the step, run
+    ``handle(event)``, count ``RetrainingStepsCompleted`` (dimensions ``model``, ``step``) and whatever
+    ``more_metrics(document, step)`` adds, and answer the workflow document."""
+
+    @obs.logger.inject_lambda_context(log_event=False)
+    @obs.metrics.log_metrics
+    @obs.trace_handler
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
+        document = handle(event)
+        step = str(event["step"])
+        obs.metrics.add_dimension(name="model", value=str(document["model"]))
+        obs.metrics.add_dimension(name="step", value=step)
+        obs.metrics.add_metric(name="RetrainingStepsCompleted", unit=MetricUnit.Count, value=1)
+        if more_metrics is not None:
+            more_metrics(document, step)
+        return document
+
+    return lambda_handler
+
+
 def observability(service: str) -> Observability:
     """Logger, Metrics (EMF, namespace ``ServerlessMlops`` unless the environment names another) and Tracer."""
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.observability import observability
+from functions.observability import observability, retraining_step_handler
 from serverless_mlops.aws import client
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining import release_steps
@@ -77,26 +75,15 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
     return state.document()
 
 
-@obs.logger.inject_lambda_context(log_event=False)
-@obs.metrics.log_metrics
-@obs.trace_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
-    document = handle(event)
-    emit_metrics(document, str(event["step"]))
-    return document
-
-
 OUTCOME_METRICS = {"promoted": "RetrainingPromoted", "rejected": "RetrainingRejected", "failed": "RetrainingFailed"}
 
 
-def emit_metrics(document: dict[str, Any], step: str) -> None:
-    """``RetrainingStepsCompleted`` (dimensions ``model``, ``step``); the notify step adds one of
-    ``RetrainingPromoted`` / ``RetrainingRejected`` / ``RetrainingFailed`` (dimension ``model``), which an alarm can watch."""
-    model = str(document["model"])
-    obs.metrics.add_dimension(name="model", value=model)
-    obs.metrics.add_dimension(name="step", value=step)
-    obs.metrics.add_metric(name="RetrainingStepsCompleted", unit=MetricUnit.Count, value=1)
+def outcome_metric(document: dict[str, Any], step: str) -> None:
+    """The notify step's outcome as one of ``RetrainingPromoted`` / ``RetrainingRejected`` / ``RetrainingFailed``
+    (dimension ``model``), which an alarm can watch."""
     outcome = document.get("notification", {}).get("outcome") if step == NOTIFY else None
     if outcome in OUTCOME_METRICS:
-        obs.count(OUTCOME_METRICS[outcome], model=model)
+        obs.count(OUTCOME_METRICS[outcome], model=str(document["model"]))
+
+
+lambda_handler = retraining_step_handler(obs, handle, more_metrics=outcome_metric)

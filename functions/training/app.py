@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.observability import observability
+from functions.observability import observability, retraining_step_handler
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining import training_steps
 from serverless_mlops.retraining.contract import PREPARE, TRAIN, TRAINING_STEPS
@@ -70,18 +68,4 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
     return state.document()
 
 
-@obs.logger.inject_lambda_context(log_event=False)
-@obs.metrics.log_metrics
-@obs.trace_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    obs.logger.info("retraining step", extra={"step": event.get("step"), "execution": event.get("execution")})
-    document = handle(event)
-    emit_metrics(document, str(event["step"]))
-    return document
-
-
-def emit_metrics(document: dict[str, Any], step: str) -> None:
-    """``RetrainingStepsCompleted`` (dimensions ``model``, ``step``) for every step that returned."""
-    obs.metrics.add_dimension(name="model", value=str(document["model"]))
-    obs.metrics.add_dimension(name="step", value=step)
-    obs.metrics.add_metric(name="RetrainingStepsCompleted", unit=MetricUnit.Count, value=1)
+lambda_handler = retraining_step_handler(obs, handle)
