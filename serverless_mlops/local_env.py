@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.local import FAKE_CREDENTIALS
-from serverless_mlops.local_stack import DEFAULT_STACK, FUNCTION, LocalDeployment, LocalStack, deployed_locally
+from serverless_mlops.local_stack import DEFAULT_STACK, FUNCTION, LocalDeployment, LocalInvoker, LocalStack, deployed_locally
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -334,10 +334,10 @@ class LocalEnvironment:
 class _Integration:
     """The HTTP API's Lambda integration: each request's event goes to the inference function, in its environment."""
 
-    def __init__(self, deployment: LocalDeployment, function_name: str) -> None:
-        self.invoker = deployment.invoker
+    def __init__(self, invoker: LocalInvoker, environment: Mapping[str, str]) -> None:
+        self.invoker = invoker
         self.handler = HANDLERS["inference"]
-        self.environment = deployment.stack.environment(function_name)
+        self.environment = environment
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         result, errored, logs = self.invoker.call(self.handler, self.environment, event, context)
@@ -376,12 +376,6 @@ def _alerts_inbox(stack: LocalStack, topic_arn: str) -> str:
     return url
 
 
-def deployed_models(stack: LocalStack, function_name: str) -> list[str]:
-    """The models the inference function serves (its ``MLOPS_MODELS``), in the template's order."""
-    served = stack.environment(function_name).get("MLOPS_MODELS", "")
-    return [name for name in served.split(",") if name]
-
-
 @contextmanager
 def local_environment(
     template: Mapping[str, Any],
@@ -405,7 +399,8 @@ def local_environment(
         functions = {short: stack.function_name(handler) for short, handler in HANDLERS.items() if handler in present}
         if "inference" not in functions:
             raise MlopsError(f"{stack_name}: the template has no function with handler {HANDLERS['inference']}")
-        integration = _Integration(deployment, functions["inference"])
+        environment = stack.environment(functions["inference"])
+        integration = _Integration(deployment.invoker, environment)
         api = LocalServer(
             integration, port=api_port or 0, function_name=functions["inference"], region=stack.region, on_shutdown=integration.flush
         )
@@ -424,7 +419,8 @@ def local_environment(
                 state_machine_arn=outputs["machine"],
                 alerts_queue_url=_alerts_inbox(stack, outputs["topic"]),
                 functions=functions,
-                models=deployed_models(stack, functions["inference"]),
+                # the models the inference function serves (its MLOPS_MODELS), in the template's order
+                models=[name for name in environment.get("MLOPS_MODELS", "").split(",") if name],
                 schedules=scheduled_targets(stack),
             )
             yield LocalEnvironment(info=info, deployment=deployment, api=api)
@@ -460,7 +456,6 @@ __all__ = [
     "ScheduledTarget",
     "Seeded",
     "check_port",
-    "deployed_models",
     "fire_schedules",
     "local_environment",
     "local_template",
