@@ -3,22 +3,32 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS := inference,training,parquet,cli,local,infra,dev
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+# every environment installs from a committed lock (locks/*.txt: exact versions with hashes); `make lock` refreshes them
+LOCK := locks/dev.txt
+STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | sha256sum | cut -c1-16)
+# the aws-cdk CLI's supported Node releases (it prints a warning on older ones; Node 20 still works)
+NODE_SUPPORTED := 22 24
 
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers
+.PHONY: install demo test lint format bench clean synth layers lock check-latest
 
-install: $(STAMP)  ## create .venv and install the project with every group (quick when nothing changed)
+install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --requirement $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --editable .
+	$(PY) -m pip check --disable-pip-version-check >/dev/null || { $(PY) -m pip check; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
+
+lock: install  ## resolve every lock anew (locks/*.txt: dev venv, both layers, benchmark venvs) from pyproject's ranges, with hashes
+	$(PY) layers/lock.py
+
+check-latest: install layers  ## build both layers and run the tests on the newest releases pyproject allows, in a throwaway venv; changes no lock
+	$(PY) layers/check_latest.py
 
 demo: install  ## the whole loop on the synthesized stack, locally (moto, in-process Lambdas, HTTP API); nothing left running
 	$(VENV)/bin/mlops demo
@@ -43,6 +53,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 synth: install layers node_modules/.package-lock.json  ## cdk synth into cdk.out/ (no AWS credentials; infra/deployment.yaml, or CONFIG=path)
+	@major=$$(node --version | sed -E 's/^v([0-9]+).*/\1/'); [ "$$major" -ge $(firstword $(NODE_SUPPORTED)) ] || \
+		echo "note: node $$(node --version) is older than the pinned aws-cdk CLI supports (Node $(subst $() ,/,$(NODE_SUPPORTED))); synth works, but deploy from a supported Node"
 	CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
 		npx --no-install cdk synth --no-notices --quiet $(if $(CONFIG),-c config=$(CONFIG))
 

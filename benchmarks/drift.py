@@ -27,6 +27,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _drift_data import CURRENT_ROWS, REFERENCE_ROWS, ensure_data  # noqa: E402
+from _venv import locked_venv  # noqa: E402
 from foundation import machine  # noqa: E402
 
 EVIDENTLY_VENV = ROOT / ".venv-bench-evidently"
@@ -35,32 +36,14 @@ LAMBDA_MB = 1769
 
 
 def evidently_python() -> tuple[Path | None, str]:
-    """The Evidently venv's python, creating the venv if needed; or None and why not."""
-    if EVIDENTLY_PYTHON.exists():
-        return EVIDENTLY_PYTHON, ""
-    print(f"creating {EVIDENTLY_VENV.name} for Evidently (once)…", file=sys.stderr)
+    """The Evidently venv's python, installed from locks/bench-evidently.txt when missing or stale; or None and why not."""
+    if not EVIDENTLY_PYTHON.exists():
+        print(f"creating {EVIDENTLY_VENV.name} for Evidently (once)…", file=sys.stderr)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True, capture_output=True, text=True, timeout=300)
-        subprocess.run(
-            [
-                str(EVIDENTLY_PYTHON),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(HERE / "requirements-evidently.txt"),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
+        return locked_venv(EVIDENTLY_VENV, "bench-evidently.txt"), ""
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
         return None, f"Evidently could not be installed ({' '.join(str(detail).split())[-300:]})"
-    return EVIDENTLY_PYTHON, ""
 
 
 def measure(python: Path, script: str, data: Path, runs: int) -> dict[str, Any]:

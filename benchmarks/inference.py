@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from layers.build import RuntimePython
 
 BENCH_VENV = ROOT / ".venv-bench"
-BENCH_REQUIREMENTS = BENCH / "requirements-bench.txt"
 FEATURES = [f"f{i:02d}" for i in range(20)]
 LAMBDA_LIMIT_MB = 250
 SERVE_REQUESTS, SERVE_SECONDS, SERVE_REPEATS = 20_000, 5.0, 3
@@ -436,27 +435,18 @@ def running(command: list[str], port: int, what: str, env: dict[str, str] | None
 
 
 def ensure_bench_venv() -> Path | None:
-    """The benchmark venv's python (mlflow, Starlette), creating .venv-bench when missing; None (and why) if impossible."""
-    import onnxruntime
-    import sklearn
+    """The benchmark venv's python (mlflow, Starlette), installed from locks/bench.txt when missing or stale (that lock
+    pins scikit-learn and onnxruntime at the development lock's versions); None (and why) if impossible."""
+    from _venv import locked_venv
 
-    python = BENCH_VENV / "bin" / "python"
-    wanted = f"{sklearn.__version__} {onnxruntime.__version__}"
-    probe = [str(python), "-c", "import mlflow, starlette, sklearn, onnxruntime; print(sklearn.__version__, onnxruntime.__version__)"]
-    if python.exists() and subprocess.run(probe, capture_output=True, text=True, check=False).stdout.strip() == wanted:
-        return python
-    print(f"installing mlflow and Starlette into {BENCH_VENV} (once; a few minutes)…", flush=True)
-    pins = [f"scikit-learn=={sklearn.__version__}", f"onnxruntime=={onnxruntime.__version__}"]
+    if not (BENCH_VENV / "bin" / "python").exists():
+        print(f"installing mlflow and Starlette into {BENCH_VENV} (once; a few minutes)…", flush=True)
     try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, capture_output=True, timeout=300)
-        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(BENCH_REQUIREMENTS), *pins]
-        subprocess.run(install, check=True, capture_output=True, text=True, timeout=1200)
+        return locked_venv(BENCH_VENV, "bench.txt", timeout=1200)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = str(getattr(exc, "stderr", "") or "")[-500:]
         print(f"the benchmark venv is not available, so mlflow and the Starlette endpoint are left out: {exc} {detail}", flush=True)
         return None
-    return python
 
 
 def mlflow_env(workdir: Path) -> dict[str, str]:

@@ -126,9 +126,10 @@ def spec_path(model: str) -> str:
 
 def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     """Each model's executions on a freshly provisioned stack, after a warm-up on another (see :func:`run_stack`)."""
-    from serverless_mlops.local_stack import fresh_cdk_out, synthesized
+    from serverless_mlops.local_stack import fresh_assembly, synthesized
 
-    source = "cdk.out (fresh)" if fresh_cdk_out() is not None else "synthesized in-process"
+    cached = fresh_assembly()
+    source = f"{cached.parent.name} (fresh)" if cached is not None else "synthesized in-process"
     began = time.perf_counter()
     template, assembly_dir = synthesized()
     notes = [f"state machine: the CDK app's template, from {source} in {time.perf_counter() - began:.1f} s"]

@@ -27,11 +27,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError, Deployment
-from layers.build import PLATFORM, PYTHON_VERSION, build_layer, find_runtime_python, precompile, unzipped_size
+from layers.build import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PYTHON_VERSION, build_layer, find_runtime_python, precompile, unzipped_size
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
-# What Lambda allows for a function's code plus all its layers, unzipped.
-LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for this Python (layers/build.py PYTHON_VERSION)
 ARCHITECTURE = lambda_.Architecture.X86_64  # layers/build.py PLATFORM is x86_64
 STAGING = ROOT / "build" / "lambda"

@@ -1,14 +1,17 @@
-"""Build a Lambda layer without docker: ``pip install --platform … --only-binary=:all: --target …``.
+"""Build a Lambda layer without docker: ``pip install --platform … --only-binary=:all: --target …`` from its lock.
 
-A layer is named after a dependency group (an extra) of ``pyproject.toml``: it installs the core dependencies plus
-that group, minus what the Lambda runtime already has (boto3, botocore, s3transfer). The result is stripped of
+A layer is named after a dependency group (an extra) of ``pyproject.toml``: the core dependencies plus that group,
+minus what the Lambda runtime already has (boto3, botocore, s3transfer). It installs exactly what its lock pins
+(``locks/layer-<name>.txt``, written by ``make lock``: every version and hash, resolved for the runtime's Python and
+platform), with ``--require-hashes --no-deps``, so a build on any day installs the same files; a lock that no longer
+matches pyproject's ranges stops the build with the command that refreshes it. The result is stripped of
 ``__pycache__``, test suites, console scripts, type stubs, pip's bookkeeping and, per layer, of what its functions
 never import (``PRUNE``) and of its libraries' static symbols (``STRIP_SYMBOLS``); then it is precompiled, in the
 layer's bytecode mode (``BYTECODE``), by an interpreter of the runtime's Python version (bytecode is
 version-specific), found on this machine or named by ``MLOPS_LAYER_PYTHON``. Layers are cached under
-``layers/build/`` by a hash of everything that decides their content (requirements, platform, Python version,
-bytecode mode and magic number, prune rules, stripping, this file's build format). Concurrent builders (pytest-xdist workers, two
-``cdk synth`` runs) share the cache safely: one builds under a lock, into a temporary folder renamed into place.
+``layers/build/`` by a hash of everything that decides their content (the lock's content, platform, Python version,
+bytecode mode and magic number, prune rules, stripping, this file's build format). Concurrent builders (pytest-xdist
+workers, two ``cdk synth`` runs) share the cache safely: one builds under a lock, into a temporary folder renamed into place.
 
     python layers/build.py inference                       # build (or reuse) and print the folder and its size
     python layers/build.py inference --json                # the same as JSON (what SERVE's size benchmark reads)
@@ -37,6 +40,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script (python layers/build.py): the repository root is what imports resolve from
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from layers import lockfile
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / "layers" / "build"))
@@ -45,6 +53,19 @@ CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / "layers" / "build"))
 # Amazon Linux 2 (glibc 2.26), where onnxruntime >= 1.17 (wheels tagged manylinux_2_27/2_28) cannot load.
 PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux_2_34_x86_64"
+# Lambda's limit for a function's code plus its layers, unzipped: 250 MiB (262,144,000 bytes)
+LAMBDA_UNZIPPED_LIMIT = 250 * 2**20
+# What each layer may weigh unzipped, so its functions fit with room to spare (tests/infra check it on the locked
+# versions; `make check-latest` prints the size newer releases would give). In bytes; MB here are 10^6 bytes.
+SIZE_BUDGET = {
+    # issue 3's target: the inference function (0.3 MB of code) and its layer within 130 MB, for the cold start
+    "inference": 129 * 10**6,
+    # Lambda's limit, less 1 MB for the Train function's code (0.3 MB today) and 10 MB of headroom kept free so that
+    # a newer numpy, scipy or scikit-learn, taken on purpose with `make lock`, still fits: 251.1 MB. When a refreshed
+    # lock goes past it, prune more of what training never imports (PRUNE, each rule with its reason) before
+    # spending the headroom.
+    "training": LAMBDA_UNZIPPED_LIMIT - 10**6 - 10 * 10**6,
+}
 RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer"})
 STRIP_DIRS = frozenset({"__pycache__", "tests"})
 # type stubs and Cython declarations: read by type checkers and compilers, never by an import
@@ -118,7 +139,7 @@ BYTECODE = {"inference": "pycache", "training": "sourceless"}
 # and ctypes read, stays; tests/infra/test_layer_training.py loads every extension module of the result.
 STRIP_SYMBOLS = frozenset({"training"})
 # bump when the build steps change what a layer contains, so cached layers are rebuilt
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4  # 4: installs from the lock
 
 
 class LayerBuildError(RuntimeError):
@@ -146,6 +167,23 @@ def requirements(name: str, pyproject: Path = PYPROJECT) -> list[str]:
     return sorted({req.strip() for req in wanted if _requirement_name(req) not in RUNTIME_PROVIDES})
 
 
+def lock_inputs(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, pyproject: Path = PYPROJECT) -> lockfile.LockInputs:
+    """What the layer's lock (``locks/layer-<name>.txt``) is resolved from: its requirements, Python and platform.
+
+    Another platform or Python than the runtime's has a lock of its own (``layer-<name>-py313-<platform>``)."""
+    group = f"layer-{name}"
+    if (platform, python_version) != (PLATFORM, PYTHON_VERSION):
+        group += f"-py{python_version.replace('.', '')}-{platform}"
+    return lockfile.LockInputs(
+        group,
+        tuple(requirements(name, pyproject)),
+        python_version,
+        platform,
+        only_binary=True,
+        description=f"the {name} Lambda layer (layers/build.py): the core plus [{name}], without the runtime's boto3.",
+    )
+
+
 def pip_platforms(platform: str) -> list[str]:
     """Every platform tag a machine of ``platform`` runs: manylinux_2_34_x86_64 also runs manylinux_2_17 … 2_33 and manylinux2014."""
     match = re.fullmatch(r"manylinux_2_(\d+)_(x86_64|aarch64)", platform)
@@ -157,13 +195,14 @@ def pip_platforms(platform: str) -> list[str]:
 
 
 def cache_key(
-    reqs: list[str], platform: str, python_version: str, bytecode: str = "none", *, prune: list[str] | None = None, strip: bool = False
+    lock: str, platform: str, python_version: str, bytecode: str = "none", *, prune: list[str] | None = None, strip: bool = False
 ) -> str:
-    """``bytecode`` names the mode and the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``;
-    ``prune`` the layer's PRUNE patterns and ``strip`` whether its libraries lose their symbols: changing either rebuilds it."""
+    """``lock`` is the content of the layer's lock file (what it installs, to the hash); ``bytecode`` names the mode and
+    the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``; ``prune`` the layer's PRUNE patterns and
+    ``strip`` whether its libraries lose their symbols: changing any of them rebuilds it."""
     document = json.dumps(
         {
-            "requirements": reqs,
+            "lock": hashlib.sha256(lock.encode()).hexdigest(),
             "platform": platform,
             "python": python_version,
             "bytecode": bytecode,
@@ -269,7 +308,10 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     bytecode = bytecode or BYTECODE.get(name, "pycache")
     if bytecode not in BYTECODE_MODES:
         raise LayerBuildError(f"layer {name!r}: unknown bytecode mode {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}")
-    reqs = requirements(name)
+    try:
+        lock = lockfile.verified(lock_inputs(name, platform=platform, python_version=python_version))
+    except lockfile.LockError as exc:
+        raise LayerBuildError(f"layer {name!r}: {exc}") from exc
     python = find_runtime_python(python_version) if bytecode != "none" else None
     if bytecode != "none" and python is None:
         print(
@@ -281,7 +323,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     mode = f"{bytecode}:{python.cache_tag}:{python.magic}" if python is not None else "none"
     label = {"pycache": "pyc", "sourceless": "sourceless", "none": "nopyc"}[bytecode]
     strip = name in STRIP_SYMBOLS
-    key = cache_key(reqs, platform, python_version, mode, prune=list(PRUNE.get(name, {})), strip=strip)
+    key = cache_key(lock.read_text(encoding="utf-8"), platform, python_version, mode, prune=list(PRUNE.get(name, {})), strip=strip)
     final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{label}-{key}"
     if (final / "layer.json").is_file():
         return final
@@ -292,7 +334,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
             raise LayerBuildError(f"layer {name!r} strips its shared libraries' symbols to fit Lambda's limit: install GNU binutils")
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
         try:
-            manifest = _build_into(staging, name, reqs, platform, python_version, bytecode, python, strip)
+            manifest = _build_into(staging, name, lock, platform, python_version, bytecode, python, strip)
             (staging / "layer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             if final.exists():  # a half-built folder from a killed build of an older format: replace it
                 shutil.rmtree(final)
@@ -306,7 +348,7 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
 def _build_into(
     staging: Path,
     name: str,
-    reqs: list[str],
+    lock: Path,
     platform: str,
     python_version: str,
     bytecode: str,
@@ -319,7 +361,10 @@ def _build_into(
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
         "--target", str(target), *platform_args, "--only-binary=:all:",
-        "--python-version", python_version, "--implementation", "cp", *reqs,
+        "--python-version", python_version, "--implementation", "cp",
+        "--require-hashes", "--no-deps", "--requirement", str(lock),
+        # the lock was resolved for the runtime's Python; pip with --no-deps checks Requires-Python against its own
+        "--ignore-requires-python",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -334,7 +379,8 @@ def _build_into(
     installed = sorted("==".join(meta.name.removesuffix(".dist-info").split("-", 1)) for meta in target.glob("*.dist-info"))
     return {
         "layer": name,
-        "requirements": reqs,
+        "requirements": requirements(name),
+        "lock": {"file": lock.name, "sha256": hashlib.sha256(lock.read_bytes()).hexdigest()},
         "platform": platform,
         "python_version": python_version,
         "installed": installed,
@@ -514,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"path": str(path), **manifest}, indent=2))
     else:
-        print(f"{path}  {manifest['unzipped_bytes'] / 1e6:.1f} MB unzipped, {len(manifest['installed'])} distributions")
+        budget = SIZE_BUDGET.get(args.name)
+        of_budget = f" of its {budget / 1e6:.1f} MB budget" if budget else ""
+        print(f"{path}  {manifest['unzipped_bytes'] / 1e6:.1f} MB unzipped{of_budget}, {len(manifest['installed'])} distributions")
     return 0
 
 

@@ -430,8 +430,8 @@ def local_environment(
 
 def local_template(template: Path | None = None, *, announce: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path, str]:
     """(template, assembly folder, stack name): ``template`` (a ``*.template.json`` in a cloud assembly), else
-    ``cdk.out`` when it is newer than infra/, the specs and the layers' inputs, else a synthesis written into
-    ``cdk.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer
+    ``cdk.out`` (``make synth``) or ``build/local.out`` when it is newer than infra/, the specs and the layers' inputs,
+    else a synthesis written into ``build/local.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer
     while the layers are first built)."""
     from serverless_mlops import local_stack
 
@@ -442,8 +442,8 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
             raise NotFoundError(f"--template {template}: no such file (synthesize with make synth, or omit --template)")
         stack_name = template.name.removesuffix(TEMPLATE_SUFFIX)
         return local_stack.load_template(template.parent, stack_name), template.parent, stack_name
-    if local_stack.fresh_cdk_out() is None and announce is not None:
-        announce("synthesizing the CDK app into cdk.out (it is missing or older than infra/, models/ or the layers' inputs) …")
+    if local_stack.fresh_assembly() is None and announce is not None:
+        announce(f"synthesizing the CDK app into {local_stack.LOCAL_OUT} (it is missing or older than infra/, models/ or the layers' inputs) …")
     document, assembly = local_stack.synthesized()
     return document, assembly, DEFAULT_STACK
 

@@ -13,6 +13,7 @@ import pytest
 
 import infra.packaging as packaging
 import layers.build as build
+from layers import lockfile
 from infra.app import build_app
 from infra.packaging import PackagingError, check_size, code_files, stage_code
 from layers.build import LayerBuildError, build_layer, pip_platforms, requirements, unzipped_size
@@ -171,10 +172,24 @@ def test_concurrent_builders_build_once_and_share_the_result(tmp_path: Path, mon
 
 
 def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock that matches pyproject but pins releases that do not exist: pip fails, and no half-built layer stays."""
+    monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(lockfile, "LOCKS", tmp_path / "locks")
+    inputs = build.lock_inputs("inference")
+    fake = {"numpy": "2.99.0", "msgspec": "0.99.0", "pydantic": "2.99.0", "onnxruntime": "1.99.0", "aws-lambda-powertools": "3.99.0"}
+    body = "".join(f"{name}=={version} \\\n    --hash=sha256:{'0' * 64}\n" for name, version in fake.items())
+    inputs.path.parent.mkdir()
+    inputs.path.write_text(inputs.header("test") + body, encoding="utf-8")
+    with pytest.raises(LayerBuildError, match=r"layer 'inference' \(manylinux_2_34_x86_64, Python 3.12\): pip install failed: ERROR: "):
+        build_layer("inference")
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
+
+
+def test_another_platform_needs_a_lock_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build, "CACHE", tmp_path)
-    with pytest.raises(LayerBuildError, match=r"layer 'inference' \(no_such_platform, Python 3.12\): pip install failed: ERROR: "):
-        build_layer("inference", platform="no_such_platform")
-    assert [p.suffix for p in tmp_path.iterdir()] == [".lock"]
+    with pytest.raises(LayerBuildError, match=r"layer 'inference': .*layer-inference-py312-manylinux_2_34_aarch64.txt: no lock .*make lock"):
+        build_layer("inference", platform="manylinux_2_34_aarch64")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _module_level_imports(path: Path) -> set[str]:

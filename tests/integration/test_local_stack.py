@@ -24,7 +24,8 @@ from serverless_mlops.local_stack import (
     LocalInvoker,
     LocalStack,
     LocalStackError,
-    fresh_cdk_out,
+    LOCAL_OUT,
+    fresh_assembly,
     load_template,
     newest_input,
     provision,
@@ -283,11 +284,12 @@ def test_a_definition_object_and_substitutions_are_accepted() -> None:
     assert '"Result": "hello"' in definition
 
 
-def test_synthesized_reuses_a_fresh_cdk_out_and_load_template_names_a_missing_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["cdk.out", str(LOCAL_OUT)])
+def test_synthesized_reuses_a_fresh_assembly_and_load_template_names_a_missing_one(tmp_path: Path, folder: str) -> None:
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "app.py").write_text("")
-    cached = tmp_path / "cdk.out" / "serverless-mlops-dev.template.json"
-    cached.parent.mkdir()
+    cached = tmp_path / folder / "serverless-mlops-dev.template.json"
+    cached.parent.mkdir(parents=True)
     cached.write_text('{"Resources": {}}')
     assert newest_input(tmp_path) <= cached.stat().st_mtime
     template, assembly = synthesized(root=tmp_path)
@@ -295,9 +297,36 @@ def test_synthesized_reuses_a_fresh_cdk_out_and_load_template_names_a_missing_on
     with pytest.raises(LocalStackError, match="make synth"):
         load_template(tmp_path, "serverless-mlops-prod")
     assert newest_input(ROOT) > 0
-    # renaming a state in the workflow's contract makes cdk.out stale: its definition would name the old states
+    # renaming a state in the workflow's contract makes the assembly stale: its definition would name the old states
     contract = tmp_path / "serverless_mlops" / "retraining" / "contract.py"
     contract.parent.mkdir(parents=True)
     contract.write_text("")
     os.utime(contract, (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
-    assert fresh_cdk_out(tmp_path) is None
+    assert fresh_assembly(tmp_path) is None
+    # so does a new lock: the layers it decides are assets of the template
+    os.utime(contract, (cached.stat().st_mtime - 10, cached.stat().st_mtime - 10))
+    assert fresh_assembly(tmp_path) == cached
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "layer-training.txt").write_text("")
+    os.utime(tmp_path / "locks" / "layer-training.txt", (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
+    assert fresh_assembly(tmp_path) is None
+
+
+def test_an_in_process_synthesis_is_self_contained_like_cdk_synth(dev_synth: Path) -> None:
+    """What local mode synthesizes (as `mlops demo` does) can be deployed as it is (`cdk deploy --app <folder>`):
+    every asset its manifests name lies inside the assembly, CDK's own too (with staging off, the AwsCliLayer and the
+    custom resource providers' code lay in the jsii kernel's temporary folders, gone when the process ended)."""
+    sources = []
+    for manifest in dev_synth.rglob("*.assets.json"):
+        for asset_hash, asset in json.loads(manifest.read_text(encoding="utf-8"))["files"].items():
+            path = asset["source"]["path"]
+            assert not Path(path).is_absolute(), f"{manifest.name}: asset {asset_hash} points outside the assembly: {path}"
+            resolved = (manifest.parent / path).resolve()
+            assert resolved.is_relative_to(dev_synth.resolve()) and resolved.exists(), path
+            sources.append(resolved)
+    assert len(sources) >= 6  # the two layers, the functions' code, the specs, the AwsCliLayer, ...
+    assert any(p.suffix == ".zip" for p in sources)  # CDK's AwsCliLayer is a file asset
+    assert any((p / "python" / "onnxruntime").is_dir() for p in sources if p.is_dir())  # the inference layer
+    # no template names a path outside the assembly either (asset metadata, when CDK writes it)
+    for template in dev_synth.glob("*.template.json"):
+        assert str(ROOT) not in template.read_text(encoding="utf-8")

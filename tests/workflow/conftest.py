@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,13 +56,15 @@ class WorkflowSynth:
 
 
 @pytest.fixture(scope="session")
-def workflow_synth(tmp_path_factory: pytest.TempPathFactory) -> WorkflowSynth:
-    """The app synthesized once from the test config, as local mode synthesizes it (asset staging off, no cdk-nag:
-    tests/infra checks those)."""
+def workflow_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowSynth]:
+    """The app synthesized once from the test config, as local mode synthesizes it (no cdk-nag: tests/infra checks
+    it); the assembly, with its staged layers, is removed at the end."""
     config = tmp_path_factory.mktemp("workflow-config") / "deployment.yaml"
     config.write_text(TEST_CONFIG, encoding="utf-8")
-    template, assembly_dir = synthesized(config=config)
-    return WorkflowSynth(template=template, assembly_dir=assembly_dir, config=config)
+    outdir = tmp_path_factory.mktemp("workflow-synth")
+    template, assembly_dir = synthesized(config=config, outdir=outdir)
+    yield WorkflowSynth(template=template, assembly_dir=assembly_dir, config=config)
+    shutil.rmtree(outdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ def test_retrain_no_wait_prints_the_execution_and_a_failed_wait_exits_1(workflow
 def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(
     workflow_synth: WorkflowSynth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # what synthesized() gives with no fresh cdk.out (the session's synth stands in for a second one)
+    # what synthesized() gives with no fresh assembly (the session's synth stands in for a second one)
     monkeypatch.setattr(local_stack, "synthesized", lambda: (workflow_synth.template, workflow_synth.assembly_dir))
     result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--reason", "try it"])
     assert result.exit_code == 0, result.output
@@ -88,6 +88,8 @@ def test_retrain_local_stops_at_an_approval_it_cannot_wait_for(workflow_synth: W
         (specs / relative).write_bytes(body)
     (manifest,) = workflow_synth.assembly_dir.glob("*.assets.json")
     assets = json.loads(manifest.read_text())
+    for asset in assets["files"].values():  # the copy lives elsewhere: point it at the assembly's staged assets
+        asset["source"]["path"] = str(manifest.parent / asset["source"]["path"])
     (spec_asset,) = [h for h, a in assets["files"].items() if (Path(a["source"]["path"]) / MODEL / "spec.json").is_file()]
     assets["files"][spec_asset]["source"]["path"] = str(specs)
     (tmp_path / manifest.name).write_text(json.dumps(assets))

@@ -1,0 +1,34 @@
+"""The benchmarks' optional venvs (``.venv-bench``, ``.venv-bench-evidently``), installed from their locks.
+
+Each installs exactly what its lock pins (``locks/bench.txt``, ``locks/bench-evidently.txt``, written by ``make lock``
+from ``benchmarks/requirements-*.txt``), with hashes, and is reinstalled when the lock changes (a stamp holds the
+lock's sha256), so a benchmark measures the same mlflow or Evidently on any day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+LOCKS = Path(__file__).resolve().parent.parent / "locks"
+
+
+def locked_venv(folder: Path, lock: str, *, timeout: float = 1800) -> Path:
+    """The python of the venv ``folder`` holding what ``locks/<lock>`` pins, created or updated when needed.
+
+    Raises what ``subprocess.run`` raises (``CalledProcessError``, ``TimeoutExpired``, ``OSError``): callers leave the
+    comparison out and say why."""
+    path = LOCKS / lock
+    python = folder / "bin" / "python"
+    stamp = folder / ".lock-sha256"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == digest:
+        return python
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, text=True, timeout=300)
+    install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
+    subprocess.run([*install, "--requirement", str(path)], check=True, capture_output=True, text=True, timeout=timeout)
+    stamp.write_text(digest + "\n", encoding="utf-8")
+    return python
