@@ -1,9 +1,9 @@
 """`make demo`'s time (`make bench`): the whole loop, as a user runs it, against the 60 s target.
 
-1. The synthesis a first run pays when ``cdk.out`` is stale: ``local_stack.synthesized`` of the default config into
-   a temporary assembly (no cdk-nag, asset staging off; the layers are already built), once.
+1. The synthesis a first run pays when ``build/local.out`` is stale: ``local_stack.synthesized`` of the default config
+   into a temporary assembly (no cdk-nag, assets staged into it; the layers are already built), once.
 2. ``mlops demo`` as ``make demo`` runs it — a fresh process each time, the template from that synthesis
-   (``--template``, i.e. a fresh ``cdk.out``) — 3 times one after another: the median wall time of the whole command,
+   (``--template``, i.e. a fresh ``build/local.out``) — 3 times one after another: the median wall time of the whole command,
    and of each step (from its ``--json`` document), with the slowest run too. Every run must exit 0 and leave no
    process behind (checked through ``/proc``: no new child of this script is still alive).
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,8 +48,9 @@ def main() -> None:
     from serverless_mlops.local_stack import synthesized
 
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-demo-synth-"))
     began = time.perf_counter()
-    _, assembly = synthesized(config=ROOT / "infra" / "deployment.yaml")
+    _, assembly = synthesized(config=ROOT / "infra" / "deployment.yaml", outdir=scratch)
     synth_seconds = time.perf_counter() - began
     template = assembly / "serverless-mlops-dev.template.json"
     print(f"synthesis (first run, or after infra/ or models/ change): {synth_seconds:.1f} s", flush=True)
@@ -82,12 +84,13 @@ def main() -> None:
     print("| what | median | slowest |")
     print("| --- | --- | --- |")
     median = statistics.median(walls)
-    print(f"| `mlops demo`, whole command ({RUNS} fresh processes, fresh cdk.out) | {median:.1f} s | {max(walls):.1f} s |")
+    print(f"| `mlops demo`, whole command ({RUNS} fresh processes, fresh build/local.out) | {median:.1f} s | {max(walls):.1f} s |")
     for title, seconds in steps.items():
         print(f"| {title} | {statistics.median(seconds):.1f} s | {max(seconds):.1f} s |")
-    print(f"| synthesis, when cdk.out is stale (once) | {synth_seconds:.1f} s | |")
+    print(f"| synthesis, when build/local.out is stale (once) | {synth_seconds:.1f} s | |")
+    shutil.rmtree(scratch, ignore_errors=True)  # its staged layers weigh 370 MB
     verdict = "meets" if max(walls) < TARGET_SECONDS else "MISSES"
-    print(f"\ntarget: under {TARGET_SECONDS:.0f} s after install with cdk.out fresh: {verdict} (slowest {max(walls):.1f} s)")
+    print(f"\ntarget: under {TARGET_SECONDS:.0f} s after install with build/local.out fresh: {verdict} (slowest {max(walls):.1f} s)")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ def requirements(name: str, pyproject: Path = PYPROJECT) -> list[str]:
     return sorted({req.strip() for req in wanted if _requirement_name(req) not in RUNTIME_PROVIDES})
 
 
-def lock_inputs(name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, pyproject: Path = PYPROJECT) -> lockfile.LockInputs:
+def lock_inputs(
+    name: str, *, platform: str = PLATFORM, python_version: str = PYTHON_VERSION, pyproject: Path = PYPROJECT
+) -> lockfile.LockInputs:
     """What the layer's lock (``locks/layer-<name>.txt``) is resolved from: its requirements, Python and platform.
 
     Another platform or Python than the runtime's has a lock of its own (``layer-<name>-py313-<platform>``)."""

@@ -106,7 +106,8 @@ def problems(inputs: LockInputs) -> list[str]:
             found.append(f"{path}: locked for {key} {header.get(key)!r}, group {inputs.group!r} needs {wanted!r}; run `make lock`")
     if header.get("inputs-sha256") != inputs.digest():
         found.append(
-            f"{path}: group {inputs.group!r} was locked from other requirements than pyproject.toml (or its inputs) name now; run `make lock`"
+            f"{path}: group {inputs.group!r} was locked from other requirements than pyproject.toml (or its inputs) name now;"
+            " run `make lock`"
         )
     pinned = pins(path)
     found += [f"{path}: group {inputs.group!r}: {problem}" for problem in unsatisfied(inputs.requirements, pinned)]

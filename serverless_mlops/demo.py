@@ -355,8 +355,8 @@ def run_demo(
     out_dir: Path = Path("build/demo"),
     announce: Callable[[str], None] | None = None,
 ) -> TourResult:
-    """``make demo``: the template (``cdk.out`` when fresh, else synthesized into it), the local stack, the tour and
-    the summary table; nothing is left running."""
+    """``make demo``: the template (``cdk.out`` or ``build/local.out`` when fresh, else synthesized into the latter),
+    the local stack, the tour and the summary table; nothing is left running."""
     from serverless_mlops.local_env import local_environment, local_template
 
     console = console or Console(highlight=False, soft_wrap=True)  # long S3 URIs stay on one line, copyable

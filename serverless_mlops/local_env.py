@@ -431,8 +431,8 @@ def local_environment(
 def local_template(template: Path | None = None, *, announce: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path, str]:
     """(template, assembly folder, stack name): ``template`` (a ``*.template.json`` in a cloud assembly), else
     ``cdk.out`` (``make synth``) or ``build/local.out`` when it is newer than infra/, the specs and the layers' inputs,
-    else a synthesis written into ``build/local.out`` so the next run reuses it; ``announce`` hears about a synthesis before it starts (seconds; longer
-    while the layers are first built)."""
+    else a synthesis written into ``build/local.out`` so the next run reuses it; ``announce`` hears about a synthesis
+    before it starts (seconds; longer while the layers are first built)."""
     from serverless_mlops import local_stack
 
     if template is not None:
@@ -443,7 +443,7 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
         stack_name = template.name.removesuffix(TEMPLATE_SUFFIX)
         return local_stack.load_template(template.parent, stack_name), template.parent, stack_name
     if local_stack.fresh_assembly() is None and announce is not None:
-        announce(f"synthesizing the CDK app into {local_stack.LOCAL_OUT} (it is missing or older than infra/, models/ or the layers' inputs) …")
+        announce(f"synthesizing the CDK app into {local_stack.LOCAL_OUT} (it is missing or older than infra/, models/ or the locks) …")
     document, assembly = local_stack.synthesized()
     return document, assembly, DEFAULT_STACK
 

@@ -1,7 +1,8 @@
 """``mlops local``: the whole stack on this machine (moto, the provisioned template, the Lambdas in-process, the HTTP
 API) as a background daemon that other shells use and ``mlops local down`` stops.
 
-``up`` resolves the template in the foreground (cdk.out, else a synthesis it announces), starts a detached daemon
+``up`` resolves the template in the foreground (cdk.out or build/local.out when fresh, else a synthesis it announces), starts a
+detached daemon
 that runs :func:`serverless_mlops.local_env.local_environment` and writes the stack's ``LocalInfo`` to the state file
 once everything answers, trains and promotes the deployed models, and prints what to try next. ``status``, ``env``,
 ``tick`` and ``alerts`` read the state file from any shell; ``down`` stops the daemon (SIGTERM, SIGKILL after
@@ -493,7 +494,11 @@ def up(
     aws_port: Annotated[int, typer.Option("--aws-port", min=0, max=65535, help="the moto server's port (0: a free one)")] = 0,
     api_port: Annotated[int, typer.Option("--api-port", min=0, max=65535, help="the HTTP API's port (0: a free one)")] = 8080,
     template: Annotated[
-        Path | None, typer.Option("--template", help="a synthesized template (default: cdk.out when fresh, else synthesize into it)")
+        Path | None,
+        typer.Option(
+            "--template",
+            help="a synthesized template (default: cdk.out or build/local.out when fresh, else a synthesis into the latter)",
+        ),
     ] = None,
     train: Annotated[bool, typer.Option("--train/--no-train", help="train and promote the deployed models once the stack is up")] = True,
     foreground: Annotated[bool, typer.Option("--foreground", help="run in this terminal until Ctrl-C, not in the background")] = False,

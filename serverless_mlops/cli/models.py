@@ -349,7 +349,8 @@ def init() -> None:
 
 def demo(
     template: Annotated[
-        Path | None, typer.Option("--template", help="a synthesized *.template.json (default: cdk.out when fresh, else a synthesis)")
+        Path | None,
+        typer.Option("--template", help="a synthesized *.template.json (default: cdk.out or build/local.out when fresh, else a synthesis)"),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="where the drift report is written")] = Path("build/demo"),
 ) -> None:

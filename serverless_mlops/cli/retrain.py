@@ -225,7 +225,10 @@ def retrain(
     template: Annotated[
         Path | None,
         typer.Option(
-            "--template", exists=True, dir_okay=False, help="with --local: a synthesized template (default: cdk.out, else synthesize)"
+            "--template",
+            exists=True,
+            dir_okay=False,
+            help="with --local: a synthesized template (default: a fresh cdk.out or build/local.out, else a synthesis)",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -260,7 +263,7 @@ def retrain(
 
 @contextmanager
 def local_deployment(template: Path | None) -> Iterator[Any]:
-    """The synthesized stack (``template``, else cdk.out when fresh, else a synthesis) on an embedded moto server."""
+    """The synthesized stack (``template``, else cdk.out or build/local.out when fresh, else a synthesis) on an embedded moto server."""
     from serverless_mlops import local_stack
     from serverless_mlops.local_env import local_template
 

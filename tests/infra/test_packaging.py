@@ -13,9 +13,9 @@ import pytest
 
 import infra.packaging as packaging
 import layers.build as build
-from layers import lockfile
 from infra.app import build_app
 from infra.packaging import PackagingError, check_size, code_files, stage_code
+from layers import lockfile
 from layers.build import LayerBuildError, build_layer, pip_platforms, requirements, unzipped_size
 from tests.infra.conftest import NO_STAGING
 
@@ -187,7 +187,9 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytes
 
 def test_another_platform_needs_a_lock_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build, "CACHE", tmp_path)
-    with pytest.raises(LayerBuildError, match=r"layer 'inference': .*layer-inference-py312-manylinux_2_34_aarch64.txt: no lock .*make lock"):
+    with pytest.raises(
+        LayerBuildError, match=r"layer 'inference': .*/layer-inference-py312-manylinux_2_34_aarch64.txt: no lock .*make lock"
+    ):
         build_layer("inference", platform="manylinux_2_34_aarch64")
     assert list(tmp_path.iterdir()) == []
 

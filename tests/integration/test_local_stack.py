@@ -20,11 +20,11 @@ from serverless_mlops.local import LocalAws
 from serverless_mlops.local_stack import (
     BUCKET_DEPLOYMENT,
     FUNCTION,
+    LOCAL_OUT,
     STATE_MACHINE,
     LocalInvoker,
     LocalStack,
     LocalStackError,
-    LOCAL_OUT,
     fresh_assembly,
     load_template,
     newest_input,
@@ -322,7 +322,8 @@ def test_an_in_process_synthesis_is_self_contained_like_cdk_synth(dev_synth: Pat
             path = asset["source"]["path"]
             assert not Path(path).is_absolute(), f"{manifest.name}: asset {asset_hash} points outside the assembly: {path}"
             resolved = (manifest.parent / path).resolve()
-            assert resolved.is_relative_to(dev_synth.resolve()) and resolved.exists(), path
+            assert resolved.is_relative_to(dev_synth.resolve()), path
+            assert resolved.exists(), path
             sources.append(resolved)
     assert len(sources) >= 6  # the two layers, the functions' code, the specs, the AwsCliLayer, ...
     assert any(p.suffix == ".zip" for p in sources)  # CDK's AwsCliLayer is a file asset
