@@ -94,8 +94,11 @@ def pins(path: Path) -> dict[str, str]:
     return found
 
 
-def problems(inputs: LockInputs) -> list[str]:
-    """Why the lock of ``inputs`` cannot be installed as pyproject asks today; empty when it can."""
+def stale(inputs: LockInputs) -> list[str]:
+    """Why the lock of ``inputs`` was not resolved from them (missing, another Python or platform, other ranges).
+
+    Reads only the header, with no third-party import: the layer build runs it where ``packaging`` may be shadowed
+    (``python infra/app.py`` puts ``infra/``, with its ``packaging.py``, first on ``sys.path``)."""
     path = inputs.path
     if not path.is_file():
         return [f"{path}: no lock for group {inputs.group!r}; run `make lock`"]
@@ -109,8 +112,16 @@ def problems(inputs: LockInputs) -> list[str]:
             f"{path}: group {inputs.group!r} was locked from other requirements than pyproject.toml (or its inputs) name now;"
             " run `make lock`"
         )
-    pinned = pins(path)
-    found += [f"{path}: group {inputs.group!r}: {problem}" for problem in unsatisfied(inputs.requirements, pinned)]
+    return found
+
+
+def problems(inputs: LockInputs) -> list[str]:
+    """Why the lock of ``inputs`` cannot be installed as pyproject asks today (:func:`stale`, and each range its
+    pins do not meet, by name); empty when it can."""
+    found = stale(inputs)
+    if inputs.path.is_file():
+        pinned = pins(inputs.path)
+        found += [f"{inputs.path}: group {inputs.group!r}: {problem}" for problem in unsatisfied(inputs.requirements, pinned)]
     return found
 
 
@@ -131,8 +142,9 @@ def unsatisfied(requirements: Iterable[str], pinned: dict[str, str]) -> list[str
 
 
 def verified(inputs: LockInputs) -> Path:
-    """The lock's path once it matches ``inputs``; else :class:`LockError` with every problem."""
-    found = problems(inputs)
+    """The lock's path once it was resolved from ``inputs`` (:func:`stale`); else :class:`LockError` with every problem.
+    The digest covers the ranges exactly, so a lock that passes was resolved to meet them."""
+    found = stale(inputs)
     if found:
         raise LockError("; ".join(found))
     return inputs.path
