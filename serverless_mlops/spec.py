@@ -168,9 +168,20 @@ class Drift(_Strict):
     schedule: ScheduleExpression = Field(default="rate(1 day)", description="EventBridge schedule expression")
     window_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
     min_rows: Annotated[int, Field(ge=1)] = 100
-    reference_size_cutoff: Annotated[int, Field(ge=1, description="reference rows up to which statistical tests are used")] = 1000
+    rule: Literal["significant_and_large", "evidently"] = Field(
+        default="significant_and_large",
+        description=(
+            "significant_and_large: a feature drifts when its two-sample test rejects at p_value (corrected) and its effect"
+            " size reaches distance_threshold; evidently: tests up to reference_size_cutoff reference rows, distances above"
+        ),
+    )
+    reference_size_cutoff: Annotated[
+        int, Field(ge=1, description="rule evidently: reference rows up to which statistical tests are used, distances above")
+    ] = 1000
     p_value: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
-    distance_threshold: Annotated[float, Field(gt=0.0)] = 0.1
+    distance_threshold: Annotated[
+        float, Field(gt=0.0, description="the effect size that counts as large: Wasserstein distance / reference std, or Jensen-Shannon")
+    ] = 0.1
     correction: Correction = Correction.BONFERRONI
     drift_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     retrain_on_drift: bool = False

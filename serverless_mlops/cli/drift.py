@@ -132,12 +132,20 @@ def check(
         return
     where = f"{result.window.start} → {result.window.end}" if result.window else str(current)
     rows = [
-        [f.name, f.verdict.replace("_", " "), f.test, _fmt(f.statistic), _fmt(f.threshold), _fmt(f.psi), f"{f.current_rows:,}"]
+        [
+            f.name,
+            f.verdict.replace("_", " "),
+            f.test,
+            _fmt(f.statistic),
+            _fmt(f.threshold),
+            _fmt(f.effect_size),
+            f"{f.current_rows:,}",
+        ]
         for f in [*result.features, *([result.prediction] if result.prediction else [])]
     ]
     table(
         f"{model} v{result.version}: {where}, {result.rows:,} rows",
-        ["feature", "verdict", "test", "statistic", "threshold", "psi", "rows"],
+        ["feature", "verdict", "test", "statistic", "threshold", "effect", "rows"],  # PSI: in --json and the HTML report
         rows,
     )
     colour = {"drift": "red", "no_drift": "green", "insufficient_data": "yellow"}[result.status]

@@ -45,7 +45,15 @@ def alert_message(result: DriftResult, report_uri: str) -> tuple[str, dict[str, 
         "drift_share_threshold": result.drift_share,
         "method": result.method,
         "drifted_features": [
-            {"feature": f.name, "test": f.test, "statistic": f.statistic, "threshold": f.threshold, "psi": f.psi} for f in result.drifted()
+            {
+                "feature": f.name,
+                "test": f.test,
+                "statistic": f.statistic,
+                "threshold": f.threshold,
+                "effect_size": f.effect_size,
+                "psi": f.psi,
+            }
+            for f in result.drifted()
         ],
         "prediction": None
         if result.prediction is None

@@ -1,13 +1,19 @@
 """The drift check: captured rows against a version's baseline profile, one verdict per feature and for the data set.
 
-How the test is chosen (Evidently's conventions, thresholds from the spec's ``drift`` section):
+The rule (the spec's ``drift.rule``; thresholds from the same section):
 
-- reference sample of at most ``reference_size_cutoff`` rows (default 1,000) → statistical tests: two-sample
-  Kolmogorov-Smirnov (numeric) and chi-square (categorical); a feature drifts when its p-value is below ``p_value``
-  (default 0.05) after correcting for the number of features (Bonferroni by default, Benjamini-Hochberg, or none);
-- larger reference → distances: Wasserstein distance divided by the reference standard deviation (numeric) and
-  Jensen-Shannon distance (categorical); a feature drifts when the distance is at least ``distance_threshold``
-  (default 0.1). Distances are not p-values, so no correction applies.
+- ``significant_and_large`` (the default): a feature drifts when the difference is both statistically significant
+  and practically large. Significant: a two-sample test whose null distribution accounts for both sample sizes —
+  Kolmogorov-Smirnov (numeric) or the chi-square test of homogeneity on the two samples' category counts
+  (categorical) — rejects at ``p_value`` (default 0.05) after correcting for the number of features (Bonferroni by
+  default, Benjamini-Hochberg, or none). Large: the effect size — Wasserstein distance divided by the reference
+  standard deviation (numeric) or Jensen-Shannon distance (categorical) — is at least ``distance_threshold``
+  (default 0.1). The test keeps small windows from false alarms (two samples of one distribution are far apart when
+  small, but not significantly so); the effect size keeps a million rows from flagging a negligible shift.
+- ``evidently`` (the old behaviour, as an explicit option): Evidently's preset. A reference sample of at most
+  ``reference_size_cutoff`` rows (default 1,000) → the tests alone; a larger one → the distances alone, against
+  ``distance_threshold`` whatever the current window's size (so small windows look drifted: 100 undrifted rows
+  against 1,600 reference rows flagged 78% of features).
 
 PSI (over reference-quantile bins, or categories including unseen ones) is reported for every feature. The data set
 drifts when the share of drifted features reaches ``drift_share`` (default 0.5). With fewer than ``min_rows``
@@ -49,6 +55,33 @@ class Quality(BaseModel):
     unseen: list[str] = Field(default_factory=list)
 
 
+class Summary(BaseModel):
+    """A numeric sample at a glance: its mean, standard deviation and quartiles (None when it has no values)."""
+
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    q25: float | None = None
+    median: float | None = None
+    q75: float | None = None
+    max: float | None = None
+
+
+def summarize(sorted_values: NDArray[np.float64]) -> Summary:
+    if sorted_values.size == 0:
+        return Summary()
+    q25, median, q75 = (float(q) for q in np.quantile(sorted_values, [0.25, 0.5, 0.75]))
+    return Summary(
+        mean=float(np.mean(sorted_values)),
+        std=float(np.std(sorted_values)),
+        min=float(sorted_values[0]),
+        q25=q25,
+        median=median,
+        q75=q75,
+        max=float(sorted_values[-1]),
+    )
+
+
 class FeatureResult(BaseModel):
     name: str
     kind: Literal["numeric", "categorical"]
@@ -56,6 +89,11 @@ class FeatureResult(BaseModel):
     test: Test
     statistic: float | None = Field(default=None, description="the value the verdict rests on: a p-value or a distance")
     threshold: float
+    effect: Literal["wasserstein_norm", "jensen_shannon"] | None = Field(
+        default=None, description="significant_and_large: the effect size that must also reach effect_threshold"
+    )
+    effect_size: float | None = None
+    effect_threshold: float | None = None
     p_value: float | None = None
     ks_statistic: float | None = None
     chi_square: float | None = None
@@ -64,6 +102,8 @@ class FeatureResult(BaseModel):
     psi: float | None = None
     reference_rows: int
     current_rows: int
+    reference_summary: Summary | None = None
+    current_summary: Summary | None = None
     quality: Quality
     histogram: Histogram
 
@@ -90,7 +130,7 @@ class DriftResult(BaseModel):
     dataset_drift: bool
     rows: int
     min_rows: int
-    method: Literal["statistical_tests", "distances"]
+    method: Literal["significant_and_large", "statistical_tests", "distances"]
     correction: str
     p_value: float
     distance_threshold: float
@@ -110,7 +150,7 @@ class DriftResult(BaseModel):
 
 
 def _finite(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    return values[~np.isnan(values)]
+    return values[np.isfinite(values)]
 
 
 def _shares(counts: NDArray[Any]) -> list[float]:
@@ -119,8 +159,7 @@ def _shares(counts: NDArray[Any]) -> list[float]:
 
 
 def _numeric(name: str, summary: dict[str, Any], sample: list[Any], column: Column, rows: int, config: Drift, tests: bool) -> FeatureResult:
-    reference = np.sort(np.array([np.nan if v is None else v for v in sample], dtype=np.float64))
-    reference = reference[~np.isnan(reference)]
+    reference = np.sort(_finite(np.array([np.nan if v is None else v for v in sample], dtype=np.float64)))
     current = np.sort(_finite(column.values()))
     low, high = summary.get("min", -np.inf), summary.get("max", np.inf)
     quality = Quality(
@@ -143,14 +182,19 @@ def _numeric(name: str, summary: dict[str, Any], sample: list[Any], column: Colu
     else:
         histogram = Histogram(labels=[], reference=[], current=[])
     threshold = config.p_value if tests else config.distance_threshold
+    both = config.rule == "significant_and_large"
     result = FeatureResult(
         name=name,
         kind="numeric",
         verdict="insufficient_data",
         test="ks" if tests else "wasserstein_norm",
         threshold=threshold,
+        effect="wasserstein_norm" if both else None,
+        effect_threshold=config.distance_threshold if both else None,
         reference_rows=int(reference.size),
         current_rows=int(current.size),
+        reference_summary=summarize(reference),
+        current_summary=summarize(current),
         quality=quality,
         histogram=histogram,
     )
@@ -161,6 +205,8 @@ def _numeric(name: str, summary: dict[str, Any], sample: list[Any], column: Colu
     cur_bins = np.bincount(np.searchsorted(inner, current, side="right"), minlength=inner.size + 1)
     wasserstein = stats.wasserstein_distance(reference, current, assume_sorted=True) / max(float(np.std(reference)), STD_FLOOR)
     update: dict[str, Any] = {"psi": stats.psi(ref_bins, cur_bins), "wasserstein_norm": wasserstein}
+    if both:
+        update["effect_size"] = wasserstein
     if tests:
         d, p = stats.ks_2samp(reference, current, assume_sorted=True)
         update |= {"ks_statistic": d, "p_value": p, "statistic": p}
@@ -198,12 +244,15 @@ def _categorical(
         histogram.reference.append(float(sum(ref_shares[MAX_CATEGORIES_SHOWN:])))
         histogram.current.append(float(sum(cur_shares[MAX_CATEGORIES_SHOWN:])))
     threshold = config.p_value if tests else config.distance_threshold
+    both = config.rule == "significant_and_large"
     result = FeatureResult(
         name=name,
         kind="categorical",
         verdict="insufficient_data",
         test="chi_square" if tests else "jensen_shannon",
         threshold=threshold,
+        effect="jensen_shannon" if both else None,
+        effect_threshold=config.distance_threshold if both else None,
         reference_rows=int(ref.sum()),
         current_rows=current_total,
         quality=quality,
@@ -213,11 +262,12 @@ def _categorical(
         return result
     js = stats.jensenshannon(ref, cur)
     update: dict[str, Any] = {"psi": stats.psi(ref, cur), "jensen_shannon": js}
+    if both:
+        update["effect_size"] = js
     if tests:
-        if len(categories) < 2:
-            chi, p = 0.0, 1.0  # one category in both: nothing can differ
-        else:
-            chi, p = stats.chisquare(cur, ref / ref.sum() * current_total)
+        # homogeneity of the two samples (not goodness of fit to the reference's shares): the reference's own sampling
+        # noise counts, and a category the reference never saw is a finite contribution
+        chi, p = stats.chi2_homogeneity(ref, cur)
         update |= {"chi_square": chi, "p_value": p, "statistic": p}
     else:
         update |= {"statistic": js, "verdict": "drift" if js >= threshold else "no_drift"}
@@ -242,6 +292,13 @@ def _findings(features: list[FeatureResult], profile_features: dict[str, Any]) -
     return findings
 
 
+def _large(feature: FeatureResult) -> bool:
+    """Whether the effect size reaches its threshold (always, under the evidently rule, which has none)."""
+    if feature.effect_threshold is None:
+        return True
+    return feature.effect_size is not None and feature.effect_size >= feature.effect_threshold
+
+
 def check_drift(
     profile: dict[str, Any],
     config: Drift,
@@ -255,7 +312,8 @@ def check_drift(
     """Compare ``current`` with ``profile`` (see :mod:`serverless_mlops.profile`) under ``config`` (the spec's drift)."""
     sample = profile["sample"]
     reference_rows = int(sample["rows"])
-    tests = reference_rows <= config.reference_size_cutoff
+    both = config.rule == "significant_and_large"
+    tests = both or reference_rows <= config.reference_size_cutoff
     rows = current.rows
     features: list[FeatureResult] = []
     for name, summary in profile["features"].items():
@@ -270,12 +328,13 @@ def check_drift(
         p_values = [float(f.p_value or 0.0) for f in tested]
         rejected = stats.reject(p_values, config.p_value, config.correction.value)
         threshold = stats.adjusted_alpha(p_values, config.p_value, config.correction.value)
-        verdicts = {f.name: ("drift" if r else "no_drift") for f, r in zip(tested, rejected, strict=True)}
+        verdicts = {f.name: ("drift" if r and _large(f) else "no_drift") for f, r in zip(tested, rejected, strict=True)}
         features = [
             f.model_copy(update={"verdict": verdicts[f.name], "threshold": threshold}) if f.name in verdicts else f for f in features
         ]
         if prediction.p_value is not None:
-            prediction = prediction.model_copy(update={"verdict": "drift" if prediction.p_value < config.p_value else "no_drift"})
+            moved = prediction.p_value < config.p_value and _large(prediction)
+            prediction = prediction.model_copy(update={"verdict": "drift" if moved else "no_drift"})
         checked = tested
     else:  # distances decided each verdict already
         checked = [f for f in features if f.verdict != "insufficient_data"]
@@ -292,7 +351,7 @@ def check_drift(
         dataset_drift=dataset_drift,
         rows=rows,
         min_rows=config.min_rows,
-        method="statistical_tests" if tests else "distances",
+        method="significant_and_large" if both else "statistical_tests" if tests else "distances",
         correction=config.correction.value if tests else "none",
         p_value=config.p_value,
         distance_threshold=config.distance_threshold,

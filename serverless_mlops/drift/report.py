@@ -86,7 +86,13 @@ def _feature_rows(features: list[FeatureResult]) -> str:
         rows.append(
             f'<tr><td><b>{html.escape(f.name)}</b><br><span class="muted">{f.kind}</span></td>'
             f'<td class="{f.verdict}">{f.verdict.replace("_", " ")}</td>'
-            f"<td>{_TESTS[f.test]}: {_fmt(f.statistic)}<br><span class='muted'>drift if {comparison} {_fmt(f.threshold)}</span></td>"
+            f"<td>{_TESTS[f.test]}: {_fmt(f.statistic)}<br><span class='muted'>drift if {comparison} {_fmt(f.threshold)}</span>"
+            + (
+                f"<br>{_TESTS[f.effect]}: {_fmt(f.effect_size)}<br><span class='muted'>and if ≥ {_fmt(f.effect_threshold)}</span>"
+                if f.effect is not None
+                else ""
+            )
+            + "</td>"
             f"<td>PSI {_fmt(f.psi, 3)}<br><span class='muted'>rows {f.current_rows:,} vs {f.reference_rows:,}</span></td>"
             f"<td>{'<br>'.join(quality) or '–'}</td><td>{_chart(f)}</td></tr>"
         )
@@ -100,7 +106,12 @@ def to_html(result: DriftResult) -> bytes:
         "no_drift": f"No dataset drift: {result.drifted_features} of {result.checked_features} features drifted",
         "insufficient_data": f"Insufficient data: {result.rows:,} rows (at least {result.min_rows:,} needed)",
     }[result.status]
-    if result.method == "statistical_tests":
+    if result.method == "significant_and_large":
+        rule = (
+            f"a feature drifts when significant (p &lt; {result.p_value}, {result.correction} correction) and large "
+            f"(Wasserstein / std or JS distance ≥ {result.distance_threshold})"
+        )
+    elif result.method == "statistical_tests":
         rule = f"statistical tests at p &lt; {result.p_value} ({result.correction} correction)"
     else:
         rule = f"distances ≥ {result.distance_threshold}"

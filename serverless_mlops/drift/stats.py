@@ -10,6 +10,8 @@ Each function reproduces its scipy counterpart (the tests compare them to 1e-6 o
   Pomeranz, Pelz-Good, and Birnbaum-Tingey's exact sum for the one-sided tail) as scipy's ``_ksstats`` does.
 - :func:`chisquare` — ``scipy.stats.chisquare(f_obs, f_exp)`` with the chi-square survival function computed as the
   regularized upper incomplete gamma function (series / continued fraction).
+- :func:`chi2_homogeneity` — ``scipy.stats.chi2_contingency(table, correction=False)`` on the 2×k table of the
+  reference's and the current window's category counts.
 - :func:`wasserstein_distance` — ``scipy.stats.wasserstein_distance(u, v)`` (1-D, unweighted).
 - :func:`jensenshannon` — ``scipy.spatial.distance.jensenshannon(p, q)`` (natural logarithm).
 - :func:`psi` — population stability index, with Evidently's floor of 0.0001 on empty bins.
@@ -357,6 +359,24 @@ def chisquare(f_obs: ArrayLike, f_exp: ArrayLike) -> tuple[float, float]:
         terms = np.where((exp == 0) & (obs == 0), 0.0, (obs - exp) ** 2 / exp)
     statistic = float(terms.sum())
     return statistic, chi2_sf(statistic, obs.size - 1)
+
+
+def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, float]:
+    """(statistic, p-value) of Pearson's chi-square test that two samples of categories come from one distribution.
+
+    The 2×k contingency table of the two samples' counts (``scipy.stats.chi2_contingency(..., correction=False)``):
+    unlike :func:`chisquare` against the reference's shares, it counts the reference's own sampling noise, so a
+    small reference does not make a large current window look drifted, and a category only one sample has is a
+    finite contribution, not an infinite statistic. Categories neither sample has are dropped; with fewer than two
+    left nothing can differ: (0, 1).
+    """
+    table = np.vstack([np.asarray(reference_counts, dtype=np.float64), np.asarray(current_counts, dtype=np.float64)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return statistic, chi2_sf(statistic, table.shape[1] - 1)
 
 
 def chi2_sf(x: float, df: int) -> float:

@@ -93,7 +93,7 @@ def test_fresh_samples_of_the_training_distribution_are_not_drift(trained_models
     result = run(trained_models[name], fresh_sample(name, 400, seed=11))
     assert result.status == "no_drift"
     assert not result.dataset_drift
-    assert result.method == "statistical_tests"  # the examples' training sets are under 1,000 rows
+    assert result.method == "significant_and_large"
     assert set(verdicts(result).values()) == {"no_drift"}
     assert result.prediction is not None
     assert result.prediction.verdict == "no_drift"
@@ -154,8 +154,8 @@ def test_too_few_rows_is_insufficient_data_never_drift(trained_models: dict[str,
     assert all(f.statistic is None for f in result.features)
 
 
-def test_large_references_use_distances(trained_models: dict[str, TrainedModel]) -> None:
-    config = Drift(reference_size_cutoff=100, distance_threshold=0.1)
+def test_the_evidently_rule_uses_distances_for_large_references(trained_models: dict[str, TrainedModel]) -> None:
+    config = Drift(rule="evidently", reference_size_cutoff=100, distance_threshold=0.1)
     frame = fresh_sample("diabetes", 500, seed=4)
     frame["s5"] += 0.5 * training_frame("diabetes")["s5"].std()
     frame["sex"] = "b"

@@ -106,6 +106,33 @@ def test_chisquare_with_an_unexpected_category_is_certain_drift() -> None:
     assert p == 0.0
 
 
+@FAST
+@given(
+    reference=st.lists(st.integers(0, 500), min_size=2, max_size=12),
+    current=st.lists(st.integers(0, 5_000), min_size=12, max_size=12),
+)
+def test_chi2_homogeneity_matches_scipys_contingency_table(reference: list[int], current: list[int]) -> None:
+    ref = np.array(reference, dtype=float)
+    cur = np.array(current[: ref.size], dtype=float)
+    statistic, p = stats.chi2_homogeneity(ref, cur)
+    table = np.vstack([ref, cur])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        assert (statistic, p) == (0.0, 1.0)
+        return
+    expected = sp.chi2_contingency(table, correction=False)
+    assert statistic == pytest.approx(float(expected.statistic), rel=1e-9, abs=TOL)
+    assert p == pytest.approx(float(expected.pvalue), abs=TOL)
+
+
+def test_chi2_homogeneity_counts_a_category_only_one_sample_has_finitely() -> None:
+    """The reference never saw the third category: goodness-of-fit against its shares is infinite, homogeneity is not."""
+    statistic, p = stats.chi2_homogeneity([50, 50, 0], [45, 45, 10])
+    assert np.isfinite(statistic)
+    assert 0.0 < p < 0.01
+    assert stats.chi2_homogeneity([10, 0], [0, 0]) == (0.0, 1.0)  # an empty window: nothing to compare
+
+
 @pytest.mark.parametrize("df", [1, 2, 3, 9, 30, 250, 5_000])
 def test_chi2_survival_matches_scipy(df: int) -> None:
     for x in (0.0, 0.01, 0.5, df / 2, float(df), df + 3 * np.sqrt(2 * df), 4.0 * df + 50):
