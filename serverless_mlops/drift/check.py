@@ -104,6 +104,10 @@ class FeatureResult(BaseModel):
     current_rows: int
     reference_summary: Summary | None = None
     current_summary: Summary | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="why a verdict or a statistic is missing (a column absent from the window, every value missing, too few rows)",
+    )
     quality: Quality
     histogram: Histogram
 
