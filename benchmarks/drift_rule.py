@@ -44,7 +44,10 @@ def main() -> None:
     rules = {"significant_and_large": Drift(min_rows=50), "evidently": Drift(min_rows=50, rule="evidently")}
     began = time.perf_counter()
     print()
-    print("| reference rows | window rows | windows | dataset false alarms, new rule | feature false flags, new rule | detection of a 0.5 std shift, new rule | dataset false alarms, evidently | detection, evidently |")
+    print(
+        "| reference rows | window rows | windows | dataset false alarms, new rule | feature false flags, new rule"
+        " | detection of a 0.5 std shift, new rule | dataset false alarms, evidently | detection, evidently |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for reference in REFERENCES:
         for rows in WINDOWS:
