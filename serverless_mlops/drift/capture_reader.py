@@ -5,6 +5,12 @@ Rows become numpy columns as they are read, a chunk of lines at a time, so a mil
 by msgspec into typed structs (about three times faster than ``json.loads`` into dicts); only when that fails is
 it re-read line by line (``capture.decode_records``), which accepts what the contract allows and names the line
 of a malformed row. An object that cannot be read is reported by name and skipped as a whole; the rest is still checked.
+
+A value that is not there is data, not an error: a feature key absent from a row, ``null``, NaN, or (numeric) a
+value that is not a number counts as missing; ``Column.absent`` counts, among those, the rows without the key at
+all, so the check can tell "this column never arrived" from "this column was null". A number beyond the float range
+(``1e999``, an integer of 400 digits, ``Infinity``) is kept as ±inf: the check counts it as out of range. A nested
+value of a categorical feature becomes its JSON text, as any non-string value does.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import math
 import operator
 import zlib
 from collections import Counter
@@ -24,6 +31,7 @@ from typing import IO, Any
 
 import msgspec
 import numpy as np
+from msgspec import UNSET
 from numpy.typing import NDArray
 
 from serverless_mlops.capture import SUFFIX, CaptureFormatError, decode_records, timestamp, window_prefixes
@@ -35,12 +43,17 @@ FETCH_THREADS = 8
 
 @dataclass
 class Column:
-    """One feature's (or the prediction's) current values: floats (NaN = missing) or category counts."""
+    """One feature's (or the prediction's) current values: floats (NaN = missing) or category counts.
+
+    ``missing`` counts the rows without a value (the key absent, null, NaN, or not a number); ``absent`` the rows,
+    among those, that did not have the key at all.
+    """
 
     kind: str
     parts: list[NDArray[np.float64]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     missing: int = 0
+    absent: int = 0
 
     def values(self) -> NDArray[np.float64]:
         return np.concatenate(self.parts) if self.parts else np.zeros(0)
@@ -49,6 +62,7 @@ class Column:
         self.parts.extend(other.parts)
         self.counts.update(other.counts)
         self.missing += other.missing
+        self.absent += other.absent
 
 
 @dataclass(frozen=True)
@@ -80,23 +94,36 @@ class _Batch:
 
 
 def _add_values(column: Column, values: list[Any]) -> None:
+    """Add one chunk of a column's values (``UNSET``: the row had no such key)."""
     if column.kind == "numeric":
         try:
-            array = np.array(values, dtype=np.float64)  # None becomes NaN
-        except (TypeError, ValueError):
+            array = np.array(values, dtype=np.float64)  # None becomes NaN; UNSET or a string fails, so the fast path stays one call
+        except (TypeError, ValueError, OverflowError):
+            column.absent += sum(1 for v in values if v is UNSET)
             array = np.array([_as_float(v) for v in values], dtype=np.float64)
         column.missing += int(np.isnan(array).sum())
         column.parts.append(array)
         return
-    counts = Counter(values)
-    column.missing += counts.pop(None, 0)
+    try:
+        counts = Counter(values)
+    except TypeError:  # a nested value (list, object): a category named by its JSON text
+        counts = Counter(json.dumps(v) if isinstance(v, list | dict) else v for v in values)
+    absent = counts.pop(UNSET, 0)
+    column.absent += absent
+    column.missing += absent + counts.pop(None, 0)
+    for key in [k for k in counts if isinstance(k, float) and math.isnan(k)]:  # each NaN is its own key: NaN != NaN
+        column.missing += counts.pop(key)
     column.counts.update({key if isinstance(key, str) else json.dumps(key): count for key, count in counts.items()})
 
 
 def _as_float(value: Any) -> float:
+    """A number as a float (one beyond the float range as ±inf); anything else (bool, text, UNSET) is NaN: missing."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return float("nan")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return float("inf") if value > 0 else float("-inf")
 
 
 @dataclass(frozen=True)
@@ -112,9 +139,10 @@ class _Rows:
 class _Decoder:
     """Typed msgspec decoding of a chunk of capture lines: no dict per row, no per-row Python validation.
 
-    Feature values decode as number, string or null; anything the contract allows but this does not expect (a
-    boolean, a nested value) sends the chunk to the slower exact path (``capture.decode_records``), which also
-    names the line of a malformed row.
+    Feature values decode as number, string or null, and a key the row lacks as ``UNSET``: absent and null stay
+    apart at no cost (``UNSET`` fails the numeric column's one-call conversion only in a chunk that has one). Anything
+    the contract allows but this does not expect (a boolean, a nested value) sends the chunk to the slower exact path
+    (``capture.decode_records``), which also names the line of a malformed row.
     """
 
     def __init__(self, names: list[str]) -> None:
@@ -122,7 +150,7 @@ class _Decoder:
         fields = [f"f{i}" for i in range(len(names))]
         features = msgspec.defstruct(
             "CapturedFeatures",
-            [(field, float | str | None, None) for field in fields],
+            [(field, float | str | None | msgspec.UnsetType, UNSET) for field in fields],
             rename=dict(zip(fields, names, strict=True)),
             forbid_unknown_fields=False,
             gc=False,
@@ -152,7 +180,7 @@ class _Decoder:
             raise CaptureFormatError(source, exc.problem, None if exc.line is None else exc.line + first_line - 1) from exc
         names = self.names
         return _Rows(
-            features=[tuple(row["features"].get(name) for name in names) for row in rows],
+            features=[tuple(row["features"].get(name, UNSET) for name in names) for row in rows],
             ts=[str(row["ts"]) for row in rows],
             predictions=[row["prediction"] for row in rows],
             versions=[row["version"] for row in rows],
