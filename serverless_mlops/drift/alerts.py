@@ -84,7 +84,7 @@ def send_alert_once(
         s3.put_object(
             Bucket=bucket,
             Key=key,
-            Body=json.dumps(body).encode(),
+            Body=json.dumps(body, allow_nan=False).encode(),
             ContentType="application/json",
             IfNoneMatch="*",
             **encryption_args(kms_key_id),
