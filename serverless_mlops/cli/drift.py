@@ -6,13 +6,16 @@ import tempfile
 import webbrowser
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from serverless_mlops.capture import timestamp
 from serverless_mlops.cli.common import console, emit_json, say, state, table
 from serverless_mlops.errors import DataError, NotFoundError
+
+if TYPE_CHECKING:
+    from serverless_mlops.drift.instances import FileRows
 
 drift_app = typer.Typer(name="drift", help="Check captured data for drift against the production baseline.", no_args_is_help=True)
 
@@ -54,44 +57,20 @@ def _fmt(value: float | None) -> str:
     return f"{value:.2e}" if value and abs(value) < 1e-4 else f"{value:.4f}"
 
 
-def rows_from_instances(path: Path, backends: Any, model: str, version: int | None) -> tuple[int, list[dict[str, Any]]]:
-    """A CSV or JSON file of instances (as ``mlops predict`` reads them) → rows in the capture format.
+def current_from_instances(path: Path, backends: Any, model: str, version: int | None) -> tuple[int, FileRows]:
+    """A CSV or JSON file of instances (as ``mlops predict`` reads them) → the drift check's columns.
 
     Each row's prediction is the file's ``prediction`` column when it has one, else the baseline version's own
-    prediction (its ONNX graph run here), so the prediction drift is checked too. Columns that are not features
-    (the target, ids) are left out. Also returns the version that predicted them, so the check uses that version's
-    baseline even if the alias moves in between.
+    prediction (its ONNX graph run here, a block of rows at a time), so the prediction drift is checked too. Missing
+    values are data; rows the model cannot predict for one are counted (see :mod:`serverless_mlops.drift.instances`).
+    Columns that are not features (the target, ids) are left out. Also returns the version that predicted them, so
+    the check uses that version's baseline even if the alias moves in between.
     """
-    from serverless_mlops.cli.models import read_instances
-    from serverless_mlops.errors import InvalidInputError
+    from serverless_mlops.drift.instances import read_rows
     from serverless_mlops.lifecycle import load_model, resolve_version
 
     entry = resolve_version(backends, model, version=version)
-    features = entry.signature.feature_names
-    numeric = {f.name for f in entry.signature.features if f.kind == "numeric"} | {"prediction"}
-    kind, instances = read_instances(path, numeric)
-    if kind != "records" or not all(isinstance(r, dict) for r in instances):
-        raise DataError(f'{path}: expected records (a CSV with a header, a JSON list of objects or {{"instances": [...]}})')
-    absent = [name for name in features if all(name not in r for r in instances)]
-    if instances and absent:
-        raise DataError(f"{path}: no column {', '.join(repr(a) for a in absent)} in the input")
-    if instances and all("prediction" in r for r in instances):
-        predictions = [r["prediction"] for r in instances]
-    else:
-        try:
-            predictions = load_model(backends, entry).predict_records(instances).predictions if instances else []
-        except InvalidInputError as exc:
-            first = exc.details[0] if exc.details else {}
-            place = f"row {first.get('row', 0) + 1}" if path.suffix.lower() == ".csv" else f"instance {first.get('row')}"
-            raise DataError(
-                f"{path}: cannot predict {place}, field {first.get('field')!r}: {first.get('problem')} "
-                "(add a 'prediction' column to check these rows as they are)"
-            ) from exc
-    stamp = timestamp(datetime.now(UTC))
-    return entry.version, [
-        {"ts": stamp, "model": model, "version": entry.version, "features": {k: r.get(k) for k in features}, "prediction": p}
-        for r, p in zip(instances, predictions, strict=True)
-    ]
+    return entry.version, read_rows(path, entry.signature, entry.version, lambda: load_model(backends, entry))
 
 
 @drift_app.command("check")
@@ -118,20 +97,27 @@ def check(
     if window is not None:
         start, end = parse_window(window, datetime.now(UTC))
     backends = state.backends()
-    current_rows = None
+    rows = None
     if current is not None and current.suffix.lower() in (".csv", ".json"):
-        version, current_rows = rows_from_instances(current, backends, model, version)
+        version, rows = current_from_instances(current, backends, model, version)
     outcome = run_check(
-        model, backends, start=start, end=end, current_file=current, current_rows=current_rows, version=version, write=write_report
+        model,
+        backends,
+        start=start,
+        end=end,
+        current_file=current,
+        current=rows.current if rows else None,
+        version=version,
+        write=write_report,
     )
     result = outcome.result
     if html is not None:
         html.write_bytes(to_html(result))
     if state.json:
-        emit_json(outcome.summary() | {"result": result.model_dump(mode="json")})
+        emit_json(outcome.summary() | ({"current_file": rows.summary()} if rows else {}) | {"result": result.model_dump(mode="json")})
         return
     where = f"{result.window.start} → {result.window.end}" if result.window else str(current)
-    rows = [
+    lines = [
         [
             f.name,
             f.verdict.replace("_", " "),
@@ -146,13 +132,15 @@ def check(
     table(
         f"{model} v{result.version}: {where}, {result.rows:,} rows",
         ["feature", "verdict", "test", "statistic", "threshold", "effect", "rows"],  # PSI: in --json and the HTML report
-        rows,
+        lines,
     )
     colour = {"drift": "red", "no_drift": "green", "insufficient_data": "yellow"}[result.status]
     console.print(
         f"[{colour}]{result.status.replace('_', ' ')}[/{colour}]: {result.drifted_features} of {result.checked_features} features "
         f"drifted (share {result.drifted_share:.2f}, dataset drift at {result.drift_share}; {result.method.replace('_', ' ')})"
     )
+    if rows and (note := rows.note()):
+        say(f"[yellow]{escape(note)}[/yellow]")
     for finding in result.data_quality:
         say(f"data quality: {finding.feature}: {finding.detail}")
     for skipped in result.skipped_sources:

@@ -6,15 +6,14 @@ Functions clients, the CLI passes none (it prints instead of alerting).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from serverless_mlops.capture import encode_records, timestamp
+from serverless_mlops.capture import timestamp
 from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once, start_retraining
-from serverless_mlops.drift.capture_reader import CaptureReader, CurrentData, read_file, read_window
+from serverless_mlops.drift.capture_reader import CurrentData, read_file, read_window
 from serverless_mlops.drift.check import DriftResult, Window, check_drift
 from serverless_mlops.drift.report import write_report
 from serverless_mlops.errors import DataError
@@ -86,7 +85,7 @@ def run_check(
     end: datetime | None = None,
     window_hours: int | None = None,
     current_file: str | Path | None = None,
-    current_rows: list[dict[str, Any]] | None = None,
+    current: CurrentData | None = None,
     version: int | None = None,
     notifier: Notifier | None = None,
     write: bool = True,
@@ -95,6 +94,8 @@ def run_check(
     """Check ``model``'s production version (or ``version``) against the captures of one window or a local file.
 
     The window is [start, end) if given, else the ``window_hours`` (default: the spec's) ending at ``end`` or now.
+    ``current``: columns already read (the CLI's CSV or JSON rows, :mod:`serverless_mlops.drift.instances`), checked
+    as they are; ``current_file`` then only names them.
     """
     entry = resolve_version(backends, model, version=version)
     config = drift_config(entry)
@@ -103,13 +104,9 @@ def run_check(
     prediction_kind = profile["prediction"]["kind"]
     clock = now or datetime.now(UTC)
     window: Window | None = None
-    if current_rows is not None:  # rows in the capture format, already in memory (the CLI's CSV or JSON input)
-        reader = CaptureReader(kinds, prediction_kind)
-        reader.add(io.BytesIO(encode_records(current_rows)), str(current_file or "<rows>"))
-        current: CurrentData = reader.result
-    elif current_file is not None:
+    if current is None and current_file is not None:
         current = read_file(current_file, kinds, prediction_kind)
-    else:
+    elif current is None:
         if start is None or end is None:
             start, end = window_ending(end or clock, window_hours or config.window_hours)
         window = make_window(start, end)

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from serverless_mlops.capture import capture_key, encode_records
 from serverless_mlops.cli import main
 from serverless_mlops.cli.drift import parse_window
+from serverless_mlops.drift.check import ABSENT
 from serverless_mlops.errors import DataError
 from serverless_mlops.lifecycle import Backends, register_run
 from serverless_mlops.training import TrainedModel
@@ -180,8 +182,63 @@ def test_rows_the_model_refuses_name_the_row_and_how_to_check_them_anyway(
     missing.write_text(json.dumps([{"age": 50.0}]))
     code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(missing))
     assert code == 1
-    assert "no column 'sex'" in err
+    assert f"{missing}: no columns 'sex', 'bmi'" in err
     missing.write_text(json.dumps({"inputs": [[1, 2]]}))
     code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(missing))
     assert code == 1
     assert "expected records" in err
+
+
+def test_missing_values_in_a_csv_are_data_not_errors(registered: Backends, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    frame = fresh_sample("diabetes", 200, 7).drop(columns=["target"])
+    frame["prediction"] = 150.0
+    frame.loc[:9, "bmi"] = np.nan  # an empty cell
+    frame.loc[10:14, "prediction"] = np.nan
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(path))
+    assert code == 0, err  # the capture format's JSON could not hold NaN: this crashed
+    result = json.loads(out)["result"]
+    bmi = next(f for f in result["features"] if f["name"] == "bmi")
+    assert bmi["quality"]["missing_share"] == pytest.approx(10 / 200)
+    assert result["prediction"]["current_rows"] == 195
+    assert json.loads(out)["current_file"]["prediction"] == "file"
+
+    path.write_text(frame.drop(columns=["prediction"]).to_csv(index=False).replace(",,", ",NaN,", 5))  # 5 empty cells, 5 NaN; no prediction
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(path))
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["current_file"] | {"file": ""} == {
+        "file": "",
+        "rows": 200,
+        "prediction": "model",
+        "predicted_rows": 190,
+        "not_predicted_rows": 10,
+        "absent_columns": [],
+    }
+    assert document["result"]["prediction"]["current_rows"] == 190
+    code, out, err = run(capsys, "drift", "check", "diabetes", "--current", str(path))
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert f"{path}: 10 of 200 rows have a missing feature value: not predicted, so their prediction counts as missing" in said
+
+
+def test_a_feature_column_absent_from_a_csv(registered: Backends, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    frame = fresh_sample("diabetes", 200, 8).drop(columns=["target", "bmi"])
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    code, _, err = run(capsys, "drift", "check", "diabetes", "--current", str(path))
+    assert code == 1  # without predictions the model would need it
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {path}: no column 'bmi' in the file, so the model cannot predict its rows")
+    assert "Traceback" not in err
+
+    frame.assign(prediction=150.0).to_csv(path, index=False)
+    code, out, err = run(capsys, "--json", "drift", "check", "diabetes", "--current", str(path))
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["current_file"]["absent_columns"] == ["bmi"]
+    bmi = next(f for f in document["result"]["features"] if f["name"] == "bmi")
+    assert bmi["verdict"] == "insufficient_data"
+    assert ABSENT.format(name="bmi") in bmi["notes"]
+    assert {f["verdict"] for f in document["result"]["features"] if f["name"] != "bmi"} <= {"drift", "no_drift"}
