@@ -49,5 +49,19 @@ class Phases:
             "cpu_s": done_cpu - cpu_started,
             "read_cpu_s": read_cpu - imported_cpu,
             "check_cpu_s": done_cpu - read_cpu,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
         }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec: VmHWM. getrusage's ru_maxrss is not that on Linux: a child
+    keeps its parent's peak across fork and exec, so a measured process started by a benchmark that had just written
+    its data (or trained a model and run moto) reported the parent's memory. ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
