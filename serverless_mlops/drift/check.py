@@ -38,6 +38,7 @@ Degenerate data gives a verdict or an explicit null, never an error nor a number
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -199,6 +200,7 @@ class DriftResult(BaseModel):
     data_quality: list[Finding]
     versions: dict[str, int] = Field(default_factory=dict)
     sources: int = 0
+    files: list[str] = Field(default_factory=list, description="a check of local files (no window): their names")
     skipped_sources: list[dict[str, str]] = Field(default_factory=list)
 
     def drifted(self) -> list[FeatureResult]:
@@ -500,5 +502,6 @@ def check_drift(
         data_quality=_findings(features, profile["features"], rows) if rows else [],
         versions={str(k): v for k, v in sorted(current.versions.items())},
         sources=len(current.sources),
+        files=[] if window is not None else [Path(source).name for source in current.sources],
         skipped_sources=[{"source": s.source, "error": s.error} for s in current.skipped],
     )

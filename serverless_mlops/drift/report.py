@@ -483,6 +483,8 @@ def _card(f: FeatureResult, result: DriftResult, anchor: str, *, prediction: boo
 def _source(result: DriftResult) -> str:
     rows = f"{result.rows:,} row{'' if result.rows == 1 else 's'}"
     if result.window is None:
+        if result.files:
+            return f"{rows} from {html.escape(', '.join(result.files))}"
         files = "a local file" if result.sources <= 1 else f"{result.sources} local files"
         return f"{rows} from {files}"
     objects = f"{result.sources} capture object{'' if result.sources == 1 else 's'}"

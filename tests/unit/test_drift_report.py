@@ -187,6 +187,8 @@ def test_a_data_quality_line_only_where_its_share_is_above_zero() -> None:
 def test_the_source_is_a_local_file_or_a_window_of_capture_objects() -> None:
     local = next(page(result(feature("x"))).iter("p", "meta")).text()
     assert local.startswith("300 rows from a local file · served by version 1 · generated")
+    named = next(page(result(feature("x"), files=["rows.csv"])).iter("p", "meta")).text()
+    assert named.startswith("300 rows from rows.csv · served by version 1")
     window = Window(start="2026-11-25T10:00:00Z", end="2026-11-25T11:00:00Z", label="w")
     scheduled = next(page(result(feature("x"), window=window, sources=3)).iter("p", "meta")).text()
     assert scheduled.startswith("window 2026-11-25T10:00:00Z → 2026-11-25T11:00:00Z · 300 rows from 3 capture objects")
