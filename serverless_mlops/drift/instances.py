@@ -27,6 +27,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -111,19 +112,26 @@ def read_rows(path: Path, signature: Signature, version: int, load_model: Callab
         except ValueError:  # a value pandas cannot parse, a row too long: the exact reader says which, and where
             pass
     builder = _Builder(path, signature, version, present, model)
+    reader: Any = None
+    with _read_errors(path, lambda: reader.line_num if reader is not None else 1), path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)  # utf-8-sig: spreadsheets start with a byte-order mark
+        next(reader, None)
+        for first, columns in _csv_blocks(reader, header, wanted, path):
+            builder.add(first, columns)
+    return builder.result()
+
+
+@contextmanager
+def _read_errors(path: Path, line: Callable[[], int]) -> Iterator[None]:
+    """An unreadable CSV file as one line naming it and, for a malformed row, the line the reader was at."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: spreadsheets start with a byte-order mark
-            reader = csv.reader(handle)
-            next(reader, None)
-            for first, columns in _csv_blocks(reader, header, wanted, path):
-                builder.add(first, columns)
+        yield
     except csv.Error as exc:
-        raise DataError(f"{path}: not a readable CSV file (line {reader.line_num}: {exc})") from exc
+        raise DataError(f"{path}: not a readable CSV file (line {line()}: {exc})") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
-    return builder.result()
 
 
 def _model(path: Path, kinds: Mapping[str, str], present: set[str], load_model: Callable[[], Predictor]) -> Predictor | None:
@@ -255,15 +263,8 @@ def _place(path: Path, row: int) -> str:
 
 
 def _csv_header(path: Path) -> list[str]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: spreadsheets start with a byte-order mark
-            header = next(csv.reader(handle), None)
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a readable CSV file (line 1: {exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
+    with _read_errors(path, lambda: 1), path.open(encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: a spreadsheet's byte-order mark
+        header = next(csv.reader(handle), None)
     if not header:
         raise DataError(f"{path}: empty file; expected a CSV file with a header")
     return header
