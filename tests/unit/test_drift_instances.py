@@ -260,3 +260,21 @@ def test_rows_the_model_refuses_are_named_with_their_place(
     path.write_text(json.dumps({"inputs": [[1, 2]]}))
     with pytest.raises(DataError, match="expected records"):
         read(path, trained_models["diabetes"])
+
+
+def test_a_file_the_csv_reader_cannot_read_is_named_with_the_line_it_reached(
+    trained_models: dict[str, TrainedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instances, "CHUNK_ROWS", 2)
+    frame = fresh_sample("diabetes", 5, seed=1)
+    path = tmp_path / "rows.csv"
+    lines = frame.to_csv(index=False).splitlines()
+    lines.insert(4, lines[3].replace(",", ',"' + "9" * 200_000 + '",', 1))  # line 5: a field over the csv module's limit
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"rows\.csv: not a readable CSV file \(line 5: field larger than field limit"):
+        read(path, trained_models["diabetes"])
+    path.write_bytes(b"age,sex\n\xff\xfe1,2\n")
+    with pytest.raises(DataError, match=r"rows\.csv: not UTF-8 text \(invalid start byte at byte 8\)"):
+        read(path, trained_models["diabetes"])
+    with pytest.raises(DataError, match=r"missing\.csv: cannot read input: No such file or directory"):
+        read(tmp_path / "missing.csv", trained_models["diabetes"])
