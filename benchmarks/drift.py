@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from _drift_csv import measure_csv_cases, print_table  # noqa: E402
 from _drift_data import CURRENT_ROWS, REFERENCE_ROWS, ensure_data  # noqa: E402
+from _ratio import ratio  # noqa: E402
 from _venv import locked_venv  # noqa: E402
 from foundation import machine  # noqa: E402
 
@@ -103,8 +104,7 @@ def main() -> None:
     else:
         print("| measurement | serverless-mlops | Evidently DataDriftPreset | ratio |\n| --- | --- | --- | --- |")
         for label, key, unit in rows:
-            ratio = theirs[key] / ours[key] if ours[key] else float("inf")
-            shown = f"{ratio:.1f}× less" if key == "peak_rss_mb" else f"{ratio:.1f}× faster"
+            shown = ratio(ours[key], theirs[key], "less", "more") if key == "peak_rss_mb" else ratio(ours[key], theirs[key])
             print(f"| {label} | {ours[key]:,.2f} {unit} | {theirs[key]:,.2f} {unit} | {shown} |")
         print(
             f"| features found drifting | {len(ours['sample']['drifted'])} ({', '.join(ours['sample']['drifted'])}) | "

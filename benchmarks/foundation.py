@@ -17,6 +17,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from _ratio import ratio  # benchmarks/ is on sys.path when this runs as a script
+
 warnings.filterwarnings("ignore")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +82,7 @@ def bench_prediction(rows: list[tuple[str, str, str]]) -> None:
                 (
                     f"predict {batch} row(s), {name} ({spec.estimator.class_name})",
                     f"validated ONNX {onnx_s * 1e6:,.0f} µs vs scikit-learn {sk_s * 1e6:,.0f} µs",
-                    f"{sk_s / onnx_s:.1f}× faster",
+                    ratio(onnx_s, sk_s),
                 )
             )
 

@@ -530,7 +530,7 @@ def bench_servers(models: list[Model], env: dict[str, str], workdir: Path, rows:
                 ratios = [f"{result.rps / other.rps:.2f}× {name}" for name, other in measured.items() if name != server]
                 note += "; " + ", ".join(ratios)
             elif server == "mlflow models serve":
-                note += f"; mlops serve = {ours.rps / result.rps:.1f}× (target ≥ 5× on LogisticRegression)"
+                note += f"; mlops serve = {ours.rps / result.rps:.2f}× (target ≥ 5× on LogisticRegression)"
             rows.append(
                 (
                     f"{server}, concurrency 8, 1 row: {model.label}",
