@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from serverless_mlops.capture import capture_key, encode_records, timestamp
 from serverless_mlops.drift import capture_reader
-from serverless_mlops.drift.alerts import alert_key, send_alert_once, start_retraining
+from serverless_mlops.drift.alerts import alert_key, alert_message, send_alert_once, start_retraining
 from serverless_mlops.drift.check import DriftResult, FeatureResult, Histogram, Quality, Window
 from serverless_mlops.drift.service import make_window, run_check
 from serverless_mlops.errors import DataError
@@ -22,29 +22,70 @@ from serverless_mlops.training import TrainedModel
 WINDOW = Window(start="2026-11-25T11:00:00.000Z", end="2026-11-25T12:00:00.000Z", label="20261125T1100Z-20261125T1200Z")
 
 
-def result(window: Window | None = WINDOW) -> DriftResult:
+def feature(name: str, verdict: str) -> FeatureResult:
+    histogram = Histogram(kind="numeric", labels=[], reference=[], current=[])
+    return FeatureResult(
+        name=name, kind="numeric", verdict=verdict, test="wasserstein_norm", statistic=0.3 if verdict == "drift" else 0.01, threshold=0.1,
+        reference_rows=100, current_rows=500, quality=Quality(), histogram=histogram,
+    )  # fmt: skip
+
+
+# 13 checked features of which 7 drifted: share 7/13 = 0.54, at or above the default drift_share 0.5, so the data set drifts
+FEATURES = [
+    feature("calm0", "no_drift"),
+    *(feature(f"f{i}", "drift") for i in range(7)),
+    *(feature(f"calm{i}", "no_drift") for i in range(1, 6)),
+]
+
+
+def result(window: Window | None = WINDOW, features: list[FeatureResult] = FEATURES) -> DriftResult:
+    """A drift result whose counts, share and verdict follow from its features, as the drift check computes them."""
     config = Drift()
+    drifted = sum(f.verdict == "drift" for f in features)
+    checked = sum(f.verdict != "insufficient_data" for f in features)
+    share = drifted / checked if checked else 0.0
+    rows = 500
+    dataset_drift = rows >= config.min_rows and checked > 0 and share >= config.drift_share
     return DriftResult(
         model="wine",
         version=3,
         window=window,
         generated_at="now",
-        status="drift",
-        dataset_drift=True,
-        rows=500,
+        status="drift" if dataset_drift else "no_drift",
+        dataset_drift=dataset_drift,
+        rows=rows,
         min_rows=config.min_rows,
         method="distances",
         correction="none",
         p_value=config.p_value,
         distance_threshold=config.distance_threshold,
         drift_share=config.drift_share,
-        drifted_features=6,
-        checked_features=13,
-        drifted_share=6 / 13,
-        features=[],
+        drifted_features=drifted,
+        checked_features=checked,
+        drifted_share=share,
+        features=features,
         prediction=None,
         data_quality=[],
     )
+
+
+def test_the_fixture_is_a_drift_by_its_own_numbers() -> None:
+    drifted = result()
+    assert (drifted.drifted_features, drifted.checked_features) == (7, 13)
+    assert drifted.dataset_drift
+    assert drifted.drifted_share >= drifted.drift_share
+    assert drifted.status == "drift"
+
+
+def test_the_alert_names_what_the_result_holds() -> None:
+    drifted = result()
+    names = [f.name for f in FEATURES if f.verdict == "drift"]
+    subject, body = alert_message(drifted, "s3://b/r.json")
+    assert subject == f"Drift: wine v3, {len(names)}/{len(FEATURES)} features"
+    assert [f["feature"] for f in body["drifted_features"]] == names
+    assert body["drifted_share"] == round(len(names) / len(FEATURES), 4)
+    assert body["drift_share_threshold"] == Drift().drift_share
+    assert body["severity"] == ("critical" if len(names) / len(FEATURES) >= 0.75 else "warning")
 
 
 class FailingSns:
@@ -107,18 +148,16 @@ class RecordingSfn:
 
 
 def test_the_retraining_reason_names_the_first_three_drifted_features_and_counts_the_rest() -> None:
-    def feature(name: str, verdict: str) -> FeatureResult:
-        histogram = Histogram(kind="numeric", labels=[], reference=[], current=[])
-        return FeatureResult(
-            name=name, kind="numeric", verdict=verdict, test="ks", statistic=0.0, threshold=0.05,
-            reference_rows=100, current_rows=100, quality=Quality(), histogram=histogram,
-        )  # fmt: skip
-
-    drifted = [feature(f"f{i}", "drift") for i in range(6)]
+    features = [feature("calm", "no_drift"), *(feature(f"f{i}", "drift") for i in range(6)), feature("quiet", "no_drift")]
     sfn = RecordingSfn()
-    start_retraining(sfn, "arn:machine", result().model_copy(update={"features": [feature("calm", "no_drift"), *drifted]}), "r")
+    start_retraining(sfn, "arn:machine", result(features=features), "r")
     reason = json.loads(sfn.started[0]["input"])["reason"]
-    assert reason == "dataset drift: 6 of 13 features drifted (share 0.46 >= 0.5): f0, f1, f2 and 3 more"
+    drifted = [f.name for f in features if f.verdict == "drift"]
+    share, threshold = len(drifted) / len(features), Drift().drift_share
+    assert share >= threshold  # 6 of 8: a drift, so a retraining starts
+    expected = f"dataset drift: {len(drifted)} of {len(features)} features drifted (share {share:.2f} >= {threshold}): "
+    assert reason == expected + f"{', '.join(drifted[:3])} and {len(drifted) - 3} more"
+    assert reason == "dataset drift: 6 of 8 features drifted (share 0.75 >= 0.5): f0, f1, f2 and 3 more"
 
 
 def test_a_window_of_many_objects_is_read_in_key_order(
