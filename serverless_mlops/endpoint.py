@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_mlops.capture_sink import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
 from serverless_mlops.errors import InvalidInputError, MlopsError, NotFoundError
@@ -134,13 +134,27 @@ class PredictRequest(BaseModel):
         return self
 
 
+# A version as a client writes it: ASCII digits, no sign, spaces, padding or fraction ("²".isdigit() and int("١") == 1
+# in Python, and pydantic's lax int takes "+1", " 1" and "1.0": each once reached the model, or a 500)
+VERSION_TEXT = re.compile(r"[1-9][0-9]{0,8}")
+VERSION_PROBLEM = "a version is a whole number 1, 2, ... written in ASCII digits, with no sign, spaces, leading zeros or fraction"
+
+
+def _version_text(value: Any) -> Any:
+    if isinstance(value, str) and not VERSION_TEXT.fullmatch(value):
+        raise ValueError(VERSION_PROBLEM)
+    return value
+
+
 class PredictQuery(BaseModel):
     """``POST /v1/models/{name}/predict``'s query parameters: the handler validates them with this model and the
     OpenAPI document declares them from its schema."""
 
     model_config = ConfigDict(frozen=True)
 
-    version: int | None = Field(default=None, ge=1, description="serve this version (default: the version the alias points at)")
+    version: Annotated[int, Field(ge=1), BeforeValidator(_version_text)] | None = Field(
+        default=None, description="serve this version (default: the version the alias points at)"
+    )
     alias: str | None = Field(default=None, max_length=64, description="serve the version this alias points at (default: production)")
 
 
@@ -403,8 +417,9 @@ class Endpoint:
     def _path_version(name: str, version: str | None) -> int | None:
         if version is None:
             return None
-        if not version.isdigit() or not 0 < int(version) < 10**9:
-            raise NotFoundError(f"model {name!r} has no version {version[:20]!r} (versions are 1, 2, ...)")
+        if not VERSION_TEXT.fullmatch(version):
+            problem = f"{VERSION_PROBLEM}; got {version[:20]!r}"
+            raise InvalidInputError(f"path parameter version: {problem}", [{"row": None, "field": "version", "problem": problem}])
         return int(version)
 
     def metadata(self, name: str, *, version: str | None = None) -> ModelMetadata:

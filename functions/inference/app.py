@@ -237,7 +237,16 @@ def json_body(text: str) -> Any:
     try:
         return _decoder.decode(text)
     except msgspec.MsgspecError:
-        return json.loads(text)
+        return json.loads(text, parse_int=_json_int)
+
+
+# Python refuses to turn more than 4,300 digits into an int (a ValueError that is not a JSONDecodeError, so it was a
+# 500); such a number is far beyond any float feature's range, so it becomes ±inf, which validation names by row and field
+_INT_DIGITS = 4_000
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) <= _INT_DIGITS else float(text)
 
 
 def json_text(value: Any) -> str:

@@ -109,7 +109,7 @@ def test_v2_outputs_can_be_chosen(handler: Handler, trained_models: dict[str, Tr
         ("POST", "/v1/models/Not_A_Name/predict", None, "not_found", "is not registered"),
         ("POST", BC, {"version": "9"}, "not_found", "has no version 9"),
         ("POST", BC, {"alias": "canary"}, "not_found", "has no alias 'canary'"),
-        ("POST", "/v2/models/breast-cancer/versions/x1/infer", None, "not_found", "has no version 'x1'"),
+        ("POST", "/v2/models/breast-cancer/versions/7/infer", None, "not_found", "has no version 7"),
         ("GET", BC, None, "route_not_found", "no route for GET"),
         ("POST", "/v3/anything", None, "route_not_found", "see GET /openapi.json"),
     ],
@@ -153,10 +153,10 @@ def _with_query(raw: str, params: dict[str, str]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("raw", "params", "field", "problem"),
     [
-        ("version=abc", {"version": "abc"}, "version", "valid integer"),
-        ("version=0", {"version": "0"}, "version", "greater than or equal to 1"),
-        ("version=", {"version": ""}, "version", "valid integer"),
-        ("version=1%2C2", {"version": "1,2"}, "version", "valid integer"),
+        ("version=abc", {"version": "abc"}, "version", "ASCII digits"),
+        ("version=0", {"version": "0"}, "version", "a whole number 1, 2, ..."),
+        ("version=", {"version": ""}, "version", "ASCII digits"),
+        ("version=1%2C2", {"version": "1,2"}, "version", "ASCII digits"),
         ("version=1&version=2", {"version": "1,2"}, "version", "given more than once; give version once"),
         ("alias=aaa&alias=bbb", {"alias": "aaa,bbb"}, "alias", "given more than once; give alias once"),
         ("alias=" + "x" * 65, {"alias": "x" * 65}, "alias", "at most 64 characters"),
@@ -372,3 +372,47 @@ def test_payload_values_never_reach_the_logs(
         assert "17.123456789" not in text
         assert "SENTINEL-VALUE" not in text
     assert caplog.text  # the debug logs were on, so the check above means something
+
+
+# -- inputs that once got a 500 (issue 15): each class, on every route it reaches ------------------------------------
+
+HUGE = "9" * 5_000  # Python's int() refuses more than 4,300 digits with a ValueError that is not a JSONDecodeError
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_of_thousands_of_digits_is_a_value_out_of_range_not_a_500(handler: Handler, sign: str) -> None:
+    row = json.dumps(records("diabetes", 1)[0]).replace('"age": ', f'"age": {sign}{HUGE}, "was": ', 1)
+    event = load_event(method="POST", path="/v1/models/diabetes/predict", raw_body='{"instances": [' + row + "]}")
+    response = handler(event, LambdaContext())
+    error = json.loads(response["body"])
+    assert (response["statusCode"], error["error"]) == (422, "invalid_input")
+    assert {(d["row"], d["field"]) for d in error["details"]} == {(0, "age")}
+    names = len(records("diabetes", 1)[0])
+    data = f"{sign}{HUGE}" + ", 1.0" * (names - 1)
+    tensor = '{"inputs": [{"name": "x", "shape": [1, ' + str(names) + '], "datatype": "FP64", "data": [' + data + "]}]}"
+    response = handler(load_event(method="POST", path="/v2/models/diabetes/infer", raw_body=tensor), LambdaContext())
+    assert response["statusCode"] == 422, response["body"]
+    assert json.loads(response["body"])["error"] == "invalid_input"
+
+
+@pytest.mark.parametrize("version", ["²", "١", "１", "x1", "01", "+1", " 1", "1.0", "0", "1000000000"])
+@pytest.mark.parametrize(
+    "route",
+    ["/v2/models/breast-cancer/versions/{}/infer", "/v2/models/breast-cancer/versions/{}", "/v2/models/breast-cancer/versions/{}/ready"],
+)
+def test_a_path_version_is_ascii_digits_or_a_422_naming_it(handler: Handler, version: str, route: str) -> None:
+    body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]} if route.endswith("/infer") else None
+    status, error, _ = call(handler, "POST" if body else "GET", route.format(version), body)
+    assert status == 422, error
+    assert error["error"] == "invalid_input"
+    assert [d["field"] for d in error["details"]] == ["version"]
+    assert "ASCII digits" in error["message"]
+
+
+@pytest.mark.parametrize("version", ["1.0", "+1", " 1", "１", "١", "²", "01", "1e0"])
+def test_a_query_version_is_ascii_digits_or_a_422_naming_it(handler: Handler, version: str) -> None:
+    status, error, _ = call(handler, "POST", BC, {"instances": records("breast-cancer", 1)}, query={"version": version})
+    assert status == 422, error
+    assert [d["field"] for d in error["details"]] == ["version"]
+    status, answer, _ = call(handler, "POST", BC, {"instances": records("breast-cancer", 1)}, query={"version": "1"})
+    assert (status, answer["version"]) == (200, 1)
