@@ -76,7 +76,7 @@ def refused(port: int) -> bool:
 
 
 def assert_nothing_left(info: LocalInfo, state_dir: Path) -> None:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # an event wait: it returns as soon as the daemon is gone
     while cli_local.is_daemon(info.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not cli_local.is_daemon(info.pid), f"daemon {info.pid} still running"
@@ -550,7 +550,7 @@ def test_is_daemon_tells_our_daemon_from_other_processes() -> None:
     assert not cli_local.is_daemon(dead_pid())
     fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", cli_local.MODULE], start_new_session=True)
     try:
-        deadline = time.monotonic() + 10  # until the child has exec'd: before that its command line is this process's
+        deadline = time.monotonic() + 30  # until the child has exec'd: before that its command line is this process's
         while not cli_local.is_daemon(fake.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert cli_local.is_daemon(fake.pid)
@@ -625,9 +625,22 @@ def test_down_stops_a_daemon_by_sigterm(local_dir: Path, capsys: pytest.CaptureF
 def test_start_daemon_gives_up_and_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state_file, log = tmp_path / "local.json", tmp_path / "local.log"
     never_ready = [sys.executable, "-c", f"import time; print('starting', flush=True); time.sleep(60)  # {cli_local.MODULE}"]
-    with pytest.raises(MlopsError, match=rf"did not start within 1 s; its log: {log}"):
-        cli_local.start_daemon(never_ready, state_file, log, timeout=1.0)
+    # Wait on the event, not the clock: start_daemon's clock stands still until the child has written its line (at
+    # most 30 s), then jumps past the 1 s deadline, so a slow start on a loaded machine cannot empty the log.
+    readings, began = itertools.count(), time.monotonic()
+
+    def clock() -> float:
+        if next(readings) == 0:
+            return 0.0  # the reading start_daemon sets its deadline from
+        printed = log.exists() and log.read_text() == "starting\n"
+        return 3600.0 if printed or time.monotonic() - began > 30 else 0.0
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cli_local, "time", SimpleNamespace(monotonic=clock, sleep=time.sleep))
+        with pytest.raises(MlopsError, match=rf"did not start within 1 s; its log: {log}"):
+            cli_local.start_daemon(never_ready, state_file, log, timeout=1.0)
     assert log.read_text() == "starting\n"
+    assert not state_file.exists()
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     monkeypatch.setattr(cli_local, "STOP_SECONDS", 0.2)
     started = time.monotonic()

@@ -57,7 +57,7 @@ def _waiting_machine(sfn: Any, sqs: Any, timeout: int = 60) -> tuple[str, str]:
 
 
 def _token(sqs: Any, queue: str) -> str:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages", [])
         if messages:
@@ -67,7 +67,7 @@ def _token(sqs: Any, queue: str) -> str:
 
 
 def _finished(sfn: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         description = sfn.describe_execution(executionArn=arn)
         if description["status"] != "RUNNING":
