@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers lock check-latest
+.PHONY: install demo test lint format bench clean synth layers lock check-latest fuzz
 
 install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
@@ -35,6 +35,9 @@ demo: install  ## the whole loop on the synthesized stack, locally (moto, in-pro
 
 test: install layers  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
 	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
+
+fuzz: install  ## the inference API's property tests at a larger budget (MLOPS_FUZZ_EXAMPLES, 5,000 requests per property), random seeds
+	MLOPS_FUZZ_EXAMPLES=$${MLOPS_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_inference_properties.py -k documented_route
 
 lint: install  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,3 +155,46 @@ def test_extreme_but_valid_numbers_get_finite_json_or_a_422(handler: Handler, go
     row = {name: (value if name == "sex" else data.draw(extreme, label=name)) for name, value in good_rows[0].items()}
     status, answer = _invoke(handler, load_event(method="POST", path=PREDICT, body={"instances": [row]}))  # strict JSON either way
     assert status in (200, 422), answer
+
+
+# -- every documented route, every part of the request (issue 15): zero 5xx and the error shape, on a fixed budget in
+# make test; `make fuzz` runs the same with MLOPS_FUZZ_EXAMPLES (default there: 5,000)
+FUZZ = settings(
+    max_examples=int(os.environ.get("MLOPS_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("MLOPS_FUZZ_EXAMPLES") is None,  # make test: the same examples every run
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+# text a client may put where the document says a name or a version: digits of other scripts, signs, padding, escapes
+ODD_VERSIONS = ["1", "01", "+1", " 1", "1.0", "²", "١", "１", "0", "999999999", "1000000000", "%2F", ".."]
+path_text = st.text(max_size=12) | st.sampled_from(ODD_VERSIONS)
+json_text_bodies = st.one_of(
+    json_values.map(json.dumps),
+    st.from_regex(r"-?[0-9]{4290,4400}", fullmatch=True).map(lambda digits: '{"instances": [{"age": ' + digits + "}]}"),
+    st.from_regex(r"-?[0-9]{4290,4400}", fullmatch=True).map(
+        lambda digits: '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [' + digits + "]}]}"
+    ),
+    st.text(max_size=60),
+)
+
+
+@pytest.fixture(scope="module")
+def routes(handler: Handler) -> list[tuple[str, str]]:
+    """(method, path template) of every route the running app documents."""
+    status, document = _invoke(handler, load_event(method="GET", path="/openapi.json"))
+    assert status == 200
+    return [(method.upper(), path) for path, operations in document["paths"].items() for method in operations]
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_request_to_any_documented_route_gets_no_server_error(handler: Handler, routes: list[tuple[str, str]], data: Any) -> None:
+    method, template = data.draw(st.sampled_from(routes), label="route")
+    path = template
+    for parameter in re.findall(r"{(\w+)}", template):
+        value = data.draw(st.sampled_from(["diabetes", "wine"]) | path_text if parameter == "name" else path_text, label=parameter)
+        path = path.replace("{" + parameter + "}", value)
+    query = data.draw(st.dictionaries(st.sampled_from(["version", "alias", "x"]), path_text, max_size=2), label="query")
+    body = data.draw(st.none() | json_text_bodies, label="body") if method == "POST" else None
+    event = load_event(method=method, path=path, raw_body=body, query=query)
+    _invoke(handler, event)
