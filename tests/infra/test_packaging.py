@@ -222,3 +222,28 @@ def test_every_package_the_asset_imports_is_in_its_layer_or_the_runtime(function
     needed = set().union(*(_module_level_imports(ROOT / f) for f in code_files(function) if f.suffix == ".py"))
     missing = needed - provided - set(sys.stdlib_module_names) - {"functions", "serverless_mlops"}
     assert missing == set()
+
+
+def test_a_change_to_a_layer_alone_reaches_the_function_version_the_api_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cdk.json's @aws-cdk/aws-lambda:recognizeLayerVersion: without it, a new lock (new layer content, same code) kept
+    the `live` alias on the old function version, whose logical id did not change, so the API served the old layer."""
+    real = build.build_layer
+
+    def version_id(layer_name: str) -> str:
+        def fake(group: str) -> Path:
+            if group != "inference":
+                return real(group)
+            folder = tmp_path / f"inference-{layer_name}"
+            (folder / "python").mkdir(parents=True, exist_ok=True)
+            (folder / "python" / "marker.py").write_text(f"LAYER = {layer_name!r}\n")
+            return folder
+
+        monkeypatch.setattr(packaging, "build_layer", fake)
+        app = build_app(nag=False, context=NO_STAGING)
+        template = app.synth().get_stack_by_name("serverless-mlops-dev").template
+        alias = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Alias" and r["Properties"]["Name"] == "live")
+        return str(alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0])
+
+    first, second = version_id("a1"), version_id("b2")
+    assert first.startswith("InferenceHandlerFunctionCurrentVersion")
+    assert first != second
