@@ -61,7 +61,9 @@ class ServerlessMlopsStack(cdk.Stack):
             release_layer=self.inference_layer,  # registry, S3 and SNS calls: no scikit-learn
             train_step=train_step,
         )
-        self.monitoring.connect_retraining(self.retraining.state_machine)
+        self.monitoring.connect_retraining(
+            self.retraining.state_machine, {"Training": self.retraining.training.function, "Release": self.retraining.release.function}
+        )
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,

@@ -19,6 +19,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -99,6 +100,12 @@ class Monitoring(Construct):
                 queue = sqs.Queue.from_queue_arn(self, f"Subscriber{index}", subscription.endpoint)
                 subscriber = subscriptions.SqsSubscription(queue, dead_letter_queue=self.failures)
             self.topic.add_subscription(subscriber)
+        if not config.alerts:
+            cdk.Annotations.of(self.topic).add_warning_v2(
+                "serverless-mlops:no-alert-subscribers",
+                f"{deployment.source}: alerts subscribes nobody, so drift alerts and alarms reach no one; add an email, https or"
+                " sqs subscriber under alerts",
+            )
 
         settings = config.drift
         self.handler = PythonFunction(
@@ -146,32 +153,55 @@ class Monitoring(Construct):
         self.alarms = self._alarms(deployment, inference)
         self.dashboard = self._dashboard(deployment, inference)
 
-    def connect_retraining(self, state_machine: sfn.IStateMachine) -> None:
-        """Let drift start the retraining workflow (for specs with ``retrain_on_drift``): its ARN and the permission."""
+    def connect_retraining(self, state_machine: sfn.StateMachine, functions: dict[str, lambda_.IFunction]) -> None:
+        """Let drift start the retraining workflow (for specs with ``retrain_on_drift``): its ARN and the permission;
+        and watch the workflow: alarms on failed, timed-out and aborted executions (a machine-level timeout stops the
+        workflow before any Notify state runs, so only an alarm can say so) and on its functions' errors and throttles."""
         self.handler.function.add_environment("MLOPS_RETRAIN_STATE_MACHINE_ARN", state_machine.state_machine_arn)
         state_machine.grant_start_execution(self.handler.function)
+        period = cdk.Duration.minutes(5)
+        watched = {
+            "RetrainingFailed": ("the retraining workflow failed (an execution ended FAILED)", state_machine.metric_failed(period=period)),
+            "RetrainingTimedOut": (
+                "the retraining workflow timed out: the machine-level timeout ended it before any notification",
+                state_machine.metric_timed_out(period=period),
+            ),
+            "RetrainingAborted": (
+                "a retraining execution was aborted (stopped by hand or by a deployment)",
+                state_machine.metric_aborted(period=period),
+            ),
+        }
+        for name, function in functions.items():
+            watched[f"{name}Errors"] = (f"the {name.lower()} function raised errors", function.metric_errors(period=period))
+            watched[f"{name}Throttles"] = (f"the {name.lower()} function was throttled", function.metric_throttles(period=period))
+        created = {
+            construct_id: self._alarm(construct_id, description, metric, 1, above=False)
+            for construct_id, (description, metric) in watched.items()
+        }
+        self.alarms.update(created)
+        self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Retraining alarms", alarms=list(created.values()), width=24))
+
+    def _alarm(self, construct_id: str, description: str, metric: cloudwatch.IMetric, threshold: float, *, above: bool) -> cloudwatch.Alarm:
+        """An alarm that fires on one period over its threshold, treats no data as fine, and notifies the alert topic."""
+        operator = cloudwatch.ComparisonOperator
+        created = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=operator.GREATER_THAN_THRESHOLD if above else operator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        created.add_alarm_action(actions.SnsAction(self.topic))
+        return created
 
     def _alarms(self, deployment: Deployment, inference: InferenceApi) -> dict[str, cloudwatch.Alarm]:
-        """Each alarm fires on one period over its threshold, treats no data as fine, and notifies the alert topic."""
         limits = deployment.config.alarms
         period = cdk.Duration.minutes(limits.period_minutes)
         stage = inference.stage
-        notify = actions.SnsAction(self.topic)
-
-        def alarm(construct_id: str, description: str, metric: cloudwatch.IMetric, threshold: float, *, above: bool) -> cloudwatch.Alarm:
-            operator = cloudwatch.ComparisonOperator
-            created = cloudwatch.Alarm(
-                self,
-                construct_id,
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=operator.GREATER_THAN_THRESHOLD if above else operator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            created.add_alarm_action(notify)
-            return created
+        alarm = self._alarm
 
         error_rate = cloudwatch.MathExpression(
             expression="IF(requests > 0, 100 * errors / requests, 0)",

@@ -200,7 +200,7 @@ def test_a_schedule_and_a_drift_alarm_per_model_from_its_spec(synth: Synth) -> N
 def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> None:
     limits = synth.stack.deployment.config.alarms
     alarms = list(synth.resources("AWS::CloudWatch::Alarm").values())
-    assert len(alarms) == 4 + len(synth.stack.deployment.specs)
+    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4  # the API's, drift per model, the workflow's
     assert all(a["Properties"]["AlarmActions"] for a in alarms)
     (rate,) = [a for a in alarms if "Metrics" in a["Properties"]]
     assert rate["Properties"]["Threshold"] == limits.error_rate_percent
@@ -215,6 +215,39 @@ def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> Non
     )
     synth.template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "ApproximateNumberOfMessagesVisible"})
     synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_the_retraining_workflow_and_its_functions_are_watched_by_alarms(synth: Synth) -> None:
+    """A machine-level timeout ends the workflow before any Notify state: only an alarm can tell someone."""
+    machine = next(iter(synth.resources("AWS::StepFunctions::StateMachine")))
+    topic = next(iter(synth.resources("AWS::SNS::Topic")))
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
+        synth.template.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": metric,
+                "Namespace": "AWS/States",
+                "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": machine}}],
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "AlarmActions": [{"Ref": topic}],
+            },
+        )
+    for function in (synth.stack.retraining.training.function, synth.stack.retraining.release.function):
+        name = synth.stack.resolve(function.function_name)
+        for metric in ("Errors", "Throttles"):
+            synth.template.has_resource_properties(
+                "AWS::CloudWatch::Alarm",
+                {"MetricName": metric, "Namespace": "AWS/Lambda", "Dimensions": [{"Name": "FunctionName", "Value": name}], "Threshold": 1},
+            )
+
+
+def test_a_deployment_that_alerts_nobody_is_warned_at_synth(dev: Synth, prod: Synth) -> None:
+    from aws_cdk.assertions import Annotations
+
+    warning = Match.string_like_regexp("alerts subscribes nobody, so drift alerts and alarms reach no one")
+    Annotations.from_stack(dev.stack).has_warning("*", warning)
+    Annotations.from_stack(prod.stack).has_no_warning("*", warning)
 
 
 def test_failed_asynchronous_drift_checks_land_in_the_failures_queue(synth: Synth) -> None:
