@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serverless_mlops.errors import MlopsError, SpecError
+from serverless_mlops.retraining.specs import deploy_problem
 from serverless_mlops.spec import ModelSpec, load_spec, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +208,9 @@ def load_deployment(path: str | Path | None = None, *, stage: str | None = None)
             specs.append(load_spec(resolved))
         except SpecError as exc:
             raise ConfigError(f"{source}: models[{index}]: {exc}") from exc
+        problem = deploy_problem(specs[-1])
+        if problem is not None:
+            raise ConfigError(f"{source}: models[{index}] ({spec_path}, model {specs[-1].name}): {problem}")
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 # -- S3 prefixes of the artifact bucket written by retraining ------------------------------------------------------
 SPECS_PREFIX: Final = "specs"  # specs/{model}/spec.json and the spec's base data beside it (published by cdk deploy)
-FEEDBACK_PREFIX: Final = "feedback"  # feedback/{model}/*.csv|*.parquet: labelled rows (features + target) users add
+FEEDBACK_PREFIX: Final = "feedback"  # feedback/{model}/*.csv: labelled rows (features + target) users add
 SNAPSHOTS_PREFIX: Final = "snapshots"  # snapshots/{model}/{sha256}.csv: the exact data a run trained on
 RUNS_PREFIX: Final = "runs"  # runs/{model}/{execution name}/model.onnx|profile.json.gz|run.json: a trainer's output
 

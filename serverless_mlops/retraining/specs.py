@@ -4,6 +4,7 @@
 ``specs/{model}/spec.json`` in the artifact bucket, with the spec's base data beside it: a local data path becomes the
 file's name (resolved against the spec's own folder, as a spec file's relative path is), an ``s3://`` URI stays as it
 is. :func:`spec_files` is the one definition of that layout; :func:`load_published_spec` reads it back.
+:func:`deploy_problem` says which specs a deployment could publish but its training function could not read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from serverless_mlops.retraining.contract import SPECS_PREFIX
 from serverless_mlops.spec import ModelSpec, parse_spec
 
 SPEC_FILE = "spec.json"
+# why the training function reads only CSV: layers/README.md (pyarrow would not fit beside scikit-learn and scipy)
+NO_PARQUET = "the training layer has no pyarrow (it would not fit Lambda's 250 MB)"
 
 
 def spec_prefix(model: str) -> str:
@@ -41,6 +44,25 @@ def spec_files(spec: ModelSpec) -> dict[str, bytes]:
         document["data"] = {**document["data"], "uri": name}
     files[f"{spec.name}/{SPEC_FILE}"] = json.dumps(document, indent=2, sort_keys=True).encode()
     return files
+
+
+def deploy_problem(spec: ModelSpec) -> str | None:
+    """Why PrepareData could not read ``spec``'s base data once deployed ("field: problem", one line), or None.
+
+    A deployment publishes a local data file beside the spec; the training role reads the artifact bucket only (its
+    name is generated at deploy time, so an ``s3://`` URI cannot be checked against it), and its layer reads CSV only.
+    Training the spec locally (``mlops train``) reads either, so the spec itself stays valid.
+    """
+    data = spec.data
+    if "://" in data.uri:
+        return (
+            f"data.uri: {data.uri} is in another bucket; the retraining role can read only the artifact bucket: "
+            "copy the data next to the spec (a local path; cdk deploy publishes it)"
+        )
+    if data.resolved_format == "parquet":
+        field = "data.format" if data.format == "parquet" else "data.uri"
+        return f"{field}: {data.uri} is Parquet, which retraining cannot read ({NO_PARQUET}): convert it to CSV"
+    return None
 
 
 def publish_specs(specs: list[ModelSpec], s3: Any, bucket: str) -> list[str]:

@@ -25,7 +25,7 @@ from serverless_mlops.retraining import lock
 from serverless_mlops.retraining.contract import FEEDBACK_PREFIX
 from serverless_mlops.retraining.gate import decide
 from serverless_mlops.retraining.runs import put_object, read_object, read_record, read_run, snapshot_key, write_run
-from serverless_mlops.retraining.specs import load_published_spec, spec_key
+from serverless_mlops.retraining.specs import NO_PARQUET, load_published_spec, spec_key
 from serverless_mlops.retraining.state import Candidate, Champion, DataSnapshot, Evaluation, WorkflowState
 from serverless_mlops.signature import Signature
 from serverless_mlops.spec import Metric, ModelSpec, Task
@@ -34,7 +34,7 @@ from serverless_mlops.training import TrainedModel, sha256_hex
 if TYPE_CHECKING:
     import pandas as pd
 
-FEEDBACK_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+PARQUET_SUFFIXES = (".parquet", ".pq")  # refused by name: the training function reads CSV only
 METRIC_TOLERANCE = 1e-9  # the same ONNX graph on the same rows: the metric must be the training run's, to rounding
 
 
@@ -62,17 +62,23 @@ def feedback_keys(s3: Any, bucket: str, model: str) -> list[str]:
 def _feedback_frame(s3: Any, bucket: str, key: str, spec: ModelSpec) -> pd.DataFrame:
     uri = f"s3://{bucket}/{key}"
     suffix = key[key.rfind(".") :].lower() if "." in key.rsplit("/", 1)[-1] else ""
-    fmt = FEEDBACK_FORMATS.get(suffix)
-    if fmt is None:
-        raise DataError(f"{uri}: feedback files must be .csv or .parquet with the spec's features and target {spec.target!r}")
-    return coerce(parse_frame(read_object(s3, uri), fmt, uri), spec, uri)
+    if suffix in PARQUET_SUFFIXES:
+        # refused like any unreadable file (not skipped): a run must not silently train on less than was put there
+        raise DataError(
+            f"{uri}: Parquet feedback cannot be read ({NO_PARQUET}): convert it to .csv with the spec's features and target {spec.target!r}"
+        )
+    if suffix != ".csv":
+        raise DataError(f"{uri}: feedback files must be .csv with the spec's features and target {spec.target!r}")
+    return coerce(parse_frame(read_object(s3, uri), "csv", uri), spec, uri)
 
 
 def snapshot_frame(spec: ModelSpec, s3: Any, bucket: str) -> tuple[pd.DataFrame, int, list[str]]:
     """The base data followed by every feedback file (sorted by key): (frame, base rows, feedback keys)."""
     import pandas as pd
 
-    base = coerce(parse_frame(_read_uri(s3, spec.data.uri), spec.data.resolved_format, spec.data.uri), spec, spec.data.uri)
+    if spec.data.resolved_format == "parquet":  # a spec published before the synth refused it (infra/config.py)
+        raise DataError(f"{spec.data.uri}: Parquet base data cannot be read ({NO_PARQUET}): convert it to CSV and deploy again")
+    base = coerce(parse_frame(_read_uri(s3, spec.data.uri), "csv", spec.data.uri), spec, spec.data.uri)
     keys = feedback_keys(s3, bucket, spec.name)
     frames = [base] + [_feedback_frame(s3, bucket, key, spec) for key in keys]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else base

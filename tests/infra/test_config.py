@@ -129,3 +129,51 @@ def test_a_layer_that_cannot_be_built_stops_the_synth_in_one_line(monkeypatch: p
     monkeypatch.setattr("infra.packaging.build_layer", offline)
     with pytest.raises(SystemExit, match=r"^error: layer 'inference' .*pip install failed: ERROR: no network$"):
         main()
+
+
+# -- specs the deployment could publish but retraining could not read ---------------------------------------------
+def wine_with_data(tmp_path: Path, data: str) -> None:
+    """other.yaml: models/wine.yaml with its data block replaced by ``data`` (YAML flow mapping)."""
+    text = Path(WINE).read_text(encoding="utf-8").replace("  uri: data/wine.csv\n", "")
+    assert "\ndata:\n" in text
+    (tmp_path / "other.yaml").write_text(text.replace("\ndata:\n", f"\ndata: {data}\n"), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            "{uri: s3://other/x.csv}",
+            "models[1] (other.yaml, model wine): data.uri: s3://other/x.csv is in another bucket; the retraining role can read"
+            " only the artifact bucket: copy the data next to the spec (a local path; cdk deploy publishes it)",
+        ),
+        (
+            "{uri: data/x.parquet}",
+            "models[1] (other.yaml, model wine): data.uri: {dir}/data/x.parquet is Parquet, which retraining cannot read"
+            " (the training layer has no pyarrow (it would not fit Lambda's 250 MB)): convert it to CSV",
+        ),
+        (
+            "{uri: data/x.bin, format: parquet}",
+            "models[1] (other.yaml, model wine): data.format: {dir}/data/x.bin is Parquet, which retraining cannot read",
+        ),
+    ],
+)
+def test_a_spec_whose_data_retraining_cannot_read_stops_the_synth_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: str, message: str
+) -> None:
+    wine_with_data(tmp_path, data)
+    diabetes = ROOT / "models" / "diabetes.yaml"
+    path = write(tmp_path, f"models: [{diabetes}, other.yaml]\n")
+    monkeypatch.setattr("infra.config.DEFAULT_CONFIG", path)
+    with pytest.raises(SystemExit) as caught:
+        main()
+    assert str(caught.value).startswith(f"error: {path}: " + message.format(dir=tmp_path.resolve()))
+    assert "\n" not in str(caught.value)
+
+
+def test_such_a_spec_still_trains_locally(tmp_path: Path) -> None:
+    # the refusal is the deployment's: the spec itself stays valid for `mlops train` (which reads s3:// and Parquet)
+    from serverless_mlops.spec import load_spec
+
+    wine_with_data(tmp_path, "{uri: s3://other/x.csv}")
+    assert load_spec(tmp_path / "other.yaml").data.uri == "s3://other/x.csv"
