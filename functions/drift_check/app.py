@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.drift_check.events import parse_event
 from functions.observability import observability
 from serverless_mlops.aws import client
-from serverless_mlops.drift.check import DriftResult
+from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.drift.service import DriftOutcome, Notifier, run_check
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.settings import Settings

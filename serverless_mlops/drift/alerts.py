@@ -16,7 +16,7 @@ from typing import Any
 
 from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.capture import parse_timestamp
-from serverless_mlops.drift.check import DriftResult
+from serverless_mlops.drift.result import DriftResult
 
 ALERTS_PREFIX = "alerts"
 REASON_FEATURES = 3  # drifted features named in the reason a retraining starts with

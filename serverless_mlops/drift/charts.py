@@ -10,7 +10,7 @@ import html
 import itertools
 import math
 
-from serverless_mlops.drift.check import FeatureResult
+from serverless_mlops.drift.result import FeatureResult
 
 REF, CUR = "#4e79a7", "#f28e2b"  # reference (training) blue, current orange: apart for colour-blind readers too
 

@@ -14,8 +14,9 @@ from typing import Any
 from serverless_mlops.capture import timestamp
 from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once, start_retraining
 from serverless_mlops.drift.capture_reader import CurrentData, read_file, read_window
-from serverless_mlops.drift.check import DriftResult, Window, check_drift
+from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import write_report
+from serverless_mlops.drift.result import DriftResult, Window
 from serverless_mlops.errors import DataError
 from serverless_mlops.lifecycle import Backends, resolve_version
 from serverless_mlops.profile import load_profile

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from serverless_mlops.capture import capture_key, encode_records, timestamp
 from serverless_mlops.drift import capture_reader
 from serverless_mlops.drift.alerts import alert_key, alert_message, send_alert_once, start_retraining
-from serverless_mlops.drift.check import DriftResult, FeatureResult, Histogram, Quality, Window
+from serverless_mlops.drift.result import DriftResult, FeatureResult, Histogram, Quality, Window
 from serverless_mlops.drift.service import make_window, run_check
 from serverless_mlops.errors import DataError
 from serverless_mlops.lifecycle import Backends, register_run

@@ -24,8 +24,9 @@ from numpy.typing import NDArray
 
 from serverless_mlops.capture import encode_records, timestamp
 from serverless_mlops.demo import DRIFTED_ROWS, DRIFTING_MODEL, SEED, SHIFT_STDS
-from serverless_mlops.drift.check import DriftResult, Histogram, Window, check_drift
+from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import to_html
+from serverless_mlops.drift.result import DriftResult, Histogram, Window
 from serverless_mlops.spec import Drift
 from serverless_mlops.training import train
 from tests._html_dom import Element, parse

@@ -17,8 +17,9 @@ import pytest
 
 from serverless_mlops.capture import encode_records, timestamp
 from serverless_mlops.drift.capture_reader import CaptureReader, CurrentData
-from serverless_mlops.drift.check import DriftResult, check_drift
+from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import to_html, to_json
+from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.profile import load_profile
 from serverless_mlops.serving import OnnxModel
 from serverless_mlops.spec import Drift

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.drift.check import BEYOND_FLOAT, DriftResult, FeatureResult, Histogram, Quality, Summary, Verdict, Window
+from serverless_mlops.drift.check import BEYOND_FLOAT
 from serverless_mlops.drift.report import to_html
+from serverless_mlops.drift.result import DriftResult, FeatureResult, Histogram, Quality, Summary, Verdict, Window
 from tests._html_dom import Element, parse
 
 NUMERIC_LABELS = ["< min", "0 – 1", "1 – 2", "2 – 3", "3 – 4", "> max"]
