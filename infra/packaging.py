@@ -27,7 +27,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError, Deployment
-from layers.build import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PYTHON_VERSION, build_layer, find_runtime_python, precompile, unzipped_size
+from layers.build import build_layer, find_runtime_python, precompile, unzipped_size
+from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PYTHON_VERSION
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for this Python (layers/build.py PYTHON_VERSION)

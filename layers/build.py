@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,101 +42,25 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python layers/build.py): the repository root is what imports resolve from
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from layers import lockfile
+from layers import elf, lockfile
+from layers.rules import (
+    BYTECODE,
+    BYTECODE_MODES,
+    PLATFORM,
+    PRUNE,
+    PYTHON_VERSION,
+    RUNTIME_PROVIDES,
+    SIZE_BUDGET,
+    STRIP_DIRS,
+    STRIP_DIST_INFO,
+    STRIP_SUFFIXES,
+    STRIP_SYMBOLS,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 CACHE = Path(os.environ.get("MLOPS_LAYER_CACHE", ROOT / "layers" / "build"))
 
-# The Lambda runtime the layers are built for. python3.12 runs on Amazon Linux 2023 (glibc 2.34); python3.11 runs on
-# Amazon Linux 2 (glibc 2.26), where onnxruntime >= 1.17 (wheels tagged manylinux_2_27/2_28) cannot load.
-PYTHON_VERSION = "3.12"
-PLATFORM = "manylinux_2_34_x86_64"
-# Lambda's limit for a function's code plus its layers, unzipped: 250 MiB (262,144,000 bytes)
-LAMBDA_UNZIPPED_LIMIT = 250 * 2**20
-# What each layer may weigh unzipped, so its functions fit with room to spare (tests/infra check it on the locked
-# versions; `make check-latest` prints the size newer releases would give). In bytes; MB here are 10^6 bytes.
-SIZE_BUDGET = {
-    # issue 3's target: the inference function (0.3 MB of code) and its layer within 130 MB, for the cold start
-    "inference": 129 * 10**6,
-    # Lambda's limit, less 1 MB for the Train function's code (0.3 MB today) and 10 MB of headroom kept free so that
-    # a newer numpy, scipy or scikit-learn, taken on purpose with `make lock`, still fits: 251.1 MB. When a refreshed
-    # lock goes past it, prune more of what training never imports (PRUNE, each rule with its reason) before
-    # spending the headroom.
-    "training": LAMBDA_UNZIPPED_LIMIT - 10**6 - 10 * 10**6,
-}
-RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer"})
-STRIP_DIRS = frozenset({"__pycache__", "tests"})
-# type stubs and Cython declarations: read by type checkers and compilers, never by an import
-STRIP_SUFFIXES = (".pyi", ".pxd")
-# pip's bookkeeping in each *.dist-info: RECORD lists files this build strips, and nothing installs into or
-# uninstalls from a layer. METADATA (importlib.metadata.version reads it), entry points, licenses and SBOMs stay.
-STRIP_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "WHEEL", "direct_url.json"})
-# What a layer's functions never import, removed after the install: glob (relative to python/) -> why it is safe.
-# tests/infra/test_layer_runtime.py runs the handler and a prediction under the runtime's Python on the result.
-# Both layers open an InferenceSession and nothing else of onnxruntime (training for the parity check only):
-_ONNXRUNTIME_PRUNE = {
-    # 35 MB: the shared library of onnxruntime's C/C++ API, for native programs. The Python extension module
-    # has the whole runtime linked in and does not load it (its DT_NEEDED names only libc, libstdc++, libm,
-    # libgcc_s, libdl, librt, libpthread); _prune keeps a library another binary names.
-    "onnxruntime/capi/libonnxruntime.so.*": "the C API library for native programs; the Python extension does not link it",
-    "onnxruntime/transformers": "offline optimizer for transformer models (imports onnx, torch)",
-    "onnxruntime/quantization": "offline model quantization (imports onnx); training converts with skl2onnx and never quantizes",
-    "onnxruntime/tools": "offline ORT-format conversion and model tools (import onnx, flatbuffers)",
-    "onnxruntime/backend": "the ONNX backend-test API (imports onnx)",
-    "onnxruntime/datasets": "three example models",
-}
-_NUMPY_PRUNE = {
-    "numpy/_core/include": "numpy's C headers, for compiling extensions",
-    "numpy/_core/lib": "numpy's static npymath library and pkg-config file, for compiling extensions",
-    "numpy/_pyinstaller": "numpy's PyInstaller hook",
-    "numpy/_core/_simd.*.so": "numpy's SIMD test module (1.5 MB), imported only by numpy's tests",
-    "numpy/_core/_*_tests.*.so": "extension modules imported only by numpy's tests",
-}
-PRUNE: dict[str, dict[str, str]] = {
-    "inference": {
-        **_ONNXRUNTIME_PRUNE,
-        # protobuf (the google package): onnxruntime declares it for the tools above; the only other importer is
-        # powertools' optional Kafka protobuf deserializer, which the functions do not use
-        "google": "protobuf, imported only by onnxruntime's offline tools and powertools' Kafka protobuf deserializer",
-        "protobuf-*.dist-info": "the metadata of the protobuf removed above",
-        **_NUMPY_PRUNE,
-        "numpy/f2py": "numpy's Fortran wrapper generator, a build tool",
-        "numpy/conftest.py": "pytest configuration of numpy's own test suite",
-    },
-    "training": {
-        **_ONNXRUNTIME_PRUNE,  # protobuf stays: onnx and skl2onnx build every graph with it
-        # 12 MB: onnx's backend conformance suite (test cases and their .pb tensors), run by backend developers
-        "onnx/backend/test": "onnx's backend conformance suite and its data; imported only by backend test runners",
-        # onnx/reference: imported only by onnx/backend/test and onnxruntime/quantization, both pruned
-        "onnx/reference": "onnx's pure-Python evaluator; skl2onnx converts and onnxruntime checks parity without it",
-        # numpy/f2py stays here: scipy's array_api_compat copies every attribute of numpy, and numpy.f2py is one
-        **_NUMPY_PRUNE,
-        "numpy/random/lib": "numpy.random's static library, for compiling extensions",
-        "numpy/random/_examples": "examples of extending numpy.random with Cython, Numba and CFFI",
-        "**/conftest.py": "pytest configuration of numpy's, scipy's, pandas' and scikit-learn's own test suites",
-        # sources shipped beside the compiled modules (scikit-learn's, scipy's Cython; onnx's C++, 2.4 MB)
-        "**/*.pyx": "Cython sources of modules that ship compiled",
-        "**/*.pxi": "Cython include files, read only when compiling",
-        "**/*.tp": "Tempita templates that generate Cython sources at build time",
-        "**/*.c": "C sources of modules that ship compiled",
-        "**/*.cc": "C++ sources of modules that ship compiled (onnx's checker, shape inference, op schemas)",
-        "**/*.cpp": "C++ sources of modules that ship compiled",
-        "**/*.h": "C and C++ headers, for compiling extensions",
-        "**/meson.build": "build files",
-        "sklearn/datasets/images": "two sample JPEGs for load_sample_images, which needs Pillow: the layer has none",
-    },
-}
-BYTECODE_MODES = ("pycache", "sourceless", "none")
-# The bytecode mode of each layer when build_layer is not given one (README: "Bytecode modes").
-# training: with .py + __pycache__ the layer is 48 MB bigger (the sources) and does not fit Lambda's 250 MB; its
-# function runs minutes of fitting, so a traceback without source lines matters more than a cold start, and a
-# sourceless .pyc still names /opt/python/<file> and the line number.
-BYTECODE = {"inference": "pycache", "training": "sourceless"}
-# Layers whose shared libraries lose their static symbol tables and debug sections (strip --strip-unneeded), 15 MB
-# for training (scipy's and numpy's OpenBLAS, libyaml in PyYAML, ...). The dynamic symbol table, which the loader
-# and ctypes read, stays; tests/infra/test_layer_training.py loads every extension module of the result.
-STRIP_SYMBOLS = frozenset({"training"})
 # bump when the build steps change what a layer contains, so cached layers are rebuilt
 BUILD_FORMAT = 4  # 4: installs from the lock
 
@@ -462,66 +385,12 @@ def _referenced(target: Path, library: Path) -> bool:
     return any(other != library and other.is_file() and soname in other.read_bytes() for other in target.rglob("*.so*"))
 
 
-def _has_symbols(path: Path) -> bool:
-    """Whether an ELF64 file has a static symbol table (SHT_SYMTAB) or debug sections: what ``strip`` would remove."""
-    with path.open("rb") as handle:
-        header = handle.read(64)
-        if header[:5] != b"\x7fELF\x02":
-            return False
-        (shoff,) = struct.unpack_from("<Q", header, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", header, 0x3A)
-        handle.seek(shoff)
-        table = handle.read(shentsize * shnum)
-        if len(table) < shentsize * shnum or shstrndx >= shnum:
-            return False
-        sections = [struct.unpack_from("<IIQQQQ", table, i * shentsize) for i in range(shnum)]
-        handle.seek(sections[shstrndx][4])
-        names = handle.read(sections[shstrndx][5])
-    return any(kind == 2 or names[name:].startswith(b".debug") for name, kind, *_rest in sections)
-
-
-def _loadable(path: Path, page: int = 4096) -> bool:
-    """Whether each PT_LOAD segment of an ELF64 file has its address and offset congruent modulo the page size and
-    its alignment, as the dynamic loader requires. ``strip`` can break that on a library patchelf rewrote (auditwheel
-    does, for the libraries it bundles): "ELF load command address/offset not page-aligned"."""
-    with path.open("rb") as handle:
-        header = handle.read(64)
-        (phoff,) = struct.unpack_from("<Q", header, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", header, 0x36)
-        handle.seek(phoff)
-        table = handle.read(phentsize * phnum)
-    if len(table) < phentsize * phnum:
-        return False
-    for i in range(phnum):
-        kind, _flags, offset, vaddr, _paddr, _filesz, _memsz, align = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
-        if kind == 1 and ((vaddr - offset) % page or (align > 1 and (vaddr - offset) % align)):
-            return False
-    return True
-
-
 def strip_symbols(target: Path) -> dict[str, int]:
-    """``strip --strip-unneeded`` each shared library under ``target`` that has symbols to lose.
-
-    Only the static symbol table and debug sections go: the dynamic symbols the loader, Python's import and ctypes
-    resolve stay (tracebacks of a native crash lose function names). A library whose stripped copy the loader would
-    refuse (see ``_loadable``) is kept as it was. Returns ``{"freed": bytes, "kept": libraries left unstripped}``.
-    """
-    freed = kept = 0
-    for library in sorted(p for p in target.rglob("*.so*") if p.is_file() and not p.is_symlink() and _has_symbols(p)):
-        stripped = library.with_name(library.name + ".stripped")
-        command = ["strip", "--strip-unneeded", "-o", str(stripped), str(library)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            stripped.unlink(missing_ok=True)
-            problem = " ".join(result.stderr.split())[-300:]
-            raise LayerBuildError(f"layer at {target}: strip failed on {library.relative_to(target)}: {problem}")
-        if _loadable(stripped):
-            freed += library.stat().st_size - stripped.stat().st_size
-            os.replace(stripped, library)
-        else:
-            stripped.unlink()
-            kept += 1
-    return {"freed": freed, "kept": kept}
+    """``strip --strip-unneeded`` each shared library under ``target`` (:func:`layers.elf.strip_symbols`)."""
+    try:
+        return elf.strip_symbols(target)
+    except elf.StripError as exc:
+        raise LayerBuildError(f"layer at {target}: {exc}") from exc
 
 
 def precompile(target: Path, python: RuntimePython, *, sourceless: bool = False, ddir: str = "/opt/python") -> int:

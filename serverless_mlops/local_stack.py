@@ -711,6 +711,8 @@ SYNTH_INPUTS = (
     "infra",
     "models",
     "layers/build.py",
+    "layers/rules.py",
+    "layers/elf.py",
     "layers/lockfile.py",
     "locks",
     "pyproject.toml",

@@ -24,6 +24,7 @@ import pytest
 
 import layers.build as build
 from infra.packaging import stage_code
+from layers import elf
 from layers.build import PYTHON_VERSION, LayerBuildError, RuntimePython, build_layer, find_runtime_python, unzipped_size
 from serverless_mlops.lifecycle import Backends
 from serverless_mlops.local import LocalAws, ensure_resources
@@ -376,19 +377,19 @@ def test_strip_keeps_the_dynamic_symbols_and_a_library_the_loader_would_refuse(t
 
     library = tmp_path / "ext.so"
     library.write_bytes(Path(_ctypes.__file__).read_bytes())
-    if not build._has_symbols(library) or shutil.which("strip") is None:
+    if not elf.has_symbols(library) or shutil.which("strip") is None:
         pytest.skip(f"{_ctypes.__file__} is stripped already, or no GNU strip here")
     stripped = build.strip_symbols(tmp_path)
     assert stripped["freed"] > 0
     assert stripped["kept"] == 0
-    assert not build._has_symbols(library)
-    assert build._loadable(library)
+    assert not elf.has_symbols(library)
+    assert elf.loadable(library)
     # a LOAD segment whose address and offset differ modulo the page size (what strip makes of some patchelf'd files)
-    elf = bytearray(library.read_bytes())
-    phoff = int.from_bytes(elf[0x20:0x28], "little")
-    phentsize, phnum = int.from_bytes(elf[0x36:0x38], "little"), int.from_bytes(elf[0x38:0x3A], "little")
+    image = bytearray(library.read_bytes())
+    phoff = int.from_bytes(image[0x20:0x28], "little")
+    phentsize, phnum = int.from_bytes(image[0x36:0x38], "little"), int.from_bytes(image[0x38:0x3A], "little")
     headers = [phoff + i * phentsize for i in range(phnum)]
-    load = next(at for at in headers if int.from_bytes(elf[at : at + 4], "little") == 1)  # PT_LOAD
-    elf[load + 8 : load + 16] = (int.from_bytes(elf[load + 8 : load + 16], "little") + 16).to_bytes(8, "little")  # p_offset
-    library.write_bytes(bytes(elf))
-    assert not build._loadable(library)
+    load = next(at for at in headers if int.from_bytes(image[at : at + 4], "little") == 1)  # PT_LOAD
+    image[load + 8 : load + 16] = (int.from_bytes(image[load + 8 : load + 16], "little") + 16).to_bytes(8, "little")  # p_offset
+    library.write_bytes(bytes(image))
+    assert not elf.loadable(library)

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from infra.packaging import stage_code
-from layers.build import LAMBDA_UNZIPPED_LIMIT, PYTHON_VERSION, SIZE_BUDGET, RuntimePython, build_layer, unzipped_size
+from layers.build import PYTHON_VERSION, RuntimePython, build_layer, unzipped_size
+from layers.rules import LAMBDA_UNZIPPED_LIMIT, SIZE_BUDGET
 from serverless_mlops.training import TrainedModel
 from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
 
