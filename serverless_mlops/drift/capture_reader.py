@@ -58,6 +58,17 @@ class Column:
     def values(self) -> NDArray[np.float64]:
         return np.concatenate(self.parts) if self.parts else np.zeros(0)
 
+    def add(self, values: NDArray[Any]) -> None:
+        """An array of one block's values: numbers (NaN = missing) or labels (None = missing), for readers that build
+        columns directly (a CSV or JSON file of rows, a simulation) rather than from captured rows."""
+        if self.kind == "numeric":
+            self.parts.append(values.astype(np.float64, copy=False))
+            self.missing += int(np.count_nonzero(np.isnan(self.parts[-1])))
+            return
+        counts = Counter(values.tolist())
+        self.missing += counts.pop(None, 0)
+        self.counts.update(counts)
+
     def merge(self, other: Column) -> None:
         self.parts.extend(other.parts)
         self.counts.update(other.counts)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -172,14 +171,14 @@ class _Builder:
         self.rows += size
         for name, column in self.columns.items():
             if name in columns:
-                _add(column, columns[name])
+                column.add(columns[name])
                 column.absent += (absent or {}).get(name, 0)
             else:  # a column the file does not have: every row lacks it, as a capture whose rows lack the key
                 column.missing += size
                 column.absent += size
         if self.from_file:
             values = columns[PREDICTION]
-            _add(self.prediction, values if self.prediction.kind == "numeric" else _labels(values, self.classes))
+            self.prediction.add(values if self.prediction.kind == "numeric" else _labels(values, self.classes))
         else:
             self._predict(first, columns, size)
 
@@ -204,11 +203,11 @@ class _Builder:
         if self.prediction.kind == "numeric":
             values = np.full(size, np.nan)
             values[keep] = predictions
-            _add(self.prediction, values)
+            self.prediction.add(values)
         else:
             labels = np.full(size, None, dtype=object)
             labels[keep] = [label if isinstance(label, str) else json.dumps(label) for label in predictions]
-            _add(self.prediction, labels)
+            self.prediction.add(labels)
 
     def result(self) -> FileRows:
         current = CurrentData(
@@ -226,17 +225,6 @@ class _Builder:
             predicted=None if self.from_file else self.predicted,
             not_predicted=0 if self.from_file else self.rows - self.predicted,
         )
-
-
-def _add(column: Column, values: NDArray[Any]) -> None:
-    """Numbers (NaN = missing) or labels (None = missing) into a column, as the capture reader adds them."""
-    if column.kind == "numeric":
-        column.parts.append(values)
-        column.missing += int(np.count_nonzero(np.isnan(values)))
-        return
-    counts = Counter(values.tolist())
-    column.missing += counts.pop(None, 0)
-    column.counts.update(counts)
 
 
 def _labels(values: NDArray[Any], classes: list[str] | list[int] | None) -> NDArray[Any]:

@@ -68,15 +68,9 @@ def _draw(rng: np.random.Generator, kinds: dict[str, str], rows: int, shifted: s
 
 
 def _current(columns: dict[str, NDArray[Any]], kinds: dict[str, str], prediction: NDArray[Any]) -> CurrentData:
-    built: dict[str, Column] = {}
+    built = {name: Column(kinds[name]) for name in columns}
     for name, values in columns.items():
-        column = Column(kinds[name])
-        if kinds[name] == "numeric":
-            column.parts.append(values.astype(np.float64))
-        else:
-            labels, counts = np.unique(values, return_counts=True)
-            column.counts.update({str(label): int(count) for label, count in zip(labels, counts, strict=True)})
-        built[name] = column
+        built[name].add(values)
     rows = len(prediction)
     return CurrentData(
         rows=rows, columns=built, prediction=Column("numeric", parts=[prediction]), versions={1: rows}, sources=["simulated"], skipped=[]
