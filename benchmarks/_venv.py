@@ -8,9 +8,12 @@ lock's sha256), so a benchmark measures the same mlflow or Evidently on any day.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from layers.lock import install
 
 LOCKS = Path(__file__).resolve().parent.parent / "locks"
 
@@ -26,9 +29,6 @@ def locked_venv(folder: Path, lock: str, *, timeout: float = 1800) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == digest:
         return python
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, text=True, timeout=300)
-    install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
-    subprocess.run([*install, "--requirement", str(path)], check=True, capture_output=True, text=True, timeout=timeout)
+    install(folder, path, timeout=timeout)
     stamp.write_text(digest + "\n", encoding="utf-8")
     return python

@@ -32,8 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from layers import lockfile
-from layers.build import SIZE_BUDGET, build_layer
+from layers.build import build_layer
+from layers.lock import install
 from layers.lockfile import LOCKS, ROOT
+from layers.rules import SIZE_BUDGET
 
 LAYERS = ("inference", "training")
 COMPARED = ("dev", *(f"layer-{name}" for name in LAYERS))  # what the project and its functions install
@@ -67,18 +69,11 @@ def layer_size(name: str, env: dict[str, str]) -> tuple[int | None, str]:
 def run_tests(scratch: Path, env: dict[str, str]) -> tuple[dict[str, int], list[str], float]:
     """The suite in a throwaway venv of the newest development lock: counts by outcome, failed test ids, seconds."""
     venv = scratch / "venv"
-    python = venv / "bin" / "python"
     started = time.monotonic()
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [*pip, "--require-hashes", "--requirement", str(scratch / "locks" / "dev.txt")],
-        [*pip, "--no-build-isolation", "--editable", "."],
-    ]
-    for step in steps:
-        result = run(step)
-        if result.returncode != 0:
-            raise SystemExit(f"error: the throwaway venv could not be installed: {' '.join(result.stderr.split())[-500:]}")
+    try:
+        python = install(venv, scratch / "locks" / "dev.txt", editable=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"error: the throwaway venv could not be installed: {' '.join(str(exc.stderr).split())[-500:]}") from exc
     test_env = {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
     result = run([str(python), "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider"], env=test_env, timeout=3600)
     (scratch / "pytest.log").write_text(result.stdout + result.stderr, encoding="utf-8")

@@ -90,6 +90,20 @@ def groups(pyproject: Path = PYPROJECT, locks: Path = LOCKS) -> dict[str, LockIn
     return {name: dataclasses.replace(inputs, folder=locks) for name, inputs in found.items()}
 
 
+def install(venv: Path, lock: Path, *, editable: bool = False, timeout: float = 1800) -> Path:
+    """Create ``venv`` if needed and install exactly what ``lock`` pins (``--require-hashes --no-deps``), plus this
+    project in editable mode with ``editable``, as ``make install`` does; returns its python. Raises what
+    ``subprocess.run`` raises (``CalledProcessError`` with pip's stderr, ``TimeoutExpired``, ``OSError``)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True, timeout=300)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    subprocess.run([*pip, "--require-hashes", "--requirement", str(lock)], check=True, capture_output=True, text=True, timeout=timeout)
+    if editable:
+        subprocess.run([*pip, "--no-build-isolation", "--editable", str(ROOT)], check=True, capture_output=True, text=True, timeout=timeout)
+    return python
+
+
 def uv() -> str:
     """The uv that the development lock pins (beside this interpreter), else one on PATH."""
     beside = Path(sys.executable).parent / "uv"

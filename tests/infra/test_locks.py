@@ -131,7 +131,10 @@ def test_the_benchmark_venvs_install_from_their_locks() -> None:
         source = (ROOT / "benchmarks" / script).read_text(encoding="utf-8")
         assert "locked_venv(" in source
         assert f'"{lock}"' in source
-    assert '"--require-hashes", "--no-deps"' in (ROOT / "benchmarks" / "_venv.py").read_text(encoding="utf-8")
+    assert "install(folder, path" in (ROOT / "benchmarks" / "_venv.py").read_text(encoding="utf-8")  # layers.lock.install
+    installer = (ROOT / "layers" / "lock.py").read_text(encoding="utf-8")
+    assert '"--no-deps"' in installer
+    assert '"--require-hashes", "--requirement"' in installer
     bench = pins(lockfile.LOCKS / "bench.txt")
     dev = pins(lockfile.LOCKS / "dev.txt")
     assert (bench["scikit-learn"], bench["onnxruntime"]) == (dev["scikit-learn"], dev["onnxruntime"])
