@@ -1,0 +1,1 @@
+"""Helpers the tests share (not fixtures: those stay in the conftest.py files)."""
