@@ -18,14 +18,20 @@ def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(request.param)
 
 
+# warnings this app adds on purpose; with @aws-cdk/core:annotationsInValidationReport they are in the validation report too
+KNOWN_WARNINGS = {"Annotation::serverless-mlops:no-alert-subscribers"}
+
+
 def test_cdk_nag_packs_ran_and_found_nothing_unacknowledged(synth: Synth) -> None:
     report = json.loads((synth.assembly_dir / "validation-report.json").read_text(encoding="utf-8"))
-    text = json.dumps(report)
-    assert "AwsSolutions" in text, "the AwsSolutions pack must have run"
-    assert "Serverless" in text, "the Serverless pack must have run"
+    plugins = {plugin["pluginName"]: plugin for plugin in _plugin_reports(report)}
+    assert {"AwsSolutions", "Serverless"} <= set(plugins), "both cdk-nag packs must have run"
     # the fixture's synth would have raised on a finding; the report agrees
-    assert _plugin_reports(report)
-    assert all(not plugin.get("violations") for plugin in _plugin_reports(report))
+    for name in ("AwsSolutions", "Serverless"):
+        assert plugins[name]["violations"] == [], name
+    # anything else in the report (construct annotations) is a warning this app means to give, never an error
+    others = [v for name, plugin in plugins.items() if name not in ("AwsSolutions", "Serverless") for v in plugin["violations"]]
+    assert {(v["ruleName"], v["severity"]) for v in others} <= {(rule, "warning") for rule in KNOWN_WARNINGS}
 
 
 def _plugin_reports(report: dict) -> list[dict]:
