@@ -1,4 +1,18 @@
-"""One place that makes boto3 clients, so the endpoint (AWS, moto or LocalStack) is chosen once."""
+"""One place that makes boto3 clients, so the endpoint (AWS, moto or LocalStack) is chosen once.
+
+Two kinds of client:
+
+- the default one waits, as a CLI, a training job or a cold model load should: 8 adaptive retries, 5 s to connect,
+  30 s to read;
+- a *budgeted* one (``client(..., budget_ms=...)``) is for calls made on a request's path while a good answer is
+  already in hand (the warm inference function re-checking an alias, flushing captured rows): one attempt, no
+  retries, and connect and read timeouts of half the budget each, so one call ends within the budget whether the
+  endpoint refuses (at once), drops the connection attempt (connect timeout) or accepts and never answers (read
+  timeout). Not bounded by it: DNS resolution, and a server that trickles bytes slower than the read timeout (each
+  read waits at most the read timeout, not the whole response).
+
+:func:`backoff` is the one rule for how long such a caller waits before trying a failed dependency again.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +21,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from serverless_mlops.settings import Settings
 
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
 
+# What a failing AWS call raises: no connection, a timeout, a throttle or any error answer.
+SERVICE_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 
 _sessions = threading.local()
 
@@ -25,11 +42,29 @@ def _session() -> boto3.session.Session:
     return session
 
 
-def client(service: str, settings: Settings) -> Any:
-    """A boto3 client for ``service`` in the settings' region, at the settings' endpoint if one is set."""
+def budget_config(budget_ms: float) -> Config:
+    """One attempt (``total_max_attempts`` 1, standard mode: adaptive mode may sleep before a call to pace it) with
+    connect and read timeouts of half of ``budget_ms`` each."""
+    if budget_ms <= 0:
+        raise ValueError(f"budget_ms must be positive, got {budget_ms}")
+    half = budget_ms / 2000
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=half, read_timeout=half)
+
+
+def client(service: str, settings: Settings, *, budget_ms: float | None = None) -> Any:
+    """A boto3 client for ``service`` in the settings' region, at the settings' endpoint if one is set; with
+    ``budget_ms``, one whose every call ends within about that many milliseconds (see the module docstring)."""
     return _session().client(
         service,  # type: ignore[call-overload]
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
-        config=_RETRIES,
+        config=_RETRIES if budget_ms is None else budget_config(budget_ms),
     )
+
+
+def backoff(base: float, failures: int, cap: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures: ``base`` after the first, doubling after each
+    further one, never more than ``cap`` (and never less than ``base``)."""
+    if failures <= 0:
+        return base
+    return max(base, min(cap, base * 2.0 ** min(failures - 1, 62)))

@@ -7,9 +7,17 @@ parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is
 UTC hour (the format and keys of :mod:`serverless_mlops.capture`), so a drift check that reads a window's hourly
 prefixes finds every row of that window.
 
-A failed write never fails the request: it is reported (``on_failure``), the rows are kept for the next attempt
-(after ``max_seconds``, so a failing S3 costs one request per interval, not every request), and if S3 stays down
-the oldest rows beyond ``2 * max_rows`` are dropped and reported, so memory stays bounded.
+A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
+sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, connect and read timeouts of
+half the budget, see :mod:`serverless_mlops.aws`), and skips the flush in a request whose alias check just failed.
+A failed write never fails the request: it is reported (``on_failure``, one ``CaptureFlushFailures`` count), the
+rows are kept for the next attempt, and the next attempt backs off: ``max_seconds`` after the first failure, twice
+that after the second, up to ``backoff_max_seconds`` (a success returns to the normal thresholds), so a failing S3
+costs one budget-bounded request per interval, not every request. While writes fail, the buffer holds at most
+``2 * max_rows`` rows: beyond that the oldest requests' rows are dropped as new ones arrive and reported
+(``dropped``, the ``CaptureRowsDropped`` count), so memory stays bounded however long S3 stays down. A write that
+timed out may still have been stored by S3; its rows are then written again by the next flush (under another key),
+which a drift check reads as duplicates: a rare small bias, preferred to losing rows.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from serverless_mlops.artifacts import encryption_args
+from serverless_mlops.aws import backoff
 from serverless_mlops.capture import capture_key, timestamp
 
 RowsKind = Literal["records", "rows", "columns"]
@@ -120,10 +129,13 @@ class CaptureBuffer:
         max_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
         on_failure: FailureCallback | None = None,
+        backoff_max_seconds: float = 300.0,
     ) -> None:
         self._sink = sink
         self.max_rows = max_rows
         self.max_seconds = max_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self._failures = 0  # consecutive failed flushes
         self._clock = clock
         self._on_failure = on_failure
         self._pending: list[_Captured] = []
@@ -151,6 +163,9 @@ class CaptureBuffer:
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size
+            dropped = self._trim() if self._failures else 0
+        if dropped:
+            self._report("dropped", dropped, f"the buffer holds at most {2 * self.max_rows} rows while S3 writes fail")
 
     def due(self, now: float | None = None) -> bool:
         if not self._pending:
@@ -192,20 +207,29 @@ class CaptureBuffer:
                 written.append(key)
         if failed:
             self._keep_for_retry(failed)
+        else:
+            self._failures = 0
         return written
 
     def _keep_for_retry(self, failed: list[_Captured]) -> None:
         with self._lock:
-            self._retry_at = self._clock() + self.max_seconds
+            self._failures += 1
+            self._retry_at = self._clock() + backoff(self.max_seconds, self._failures, max(self.backoff_max_seconds, self.max_seconds))
             self._pending = sorted(failed + self._pending, key=lambda captured: captured.at)
             self._rows = sum(captured.size for captured in self._pending)
-            dropped = 0
-            while self._pending and self._rows > 2 * self.max_rows:
-                oldest = self._pending.pop(0)
-                self._rows -= oldest.size
-                dropped += oldest.size
+            dropped = self._trim()
         if dropped:
-            self._report("dropped", dropped, f"the buffer exceeded {2 * self.max_rows} rows while S3 writes failed")
+            self._report("dropped", dropped, f"the buffer holds at most {2 * self.max_rows} rows while S3 writes fail")
+
+    def _trim(self) -> int:
+        """Drop the oldest requests' rows beyond ``2 * max_rows``, never the newest request (caller holds the lock);
+        the rows dropped."""
+        dropped = 0
+        while len(self._pending) > 1 and self._rows > 2 * self.max_rows:
+            oldest = self._pending.pop(0)
+            self._rows -= oldest.size
+            dropped += oldest.size
+        return dropped
 
     def _report(self, what: str, rows: int, reason: str) -> None:
         if self._on_failure is not None:

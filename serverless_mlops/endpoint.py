@@ -5,6 +5,16 @@ from :class:`Endpoint`, which picks the model (:mod:`serverless_mlops.model_cach
 (:mod:`serverless_mlops.serving`) and captures samples (:mod:`serverless_mlops.capture_sink`). Two request shapes
 are served: this project's own (``instances`` or ``inputs``) and the Open Inference Protocol (KServe V2) tensors.
 
+Under faults: a warm endpoint never waits long on the registry or S3. The alias re-check and the capture flush run on
+a request's path, so they use budgeted clients (one attempt, short timeouts: ``MLOPS_ALIAS_CHECK_BUDGET_MS``, default
+200 ms, and ``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, default 400 ms; a request whose alias check failed leaves a due flush
+to the next request), loading the version an alias moved to has its own bigger budget
+(``MLOPS_MODEL_RELOAD_BUDGET_MS``, default 2,000 ms), and after a failure each backs off, doubling up to
+``MLOPS_BACKOFF_MAX_SECONDS`` (default 300 s), while the last good model serves. Metadata and readiness read the
+registry with the alias-check budget. Loading with nothing to fall back on (cold) uses the generous default client.
+Whatever cannot be answered because a dependency failed raises :class:`UnavailableError` or lets a botocore error
+through (:data:`serverless_mlops.aws.SERVICE_ERRORS`); the handler answers both with 503 and ``Retry-After``.
+
 Nothing here imports scikit-learn, scipy, pandas, pickle or joblib, and nothing reads the environment at import time.
 """
 
@@ -22,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from serverless_mlops.capture_sink import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
 from serverless_mlops.errors import InvalidInputError, MlopsError, NotFoundError
-from serverless_mlops.model_cache import LoadedModel, ModelCache, ModelUnavailableError
+from serverless_mlops.model_cache import LoadedModel, ModelCache, ModelUnavailableError, UnavailableError
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +60,7 @@ __all__ = [
     "PredictQuery",
     "PredictRequest",
     "PredictResponse",
+    "UnavailableError",
 ]
 
 
@@ -76,6 +87,10 @@ class EndpointSettings(BaseModel):
     capture_max_rows: int = Field(default=1000, ge=1, alias="MLOPS_CAPTURE_MAX_ROWS")
     capture_max_seconds: float = Field(default=60.0, gt=0, alias="MLOPS_CAPTURE_MAX_SECONDS")
     models: frozenset[str] = Field(default=frozenset(), alias="MLOPS_MODELS")
+    alias_check_budget_ms: int = Field(default=200, ge=10, le=5000, alias="MLOPS_ALIAS_CHECK_BUDGET_MS")
+    capture_flush_budget_ms: int = Field(default=400, ge=10, le=5000, alias="MLOPS_CAPTURE_FLUSH_BUDGET_MS")
+    model_reload_budget_ms: int = Field(default=2000, ge=100, le=30_000, alias="MLOPS_MODEL_RELOAD_BUDGET_MS")
+    backoff_max_seconds: float = Field(default=300.0, ge=1, le=3600, alias="MLOPS_BACKOFF_MAX_SECONDS")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -287,8 +302,11 @@ class LogTelemetry:
 class Endpoint:
     """Predictions for registered models, as the HTTP API serves them (one instance per execution environment).
 
-    ``backends`` (the artifact store and registry) are created from the settings on first use unless given; ``clock``
-    (epoch seconds) drives the alias refresh and the capture buffer; ``sample`` draws in [0, 1) for capture sampling.
+    ``backends`` (the artifact store and registry, on the generous client) are created from the settings on first use
+    unless given; ``budgeted(budget_ms)`` gives the backends for calls made on a request's path with a good answer in
+    hand (default: built from the settings with :func:`serverless_mlops.aws.client`'s budget, or ``backends`` itself
+    when those were given); ``clock`` (epoch seconds) drives the alias refresh and the capture buffer; ``sample`` draws
+    in [0, 1) for capture sampling.
     """
 
     def __init__(
@@ -300,17 +318,28 @@ class Endpoint:
         telemetry: Telemetry | None = None,
         sample: Callable[[], float] = random.random,
         capture_sink: CaptureSink | None = None,
+        budgeted: Callable[[int], Backends] | None = None,
     ) -> None:
         self.settings = settings
         self.telemetry = telemetry or LogTelemetry()
         self._backends = backends
+        if budgeted is None and backends is not None:
+            budgeted = lambda _budget_ms: backends  # noqa: E731 - the caller chose what to talk to
+        self._budgeted_factory = budgeted
+        self._budgeted: dict[int, Backends] = {}
         self._capture_sink = capture_sink
         self._sample = sample
         self._capture_rate = settings.capture_sample
         self._allowed = settings.models
         self._max_rows = settings.max_rows
         self.models = ModelCache(
-            self.backends, refresh_seconds=settings.refresh_seconds, clock=clock, on_failure=self.telemetry.model_load_failed
+            self.backends,
+            checks=lambda: self.budgeted(settings.alias_check_budget_ms),
+            reloads=lambda: self.budgeted(settings.model_reload_budget_ms),
+            refresh_seconds=settings.refresh_seconds,
+            backoff_max_seconds=settings.backoff_max_seconds,
+            clock=clock,
+            on_failure=self.telemetry.model_load_failed,
         )
         self.capture = CaptureBuffer(
             self._sink,
@@ -318,6 +347,7 @@ class Endpoint:
             max_seconds=settings.capture_max_seconds,
             clock=clock,
             on_failure=self.telemetry.capture_failed,
+            backoff_max_seconds=settings.backoff_max_seconds,
         )
 
     @classmethod
@@ -331,9 +361,30 @@ class Endpoint:
             self._backends = Backends.from_settings(self.settings.aws)
         return self._backends
 
+    def budgeted(self, budget_ms: int) -> Backends:
+        """The artifact store and registry on clients whose every call ends within about ``budget_ms`` (built on
+        first use, one set per budget)."""
+        backends = self._budgeted.get(budget_ms)
+        if backends is None:
+            if self._budgeted_factory is not None:
+                backends = self._budgeted_factory(budget_ms)
+            else:
+                from serverless_mlops.artifacts import ArtifactStore
+                from serverless_mlops.aws import client
+                from serverless_mlops.lifecycle import Backends
+                from serverless_mlops.registry import DynamoDBRegistry
+
+                aws = self.settings.aws
+                backends = Backends(
+                    store=ArtifactStore(aws.bucket, client("s3", aws, budget_ms=budget_ms), kms_key_id=aws.kms_key_id),
+                    registry=DynamoDBRegistry(aws.table, client("dynamodb", aws, budget_ms=budget_ms)),
+                )
+            self._budgeted[budget_ms] = backends
+        return backends
+
     def _sink(self) -> CaptureSink:
         if self._capture_sink is None:
-            store = self.backends().store
+            store = self.budgeted(self.settings.capture_flush_budget_ms).store
             self._capture_sink = S3CaptureSink(store.bucket, store.s3, kms_key_id=store.kms_key_id)
         return self._capture_sink
 
@@ -376,22 +427,24 @@ class Endpoint:
         else:
             kind, data = "rows", request.inputs or []
         self._check_rows(len(data))
+        failed = self.models.failed_checks
         loaded = self.select(name, version=version, alias=alias)
         result = loaded.model.predict_records(data) if kind == "records" else loaded.model.predict_rows(data)
-        self._captured(loaded, request_id, kind, data, result)
+        self._captured(loaded, request_id, kind, data, result, flush=self.models.failed_checks == failed)
         return PredictResponse.model_construct(
             model=name, version=loaded.entry.version, predictions=result.predictions, probabilities=result.probabilities
         )
 
     def infer(self, name: str, request: InferRequest, *, version: str | None = None, request_id: str | None = None) -> InferResponse:
         """``POST /v2/models/{name}[/versions/{version}]/infer`` (Open Inference Protocol)."""
+        failed = self.models.failed_checks
         loaded = self.select(name, version=self._path_version(name, version))
         signature = loaded.entry.signature
         kind, data, rows = _tensors_to_rows(signature, request.inputs)
         self._check_rows(rows)
         wanted = _requested_outputs(signature, request.outputs)
         result = loaded.model.predict_columns(data) if kind == "columns" else loaded.model.predict_rows(data)
-        self._captured(loaded, request.id or request_id, kind, data, result)
+        self._captured(loaded, request.id or request_id, kind, data, result, flush=self.models.failed_checks == failed)
         return InferResponse.model_construct(
             model_name=name,
             model_version=str(loaded.entry.version),
@@ -399,14 +452,19 @@ class Endpoint:
             outputs=[tensor for tensor in _output_tensors(signature, result) if tensor.name in wanted],
         )
 
-    def _captured(self, loaded: LoadedModel, request_id: str | None, kind: RowsKind, data: Sequence[Any], result: Prediction) -> None:
+    def _captured(
+        self, loaded: LoadedModel, request_id: str | None, kind: RowsKind, data: Sequence[Any], result: Prediction, *, flush: bool
+    ) -> None:
+        """Buffer a sampled request; flush if due, unless ``flush`` is false (this request's alias check failed: it has
+        spent its budget on a failing dependency, and the next request, which the check's back-off spares, flushes)."""
         rate = self._capture_rate
         if rate <= 0:
             return
         if rate >= 1 or self._sample() < rate:
             entry = loaded.entry
             self.capture.add(entry.model, entry.version, request_id, entry.signature.feature_names, kind, data, result.predictions)
-        self.capture.maybe_flush()
+        if flush:
+            self.capture.maybe_flush()
 
     def flush(self) -> list[str]:
         """Write the capture buffer now (a local server calls this when it stops); the keys written."""
@@ -428,7 +486,7 @@ class Endpoint:
         signature = loaded.entry.signature
         versions: list[str] = []
         token: str | None = None
-        registry = self.backends().registry
+        registry = self.budgeted(self.settings.alias_check_budget_ms).registry
         while True:
             page = registry.list_versions(name, page_size=100, next_token=token)
             versions.extend(str(v.version) for v in page.items if v.status == "registered")
@@ -454,7 +512,7 @@ class Endpoint:
                 for name in sorted(self._allowed):
                     self.models.get(name)
             else:
-                self.backends().registry.list_models(page_size=1)
+                self.budgeted(self.settings.alias_check_budget_ms).registry.list_models(page_size=1)
         except Exception as exc:
             log.warning("not ready: %s: %s", type(exc).__name__, exc)
             return Readiness(ready=False)

@@ -6,12 +6,25 @@ used) or an alias (default ``production``). An alias is resolved in the registry
 ONNX artifact, verifies its sha256 against the registry and opens an onnxruntime session
 (:func:`serverless_mlops.lifecycle.load_model`).
 
-Failures: a refresh that fails for any reason (registry unreachable, artifact missing or tampered with, a graph
-onnxruntime refuses) keeps serving the last good model, reports the failure to the ``on_failure`` callback (the
-handler turns it into the ``ModelLoadFailures`` metric) and tries again after the next interval. With nothing
-loaded yet, an unknown model, version or alias raises :class:`NotFoundError` and any other failure raises
-:class:`ModelUnavailableError` carrying a retry delay; further requests within that delay fail fast instead of
-downloading the artifact again.
+Three sets of backends, because waiting is right in one place and wrong in the others:
+
+- ``backends``: loading with nothing to fall back on (a cold start, a version asked for the first time). Waiting
+  (the generous client's retries) beats a 503.
+- ``checks``: the alias re-check, made on a request's path while a good model is in hand. The endpoint gives a
+  budgeted client (``MLOPS_ALIAS_CHECK_BUDGET_MS``, 200 ms: one attempt, short timeouts), so a registry that refuses,
+  or accepts and never answers, costs that request at most the budget.
+- ``reloads``: fetching the version a check found the alias moved to. The artifact download is a real cost (as on a
+  cold start), so it has its own bigger budget (``MLOPS_MODEL_RELOAD_BUDGET_MS``, 2 s); the request that finds the
+  promotion pays it once per execution environment, and the model it loads serves that very request.
+
+Failures: a refresh that fails for any reason (registry unreachable or timing out, artifact missing or tampered with,
+a graph onnxruntime refuses) keeps serving the last good model and reports the failure to the ``on_failure``
+callback (the handler turns each into a ``ModelLoadFailures`` count). The next check backs off: it comes
+``max(refresh_seconds, 1 s)`` after the first failure, twice that after the second, and so on up to
+``backoff_max_seconds``; a successful check returns to ``refresh_seconds``. So an outage costs at most one
+budget-bounded request per back-off interval per alias. With nothing loaded yet, an unknown model, version or alias
+raises :class:`NotFoundError` and any other failure raises :class:`ModelUnavailableError` carrying a retry delay;
+further requests within that delay fail fast instead of downloading the artifact again.
 
 Thread-safe: reads take no lock; loading and refreshing take one, and a request that finds a refresh already in
 progress serves the current model instead of waiting for it.
@@ -26,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from serverless_mlops.aws import backoff
 from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.registry import PRODUCTION
 
@@ -38,12 +52,21 @@ Loader = Callable[["Backends", "ModelVersion"], "OnnxModel"]
 FailureCallback = Callable[[str, str], None]
 
 
-class ModelUnavailableError(MlopsError):
-    """A model exists but cannot be loaded right now (the handler answers 503 with ``Retry-After``)."""
+class UnavailableError(MlopsError):
+    """What an answer needs (the registry, the artifact store) cannot be reached right now: the handler answers 503
+    with ``Retry-After`` and ``code`` as the error code."""
+
+    code = "service_unavailable"
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ModelUnavailableError(UnavailableError):
+    """A model exists but cannot be loaded right now."""
+
+    code = "model_unavailable"
 
 
 class ArtifactUnavailableError(MlopsError):
@@ -60,6 +83,8 @@ class LoadedModel:
 class _AliasState:
     loaded: LoadedModel
     checked_at: float
+    wait: float  # seconds from checked_at to the next check: refresh_seconds, or the back-off after failures
+    failures: int = 0  # consecutive failed checks
 
 
 def _default_loader(backends: Backends, entry: ModelVersion) -> OnnxModel:
@@ -79,14 +104,21 @@ class ModelCache:
         self,
         backends: Callable[[], Backends],
         *,
+        checks: Callable[[], Backends] | None = None,
+        reloads: Callable[[], Backends] | None = None,
         refresh_seconds: float = 30.0,
+        backoff_max_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
         loader: Loader = _default_loader,
         on_failure: FailureCallback | None = None,
         capacity: int = 8,
     ) -> None:
         self._backends = backends
+        self._checks = checks or backends
+        self._reloads = reloads or backends
         self.refresh_seconds = refresh_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.failed_checks = 0  # alias checks that failed (a request whose check failed leaves a due capture flush to the next)
         self._clock = clock
         self._loader = loader
         self._on_failure = on_failure
@@ -109,7 +141,7 @@ class ModelCache:
         state = self._aliases.get(key)
         if state is not None:
             now = self._clock()
-            if now - state.checked_at < self.refresh_seconds:
+            if now - state.checked_at < state.wait:
                 return state.loaded
             if not self._lock.acquire(blocking=False):  # someone is refreshing: serve what we have meanwhile
                 return state.loaded
@@ -155,27 +187,33 @@ class ModelCache:
         name, alias = key
         version = self._backends().registry.get_alias(name, alias).version
         loaded = self._version(name, version)
-        self._aliases[key] = _AliasState(loaded, self._clock())
+        self._aliases[key] = _AliasState(loaded, self._clock(), self.refresh_seconds)
         return loaded
 
     def _refresh(self, key: tuple[str, str], state: _AliasState, now: float) -> LoadedModel:
-        """Re-check an alias; on any failure keep the last good model and try again after the next interval."""
+        """Re-check an alias with the budgeted backends; on any failure keep the last good model and back off."""
         state.checked_at = now
         try:
-            version = self._backends().registry.get_alias(*key).version
+            version = self._checks().registry.get_alias(*key).version
             if version != state.loaded.entry.version:
-                state.loaded = self._version(key[0], version)
+                state.loaded = self._version(key[0], version, self._reloads)
         except Exception as exc:
+            self.failed_checks += 1
+            state.failures += 1
+            state.wait = backoff(max(self.refresh_seconds, 1.0), state.failures, max(self.backoff_max_seconds, self.refresh_seconds))
             self._report(key[0], exc)
+        else:
+            state.failures, state.wait = 0, self.refresh_seconds
         return state.loaded
 
-    def _version(self, name: str, version: int) -> LoadedModel:
-        """A version from memory, or fetched, verified and opened (caller holds the lock)."""
+    def _version(self, name: str, version: int, backends_for: Callable[[], Backends] | None = None) -> LoadedModel:
+        """A version from memory, or fetched, verified and opened with ``backends_for`` (default: the cold-load
+        backends); the caller holds the lock."""
         loaded = self._versions.get((name, version))
         if loaded is not None:
             self._versions.move_to_end((name, version))
             return loaded
-        backends = self._backends()
+        backends = (backends_for or self._backends)()
         entry = backends.registry.describe(name, version)
         if entry.status != "registered":
             raise NotFoundError(f"model {name!r} version {version} is {entry.status}; only registered versions are served")

@@ -6,7 +6,9 @@ Routes (OpenAPI document at ``GET /openapi.json``): ``POST /v1/models/{name}/pre
 ``GET /v2/health/ready``, ``GET /v2``.
 
 This module parses and answers; every decision is the endpoint's. Errors are mapped to answers here and only here:
-every client mistake is a 4xx ``{"error": CODE, "message", "details": [{"row", "field", "problem"}]}``; payload
+every client mistake is a 4xx ``{"error": CODE, "message", "details": [{"row", "field", "problem"}]}``; whatever
+cannot be answered because the registry or S3 failed (a model that cannot load, a registry read that timed out or
+was refused, on any route) is a 503 in the same shape with ``Retry-After``, never a 500; payload
 values never reach a log (``repr=False`` on payload fields, no event logging, no response capture in traces).
 Settings are read, and the endpoint built, on the first request, not at import.
 """
@@ -34,6 +36,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions.observability import observability
+from serverless_mlops.aws import SERVICE_ERRORS
 from serverless_mlops.endpoint import (
     ConfigurationError,
     Endpoint,
@@ -43,12 +46,12 @@ from serverless_mlops.endpoint import (
     Liveness,
     ModelMetadata,
     ModelReadiness,
-    ModelUnavailableError,
     PayloadTooLargeError,
     PredictQuery,
     PredictRequest,
     PredictResponse,
     Readiness,
+    UnavailableError,
     details_from_validation,
 )
 from serverless_mlops.errors import InvalidInputError, NotFoundError
@@ -57,6 +60,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 EndpointProvider = Callable[[], Endpoint]
 
 JSON = "application/json"
+SERVICE_RETRY_AFTER = 5  # seconds, on a 503 for a failed registry or S3 call (each try costs at most a small budget)
 TITLE = "serverless-mlops inference"
 API_VERSION = "1.0"
 
@@ -108,7 +112,7 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         413: "too many rows or bytes",
         415: "body is not JSON",
         422: "invalid request or feature values (details name row and field)",
-        503: "model cannot be loaded right now (Retry-After)",
+        503: "the model, the registry or the artifact store is unavailable right now (Retry-After)",
     }.items()
 }
 
@@ -374,8 +378,14 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
     def not_found(exc: NotFoundError) -> Response[str]:
         return error_response(404, "not_found", str(exc))
 
-    def unavailable(exc: ModelUnavailableError) -> Response[str]:
-        return error_response(503, "model_unavailable", str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+    def unavailable(exc: UnavailableError) -> Response[str]:
+        return error_response(503, exc.code, str(exc), headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+
+    def service_failed(exc: Exception) -> Response[str]:
+        # the exception's text can name the endpoint and the request: it goes to the log, not to the caller
+        logger.warning("a registry or artifact store call failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        message = "the model registry or artifact store cannot be reached right now; try again later"
+        return error_response(503, "service_unavailable", message, headers={"Retry-After": str(SERVICE_RETRY_AFTER)})
 
     def too_deep(exc: RecursionError) -> Response[str]:
         return error_response(400, "malformed_json", "the body is nested too deeply")
@@ -393,7 +403,8 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         PayloadTooLargeError: too_large,  # before InvalidInputError, its base: the most specific class wins
         InvalidInputError: invalid_input,
         NotFoundError: not_found,
-        ModelUnavailableError: unavailable,
+        UnavailableError: unavailable,  # ModelUnavailableError among them
+        **dict.fromkeys(SERVICE_ERRORS, service_failed),
         RecursionError: too_deep,
         RouteNotFoundError: no_route,
         Exception: internal,

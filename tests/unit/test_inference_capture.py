@@ -181,3 +181,59 @@ def test_rows_that_cannot_be_encoded_are_dropped_at_once_not_retried() -> None:
     assert failures[0][:2] == ("dropped", 1)
     assert "cannot encode" in failures[0][2]
     assert buffer.rows == 0
+
+
+def test_flush_retries_back_off_doubling_up_to_the_cap_and_a_success_resets_them() -> None:
+    clock, failures = Clock(), []
+    attempts: list[float] = []
+
+    class CountingSink(MemorySink):
+        def put(self, key: str, data: bytes) -> None:
+            attempts.append(clock.now - T0)
+            super().put(key, data)
+
+    sink = CountingSink()
+    buffer = _buffer(clock, sink, failures, max_rows=1000, max_seconds=10, backoff_max_seconds=45)
+    sink.fail = True
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    for _ in range(200):  # a request every second for 200 s
+        clock.now += 1
+        buffer.maybe_flush()
+    # due at 10 s; then waits of 10, 20, 40, 45 (the cap), 45, ...
+    assert attempts == [10, 20, 40, 80, 125, 170]
+    assert [what for what, _, _ in failures] == ["flush"] * 6
+    sink.fail = False
+    clock.now = T0 + 215
+    assert len(buffer.maybe_flush()) == 1
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    clock.now += 10  # a success: back to max_seconds
+    assert len(buffer.maybe_flush()) == 1
+
+
+def test_while_writes_fail_new_rows_push_the_oldest_out_so_memory_stays_bounded_between_attempts() -> None:
+    clock, sink, failures = Clock(), MemorySink(), []
+    buffer = _buffer(clock, sink, failures, max_rows=3, max_seconds=60)
+    sink.fail = True
+    buffer.add("m", 1, "0", NAMES, "rows", [[0.0, "x"]] * 3, [0] * 3)
+    assert buffer.maybe_flush() == []  # full: the flush fails, the back-off starts
+    for i in range(1, 11):  # ten requests within the back-off: no flush attempt, yet the buffer stays bounded
+        buffer.add("m", 1, str(i), NAMES, "rows", [[float(i), "x"]], [i])
+        assert buffer.maybe_flush() == []
+        assert buffer.rows <= 6
+    dropped = sum(rows for what, rows, _ in failures if what == "dropped")
+    assert dropped == 13 - buffer.rows  # every row is either kept or counted
+    assert [what for what, _, _ in failures].count("flush") == 1
+    sink.fail = False
+    clock.now += 60
+    buffer.maybe_flush()
+    assert [r["request_id"] for r in _rows(sink)] == [str(i) for i in range(5, 11)]  # the newest six, in order
+
+
+def test_a_healthy_buffer_drops_nothing_even_past_twice_max_rows_in_one_request() -> None:
+    clock, sink, failures = Clock(), MemorySink(), []
+    buffer = _buffer(clock, sink, failures, max_rows=2)
+    buffer.add("m", 1, "a", NAMES, "rows", [[1.0, "x"]], [0])
+    buffer.add("m", 1, "b", NAMES, "rows", [[1.0, "x"]] * 9, [0] * 9)
+    assert len(buffer.maybe_flush()) == 1
+    assert len(_rows(sink)) == 10
+    assert failures == []

@@ -62,6 +62,31 @@ def test_settings_defaults_and_every_variable() -> None:
     assert settings.models == {"wine", "diabetes"}
 
 
+def test_dependency_budgets_default_small_and_can_be_set() -> None:
+    default = EndpointSettings.from_env({})
+    assert (default.alias_check_budget_ms, default.capture_flush_budget_ms, default.model_reload_budget_ms) == (200, 400, 2000)
+    assert default.backoff_max_seconds == 300
+    env = {
+        "MLOPS_ALIAS_CHECK_BUDGET_MS": "150",
+        "MLOPS_CAPTURE_FLUSH_BUDGET_MS": "250",
+        "MLOPS_MODEL_RELOAD_BUDGET_MS": "3000",
+        "MLOPS_BACKOFF_MAX_SECONDS": "120",
+    }
+    settings = EndpointSettings.from_env(env)
+    assert (settings.alias_check_budget_ms, settings.capture_flush_budget_ms, settings.model_reload_budget_ms) == (150, 250, 3000)
+    assert settings.backoff_max_seconds == 120
+
+
+def test_a_budgeted_client_makes_one_attempt_within_the_budget() -> None:
+    from serverless_mlops.aws import budget_config
+
+    config = budget_config(200)
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert config.connect_timeout + config.read_timeout == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="budget_ms"):
+        budget_config(0)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
@@ -70,6 +95,11 @@ def test_settings_defaults_and_every_variable() -> None:
         ("MLOPS_MAX_BODY_BYTES", "7000000", "MLOPS_MAX_BODY_BYTES"),
         ("MLOPS_CAPTURE_SAMPLE", "1.5", "MLOPS_CAPTURE_SAMPLE"),
         ("MLOPS_MODELS", "Wine,ok", "not model names: Wine"),
+        ("MLOPS_ALIAS_CHECK_BUDGET_MS", "0", "MLOPS_ALIAS_CHECK_BUDGET_MS"),
+        ("MLOPS_ALIAS_CHECK_BUDGET_MS", "soon", "MLOPS_ALIAS_CHECK_BUDGET_MS"),
+        ("MLOPS_CAPTURE_FLUSH_BUDGET_MS", "60000", "MLOPS_CAPTURE_FLUSH_BUDGET_MS"),
+        ("MLOPS_MODEL_RELOAD_BUDGET_MS", "5", "MLOPS_MODEL_RELOAD_BUDGET_MS"),
+        ("MLOPS_BACKOFF_MAX_SECONDS", "0", "MLOPS_BACKOFF_MAX_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_variable(name: str, value: str, expected: str) -> None:

@@ -99,7 +99,7 @@ def test_an_alias_is_rechecked_only_after_the_refresh_interval(parts: Any) -> No
     assert failures == []
 
 
-def test_a_failed_refresh_keeps_the_last_good_model_and_retries_after_the_interval(parts: Any) -> None:
+def test_a_failed_refresh_keeps_the_last_good_model_and_retries_after_a_back_off(parts: Any) -> None:
     cache, backends, loader, clock, failures = parts
     cache.get("m")
     backends.registry.aliases[("m", "production")] = 2
@@ -110,13 +110,71 @@ def test_a_failed_refresh_keeps_the_last_good_model_and_retries_after_the_interv
     assert cache.get("m").entry.version == 1
     assert len(failures) == 1  # not retried on every request
     backends.registry.down = True
-    clock.now += 30
+    clock.now += 30  # the first failure waits refresh_seconds
     assert cache.get("m").entry.version == 1
     assert failures[-1] == ("m", "ConnectionError: registry unreachable")
     backends.registry.down = False
     loader.bad.clear()
+    clock.now += 59.9  # the second waits twice as long
+    assert cache.get("m").entry.version == 1
+    clock.now += 0.1
+    assert cache.get("m").entry.version == 2
+
+
+def test_an_outage_costs_one_check_per_doubling_interval_up_to_the_cap_and_success_resets_it(parts: Any) -> None:
+    cache, backends, _loader, clock, failures = parts
+    cache.backoff_max_seconds = 200
+    cache.get("m")
+    backends.registry.down = True
+    start, checks_at = clock.now, []
+    for _ in range(1000):  # 1,000 requests one second apart
+        clock.now += 1
+        before = backends.registry.calls
+        assert cache.get("m").entry.version == 1
+        if backends.registry.calls != before:
+            checks_at.append(clock.now - start)
+    # checks after 30 s, then waits of 30, 60, 120, 200 (the cap), 200, ...
+    assert checks_at == [30, 60, 120, 240, 440, 640, 840]
+    assert len(failures) == len(checks_at)  # each failure is counted
+    assert cache.failed_checks == len(checks_at)
+    backends.registry.down = False
+    clock.now += 200
+    assert cache.get("m").entry.version == 1
+    calls = backends.registry.calls
+    clock.now += 30  # a success: back to refresh_seconds
+    cache.get("m")
+    assert backends.registry.calls == calls + 1
+
+
+def test_checks_and_reloads_use_their_own_backends(parts: Any) -> None:
+    _cache, backends, loader, clock, failures = parts
+    checks, reloads = FakeBackends(), FakeBackends()
+    used: list[str] = []
+
+    def loading(backends_given: Any, entry: ModelVersion) -> Any:
+        used.append("reloads" if backends_given is reloads else "cold" if backends_given is backends else "checks")
+        return loader(backends_given, entry)
+
+    cache = ModelCache(
+        lambda: backends,  # type: ignore[arg-type,return-value]
+        checks=lambda: checks,  # type: ignore[arg-type,return-value]
+        reloads=lambda: reloads,  # type: ignore[arg-type,return-value]
+        clock=clock,
+        loader=loading,
+        on_failure=lambda model, reason: failures.append((model, reason)),
+    )
+    cache.get("m")  # cold: the generous backends
+    checks.registry.aliases[("m", "production")] = 2
     clock.now += 30
     assert cache.get("m").entry.version == 2
+    assert used == ["cold", "reloads"]
+    assert checks.registry.calls == 1  # the check itself
+    assert reloads.registry.calls == 1  # describe of version 2
+    checks.registry.down = True
+    clock.now += 30
+    assert cache.get("m").entry.version == 2  # the check failed, the cold backends were never asked
+    assert backends.registry.calls == 2  # get_alias and describe of the cold load only
+    assert failures == [("m", "ConnectionError: registry unreachable")]
 
 
 def test_a_removed_alias_keeps_serving_the_last_good_model(parts: Any) -> None:
