@@ -35,8 +35,17 @@ class ServerlessMlopsStack(cdk.Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, deployment: Deployment, train_step: TrainStep | None = None, **kwargs: object
     ) -> None:
-        super().__init__(scope, construct_id, description=f"serverless-mlops ({deployment.stage})", **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"serverless-mlops ({deployment.stage})",
+            termination_protection=deployment.stage == "prod",  # `cdk destroy` of prod fails until someone turns it off on purpose
+            tags=deployment.tags,  # the stack itself (cdk.json's explicitStackTags: Tags.of below no longer reaches it)
+            **kwargs,  # type: ignore[arg-type]
+        )
         self.deployment = deployment
+        for key, value in deployment.tags.items():
+            cdk.Tags.of(self).add(key, value)  # every resource that takes tags, in the template, where a test can see them
         retain = deployment.retain
         self.artifacts = ArtifactStore(self, "Artifacts", retain=retain, capture_retention_days=deployment.config.capture_retention_days)
         self.registry = ModelRegistry(self, "Registry", retain=retain)
@@ -70,6 +79,10 @@ class ServerlessMlopsStack(cdk.Stack):
             "ArtifactBucketName": self.artifacts.bucket.bucket_name,
             "RegistryTableName": self.registry.table.table_name,
             "StateMachineArn": self.retraining.state_machine.state_machine_arn,
+            "RetrainingTableName": self.retraining.table.table_name,
+            # attach to the people who decide (mlops approve/reject) and who release (mlops promote/rollback)
+            "ApproverPolicyArn": self.retraining.approver_policy.managed_policy_arn,
+            "ReleaserPolicyArn": self.retraining.releaser_policy.managed_policy_arn,
         }
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")

@@ -8,10 +8,11 @@ Read from ``infra/deployment.yaml`` unless the CDK context names another file (`
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_mlops.errors import MlopsError, SpecError
 from serverless_mlops.retraining.specs import deploy_problem
@@ -26,6 +27,13 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 MAX_APPROVAL_HOURS = 364 * 24
 MemoryMb = Annotated[int, Field(ge=128, le=10240)]  # what Lambda allows
 LambdaTimeout = Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)]
+# AWS tags (the rules every tagging service shares): 50 user tags a resource, a key of 1-128 and a value of 0-256
+# characters, letters, numbers, spaces and _ . : / = + - @ only, and no key or value starting with aws: (AWS's own)
+PROJECT = "serverless-mlops"
+MAX_TAGS = 50
+TAG_KEY_LENGTH = 128
+TAG_VALUE_LENGTH = 256
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 
 class ConfigError(MlopsError):
@@ -148,8 +156,24 @@ class Alarms(_Strict):
     period_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
 
 
+def tag_problem(text: str, what: str, longest: int) -> str | None:
+    """Why AWS would refuse ``text`` as a tag key or value (``what``), or None."""
+    if len(text) > longest:
+        return f"{what} is {len(text)} characters long; AWS allows at most {longest}"
+    if text[:4].lower() == "aws:":
+        return f"{what} starts with {text[:4]!r}, a prefix AWS reserves for its own tags"
+    wrong = sorted({c for c in text if c not in TAG_PUNCTUATION and unicodedata.category(c)[0] not in "LNZ"})
+    if wrong:
+        return f"{what} holds {''.join(wrong)!r}; a tag allows letters, numbers, spaces and _ . : / = + - @"
+    return None
+
+
 class DeploymentConfig(_Strict):
     stage: Literal["dev", "prod"] = "dev"
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="tags for every resource the stack creates (beside project and stage, which every deployment carries)",
+    )
     models: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, description="spec files, relative to the config")]
     alerts: list[Subscription] = Field(default_factory=list)
     auth: Auth = Auth()
@@ -159,6 +183,25 @@ class DeploymentConfig(_Strict):
     retraining: RetrainingConfig = RetrainingConfig()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
     capture_retention_days: Annotated[int, Field(ge=32, description="days captured requests are kept (drift windows reach 31)")] = 90
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_aws_accepts(cls, tags: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for key, value in tags.items():
+            if not key:
+                problems.append("a key is empty; AWS needs 1 to 128 characters")
+                continue
+            found = (tag_problem(key, f"key {key!r}", TAG_KEY_LENGTH), tag_problem(value, f"{key!r}: value {value!r}", TAG_VALUE_LENGTH))
+            problems += [problem for problem in found if problem is not None]
+        if "stage" in tags:
+            problems.append("key 'stage' is set from the stage field; leave it out")
+        total = len(tags.keys() | {"project", "stage"})
+        if total > MAX_TAGS:
+            problems.append(f"{total} tags with project and stage; AWS allows {MAX_TAGS} a resource")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return tags
 
 
 class Deployment:
@@ -172,6 +215,11 @@ class Deployment:
     @property
     def stage(self) -> str:
         return self.config.stage
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """What every resource is tagged with: project and stage, then the config's tags (which may rename the project)."""
+        return {"project": PROJECT, **self.config.tags, "stage": self.config.stage}
 
     @property
     def retain(self) -> bool:

@@ -71,6 +71,22 @@ def write(tmp_path: Path, text: str) -> Path:
         (f"models: [{WINE}]\nretraining: {{approval_timeout_hours: 9000}}\n", "retraining.approval_timeout_hours: Input should be less"),
         (f"models: [{WINE}]\nretraining: {{retries: {{}}}}\n", "retraining.retries: unknown field"),
         (f"models: [{WINE}, {WINE}]\n", "models: each model may be deployed once; repeated: wine"),
+        (f"models: [{WINE}]\ntags: {{team: 42}}\n", "tags.team: Input should be a valid string"),
+        (f"models: [{WINE}]\ntags: [team]\n", "tags: Input should be a valid dictionary"),
+        (f"models: [{WINE}]\ntags: {{'': x}}\n", "tags: a key is empty; AWS needs 1 to 128 characters"),
+        (f"models: [{WINE}]\ntags: {{k{'x' * 128}: v}}\n", f"tags: key 'k{'x' * 128}' is 129 characters long; AWS allows at most 128"),
+        (f"models: [{WINE}]\ntags: {{team: v{'x' * 256}}}\n", f"tags: 'team': value 'v{'x' * 256}' is 257 characters long; AWS allows"),
+        (f"models: [{WINE}]\ntags: {{'AWS:owner': me}}\n", "tags: key 'AWS:owner' starts with 'AWS:', a prefix AWS reserves for"),
+        (f"models: [{WINE}]\ntags: {{owner: 'aws:me'}}\n", "tags: 'owner': value 'aws:me' starts with 'aws:', a prefix AWS reserves"),
+        (
+            f"models: [{WINE}]\ntags: {{'team#1': ml, cost: '$4'}}\n",
+            "tags: key 'team#1' holds '#'; a tag allows letters, numbers, spaces and _ . : / = + - @; 'cost': value '$4' holds '$'",
+        ),
+        (f"models: [{WINE}]\ntags: {{stage: prod}}\n", "tags: key 'stage' is set from the stage field; leave it out"),
+        (
+            f"models: [{WINE}]\ntags: {{{', '.join(f't{i}: v' for i in range(49))}}}\n",
+            "tags: 51 tags with project and stage; AWS allows 50 a resource",
+        ),
         ("models: [missing.yaml]\n", "models[0]: "),
         ("- just\n- a list\n", "expected a mapping at the top level"),
         ("models: [unclosed\n", "not valid YAML"),
@@ -101,6 +117,24 @@ def test_the_stage_override_wins_and_prod_retains(tmp_path: Path) -> None:
     path = write(tmp_path, f"models: [{WINE}]\nstage: dev\n")
     assert load_deployment(path, stage="prod").retain
     assert not load_deployment(path).retain
+
+
+def test_every_deployment_is_tagged_with_its_project_and_stage_then_the_config_tags(tmp_path: Path) -> None:
+    path = write(tmp_path, f"models: [{WINE}]\n")
+    assert load_deployment(path).tags == {"project": "serverless-mlops", "stage": "dev"}
+    assert load_deployment(path, stage="prod").tags == {"project": "serverless-mlops", "stage": "prod"}
+    # letters, numbers and spaces of any script, the punctuation AWS allows, empty values, and the project renamed
+    tagged = write(tmp_path, f"models: [{WINE}]\ntags: {{project: fraud, 'cost center': '', équipe: 'ml/ops_1 = a+b@c.d:e', 部门: 数据}}\n")
+    assert load_deployment(tagged, stage="prod").tags == {
+        "project": "fraud",
+        "cost center": "",
+        "équipe": "ml/ops_1 = a+b@c.d:e",
+        "部门": "数据",
+        "stage": "prod",
+    }
+    # at most 48 of one's own beside project and stage (50 a resource)
+    many = write(tmp_path, f"models: [{WINE}]\ntags: {{{', '.join(f't{i}: v' for i in range(48))}}}\n")
+    assert len(load_deployment(many).tags) == 50
 
 
 def test_cdk_context_names_the_config_and_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
