@@ -259,9 +259,34 @@ class PythonFunction(Construct):
         self.bucket_prefixes: set[str] = set()  # what grant_objects granted: infra/nag.py acknowledges each
 
     def grant_objects(self, bucket: s3.IBucket, *, read: Sequence[str] = (), put: Sequence[str] = ()) -> None:
-        """Read the objects under each ``read`` prefix of ``bucket`` and write under each ``put`` prefix (CDK's grants)."""
-        for prefix in read:
-            bucket.grant_read(self.function, f"{prefix}/*")
-        for prefix in put:
-            bucket.grant_put(self.function, f"{prefix}/*")
+        """Read the objects under each ``read`` prefix of ``bucket`` and list only those prefixes; write under each ``put``
+        prefix.
+
+        Written out rather than ``bucket.grant_read``/``grant_put``: those also allow ``s3:List*`` on the whole bucket (every
+        key of every model, captured requests included) and cannot carry the ``s3:prefix`` condition that limits a listing."""
+        read, put = _prefixes(read), _prefixes(put)
+        if read:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["s3:GetObject*"], resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in read])
+            )
+            # ListObjectsV2 is allowed only with a Prefix under one of these (a listing of the whole bucket has no s3:prefix)
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" for prefix in read]}},
+                )
+            )
+        if put:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in put])
+            )
         self.bucket_prefixes.update(read, put)
+
+
+def _prefixes(prefixes: Sequence[str]) -> list[str]:
+    """``prefixes`` as given (``capture``, ``runs``), refusing what would widen a grant: empty, a slash or a wildcard."""
+    for prefix in prefixes:
+        if not prefix or "/" in prefix or "*" in prefix or "?" in prefix:
+            raise PackagingError(f"grant_objects: prefix {prefix!r} must be one top-level folder of the bucket (no '/', '*' or '?')")
+    return sorted(set(prefixes))
