@@ -1,13 +1,17 @@
 """One measured run of Evidently's DataDriftPreset on the benchmark data; prints a JSON line like _drift_ours.py.
 
 Runs in the separate Evidently venv (see benchmarks/drift.py). It reads the same files as our side: the reference
-rows are the baseline profile's sample, the current rows the capture file, read in the same 1 MB blocks and decoded
-with the same msgspec decoder into a pandas DataFrame (categoricals as ``category``), so the two sides differ in
-the check, not in the JSON parsing.
+rows are the baseline profile's sample, the current rows the capture file. The capture file is read exactly as our
+side reads it, up to the decoded rows: the same 1 MB blocks (``_blocks``), the same typed msgspec decoder
+(``_Decoder``: a struct per row, no dict) and the garbage collector paused for the whole read, as
+``CaptureReader.add`` pauses it. What differs is only what each side needs for its check: ours folds each block's
+rows into numpy columns and category counts; Evidently needs a pandas DataFrame of the rows (categoricals as
+``category``), so its read phase also builds one, block by block, and concatenates them.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 
@@ -19,12 +23,11 @@ def main() -> None:
     if folder is None:
         return
     phases = Phases()
-    import msgspec
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from serverless_mlops.drift.capture_reader import _blocks
+    from serverless_mlops.drift.capture_reader import _blocks, _Decoder
 
     phases.mark()
     profile = json.loads(gzip.decompress((folder / "profile.json.gz").read_bytes()))
@@ -34,19 +37,28 @@ def main() -> None:
     reference = pd.DataFrame(profile["sample"]["features"])
     reference["prediction"] = profile["sample"]["prediction"]
 
-    decoder = msgspec.json.Decoder()
+    path = folder / "capture.jsonl.gz"
+    decoder = _Decoder(list(kinds))
     frames = []
-    with (folder / "capture.jsonl.gz").open("rb") as handle:
-        for block in _blocks(handle):
-            rows = decoder.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
-            frame = pd.DataFrame.from_records([row["features"] for row in rows], columns=list(kinds))
-            frame["prediction"] = [row["prediction"] for row in rows]
-            frames.append(frame)
-    current = pd.concat(frames, ignore_index=True)
-    del frames
-    for name in categorical:
-        current[name] = current[name].astype("category")
-        reference[name] = reference[name].astype("category")
+    collecting = gc.isenabled()
+    gc.disable()  # as CaptureReader.add does while it reads a source
+    try:
+        with path.open("rb") as handle:
+            first = 1
+            for block in _blocks(handle):
+                rows = decoder.decode(block, str(path), first)
+                first += block.count(b"\n")
+                frame = pd.DataFrame.from_records(rows.features, columns=list(kinds))
+                frame["prediction"] = rows.predictions
+                frames.append(frame)
+        current = pd.concat(frames, ignore_index=True)
+        del frames
+        for name in categorical:
+            current[name] = current[name].astype("category")
+            reference[name] = reference[name].astype("category")
+    finally:
+        if collecting:
+            gc.enable()
     phases.mark()
     definition = DataDefinition(numerical_columns=[*numeric, "prediction"], categorical_columns=categorical)
     snapshot = Report([DataDriftPreset()]).run(
