@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
+from infra.storage import LogsKey
 
 SERVICE = "inference"
 ACCESS_LOG_FORMAT = {
@@ -105,7 +106,11 @@ class InferenceApi(Construct):
             integration=integrations.HttpLambdaIntegration("Inference", self.alias),
         )
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=RETENTION[deployment.config.log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=RETENTION[deployment.config.log_retention_days],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            encryption_key=LogsKey.of(self),  # callers' IPs and identities
         )
         self.stage = self.api.add_stage(
             "DefaultStage",

@@ -27,6 +27,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError, Deployment
+from infra.storage import LogsKey
 from layers.build import build_layer, find_runtime_python, precompile, unzipped_size
 from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PYTHON_VERSION
 
@@ -235,7 +236,9 @@ class PythonFunction(Construct):
         super().__init__(scope, construct_id)
         code = stage_code(function)
         self.unzipped_bytes = check_size(function, code, {layer.path.name: layer.unzipped_bytes for layer in layers}, LAMBDA_UNZIPPED_LIMIT)
-        self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=RETENTION[log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY, encryption_key=LogsKey.of(self)
+        )
         # an own role instead of AWSLambdaBasicExecutionRole: it may write to this function's log group only
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"{function} function")
         self.log_group.grant_write(self.role)
@@ -260,15 +263,24 @@ class PythonFunction(Construct):
 
     def grant_objects(self, bucket: s3.IBucket, *, read: Sequence[str] = (), put: Sequence[str] = ()) -> None:
         """Read the objects under each ``read`` prefix of ``bucket`` and list only those prefixes; write under each ``put``
-        prefix.
+        prefix; and use the bucket's KMS key for exactly that: decrypt what it reads, make data keys for what it writes.
 
         Written out rather than ``bucket.grant_read``/``grant_put``: those also allow ``s3:List*`` on the whole bucket (every
-        key of every model, captured requests included) and cannot carry the ``s3:prefix`` condition that limits a listing."""
+        key of every model, captured requests included) and ``kms:ReEncrypt*``/``kms:GenerateDataKey*`` for any object, and
+        cannot carry the conditions that limit a listing (``s3:prefix``) or a use of the key (the object's ARN, which S3
+        sends as the encryption context when the bucket has no S3 Bucket Key). A function that writes gets
+        ``MLOPS_KMS_KEY_ID``, which the code passes to put_object (``serverless_mlops.artifacts.encryption_args``)."""
         read, put = _prefixes(read), _prefixes(put)
+        key = bucket.encryption_key
+        if key is None:
+            raise PackagingError(f"{self.node.path}: grant_objects: the bucket has no customer-managed KMS key (ArtifactStore creates one)")
+        via_s3 = {"kms:ViaService": f"s3.{cdk.Stack.of(self).region}.amazonaws.com"}
+
+        def objects(prefixes: list[str]) -> list[str]:
+            return [bucket.arn_for_objects(f"{prefix}/*") for prefix in prefixes]
+
         if read:
-            self.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["s3:GetObject*"], resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in read])
-            )
+            self.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject*"], resources=objects(read)))
             # ListObjectsV2 is allowed only with a Prefix under one of these (a listing of the whole bucket has no s3:prefix)
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -277,10 +289,24 @@ class PythonFunction(Construct):
                     conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" for prefix in read]}},
                 )
             )
-        if put:
             self.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in put])
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={"StringEquals": via_s3, "StringLike": {"kms:EncryptionContext:aws:s3:arn": objects(read)}},
+                )
             )
+        if put:
+            self.role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=objects(put)))
+            # a single PutObject under SSE-KMS needs a data key only (the code makes no multipart uploads)
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                    conditions={"StringEquals": via_s3, "StringLike": {"kms:EncryptionContext:aws:s3:arn": objects(put)}},
+                )
+            )
+            self.function.add_environment("MLOPS_KMS_KEY_ID", key.key_arn)
         self.bucket_prefixes.update(read, put)
 
 

@@ -38,6 +38,7 @@ from constructs import Construct, IConstruct
 from infra.config import ROOT, Retry
 from infra.nag import acknowledge, bucket_objects
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase, stage
+from infra.storage import LogsKey
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.spec import ModelSpec
@@ -203,7 +204,11 @@ class Retraining(Construct):
         self.specs_folder = stage_specs(deployment.specs)
         # its own log group with retention (log_retention would add CDK's LogRetention function to the stack)
         self.specs_logs = logs.LogGroup(
-            self, "SpecsLogs", retention=RETENTION[config.log_retention_days], removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "SpecsLogs",
+            retention=RETENTION[config.log_retention_days],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            encryption_key=LogsKey.of(self),
         )
         self.specs = s3deploy.BucketDeployment(
             self,
@@ -356,6 +361,7 @@ class Retraining(Construct):
             log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{deployment.stage}-retraining",
             retention=RETENTION[config.log_retention_days],
             removal_policy=cdk.RemovalPolicy.DESTROY,
+            encryption_key=LogsKey.of(self),  # execution events name models, versions and metrics
         )
         self.state_machine = sfn.StateMachine(
             self,

@@ -44,7 +44,12 @@ def test_artifact_bucket_is_versioned_encrypted_private_and_ssl_only(dev: Synth)
         "AWS::S3::Bucket",
         {
             "VersioningConfiguration": {"Status": "Enabled"},
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            # the customer-managed key: tests/infra/test_encryption.py
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like({"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})
+                ]
+            },
             "PublicAccessBlockConfiguration": {
                 "BlockPublicAcls": True,
                 "BlockPublicPolicy": True,
