@@ -79,8 +79,12 @@ class Monitoring(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN if deployment.retain else cdk.RemovalPolicy.DESTROY,
             pending_window=None if deployment.retain else cdk.Duration.days(7),
         )
-        # CloudWatch alarms publish to the encrypted topic: the key must let the service use it
-        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        # CloudWatch alarms publish to the encrypted topic: the key must let the service use it, for this account's alarms
+        # only (aws:SourceAccount: without it any account's alarm could have CloudWatch use this key, the confused deputy)
+        cloudwatch_here = iam.ServicePrincipal("cloudwatch.amazonaws.com").with_conditions(
+            {"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
+        )
+        self.key.grant(cloudwatch_here, "kms:Decrypt", "kms:GenerateDataKey*")
         self.topic = sns.Topic(self, "Alerts", display_name="serverless-mlops drift alerts", master_key=self.key, enforce_ssl=True)
 
         self.failures = sqs.Queue(

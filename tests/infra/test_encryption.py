@@ -3,7 +3,8 @@
 Captured requests can hold personal data: the artifact bucket is encrypted with its own KMS key, each function may use
 that key only for its own prefixes (decrypt what it reads, a data key for what it writes), the code is told the key
 (``MLOPS_KMS_KEY_ID``), and the bucket refuses objects encrypted any other way. Every log group is encrypted with the
-stack's logs key, which CloudWatch Logs may use for this account's log groups only.
+stack's logs key, which CloudWatch Logs may use for this account's log groups only. The alert topic's key lets
+CloudWatch publish for this account's alarms only (``aws:SourceAccount``).
 """
 
 from __future__ import annotations
@@ -141,3 +142,10 @@ def test_cloudwatch_logs_may_use_the_logs_key_for_this_accounts_log_groups_only(
     assert statement["Principal"] == {"Service": {"Fn::Join": ["", ["logs.", REGION, ".amazonaws.com"]]}}
     log_groups = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":logs:", REGION, ":", ACCOUNT, ":log-group:*"]]}
     assert statement["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}
+
+
+def test_cloudwatch_may_use_the_alert_key_for_this_accounts_alarms_only(synth: Synth) -> None:
+    key = synth.raw["Resources"][logical_id(synth, "AWS::KMS::Key", "MonitoringAlertsKey")]
+    (statement,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
+    assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
