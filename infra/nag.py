@@ -140,26 +140,7 @@ def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> 
         "Serverless-LambdaTracing",
         "CDK's BucketDeployment handler copies the specs once per deploy; the deploy's events record it, a trace adds nothing",
     )
-    role = handler.node.find_child("ServiceRole")
-    assert isinstance(role, iam.Role)
-    acknowledge(
-        role.node.default_child,  # type: ignore[arg-type]
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's BucketDeployment handler role: CDK attaches the basic execution policy (its own logs) itself",
-    )
-    deployment_policy = _policy(role)
-    copy = (
-        "CDK's BucketDeployment grants: read the specs' asset zip from the CDK assets bucket, and read/write/delete (it syncs "
-        "and prunes) in the artifact bucket; it writes only under specs/ (destination_key_prefix)"
-    )
-    for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-        acknowledge(deployment_policy, f"AwsSolutions-IAM5[Action::{action}]", copy)
-    acknowledge(deployment_policy, bucket_objects(bucket, "*"), copy)
-    acknowledge(
-        deployment_policy,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
-        copy,
-    )
+    # its role is the Retraining construct's SpecsRole (specs/ only), whose findings that construct acknowledges
 
 
 def _bucket_deployment_handler(stack: cdk.Stack) -> lambda_.Function:

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -39,6 +42,7 @@ from infra.config import ROOT, Retry
 from infra.nag import acknowledge, bucket_objects
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase, stage
 from infra.storage import LogsKey
+from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.spec import ModelSpec
@@ -210,22 +214,68 @@ class Retraining(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
             encryption_key=LogsKey.of(self),
         )
+        # CDK's BucketDeployment grants its handler read/write/delete on the whole destination bucket (models, captured
+        # data) whatever destination_key_prefix says (aws-cdk-lib 2.275: destinationBucket.grantReadWrite(handler)).
+        # So the handler runs as a role of ours that CDK cannot add to (without_policy_updates: its grants become
+        # no-ops), granted what the deployment does: read its one asset zip, list specs/, put and delete under specs/
+        specs_asset = s3_assets.Asset(self, "SpecsAsset", path=str(self.specs_folder))
+        self.specs_role = iam.Role(
+            self,
+            "SpecsRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="CDK's BucketDeployment handler publishing the specs: specs/ of the artifact bucket only",
+        )
+        self.specs_logs.grant_write(self.specs_role)
+        specs_asset.bucket.grant_read(self.specs_role, specs_asset.s3_object_key)
+        specs_objects = f"{c.SPECS_PREFIX}/*"
+        bucket.grant_put(self.specs_role, specs_objects)
+        bucket.grant_delete(self.specs_role, specs_objects)  # prune, and `aws s3 rm` of the prefix on stack delete
+        if bucket.encryption_key is not None:  # a multipart upload under SSE-KMS also decrypts
+            bucket.encryption_key.grant_encrypt_decrypt(self.specs_role)
+        self.specs_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],  # `aws s3 sync --delete` and `aws s3 rm --recursive` list the prefix
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{c.SPECS_PREFIX}/", specs_objects]}},
+            )
+        )
+        # on stack delete the handler reads the bucket's tags to see whether another deployment owns the prefix
+        self.specs_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetBucketTagging"], resources=[bucket.bucket_arn]))
         self.specs = s3deploy.BucketDeployment(
             self,
             "Specs",
-            sources=[s3deploy.Source.asset(str(self.specs_folder))],
+            sources=[s3deploy.Source.bucket(specs_asset.bucket, specs_asset.s3_object_key)],
             destination_bucket=bucket,
             destination_key_prefix=f"{c.SPECS_PREFIX}/",
             prune=True,  # a model removed from the config loses its published spec
             retain_on_delete=deployment.retain,
             memory_limit=256,
             log_group=self.specs_logs,
+            role=self.specs_role.without_policy_updates(),
+        )
+        # the copy runs only once the role's policy exists (the immutable view gives CDK nothing to depend on)
+        self.specs.node.add_dependency(self.specs_role)
+        self._acknowledge_specs_role(bucket)
+
+        # the workflow's locks and pending approvals (task tokens): a table apart from the registry, so a token is
+        # readable only by those granted on this table (serverless_mlops/retraining/table.py says why)
+        self.table = dynamodb.TableV2(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            deletion_protection=deployment.retain,
+            removal_policy=cdk.RemovalPolicy.RETAIN if deployment.retain else cdk.RemovalPolicy.DESTROY,
         )
 
         # (b) the functions
         environment = {
             **base.environment,
             "MLOPS_ALERT_TOPIC_ARN": topic.topic_arn,
+            "MLOPS_RETRAINING_TABLE": self.table.table_name,
             # a lock outlives no execution: it expires when the longest possible execution would have ended
             "MLOPS_LOCK_TTL_SECONDS": str(int(self.timeout.to_seconds())),
         }
@@ -260,10 +310,15 @@ class Retraining(Construct):
             read=(c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
             put=(c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
         )
-        table.grant_read_write_data(training)
-        # release: the registry (versions, aliases, approvals, the lock), run records and artifacts, the alert topic
+        # the registry only to read (the champion: its alias and version); of the retraining table only its own lock
+        # items (pk LOCK#{model}): it can neither move an alias nor read an approval's task token
+        table.grant_read_data(training)
+        training.add_to_role_policy(self.item_statement(["dynamodb:GetItem", "dynamodb:PutItem"], c.LOCK_PREFIX))
+        # release: the registry (versions, run claims, aliases: releases own alias changes), run records and artifacts,
+        # the alert topic, and the retraining table's items (approval requests with their tokens, releasing the lock)
         self.release.grant_objects(bucket, read=(c.RUNS_PREFIX, "artifacts"))
         table.grant_read_write_data(release)
+        self.table.grant(release, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         topic.grant_publish(release)
 
         # (c) the state machine, exactly as README "Deploying to AWS" draws it
@@ -370,8 +425,11 @@ class Retraining(Construct):
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=self.timeout,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # every event, without execution data: WaitForApproval's parameters carry the task token, and whoever
+            # reads a token can approve; inputs and outputs stay in the execution history (IAM-guarded per machine)
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
+        self.approver_policy, self.releaser_policy = self._people_policies(table)
         self.machine_findings = context.machine_findings  # what the Train step brought (TrainContext.acknowledge_machine)
 
         # (e) scheduled retraining, for specs that ask for it
@@ -393,3 +451,64 @@ class Retraining(Construct):
                     )
                 ],
             )
+
+    def item_statement(self, actions: Sequence[str], prefix: str) -> iam.PolicyStatement:
+        """``actions`` on the retraining table's items whose partition key starts with ``prefix`` (``LOCK#``, ``APPROVAL#``).
+
+        ``dynamodb:LeadingKeys`` is the partition key a request names; ``actions`` must be single-item ones (GetItem,
+        PutItem, UpdateItem, DeleteItem), which always name one (a Scan names none, and ForAllValues holds vacuously)."""
+        single_item = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+        if not set(actions) <= single_item:
+            raise ValueError(f"item_statement: {sorted(set(actions) - single_item)} do not name one item's key")
+        return iam.PolicyStatement(
+            actions=list(actions),
+            resources=[self.table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*"]}},
+        )
+
+    def _people_policies(self, registry: dynamodb.ITableV2) -> tuple[iam.ManagedPolicy, iam.ManagedPolicy]:
+        """The managed policies a person needs (attach them to a role or group; the stack outputs their ARNs).
+
+        - approver (``mlops approve`` / ``mlops reject``): read the pending approval and record the decision on it (the
+          retraining table's ``APPROVAL#`` items only, not locks), send the token back to this state machine
+          (SendTaskSuccess; SendTaskFailure for tools that fail the task), and check the model exists in the registry.
+        - releaser (``mlops promote`` / ``mlops rollback``): read the registry and move an alias (UpdateItem).
+
+        Both record the caller's STS identity, which needs no permission (GetCallerIdentity is always allowed)."""
+        approver = iam.ManagedPolicy(
+            self,
+            "ApproverPolicy",
+            description="serverless-mlops: approve or reject a retraining candidate waiting for approval (mlops approve/reject)",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[self.state_machine.state_machine_arn]
+                ),
+                self.item_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], c.APPROVAL_PREFIX),
+                iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry.table_arn]),
+            ],
+        )
+        releaser = iam.ManagedPolicy(
+            self,
+            "ReleaserPolicy",
+            description="serverless-mlops: promote a version or roll an alias back (mlops promote/rollback)",
+            statements=[
+                iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], resources=[registry.table_arn]),
+            ],
+        )
+        return approver, releaser
+
+    def _acknowledge_specs_role(self, bucket: s3.IBucket) -> None:
+        """The findings of the specs deployment's own role (CDK's grants' action sets), each on that role's policy."""
+        policy = self.specs_role.node.find_child("DefaultPolicy").node.default_child
+        assert isinstance(policy, cdk.CfnResource)
+        reason = (
+            "CDK's grant action sets (Bucket.grant_read/grant_put/grant_delete) for the BucketDeployment that publishes the "
+            "specs: read its one asset zip, write and prune under specs/ of the artifact bucket only"
+        )
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"):
+            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", reason)
+        acknowledge(policy, bucket_objects(bucket, f"{c.SPECS_PREFIX}/*"), reason)
+        if bucket.encryption_key is not None:
+            key_reason = "from Key.grant_encrypt_decrypt: uploading under SSE-KMS needs data keys of the artifact bucket's one key"
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", key_reason)

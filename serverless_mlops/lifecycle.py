@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 
 from serverless_mlops.artifacts import ArtifactRef, ArtifactStore
 from serverless_mlops.aws import client
+from serverless_mlops.errors import MlopsError
 from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion, Status
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
+    from serverless_mlops.retraining.table import RetrainingTable
     from serverless_mlops.serving import OnnxModel
     from serverless_mlops.training import RunRecord, TrainedModel
 
@@ -22,13 +24,27 @@ if TYPE_CHECKING:
 class Backends:
     store: ArtifactStore
     registry: DynamoDBRegistry
+    # the retraining workflow's locks and pending approvals (task tokens): a table apart from the registry, which
+    # only the retraining functions and approvers are granted (serverless_mlops/retraining/table.py)
+    retraining: RetrainingTable | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backends:
+        from serverless_mlops.retraining.table import RetrainingTable
+
+        dynamodb = client("dynamodb", settings)
         return cls(
             store=ArtifactStore(settings.bucket, client("s3", settings), kms_key_id=settings.kms_key_id),
-            registry=DynamoDBRegistry(settings.table, client("dynamodb", settings)),
+            registry=DynamoDBRegistry(settings.table, dynamodb),
+            retraining=RetrainingTable(settings.retraining_table, dynamodb),
         )
+
+    @property
+    def workflow(self) -> RetrainingTable:
+        """The retraining table; an error naming the setting when these backends were built without one."""
+        if self.retraining is None:
+            raise MlopsError("no retraining table: set MLOPS_RETRAINING_TABLE (the stack's RetrainingTableName output)")
+        return self.retraining
 
 
 def lineage_of(record: RunRecord, *, run_id: str | None = None, trigger: str = "manual", execution_arn: str | None = None) -> Lineage:

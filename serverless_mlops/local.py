@@ -89,7 +89,8 @@ class LocalAws:
 
 
 def ensure_resources(settings: Settings) -> None:
-    """Create the artifact bucket (versioned) and the registry table if they do not exist."""
+    """Create the artifact bucket (versioned), the registry table and the retraining table (locks, approvals) if they
+    do not exist."""
     s3 = client("s3", settings)
     try:
         s3.head_bucket(Bucket=settings.bucket)
@@ -100,11 +101,16 @@ def ensure_resources(settings: Settings) -> None:
             s3.create_bucket(Bucket=settings.bucket, CreateBucketConfiguration={"LocationConstraint": settings.region})
         s3.put_bucket_versioning(Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"})
     dynamodb = client("dynamodb", settings)
+    for table in (settings.table, settings.retraining_table):
+        _ensure_table(dynamodb, table)
+
+
+def _ensure_table(dynamodb: Any, table: str) -> None:
     try:
-        dynamodb.describe_table(TableName=settings.table)
+        dynamodb.describe_table(TableName=table)
     except dynamodb.exceptions.ResourceNotFoundException:
         dynamodb.create_table(
-            TableName=settings.table,
+            TableName=table,
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
                 {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
@@ -112,4 +118,4 @@ def ensure_resources(settings: Settings) -> None:
             ],
             KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
         )
-        dynamodb.get_waiter("table_exists").wait(TableName=settings.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})

@@ -57,10 +57,11 @@ TOPIC = "AWS::SNS::Topic"
 SUBSCRIPTION = "AWS::SNS::Subscription"
 QUEUE = "AWS::SQS::Queue"
 ROLE = "AWS::IAM::Role"
+MANAGED_POLICY = "AWS::IAM::ManagedPolicy"
 FUNCTION = "AWS::Lambda::Function"
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
 BUCKET_DEPLOYMENT = "Custom::CDKBucketDeployment"
-SUPPORTED = (BUCKET, TABLE, GLOBAL_TABLE, TOPIC, SUBSCRIPTION, QUEUE, ROLE, FUNCTION, STATE_MACHINE, BUCKET_DEPLOYMENT)
+SUPPORTED = (BUCKET, TABLE, GLOBAL_TABLE, TOPIC, SUBSCRIPTION, QUEUE, ROLE, MANAGED_POLICY, FUNCTION, STATE_MACHINE, BUCKET_DEPLOYMENT)
 
 # the property that names a resource when the template sets it, and the longest name AWS accepts
 _NAME_PROPERTY = {
@@ -70,6 +71,7 @@ _NAME_PROPERTY = {
     TOPIC: ("TopicName", 256),
     QUEUE: ("QueueName", 80),
     ROLE: ("RoleName", 64),
+    MANAGED_POLICY: ("ManagedPolicyName", 128),
     FUNCTION: ("FunctionName", 64),
     STATE_MACHINE: ("StateMachineName", 80),
 }
@@ -593,6 +595,17 @@ class _Provisioner:
             role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=document, Path=props.get("Path", "/"))["Role"]
         self._set(logical_id, name, Arn=role["Arn"], RoleId=role["RoleId"])
 
+    def _managedpolicy(self, logical_id: str, name: str, props: Mapping[str, Any]) -> None:
+        """A managed policy the stack outputs for people to attach (approver, releaser): Ref is its ARN, as in CloudFormation."""
+        iam = self.client("iam")
+        arn = f"arn:aws:iam::{self.stack.account}:policy{props.get('Path', '/')}{name}"
+        try:
+            iam.get_policy(PolicyArn=arn)
+        except iam.exceptions.NoSuchEntityException:
+            document = json.dumps(props.get("PolicyDocument", {}))
+            arn = iam.create_policy(PolicyName=name, PolicyDocument=document, Path=props.get("Path", "/"))["Policy"]["Arn"]
+        self._set(logical_id, arn)
+
     def _function(self, logical_id: str, name: str, props: Mapping[str, Any]) -> None:
         lam = self.client("lambda")
         variables = {k: _text(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
@@ -791,7 +804,7 @@ class LocalDeployment:
     @property
     def settings(self) -> Settings:
         """Settings for the CLI and the library: the server's endpoint and the stack's bucket and table."""
-        names = {"ArtifactBucketName": "bucket", "RegistryTableName": "table"}
+        names = {"ArtifactBucketName": "bucket", "RegistryTableName": "table", "RetrainingTableName": "retraining_table"}
         return self.stack.settings.model_copy(update={name: self.stack.outputs[o] for o, name in names.items() if o in self.stack.outputs})
 
 

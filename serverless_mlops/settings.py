@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_BUCKET = "serverless-mlops-artifacts"
 DEFAULT_TABLE = "serverless-mlops-registry"
+DEFAULT_RETRAINING_TABLE = "serverless-mlops-retraining"  # locks and pending approvals (task tokens), apart from the registry
 DEFAULT_REGION = "us-east-1"
 
 
@@ -22,6 +23,7 @@ class Settings(BaseModel):
 
     bucket: str = Field(default=DEFAULT_BUCKET, min_length=3)
     table: str = Field(default=DEFAULT_TABLE, min_length=3)
+    retraining_table: str = Field(default=DEFAULT_RETRAINING_TABLE, min_length=3)
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     kms_key_id: str | None = None
@@ -32,6 +34,7 @@ class Settings(BaseModel):
         values: dict[str, str | None] = {
             "bucket": env.get("MLOPS_BUCKET"),
             "table": env.get("MLOPS_TABLE"),
+            "retraining_table": env.get("MLOPS_RETRAINING_TABLE"),
             "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             "endpoint_url": env.get("MLOPS_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL"),
             "kms_key_id": env.get("MLOPS_KMS_KEY_ID"),

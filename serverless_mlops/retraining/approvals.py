@@ -1,8 +1,11 @@
-"""Pending approvals: the task token a waiting execution hands out, stored in the registry table.
+"""Pending approvals: the task token a waiting execution hands out, stored in the retraining table, which only the
+release function and approvers may read (:mod:`serverless_mlops.retraining.table` says why).
 
-Item: pk ``MODEL#{model}``, sk ``APPROVAL#{version:010d}`` with ``token``, ``execution_arn``, ``requested_at`` and
-``state`` (``pending`` → ``approved`` | ``rejected`` | ``expired``). A decision is a conditional update from
-``pending`` only, so a second decision (or a race between two people) is refused with a clear error.
+Item: pk ``APPROVAL#{model}``, sk ``{version:010d}`` with ``token``, ``execution_arn``, ``requested_at`` and
+``state`` (``pending`` → ``approved`` | ``rejected`` | ``expired``); a decision adds ``decided_by`` (a person's AWS
+identity, the STS ARN; ``retraining:{execution}`` for an expiry), ``decided_at`` and ``reason``. A decision is a
+conditional update from ``pending`` only, so a second decision (or a race between two people) is refused with a clear
+error.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ConflictError, NotFoundError
-from serverless_mlops.registry import PARTITION_KEY, DynamoDBRegistry, model_key
-from serverless_mlops.retraining.contract import APPROVAL_SORT_PREFIX
+from serverless_mlops.registry import PARTITION_KEY
+from serverless_mlops.retraining.table import RetrainingTable
 
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
 
@@ -42,7 +45,7 @@ def _now() -> str:
 
 
 def approval_key(model: str, version: int) -> dict[str, Any]:
-    return model_key(model, f"{APPROVAL_SORT_PREFIX}{version:010d}")
+    return RetrainingTable.approval_key(model, version)
 
 
 def _from_item(model: str, version: int, item: dict[str, Any]) -> ApprovalRecord:
@@ -62,7 +65,7 @@ def _from_item(model: str, version: int, item: dict[str, Any]) -> ApprovalRecord
     )
 
 
-def put_pending(registry: DynamoDBRegistry, model: str, version: int, *, token: str, execution_arn: str) -> ApprovalRecord:
+def put_pending(table: RetrainingTable, model: str, version: int, *, token: str, execution_arn: str) -> ApprovalRecord:
     """Record that ``execution_arn`` waits for a decision on ``version`` (a retried request replaces its token)."""
     record = ApprovalRecord(model=model, version=version, token=token, execution_arn=execution_arn, requested_at=_now(), state="pending")
     item = approval_key(model, version) | {
@@ -72,23 +75,23 @@ def put_pending(registry: DynamoDBRegistry, model: str, version: int, *, token: 
         "state": {"S": "pending"},
     }
     try:
-        registry.db.put_item(
-            TableName=registry.table,
+        table.db.put_item(
+            TableName=table.table,
             Item=item,
             ConditionExpression=f"attribute_not_exists({PARTITION_KEY}) OR (#state = :pending AND execution_arn = :arn)",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":pending": {"S": "pending"}, ":arn": {"S": execution_arn}},
         )
-    except registry.db.exceptions.ConditionalCheckFailedException as exc:
-        current = get_approval(registry, model, version)
+    except table.db.exceptions.ConditionalCheckFailedException as exc:
+        current = get_approval(table, model, version)
         raise ConflictError(
             f"model {model!r} version {version} already has an approval request ({current.state}, execution {current.execution_arn})"
         ) from exc
     return record
 
 
-def get_approval(registry: DynamoDBRegistry, model: str, version: int) -> ApprovalRecord:
-    item = registry.db.get_item(TableName=registry.table, Key=approval_key(model, version), ConsistentRead=True).get("Item")
+def get_approval(table: RetrainingTable, model: str, version: int) -> ApprovalRecord:
+    item = table.db.get_item(TableName=table.table, Key=approval_key(model, version), ConsistentRead=True).get("Item")
     if item is None:
         raise NotFoundError(f"model {model!r} version {version} has no approval request: nothing is waiting for a decision on it")
     return _from_item(model, version, item)
@@ -104,7 +107,7 @@ def describe_decision(record: ApprovalRecord) -> str:
 
 
 def decide(
-    registry: DynamoDBRegistry,
+    table: RetrainingTable,
     model: str,
     version: int,
     state: ApprovalState,
@@ -116,8 +119,8 @@ def decide(
     """Move the approval from ``expected`` (normally pending) to ``state``; refused with a clear error otherwise."""
     at = _now()
     try:
-        response = registry.db.update_item(
-            TableName=registry.table,
+        response = table.db.update_item(
+            TableName=table.table,
             Key=approval_key(model, version),
             UpdateExpression="SET #state = :state, decided_by = :by, decided_at = :at, reason = :reason",
             ConditionExpression=f"attribute_exists({PARTITION_KEY}) AND #state = :expected",
@@ -131,7 +134,7 @@ def decide(
             },
             ReturnValues="ALL_NEW",
         )
-    except registry.db.exceptions.ConditionalCheckFailedException as exc:
-        current = get_approval(registry, model, version)  # NotFoundError when there is none at all
+    except table.db.exceptions.ConditionalCheckFailedException as exc:
+        current = get_approval(table, model, version)  # NotFoundError when there is none at all
         raise ConflictError(describe_decision(current)) from exc
     return _from_item(model, version, response["Attributes"])

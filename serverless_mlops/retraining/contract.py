@@ -61,8 +61,9 @@ FAILED_ERROR: Final = "RetrainingFailed"
 Trigger = Literal["schedule", "drift", "manual"]
 Outcome = Literal["promoted", "rejected", "failed"]
 
-# -- the task-token handshake (waitForTaskToken) -------------------------------------------------------------------
-# registry item holding the pending approval of a version: pk MODEL#{model}, sk APPROVAL#{version:010d}
-APPROVAL_SORT_PREFIX: Final = "APPROVAL#"
-# registry item holding the per-model retraining lock: pk MODEL#{model}, sk LOCK#retraining
-LOCK_SORT_KEY: Final = "LOCK#retraining"
+# -- the retraining table (serverless_mlops/retraining/table.py): its items' partition keys, which IAM conditions name --
+# the pending approval of a version, with its task token (waitForTaskToken): pk APPROVAL#{model}, sk {version:010d}
+APPROVAL_PREFIX: Final = "APPROVAL#"
+# the per-model retraining lock: pk LOCK#{model}, sk retraining
+LOCK_PREFIX: Final = "LOCK#"
+LOCK_SORT_KEY: Final = "retraining"

@@ -77,22 +77,22 @@ def start_retraining(
 def _answer(backends: Backends, sfn: Any, model: str, version: int, *, approved: bool, by: str, reason: str) -> ApprovalRecord:
     if not by:
         raise MlopsError(f"model {model!r} version {version}: say who decides (by)")
-    pending = get_approval(backends.registry, model, version)  # NotFoundError names model and version
+    pending = get_approval(backends.workflow, model, version)  # NotFoundError names model and version
     if pending.state != "pending":
         raise ConflictError(describe_decision(pending))
     state: ApprovalState = "approved" if approved else "rejected"
-    decided = decide(backends.registry, model, version, state, by=by, reason=reason)
+    decided = decide(backends.workflow, model, version, state, by=by, reason=reason)
     output = json.dumps({"approved": approved, "by": by, "reason": reason})
     try:
         sfn.send_task_success(taskToken=pending.token, output=output)
     except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist) as exc:
-        decide(backends.registry, model, version, "expired", by=by, reason=f"{state} after the request expired", expected=state)
+        decide(backends.workflow, model, version, "expired", by=by, reason=f"{state} after the request expired", expected=state)
         raise ApprovalExpiredError(
             f"model {model!r} version {version}: the approval request expired (execution {pending.execution_arn} no longer waits); "
             "start a new retraining to try again"
         ) from exc
     except BaseException:
-        decide(backends.registry, model, version, "pending", by="", reason="", expected=state)  # let the decision be retried
+        decide(backends.workflow, model, version, "pending", by="", reason="", expected=state)  # let the decision be retried
         raise
     return decided
 

@@ -1,9 +1,10 @@
-"""One retraining per model at a time: a lock item in the registry table, taken by PrepareData, released by Notify.
+"""One retraining per model at a time: a lock item in the retraining table, taken by PrepareData, released by Notify.
 
-Item: pk ``MODEL#{model}``, sk ``LOCK#retraining`` with ``owner`` (the execution ARN) and ``expires_at`` (epoch
-seconds). Taking it is one conditional put: absent, expired, or already ours (a retried PrepareData). Held by another
-live execution → :class:`RetrainingInProgress`, whose class name is the Lambda ``errorType`` the state machine
-catches into AlreadyRunning. The TTL bounds how long a crashed execution can block the next one.
+Item (:mod:`serverless_mlops.retraining.table`): pk ``LOCK#{model}``, sk ``retraining`` with ``owner`` (the execution
+ARN) and ``expires_at`` (epoch seconds). Taking it is one conditional put: absent, expired, or already ours (a retried
+PrepareData). Held by another live execution → :class:`RetrainingInProgress`, whose class name is the Lambda
+``errorType`` the state machine catches into AlreadyRunning. The TTL bounds how long a crashed execution can block the
+next one. The training function may write these items only (IAM ``dynamodb:LeadingKeys`` ``LOCK#*``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.registry import PARTITION_KEY, DynamoDBRegistry, model_key
-from serverless_mlops.retraining.contract import LOCK_SORT_KEY
+from serverless_mlops.registry import PARTITION_KEY
+from serverless_mlops.retraining.table import RetrainingTable
 
 DEFAULT_LOCK_TTL_SECONDS = 8 * 24 * 3600  # above the longest default execution (7-day approval + training + 1 h)
 
@@ -34,53 +35,53 @@ class Lock(BaseModel):
 
 
 def lock_key(model: str) -> dict[str, Any]:
-    return model_key(model, LOCK_SORT_KEY)
+    return RetrainingTable.lock_key(model)
 
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def acquire(registry: DynamoDBRegistry, model: str, owner: str, *, ttl_seconds: float, now: float | None = None) -> Lock:
+def acquire(table: RetrainingTable, model: str, owner: str, *, ttl_seconds: float, now: float | None = None) -> Lock:
     """Take ``model``'s lock for ``owner`` (absent, expired or already ``owner``'s); raise RetrainingInProgress if held."""
     now = time.time() if now is None else now
     lock = Lock(model=model, owner=owner, expires_at=now + ttl_seconds)
     try:
-        registry.db.put_item(
-            TableName=registry.table,
+        table.db.put_item(
+            TableName=table.table,
             Item=lock_key(model) | {"owner": {"S": owner}, "expires_at": {"N": f"{lock.expires_at:.3f}"}, "taken_at": {"N": f"{now:.3f}"}},
             ConditionExpression=f"attribute_not_exists({PARTITION_KEY}) OR expires_at < :now OR #owner = :me",
             ExpressionAttributeNames={"#owner": "owner"},
             ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": owner}},
         )
-    except registry.db.exceptions.ConditionalCheckFailedException as exc:
-        holder = current(registry, model)
+    except table.db.exceptions.ConditionalCheckFailedException as exc:
+        holder = current(table, model)
         if holder is None:  # released between our write and our read: try once more
-            return acquire(registry, model, owner, ttl_seconds=ttl_seconds, now=now)
+            return acquire(table, model, owner, ttl_seconds=ttl_seconds, now=now)
         raise RetrainingInProgress(
             f"model {model!r} is already being retrained by execution {holder.owner} (its lock expires at {_when(holder.expires_at)})"
         ) from exc
     return lock
 
 
-def current(registry: DynamoDBRegistry, model: str) -> Lock | None:
+def current(table: RetrainingTable, model: str) -> Lock | None:
     """The lock item as stored (it may be expired), or None."""
-    item = registry.db.get_item(TableName=registry.table, Key=lock_key(model), ConsistentRead=True).get("Item")
+    item = table.db.get_item(TableName=table.table, Key=lock_key(model), ConsistentRead=True).get("Item")
     if item is None:
         return None
     return Lock(model=model, owner=item["owner"]["S"], expires_at=float(item["expires_at"]["N"]))
 
 
-def release(registry: DynamoDBRegistry, model: str, owner: str) -> bool:
+def release(table: RetrainingTable, model: str, owner: str) -> bool:
     """Delete the lock if ``owner`` holds it; True if it was released, False if it was someone else's or absent."""
     try:
-        registry.db.delete_item(
-            TableName=registry.table,
+        table.db.delete_item(
+            TableName=table.table,
             Key=lock_key(model),
             ConditionExpression="#owner = :me",
             ExpressionAttributeNames={"#owner": "owner"},
             ExpressionAttributeValues={":me": {"S": owner}},
         )
-    except registry.db.exceptions.ConditionalCheckFailedException:
+    except table.db.exceptions.ConditionalCheckFailedException:
         return False
     return True

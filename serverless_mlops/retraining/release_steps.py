@@ -126,13 +126,14 @@ def approval_message(state: WorkflowState, *, execution_arn: str) -> tuple[str, 
 def request_approval(
     state: WorkflowState, backends: Backends, sns: Any, topic_arn: str | None, *, token: str, execution_arn: str, execution_name: str
 ) -> WorkflowState:
-    """Point staging at the version, store the task token (APPROVAL# item) and tell people how to decide."""
+    """Point staging at the version, store the task token (the retraining table's APPROVAL# item, which only the
+    release function and approvers can read) and tell people how to decide."""
     version = state.need_version()
     if not token:
         raise MlopsError(f"model {state.model!r} version {version.number}: request_approval needs the task token")
     topic = _topic(topic_arn, state.model)
     backends.registry.set_alias(state.model, STAGING, version.number, by=_by(execution_name), reason="waiting for approval")
-    approvals.put_pending(backends.registry, state.model, version.number, token=token, execution_arn=execution_arn)
+    approvals.put_pending(backends.workflow, state.model, version.number, token=token, execution_arn=execution_arn)
     subject, body = approval_message(state, execution_arn=execution_arn)
     _publish(sns, topic, state.model, "approval_requested", subject, body)
     return state
@@ -149,6 +150,8 @@ def promote(state: WorkflowState, backends: Backends, *, execution_name: str) ->
     if champion and champion.value is not None:
         change = f"{evaluation.metric} {fmt_value(champion.value)} -> {fmt_value(evaluation.candidate)}"
     reason = f"retraining ({_trigger(state)}): {change or evaluation.reason}"
+    if state.approval is not None and state.approval.approved:  # the alias history names who let it through
+        reason += f"; approved by {state.approval.by}"
     try:
         alias = backends.registry.promote(state.model, version.number, alias=PRODUCTION, expected_revision=expected, by=by, reason=reason)
     except ConflictError as exc:
@@ -180,7 +183,7 @@ def reject(state: WorkflowState, backends: Backends, *, execution_name: str) -> 
         update |= {"approval": approval, "error": None}
         # decided meanwhile (its token no longer works) or never stored: the version is rejected either way
         with contextlib.suppress(ConflictError, NotFoundError):
-            approvals.decide(backends.registry, state.model, version.number, "expired", by=_by(execution_name), reason=approval.reason)
+            approvals.decide(backends.workflow, state.model, version.number, "expired", by=_by(execution_name), reason=approval.reason)
     backends.registry.set_status(state.model, version.number, "rejected")
     return state.model_copy(update=update)
 
@@ -269,7 +272,7 @@ def notification_message(state: WorkflowState, *, execution_arn: str) -> tuple[O
 
 def notify(state: WorkflowState, backends: Backends, sns: Any, topic_arn: str | None, *, execution_arn: str) -> WorkflowState:
     """Release the lock (only if this execution holds it), then publish the outcome on the alert topic."""
-    lock.release(backends.registry, state.model, execution_arn)
+    lock.release(backends.workflow, state.model, execution_arn)
     topic = _topic(topic_arn, state.model)
     outcome, subject, body = notification_message(state, execution_arn=execution_arn)
     message_id = _publish(sns, topic, state.model, outcome, subject, body)

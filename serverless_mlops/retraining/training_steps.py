@@ -88,7 +88,7 @@ def snapshot_frame(spec: ModelSpec, s3: Any, bucket: str) -> tuple[pd.DataFrame,
 def prepare(state: WorkflowState, backends: Backends, *, execution_arn: str, lock_ttl_seconds: float) -> WorkflowState:
     """Take the lock, then write the training snapshot; returns the state with ``data``."""
     model = state.model
-    lock.acquire(backends.registry, model, execution_arn, ttl_seconds=lock_ttl_seconds)
+    lock.acquire(backends.workflow, model, execution_arn, ttl_seconds=lock_ttl_seconds)
     store = backends.store
     spec = load_published_spec(model, store.s3, store.bucket)
     frame, base_rows, keys = snapshot_frame(spec, store.s3, store.bucket)

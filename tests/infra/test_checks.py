@@ -87,7 +87,7 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
             "Retraining/Training/Function", "Retraining/Training/Role/DefaultPolicy",
             "Retraining/Release/Function", "Retraining/Release/Role/DefaultPolicy",
             "Retraining/StateMachine/Role/DefaultPolicy",
-            deployment, f"{deployment}/ServiceRole", f"{deployment}/ServiceRole/DefaultPolicy",
+            deployment, "Retraining/SpecsRole/DefaultPolicy",
         )
     }  # fmt: skip
 

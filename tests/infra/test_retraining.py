@@ -1,5 +1,5 @@
 """The retraining workflow as synthesized: the state machine RETRAIN.md draws (states, transitions, retries, catches,
-timeouts, payloads), its logging and tracing, the two functions' grants and sizes, the published specs and schedules.
+timeouts, payloads), its logging (no execution data) and tracing, the two functions' grants and sizes, the published specs and schedules.
 
 ``dev`` and ``prod`` synthesize with the default retraining config and specs without a retraining schedule; ``retrain``
 (tests/infra/conftest.py) has a scheduled, approval-gated spec and a non-default config.
@@ -167,12 +167,13 @@ def test_every_task_catches_everything_into_the_failure_notification(synth: Synt
             assert first == [], name
 
 
-def test_the_machine_logs_every_event_with_data_and_traces(synth: Synth) -> None:
+def test_the_machine_logs_every_event_without_data_and_traces(synth: Synth) -> None:
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
     properties = machine["Properties"]
     assert properties["TracingConfiguration"] == {"Enabled": True}
     logging = properties["LoggingConfiguration"]
-    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", True)
+    # no execution data: WaitForApproval's parameters carry the task token (tests/infra/test_approvals_iam.py)
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
     (destination,) = logging["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     log_group = synth.raw["Resources"][log_group_id]["Properties"]

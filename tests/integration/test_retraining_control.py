@@ -80,7 +80,7 @@ def _pending(aws: tuple[Backends, Any, Any], version: int = 3, timeout: int = 60
     backends, sfn, sqs = aws
     machine, queue = _waiting_machine(sfn, sqs, timeout)
     execution = start_retraining(sfn, machine, MODEL)
-    put_pending(backends.registry, MODEL, version, token=_token(sqs, queue), execution_arn=execution)
+    put_pending(backends.workflow, MODEL, version, token=_token(sqs, queue), execution_arn=execution)
     return machine, execution
 
 
@@ -127,7 +127,7 @@ def test_approve_sends_the_token_and_the_execution_continues(aws: tuple[Backends
     result = _finished(sfn, execution)
     assert result["status"] == "SUCCEEDED"
     assert json.loads(result["output"])["approval"] == {"approved": True, "by": "ann", "reason": "looks good"}
-    assert get_approval(backends.registry, MODEL, 3).state == "approved"
+    assert get_approval(backends.workflow, MODEL, 3).state == "approved"
 
 
 def test_reject_sends_approved_false_with_the_reason(aws: tuple[Backends, Any, Any]) -> None:
@@ -163,7 +163,7 @@ def test_reject_needs_a_reason_and_a_decision_needs_a_name(aws: tuple[Backends, 
         reject(backends, sfn, MODEL, 3, by="bob", reason=" ")
     with pytest.raises(MlopsError, match="say who decides"):
         approve(backends, sfn, MODEL, 3, by="")
-    assert get_approval(backends.registry, MODEL, 3).state == "pending"
+    assert get_approval(backends.workflow, MODEL, 3).state == "pending"
 
 
 def test_an_expired_token_is_a_clear_error_and_marks_the_request_expired(aws: tuple[Backends, Any, Any]) -> None:
@@ -172,7 +172,7 @@ def test_an_expired_token_is_a_clear_error_and_marks_the_request_expired(aws: tu
     assert _finished(sfn, execution)["status"] == "FAILED"  # States.Timeout: nobody answered in time
     with pytest.raises(ApprovalExpiredError, match=r"model 'wine' version 3: the approval request expired"):
         approve(backends, sfn, MODEL, 3, by="ann")
-    assert get_approval(backends.registry, MODEL, 3).state == "expired"
+    assert get_approval(backends.workflow, MODEL, 3).state == "expired"
     with pytest.raises(ConflictError, match="the approval request expired"):
         approve(backends, sfn, MODEL, 3, by="ann")
 
@@ -189,5 +189,5 @@ def test_an_unexpected_failure_to_send_leaves_the_request_pending(aws: tuple[Bac
 
     with pytest.raises(ConnectionError):
         control.approve(backends, Broken(), MODEL, 3, by="ann")
-    assert get_approval(backends.registry, MODEL, 3).state == "pending"
+    assert get_approval(backends.workflow, MODEL, 3).state == "pending"
     approve(backends, sfn, MODEL, 3, by="ann")

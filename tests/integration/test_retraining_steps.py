@@ -161,7 +161,7 @@ def test_prepare_snapshots_base_data_content_addressed_and_takes_the_lock(env: E
     body = read_object(env.backends.store.s3, data.uri)
     assert hashlib.sha256(body).hexdigest() == data.sha256
     assert data.uri == f"s3://{env.backends.store.bucket}/snapshots/{MODEL}/{data.sha256}.csv"
-    held = lock.current(env.backends.registry, MODEL)
+    held = lock.current(env.backends.workflow, MODEL)
     assert held is not None
     assert held.owner == ARN
 
@@ -520,7 +520,7 @@ def test_reject_after_approval_timeout_turns_the_error_into_a_rejection(env: Env
     assert not rejected.approval.approved
     assert rejected.approval.by == "timeout"
     assert state.version is not None
-    assert get_approval(env.backends.registry, MODEL, state.version.number).state == "expired"
+    assert get_approval(env.backends.workflow, MODEL, state.version.number).state == "expired"
     assert release_steps.outcome_of(rejected) == "rejected"
 
 
@@ -532,7 +532,7 @@ def test_request_approval_stages_the_version_stores_the_token_and_says_how_to_de
     assert state.version is not None
     number = state.version.number
     assert env.backends.registry.get_alias(MODEL, STAGING).version == number
-    pending = get_approval(env.backends.registry, MODEL, number)
+    pending = get_approval(env.backends.workflow, MODEL, number)
     assert (pending.state, pending.token, pending.execution_arn) == ("pending", "token-1", ARN)
     [message] = env.messages()
     assert message["subject"].startswith(f"Approve {MODEL} v{number}? rmse")
@@ -542,7 +542,7 @@ def test_request_approval_stages_the_version_stores_the_token_and_says_how_to_de
     assert message["attributes"] == {"model": MODEL, "outcome": "approval_requested"}
     # a retried request (same execution) replaces the token; another execution is refused
     release_steps.request_approval(state, env.backends, env.sns, env.topic, token="token-2", execution_arn=ARN, execution_name=NAME)
-    assert get_approval(env.backends.registry, MODEL, number).token == "token-2"
+    assert get_approval(env.backends.workflow, MODEL, number).token == "token-2"
     with pytest.raises(ConflictError, match=f"model 'diabetes' version {number} already has an approval request"):
         release_steps.request_approval(state, env.backends, env.sns, env.topic, token="t", execution_arn=OTHER_ARN, execution_name="x")
 
@@ -560,7 +560,7 @@ def test_notify_promoted_says_the_metric_change_and_releases_the_lock(
     _champion(env, weak_champion)
     state = release_steps.promote(_registered(env, trained_run), env.backends, execution_name=NAME)
     done = release_steps.notify(state, env.backends, env.sns, env.topic, execution_arn=ARN)
-    assert lock.current(env.backends.registry, MODEL) is None
+    assert lock.current(env.backends.workflow, MODEL) is None
     [message] = env.messages()
     body = message["body"]
     assert done.notification is not None
@@ -590,7 +590,7 @@ def test_notify_rejected_says_the_reason(env: Env, trained_run: TrainedModel, tr
     assert "does not beat champion v1" in message["body"]["reason"]
     assert message["subject"].startswith(f"Retraining {MODEL}: v2 not promoted, rmse")
     assert len(message["subject"]) <= 100
-    assert lock.current(env.backends.registry, MODEL) is None
+    assert lock.current(env.backends.workflow, MODEL) is None
 
 
 def test_notify_failed_names_the_state_and_error_and_releases_the_lock(env: Env) -> None:
@@ -606,14 +606,14 @@ def test_notify_failed_names_the_state_and_error_and_releases_the_lock(env: Env)
     assert body["error"] == {"type": "MlopsError", "message": "diabetes: training failed: boom"}
     assert body["reason"] == "Train failed: MlopsError: diabetes: training failed: boom"
     assert message["subject"] == f"Retraining {MODEL} failed at Train: MlopsError"
-    assert lock.current(env.backends.registry, MODEL) is None
+    assert lock.current(env.backends.workflow, MODEL) is None
 
 
 def test_notify_does_not_release_a_lock_held_by_another_execution(env: Env) -> None:
     _prepared(env, owner=OTHER_ARN)
     failed = _start().model_copy(update={"error": TaskError(Error="States.TaskFailed", Cause="x")})
     release_steps.notify(failed, env.backends, env.sns, env.topic, execution_arn=ARN)
-    held = lock.current(env.backends.registry, MODEL)
+    held = lock.current(env.backends.workflow, MODEL)
     assert held is not None
     assert held.owner == OTHER_ARN
 
@@ -655,7 +655,7 @@ def test_release_handler_request_approval_and_reject(env: Env, trained_run: Trai
     release = release_app.Dependencies(backends=env.backends, sns=env.sns, topic_arn=env.topic)
     state = _registered(env, trained_run)
     document = release_app.handle(_event(REQUEST_APPROVAL, state, token="tok"), release)
-    assert get_approval(env.backends.registry, MODEL, 1).token == "tok"
+    assert get_approval(env.backends.workflow, MODEL, 1).token == "tok"
     document = release_app.handle({**_event(REJECT, state), "state": {**document, "approval": {"approved": False, "by": "a"}}}, release)
     assert document["version"]["status"] == "rejected"
 
@@ -689,7 +689,7 @@ def test_default_dependencies_read_the_environment_once(env: Env, monkeypatch: p
         assert release_app.default_dependencies().topic_arn == env.topic
         document = training_app.handle(_event(PREPARE, _start()))
         assert document["data"]["rows"] == 442
-        held = lock.current(env.backends.registry, MODEL)
+        held = lock.current(env.backends.workflow, MODEL)
         assert held is not None
         assert release_app.handle({**_event(NOTIFY, _start()), "state": {**document, "error": {"Error": "X", "Cause": "y"}}})[
             "notification"
@@ -697,7 +697,7 @@ def test_default_dependencies_read_the_environment_once(env: Env, monkeypatch: p
     finally:
         training_app.default_dependencies.cache_clear()
         release_app.default_dependencies.cache_clear()
-    assert lock.current(env.backends.registry, MODEL) is None
+    assert lock.current(env.backends.workflow, MODEL) is None
     assert training_app.TrainingSettings.from_env({}).lock_ttl_seconds == lock.DEFAULT_LOCK_TTL_SECONDS
 
 
@@ -802,12 +802,12 @@ def test_request_approval_without_a_token_is_refused(env: Env, trained_run: Trai
 def test_an_approval_decided_twice_in_the_registry_is_a_conflict(env: Env) -> None:
     from serverless_mlops.retraining.approvals import decide, put_pending
 
-    put_pending(env.backends.registry, MODEL, 4, token="t", execution_arn=ARN)
-    decide(env.backends.registry, MODEL, 4, "approved", by="ann")
+    put_pending(env.backends.workflow, MODEL, 4, token="t", execution_arn=ARN)
+    decide(env.backends.workflow, MODEL, 4, "approved", by="ann")
     with pytest.raises(ConflictError, match="model 'diabetes' version 4 was already approved by ann"):
-        decide(env.backends.registry, MODEL, 4, "rejected", by="bob", reason="late")
+        decide(env.backends.workflow, MODEL, 4, "rejected", by="bob", reason="late")
     with pytest.raises(NotFoundError, match="model 'diabetes' version 5 has no approval request"):
-        decide(env.backends.registry, MODEL, 5, "rejected", by="bob")
+        decide(env.backends.workflow, MODEL, 5, "rejected", by="bob")
 
 
 class _Context:

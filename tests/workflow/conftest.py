@@ -96,7 +96,11 @@ class Workflow:
     def __init__(self, stack: LocalStack, invoker: LocalInvoker) -> None:
         self.stack = stack
         self.invoker = invoker
-        self.settings = Settings(bucket=stack.output("ArtifactBucketName"), table=stack.output("RegistryTableName"))
+        self.settings = Settings(
+            bucket=stack.output("ArtifactBucketName"),
+            table=stack.output("RegistryTableName"),
+            retraining_table=stack.output("RetrainingTableName"),
+        )
         self.backends = Backends.from_settings(self.settings)
         self.sfn = client("stepfunctions", self.settings)
         self.s3 = client("s3", self.settings)

@@ -24,7 +24,14 @@ def _retrain(workflow: Workflow, *args: str) -> tuple[int, str]:
     # executions are named {model}-manual-{yyyymmddThhmmss}: a start within the same second as the previous one
     # returns that execution (retraining.control), so each start here waits for a new second
     time.sleep(1 - time.time() % 1 + 0.01)
-    options = ["--bucket", workflow.settings.bucket, "--table", workflow.settings.table]
+    options = [
+        "--bucket",
+        workflow.settings.bucket,
+        "--table",
+        workflow.settings.table,
+        "--retraining-table",
+        workflow.settings.retraining_table,
+    ]
     result = CliRunner().invoke(app, [*options, "retrain", MODEL, "--state-machine", workflow.arn, *args])
     return result.exit_code, result.output
 

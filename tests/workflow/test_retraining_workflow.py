@@ -135,8 +135,15 @@ def _waiting(workflow: Workflow) -> tuple[str, int]:
     return arn, version
 
 
+def _options(workflow: Workflow) -> list[str]:
+    """The stack's bucket and tables, as a person passes them (the outputs ArtifactBucketName, RegistryTableName and
+    RetrainingTableName)."""
+    settings = workflow.settings
+    return ["--bucket", settings.bucket, "--table", settings.table, "--retraining-table", settings.retraining_table]
+
+
 def _cli(workflow: Workflow, *args: str) -> str:
-    result = CliRunner().invoke(app, ["--bucket", workflow.settings.bucket, "--table", workflow.settings.table, *args])
+    result = CliRunner().invoke(app, [*_options(workflow), *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -179,7 +186,7 @@ def test_the_approval_path_stops_on_reject(workflow: Workflow) -> None:
     assert message["outcome"] == "rejected"
     assert "holdout too small" in message["reason"]
     # the decision is recorded once: a second answer is refused with one line
-    second = CliRunner().invoke(app, ["--bucket", workflow.settings.bucket, "--table", workflow.settings.table, "approve", MODEL, "1"])
+    second = CliRunner().invoke(app, [*_options(workflow), "approve", MODEL, "1"])
     assert second.exit_code == 1
 
 
