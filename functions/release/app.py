@@ -3,9 +3,9 @@ request_approval, promote, reject, notify.
 
 Event: ``{"step", "state", "execution", "execution_name"}`` (+ ``"token"`` for request_approval); the answer is the
 whole workflow document with the step's key added. Settings come from the environment once per cold start (lazily):
-MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and, locally, MLOPS_ENDPOINT_URL. Metrics
-(EMF, namespace ServerlessMlops): RetrainingStepsCompleted (dimensions ``model``, ``step``) and, from notify, one of
-RetrainingPromoted / RetrainingRejected / RetrainingFailed (dimension ``model``).
+MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (locks, approval requests), MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and,
+locally, MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): RetrainingStepsCompleted (dimensions ``model``,
+``step``) and, from notify, one of RetrainingPromoted / RetrainingRejected / RetrainingFailed (dimension ``model``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Event (from the state machine's LambdaInvoke payload): ``{"step", "state", "execution", "execution_name"}``; the
 answer is the whole workflow document with the step's key added. Settings come from the environment once per cold
-start (lazily): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
+start (lazily): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (its lock), MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
 MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): RetrainingStepsCompleted with dimensions ``model``
 and ``step``. Errors propagate: their class name is the Lambda errorType the state machine catches
 (``RetrainingInProgress`` → AlreadyRunning, anything else → NotifyFailure).

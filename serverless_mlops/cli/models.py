@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from serverless_mlops.cli.common import console, emit_json, err_console, fmt_metrics, say, state, table, user
+from serverless_mlops.cli.common import caller_identity, console, emit_json, err_console, fmt_metrics, say, state, table, user
 from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.registry import PRODUCTION, ModelVersion
 
@@ -87,7 +87,8 @@ def _register_folder(folder: Path, promote: bool) -> dict[str, Any]:
     say(f"registered [bold]{entry.model}[/bold] version {entry.version} (artifact {entry.artifact.uri})")
     result = _version_summary(entry)
     if promote:
-        alias = backends.registry.promote(entry.model, entry.version, by=user(), reason="mlops register --promote")
+        by = caller_identity(state.settings())
+        alias = backends.registry.promote(entry.model, entry.version, by=by, reason="mlops register --promote")
         say(f"promoted {entry.model} version {entry.version} to {alias.name} (revision {alias.revision})")
         result["alias"] = alias.model_dump(exclude={"history"})
     return result
@@ -192,9 +193,11 @@ def promote(
     ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
 ) -> None:
-    """Point an alias (default production) at a version, with optimistic concurrency."""
+    """Point an alias (default production) at a version, with optimistic concurrency; the alias history records your
+    AWS identity (the STS caller ARN)."""
     registry = state.backends().registry
-    result = registry.promote(model, version, alias=alias, expected_revision=expected_revision, by=user(), reason=reason)
+    by = caller_identity(state.settings())
+    result = registry.promote(model, version, alias=alias, expected_revision=expected_revision, by=by, reason=reason)
     if state.json:
         emit_json(result.model_dump(exclude={"history"}))
         return
@@ -206,10 +209,11 @@ def rollback(
     alias: Annotated[str, typer.Option("--alias", "-a")] = PRODUCTION,
     reason: Annotated[str, typer.Option("--reason")] = "",
 ) -> None:
-    """Point an alias back at the version it served before the current one."""
+    """Point an alias back at the version it served before the current one; the alias history records your AWS
+    identity (the STS caller ARN)."""
     registry = state.backends().registry
     before = registry.get_alias(model, alias).version
-    result = registry.rollback(model, alias=alias, by=user(), reason=reason)
+    result = registry.rollback(model, alias=alias, by=caller_identity(state.settings()), reason=reason)
     if state.json:
         emit_json(result.model_dump(exclude={"history"}) | {"from_version": before})
         return
@@ -226,6 +230,7 @@ def history(model: ModelArg, alias: Annotated[str, typer.Option("--alias", "-a")
         f"{model}: {alias} history",
         ["revision", "action", "from", "to", "at", "by", "reason"],
         [[c.revision, c.action, c.from_version, c.to_version, c.at, c.by, c.reason] for c in current.history],
+        fold=("by",),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from serverless_mlops.cli.common import console, emit_json, say, state, user
+from serverless_mlops.cli.common import caller_identity, console, emit_json, say, state, user
 from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.settings import Settings
@@ -322,9 +322,11 @@ def _decide(model: str, version: int, *, approved: bool, reason: str, as_json: b
     backends = state.backends()
     if not backends.registry.model_exists(model):
         raise NotFoundError(f"model {model!r} is not registered")
-    sfn = client("stepfunctions", state.settings())
+    settings = state.settings()
+    sfn = client("stepfunctions", settings)
     answer = control.approve if approved else control.reject
-    record = answer(backends, sfn, model, version, by=user(), reason=reason)
+    # who decides is who AWS says is calling (STS), not a name the caller picks
+    record = answer(backends, sfn, model, version, by=caller_identity(settings), reason=reason)
     if state.json:
         emit_json(record.model_dump(exclude={"token"}))
         return
