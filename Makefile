@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers lock check-latest fuzz
+.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz
 
 install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
@@ -24,11 +24,14 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(PY) -m pip check --disable-pip-version-check >/dev/null || { $(PY) -m pip check; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
-lock: install  ## resolve every lock anew (locks/*.txt: dev venv, both layers, benchmark venvs) from pyproject's ranges, with hashes
-	$(PY) layers/lock.py
+lock: install  ## resolve every lock (locks/*.txt: dev venv, both layers, benchmark venvs) from pyproject's ranges, with hashes, keeping the pins they have; UPGRADE=1: the newest releases
+	$(PY) layers/lock.py $(if $(UPGRADE),--upgrade)
 
 check-latest: install layers  ## build both layers and run the tests on the newest releases pyproject allows, in a throwaway venv; changes no lock
 	$(PY) layers/check_latest.py
+
+check-lowest: install layers  ## the same on the lowest releases pyproject's floors allow (every floor must pass); changes no lock
+	$(PY) layers/check_latest.py --lowest
 
 demo: install  ## the whole loop on the synthesized stack, locally (moto, in-process Lambdas, HTTP API); nothing left running
 	$(VENV)/bin/mlops demo

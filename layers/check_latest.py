@@ -1,4 +1,6 @@
 """``make check-latest``: what the newest releases pyproject allows would do, without taking them.
+``make check-lowest`` (``--lowest``): the same for the lowest ones, each requirement at pyproject's floor (uv's
+``lowest-direct``), so that every floor is one the layers build on and the suite passes on.
 
 1. resolves every lock anew into a scratch folder (``layers/lock.py --out``): the newest releases in pyproject's ranges;
 2. builds both layers from those locks (a scratch layer cache) beside the ones the committed locks give;
@@ -7,13 +9,14 @@
 4. prints a table: each package whose newest release differs, locked → newest; each layer's size, before → after,
    against its budget; the tests passed and failed.
 
-It never changes ``locks/``: taking the newer releases is ``make lock`` and a commit, on purpose. CI does not run it
+It never changes ``locks/``: taking the newer releases is ``make lock UPGRADE=1`` and a commit, on purpose. CI does not run it
 (it needs the registry's newest state, which changes by the day); run it on a schedule or before ``make lock``.
 Exit status 0 when the newest releases pass the tests and fit the layers' budgets, else 1.
 
     python layers/check_latest.py            # everything (about 10 minutes here)
     python layers/check_latest.py --no-tests # locks and layers only
     python layers/check_latest.py --keep     # keep the scratch folder (its path is printed)
+    python layers/check_latest.py --lowest   # the floors instead of the newest releases
 """
 
 from __future__ import annotations
@@ -88,12 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the layers and run the tests on the newest releases pyproject allows.")
     parser.add_argument("--no-tests", action="store_true", help="resolve and build only")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (locks, layers, venv, pytest.log)")
+    parser.add_argument("--lowest", action="store_true", help="the lowest releases pyproject's floors allow, not the newest")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="check-latest-"))
+    newest = "lowest" if args.lowest else "newest"
+    scratch = Path(tempfile.mkdtemp(prefix=f"check-{'lowest' if args.lowest else 'latest'}-"))
     env = {**os.environ, "MLOPS_LOCKS": str(scratch / "locks"), "MLOPS_LAYER_CACHE": str(scratch / "layers")}
     try:
-        print(f"resolving the newest releases pyproject allows into {scratch / 'locks'} …", flush=True)
-        result = run([sys.executable, str(ROOT / "layers" / "lock.py"), "--out", str(scratch / "locks")])
+        print(f"resolving the {newest} releases pyproject allows into {scratch / 'locks'} …", flush=True)
+        direction = ["--lowest"] if args.lowest else []
+        result = run([sys.executable, str(ROOT / "layers" / "lock.py"), "--out", str(scratch / "locks"), *direction])
         if result.returncode != 0:
             print(result.stderr.strip(), file=sys.stderr)
             return 1
@@ -104,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         failed: list[str] = []
         seconds = 0.0
         if not args.no_tests:
-            print("running the tests in a throwaway venv of the newest development lock …", flush=True)
+            print(f"running the tests in a throwaway venv of the {newest} development lock …", flush=True)
             counts, failed, seconds = run_tests(scratch, env)
 
-        print("\n| package | locked → newest | in |\n| --- | --- | --- |")
+        print(f"\n| package | locked → {newest} | in |\n| --- | --- | --- |")
         for package, before, after, groups in newer:
             print(f"| {package} | {before} → {after} | {', '.join(groups)} |")
         if not newer:
-            print("| (none) | every package is locked at the newest release pyproject allows | |")
-        print("\n| layer | locked | newest | budget |\n| --- | --- | --- | --- |")
+            print(f"| (none) | every package is locked at the {newest} release pyproject allows | |")
+        print(f"\n| layer | locked | {newest} | budget |\n| --- | --- | --- | --- |")
         over = False
         for name, (folder, (after, why)) in sizes.items():
             before = json.loads((folder / "layer.json").read_text(encoding="utf-8"))["unzipped_bytes"]
@@ -124,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {before / 1e6:.1f} MB | {verdict} | {budget / 1e6:.1f} MB |")
         if not args.no_tests:
             summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no summary line (see pytest.log)"
-            print(f"\ntests on the newest releases: {summary} in {seconds:.0f} s (venv install included)")
+            print(f"\ntests on the {newest} releases: {summary} in {seconds:.0f} s (venv install included)")
             for test in failed:
                 print(f"  failed: {test}")
-        print("\nlocks/ is unchanged; `make lock` takes the newest releases, on purpose.")
+        print("\nlocks/ is unchanged; `make lock UPGRADE=1` takes the newest releases, on purpose; raise a floor that fails.")
         tests_ok = args.no_tests or (counts.get("passed", 0) > 0 and not counts.get("failed") and not counts.get("error"))
         return 0 if tests_ok and not over else 1
     finally:

@@ -1,9 +1,18 @@
 """``make lock``: resolve every environment's lock (``locks/*.txt``) from pyproject's ranges, with hashes, through uv.
 
-    python layers/lock.py                 # every lock, resolved anew (newest releases pyproject allows)
+    python layers/lock.py                 # every lock, keeping each pin its lock has where pyproject's ranges still allow it
+    python layers/lock.py --upgrade       # every lock, resolved anew: the newest releases pyproject allows
     python layers/lock.py layer-training  # one lock
     python layers/lock.py --check         # no resolving: say which locks disagree with pyproject (exit 1 if any)
-    python layers/lock.py --out DIR       # write the locks into DIR instead (make check-latest does)
+    python layers/lock.py --out DIR       # write the locks into DIR instead (make check-latest does; a new DIR: newest)
+    python layers/lock.py --lowest --out DIR  # the lowest releases pyproject's own ranges allow (make check-lowest)
+
+``make lock`` after a change to pyproject moves only what the change forces: uv reads the lock it is about to
+replace and prefers its pins (``uv pip compile --output-file`` of an existing file), so a new range, a new
+dependency or a new floor re-resolves that and nothing else. Taking newer releases is ``--upgrade``, on purpose
+(``make check-latest`` first shows what they would do). ``--lowest`` (uv's ``--resolution lowest-direct``: each
+requirement pyproject names at its floor, what they pull in at its newest) checks that the floors are true; it
+writes only into a scratch folder.
 
 Why uv: it resolves for a platform and a Python other than its own (``--python-platform x86_64-manylinux_2_34
 --python-version 3.12``), which the layers need and pip-tools cannot do (pip-compile resolves for the interpreter
@@ -113,15 +122,21 @@ def uv() -> str:
     return found
 
 
-def resolve(inputs: LockInputs) -> Path:
-    """Resolve ``inputs`` with uv into its lock file (header first); returns the path."""
+def resolve(inputs: LockInputs, *, upgrade: bool = False, lowest: bool = False) -> Path:
+    """Resolve ``inputs`` with uv into its lock file (header first); returns the path.
+
+    The lock already there is uv's preference (its pins stay unless the ranges exclude them), unless ``upgrade`` (the
+    newest releases the ranges allow) or ``lowest`` (each direct requirement at its floor) says otherwise."""
     tool = " ".join(subprocess.run([uv(), "--version"], capture_output=True, text=True, check=True).stdout.split()[:2])
     command = [uv(), "pip", "compile", "-", "--quiet", "--no-config", "--generate-hashes", "--no-header"]
     command += ["--python-version", inputs.python, "--index-url", "https://pypi.org/simple", "--no-emit-index-url"]
     command += ["--universal"] if inputs.platform == UNIVERSAL else ["--python-platform", uv_platform(inputs.platform)]
     command += ["--only-binary", ":all:"] if inputs.only_binary else []
+    command += ["--resolution", "lowest-direct"] if lowest else []
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "lock.txt"
+        if inputs.path.is_file() and not (upgrade or lowest):
+            shutil.copyfile(inputs.path, output)  # uv prefers the versions an existing output file pins
         result = subprocess.run(
             [*command, "--output-file", str(output)],
             input="\n".join(inputs.requirements) + "\n",
@@ -144,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="*", help="the locks to resolve (default: all)")
     parser.add_argument("--check", action="store_true", help="resolve nothing; report locks that disagree with pyproject")
     parser.add_argument("--out", type=Path, help="write the locks into this folder instead of locks/")
+    parser.add_argument("--upgrade", action="store_true", help="the newest releases pyproject allows, not the pins the locks have")
+    parser.add_argument("--lowest", action="store_true", help="each requirement at pyproject's floor (only with --out: never locks/)")
     args = parser.parse_args(argv)
     try:
+        if args.lowest and (args.out is None or args.out.resolve() == LOCKS.resolve()):
+            raise lockfile.LockError("--lowest writes the floors' locks into a scratch folder: name it with --out DIR (not locks/)")
         out = args.out.resolve() if args.out else LOCKS
         every = groups(locks=out)
         unknown = sorted(set(args.groups) - set(every))
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in wanted:
             if name == "bench" and "dev" in wanted:
                 every = groups(locks=out)  # bench pins the development lock's versions: read the one just written
-            path = resolve(every[name])
+            path = resolve(every[name], upgrade=args.upgrade, lowest=args.lowest)
             print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(lockfile.pins(path))} packages")
     except lockfile.LockError as exc:
         print(f"error: {exc}", file=sys.stderr)

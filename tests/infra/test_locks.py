@@ -138,3 +138,51 @@ def test_the_benchmark_venvs_install_from_their_locks() -> None:
     bench = pins(lockfile.LOCKS / "bench.txt")
     dev = pins(lockfile.LOCKS / "dev.txt")
     assert (bench["scikit-learn"], bench["onnxruntime"]) == (dev["scikit-learn"], dev["onnxruntime"])
+
+
+def _fake_uv(calls: list[tuple[list[str], str | None]]) -> object:
+    """A stand-in for ``subprocess.run`` of uv: records each compile's arguments and what its output file held before
+    uv ran (uv prefers the pins of an existing output file), then writes one pin as uv would."""
+    import subprocess
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if command[1:] == ["--version"]:
+            return subprocess.CompletedProcess(command, 0, stdout="uv 0.13.9 (x)\n", stderr="")
+        output = Path(command[command.index("--output-file") + 1])
+        calls.append((command, output.read_text(encoding="utf-8") if output.exists() else None))
+        output.write_text("numpy==2.4.6 \\\n    --hash=sha256:00\n", encoding="utf-8")
+        return subprocess.CompletedProcess(command, 0, stdout="", stderr="")
+
+    return run
+
+
+def test_make_lock_keeps_the_pins_a_lock_has_unless_asked_for_newer_or_lowest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from layers import lock
+
+    calls: list[tuple[list[str], str | None]] = []
+    monkeypatch.setattr(lock.subprocess, "run", _fake_uv(calls))
+    monkeypatch.setattr(lock, "uv", lambda: "uv")
+    inputs = LockInputs("g", ("numpy>=1.26",), "3.11", folder=tmp_path)
+    existing = inputs.header("uv 0.13.9") + "numpy==2.4.6 \\\n    --hash=sha256:00\n"
+    inputs.path.write_text(existing, encoding="utf-8")
+
+    lock.resolve(inputs)  # make lock: uv sees the lock it replaces, so it keeps numpy 2.4.6 while the range allows it
+    command, seen = calls[-1]
+    assert seen == existing
+    assert "--upgrade" not in command
+    assert "--resolution" not in command
+    lock.resolve(inputs, upgrade=True)  # the newest releases: no preference
+    assert calls[-1][1] is None
+    lock.resolve(inputs, lowest=True)  # each requirement at its floor
+    command, seen = calls[-1]
+    assert seen is None
+    assert command[command.index("--resolution") + 1] == "lowest-direct"
+    assert inputs.path.read_text(encoding="utf-8").startswith("# g.txt: ")
+
+
+def test_lowest_locks_are_written_only_into_a_scratch_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layers.lock import main
+
+    assert main(["--lowest", "dev"]) == 1
+    assert "--lowest writes the floors' locks into a scratch folder: name it with --out DIR (not locks/)" in capsys.readouterr().err
+    assert main(["--lowest", "--out", str(lockfile.LOCKS), "dev"]) == 1
