@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import add_expect_header
 
 from serverless_mlops.settings import Settings
 
@@ -54,12 +55,18 @@ def budget_config(budget_ms: float) -> Config:
 def client(service: str, settings: Settings, *, budget_ms: float | None = None) -> Any:
     """A boto3 client for ``service`` in the settings' region, at the settings' endpoint if one is set; with
     ``budget_ms``, one whose every call ends within about that many milliseconds (see the module docstring)."""
-    return _session().client(
+    made = _session().client(
         service,  # type: ignore[call-overload]
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         config=_RETRIES if budget_ms is None else budget_config(budget_ms),
     )
+    if budget_ms is not None and service == "s3":
+        # botocore sends an S3 PUT with a body as "Expect: 100-continue" and, when the server says nothing, waits a
+        # fixed 1 s before sending the body anyway: measured, a black-holed PutObject took 1.2 s on a 400 ms budget.
+        # Without the header the body goes at once and only the read timeout applies.
+        made.meta.events.unregister("before-call.s3", add_expect_header)
+    return made
 
 
 def backoff(base: float, failures: int, cap: float) -> float:

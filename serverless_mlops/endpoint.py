@@ -359,11 +359,16 @@ class Endpoint:
             from serverless_mlops.lifecycle import Backends
 
             self._backends = Backends.from_settings(self.settings.aws)
+            # the budgeted clients too, now, on the cold path: a client costs ~6 ms in a warm session (~120 ms in a
+            # thread's first), which a warm request, the very thing the budgets protect, should never pay
+            self.budgeted(self.settings.alias_check_budget_ms)
+            self.budgeted(self.settings.model_reload_budget_ms)
+            self._sink()
         return self._backends
 
     def budgeted(self, budget_ms: int) -> Backends:
-        """The artifact store and registry on clients whose every call ends within about ``budget_ms`` (built on
-        first use, one set per budget)."""
+        """The artifact store and registry on clients whose every call ends within about ``budget_ms`` (one set per
+        budget, built with the cold-load backends)."""
         backends = self._budgeted.get(budget_ms)
         if backends is None:
             if self._budgeted_factory is not None:
@@ -384,8 +389,15 @@ class Endpoint:
 
     def _sink(self) -> CaptureSink:
         if self._capture_sink is None:
-            store = self.budgeted(self.settings.capture_flush_budget_ms).store
-            self._capture_sink = S3CaptureSink(store.bucket, store.s3, kms_key_id=store.kms_key_id)
+            aws = self.settings.aws
+            if self._budgeted_factory is not None:
+                store = self.budgeted(self.settings.capture_flush_budget_ms).store
+                self._capture_sink = S3CaptureSink(store.bucket, store.s3, kms_key_id=store.kms_key_id)
+            else:
+                from serverless_mlops.aws import client
+
+                s3 = client("s3", aws, budget_ms=self.settings.capture_flush_budget_ms)
+                self._capture_sink = S3CaptureSink(aws.bucket, s3, kms_key_id=aws.kms_key_id)
         return self._capture_sink
 
     # -- model selection ---------------------------------------------------------------------------------------------

@@ -342,13 +342,15 @@ def build_app(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
         summary="Readiness",
         responses={
             200: {"description": "ready", "content": {JSON: {"model": Readiness}}},
-            503: {"description": "not ready", "content": {JSON: {"model": Readiness}}},
+            503: {"description": "not ready (Retry-After)", "content": {JSON: {"model": Readiness}}},
         },
         tags=["v2"],
     )
     def ready() -> Response[Readiness]:
         readiness = endpoint().ready()
-        return Response(status_code=200 if readiness.ready else 503, content_type=JSON, body=readiness)
+        if readiness.ready:
+            return Response(status_code=200, content_type=JSON, body=readiness)
+        return Response(status_code=503, content_type=JSON, body=readiness, headers={"Retry-After": str(SERVICE_RETRY_AFTER)})
 
     @app.get("/v2", summary="Server metadata", tags=["v2"])
     def server_metadata() -> dict[str, Any]:
