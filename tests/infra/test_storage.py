@@ -26,12 +26,12 @@ def test_registry_table_has_the_keys_the_registry_code_uses(dev: Synth) -> None:
 
 
 def test_prod_protects_the_registry_and_dev_does_not(dev: Synth, prod: Synth) -> None:
-    def protection(template: Template) -> Any:
-        (table,) = template.find_resources("AWS::DynamoDB::GlobalTable").values()
-        return table["Properties"]["Replicas"][0].get("DeletionProtectionEnabled"), table["DeletionPolicy"]
+    def protection(template: Template) -> Any:  # the registry and the retraining table (locks, approvals) alike
+        tables = template.find_resources("AWS::DynamoDB::GlobalTable").values()
+        return {(table["Properties"]["Replicas"][0].get("DeletionProtectionEnabled"), table["DeletionPolicy"]) for table in tables}
 
-    assert protection(prod.template) == (True, "Retain")
-    assert protection(dev.template) == (False, "Delete")
+    assert protection(prod.template) == {(True, "Retain")}
+    assert protection(dev.template) == {(False, "Delete")}
     prod.template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
     assert not prod.resources("Custom::S3AutoDeleteObjects")  # prod never empties its buckets
     prod.template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Retain"})

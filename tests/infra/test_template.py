@@ -95,8 +95,10 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
         actions = as_list(statement.get("Action", []))
         if [a for a in actions if a.startswith("dynamodb:") and not a.startswith(("dynamodb:Get", "dynamodb:Query", "dynamodb:Scan",
             "dynamodb:BatchGet", "dynamodb:Describe", "dynamodb:ConditionCheck"))]:  # fmt: skip
-            writers.add(name.split("RoleDefaultPolicy")[0])
-    assert writers == {"RetrainingTraining", "RetrainingRelease"}  # the lock, versions, aliases, approvals
+            writers.add(name.split("RoleDefaultPolicy")[0] if "RoleDefaultPolicy" in name else name[:-8])  # ManagedPolicy: no hash
+    # training: its lock (retraining table, LOCK# items only); release: versions, aliases, approvals; people's managed
+    # policies: approvers (APPROVAL# items), releasers (aliases). tests/infra/test_approvals_iam.py checks each table
+    assert writers == {"RetrainingTraining", "RetrainingRelease", "RetrainingApproverPolicy", "RetrainingReleaserPolicy"}
 
 
 def test_inference_reads_artifacts_and_writes_only_captures(synth: Synth) -> None:
