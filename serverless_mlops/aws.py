@@ -6,10 +6,12 @@ Two kinds of client:
   30 s to read;
 - a *budgeted* one (``client(..., budget_ms=...)``) is for calls made on a request's path while a good answer is
   already in hand (the warm inference function re-checking an alias, flushing captured rows): one attempt, no
-  retries, and connect and read timeouts of half the budget each, so one call ends within the budget whether the
-  endpoint refuses (at once), drops the connection attempt (connect timeout) or accepts and never answers (read
-  timeout). Not bounded by it: DNS resolution, and a server that trickles bytes slower than the read timeout (each
-  read waits at most the read timeout, not the whole response).
+  retries, a connect timeout of a quarter of the budget and a read timeout of half. urllib3 applies the connect
+  timeout to connecting and again to sending the request (a body bigger than the socket buffers waits on a server
+  that does not read), so one call ends within connect + send + read = the budget whether the endpoint refuses (at
+  once), drops the connection attempt, stops reading or never answers. Not bounded by it: DNS resolution, and a
+  server that trickles bytes slower than the read timeout (each read waits at most the read timeout, not the whole
+  response).
 
 :func:`backoff` is the one rule for how long such a caller waits before trying a failed dependency again.
 """
@@ -44,12 +46,13 @@ def _session() -> boto3.session.Session:
 
 
 def budget_config(budget_ms: float) -> Config:
-    """One attempt (``total_max_attempts`` 1, standard mode: adaptive mode may sleep before a call to pace it) with
-    connect and read timeouts of half of ``budget_ms`` each."""
+    """One attempt (``total_max_attempts`` 1, standard mode: adaptive mode may sleep before a call to pace it), a
+    connect (and send) timeout of a quarter of ``budget_ms`` and a read timeout of half: measured against a server
+    that accepted and never read, a 400 ms flush with halves (200 + 200) took 440 ms, connecting, sending and reading."""
     if budget_ms <= 0:
         raise ValueError(f"budget_ms must be positive, got {budget_ms}")
-    half = budget_ms / 2000
-    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=half, read_timeout=half)
+    seconds = budget_ms / 1000
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=seconds / 4, read_timeout=seconds / 2)
 
 
 def client(service: str, settings: Settings, *, budget_ms: float | None = None) -> Any:

@@ -8,8 +8,9 @@ UTC hour (the format and keys of :mod:`serverless_mlops.capture`), so a drift ch
 prefixes finds every row of that window.
 
 A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
-sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, connect and read timeouts of
-half the budget, see :mod:`serverless_mlops.aws`), and skips the flush in a request whose alias check just failed.
+sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, timeouts that add up to the
+budget, see :mod:`serverless_mlops.aws`), stops at its first failed write (a flush writes one object per model and
+hour, so it may make several), and is skipped in a request whose alias check just failed.
 A failed write never fails the request: it is reported (``on_failure``, one ``CaptureFlushFailures`` count), the
 rows are kept for the next attempt, and the next attempt backs off: ``max_seconds`` after the first failure, twice
 that after the second, up to ``backoff_max_seconds`` (a success returns to the normal thresholds), so a failing S3
@@ -191,6 +192,9 @@ class CaptureBuffer:
         written: list[str] = []
         failed: list[_Captured] = []
         for (model, _hour), items in groups.items():
+            if failed:  # S3 just failed this request: keep the other objects for the next attempt, not wait on it again
+                failed.extend(items)
+                continue
             key = capture_key(model, datetime.fromtimestamp(items[0].at, UTC))
             rows = sum(item.size for item in items)
             try:

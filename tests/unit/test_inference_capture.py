@@ -237,3 +237,28 @@ def test_a_healthy_buffer_drops_nothing_even_past_twice_max_rows_in_one_request(
     assert len(buffer.maybe_flush()) == 1
     assert len(_rows(sink)) == 10
     assert failures == []
+
+
+def test_a_flush_stops_at_its_first_failed_write_and_keeps_every_object_for_the_next_attempt() -> None:
+    clock, failures = Clock(), []
+    puts: list[str] = []
+
+    class CountingSink(MemorySink):
+        def put(self, key: str, data: bytes) -> None:
+            puts.append(key)
+            super().put(key, data)
+
+    sink = CountingSink()
+    buffer = _buffer(clock, sink, failures)
+    buffer.add("m", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    buffer.add("n", 1, None, NAMES, "rows", [[1.0, "x"]], [0])
+    clock.now += 60  # the next hour: a third object
+    buffer.add("m", 1, None, NAMES, "rows", [[2.0, "x"]], [1])
+    sink.fail = True
+    assert buffer.flush() == []
+    assert len(puts) == 1  # one wait on a failing S3 per flush, not one per object
+    assert [what for what, _, _ in failures] == ["flush"]
+    assert buffer.rows == 3
+    sink.fail = False
+    assert len(buffer.flush()) == 3
+    assert len(_rows(sink)) == 3
