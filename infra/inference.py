@@ -96,6 +96,7 @@ class InferenceApi(Construct):
         self.api = apigw.HttpApi(
             self,
             "Api",
+            api_name=f"serverless-mlops-{deployment.stage}",  # the console lists APIs by name: dev and prod apart
             description=f"serverless-mlops {deployment.stage}: model inference",
             default_authorizer=authorizer,
             create_default_stage=False,

@@ -85,7 +85,9 @@ class Monitoring(Construct):
             {"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
         )
         self.key.grant(cloudwatch_here, "kms:Decrypt", "kms:GenerateDataKey*")
-        self.topic = sns.Topic(self, "Alerts", display_name="serverless-mlops drift alerts", master_key=self.key, enforce_ssl=True)
+        self.topic = sns.Topic(
+            self, "Alerts", display_name=f"serverless-mlops {deployment.stage} alerts", master_key=self.key, enforce_ssl=True
+        )
 
         self.failures = sqs.Queue(
             self,
