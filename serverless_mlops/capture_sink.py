@@ -180,8 +180,9 @@ class CaptureBuffer:
         """Flush if the buffer is full or old enough (called on every invocation); the keys written."""
         return self.flush() if self.due() else []
 
-    def flush(self) -> list[str]:
-        """Write everything buffered now, one object per model and UTC hour; the keys written. Never raises."""
+    def flush(self, sink: CaptureSink | None = None) -> list[str]:
+        """Write everything buffered now, one object per model and UTC hour, to ``sink`` (default: the buffer's own,
+        budgeted for a request's path; a server shutting down passes a patient one); the keys written. Never raises."""
         with self._lock:
             batch, self._pending, self._rows = self._pending, [], 0
         if not batch:
@@ -203,7 +204,7 @@ class CaptureBuffer:
                 self._report("dropped", rows, f"cannot encode the rows: {type(exc).__name__}: {exc}")
                 continue
             try:
-                self._sink().put(key, data)
+                (sink or self._sink()).put(key, data)
             except Exception as exc:
                 failed.extend(items)
                 self._report("flush", rows, f"{type(exc).__name__}: {exc}")

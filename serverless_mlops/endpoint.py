@@ -11,7 +11,8 @@ a request's path, so they use budgeted clients (one attempt, short timeouts: ``M
 to the next request), loading the version an alias moved to has its own bigger budget
 (``MLOPS_MODEL_RELOAD_BUDGET_MS``, default 2,000 ms), and after a failure each backs off, doubling up to
 ``MLOPS_BACKOFF_MAX_SECONDS`` (default 300 s), while the last good model serves. Metadata and readiness read the
-registry with the alias-check budget. Loading with nothing to fall back on (cold) uses the generous default client.
+registry with the alias-check budget. Loading with nothing to fall back on (cold) has the largest budget
+(``MLOPS_MODEL_LOAD_BUDGET_MS``, default 4,000 ms per call), so a dead dependency is a 503 within the function's timeout.
 Whatever cannot be answered because a dependency failed raises :class:`UnavailableError` or lets a botocore error
 through (:data:`serverless_mlops.aws.SERVICE_ERRORS`); the handler answers both with 503 and ``Retry-After``.
 
@@ -90,6 +91,7 @@ class EndpointSettings(BaseModel):
     alias_check_budget_ms: int = Field(default=200, ge=10, le=5000, alias="MLOPS_ALIAS_CHECK_BUDGET_MS")
     capture_flush_budget_ms: int = Field(default=400, ge=10, le=5000, alias="MLOPS_CAPTURE_FLUSH_BUDGET_MS")
     model_reload_budget_ms: int = Field(default=2000, ge=100, le=30_000, alias="MLOPS_MODEL_RELOAD_BUDGET_MS")
+    model_load_budget_ms: int = Field(default=4000, ge=100, le=30_000, alias="MLOPS_MODEL_LOAD_BUDGET_MS")
     backoff_max_seconds: float = Field(default=300.0, ge=1, le=3600, alias="MLOPS_BACKOFF_MAX_SECONDS")
 
     @field_validator("models", mode="before")
@@ -328,6 +330,7 @@ class Endpoint:
         self._budgeted_factory = budgeted
         self._budgeted: dict[int, Backends] = {}
         self._capture_sink = capture_sink
+        self._sink_given = capture_sink is not None
         self._sample = sample
         self._capture_rate = settings.capture_sample
         self._allowed = settings.models
@@ -356,9 +359,10 @@ class Endpoint:
 
     def backends(self) -> Backends:
         if self._backends is None:
-            from serverless_mlops.lifecycle import Backends
-
-            self._backends = Backends.from_settings(self.settings.aws)
+            # a cold load is on a request's path too, with nothing to serve meanwhile: its own, larger budget
+            # (MLOPS_MODEL_LOAD_BUDGET_MS) answers 503 while the function can still answer, where the patient client
+            # (8 retries, 30 s reads) would hold the first request past the function's timeout
+            self._backends = self.budgeted(self.settings.model_load_budget_ms)
             # the budgeted clients too, now, on the cold path: a client costs ~6 ms in a warm session (~120 ms in a
             # thread's first), which a warm request, the very thing the budgets protect, should never pay
             self.budgeted(self.settings.alias_check_budget_ms)
@@ -479,8 +483,15 @@ class Endpoint:
             self.capture.maybe_flush()
 
     def flush(self) -> list[str]:
-        """Write the capture buffer now (a local server calls this when it stops); the keys written."""
-        return self.capture.flush()
+        """Write the capture buffer now (a local server calls this when it stops); the keys written. Not on a
+        request's path, so with the patient client: a budget that a loaded machine's S3 (or moto) overruns would leave
+        the rows unwritten with no later request to retry them, or written twice when the timed-out write landed."""
+        if self._budgeted_factory is not None or self._sink_given:  # the caller chose what to talk to
+            return self.capture.flush()
+        from serverless_mlops.aws import client
+
+        aws = self.settings.aws
+        return self.capture.flush(S3CaptureSink(aws.bucket, client("s3", aws), kms_key_id=aws.kms_key_id))
 
     # -- metadata and health -----------------------------------------------------------------------------------------
     @staticmethod

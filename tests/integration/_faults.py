@@ -1,6 +1,7 @@
 """A TCP endpoint on 127.0.0.1 that fails on demand, for the handler's clients (the fault tests and benchmarks/faults.py).
 
-It relays to an upstream (a moto server) until told otherwise, then either black-holes (accepts connections and
+It relays to an upstream (a moto server) until told otherwise (``delay(seconds)`` relays with each connection's first
+answer held back that long: a slow but working service), then either black-holes (accepts connections and
 never answers) or refuses (closes its listening socket: nothing listens on the port). Switching closes every open
 connection, so a client's pooled keep-alive connection cannot carry on to moto. Threads only; ``close()`` (or the
 context manager) stops them and closes every socket.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import Literal
 
 Mode = Literal["relay", "black-hole", "refuse"]
@@ -21,6 +23,7 @@ class FaultyEndpoint:
         self.upstream_port = upstream_port
         self.mode: Mode = "relay"
         self.held = 0  # connections accepted and left unanswered (black hole)
+        self.delay_seconds = 0.0  # relay: hold back each connection's first answer this long
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._closed = threading.Event()
@@ -35,6 +38,11 @@ class FaultyEndpoint:
 
     # -- switching ----------------------------------------------------------------------------------------------------
     def relay(self) -> None:
+        self.delay_seconds = 0.0
+        self._switch("relay")
+
+    def delay(self, seconds: float) -> None:
+        self.delay_seconds = seconds
         self._switch("relay")
 
     def black_hole(self) -> None:
@@ -99,7 +107,7 @@ class FaultyEndpoint:
             return
         with self._lock:
             self._open.add(upstream)
-        pump = threading.Thread(target=_pump, args=(upstream, conn), daemon=True)
+        pump = threading.Thread(target=_pump, args=(upstream, conn, self.delay_seconds), daemon=True)
         pump.start()
         _pump(conn, upstream)
         pump.join()
@@ -124,10 +132,13 @@ class FaultyEndpoint:
         self.close()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy bytes until either side closes, then close both."""
+def _pump(source: socket.socket, sink: socket.socket, delay: float = 0.0) -> None:
+    """Copy bytes until either side closes, then close both; the first bytes wait ``delay`` seconds."""
     try:
         while data := source.recv(65536):
+            if delay:
+                time.sleep(delay)
+                delay = 0.0
             sink.sendall(data)
     except OSError:
         pass

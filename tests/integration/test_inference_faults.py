@@ -132,6 +132,22 @@ def test_metadata_and_readiness_answer_503_with_retry_after_while_the_registry_i
     assert call(handler, "GET", f"/v2/models/{MODEL}/ready")[:2] == (200, {"name": MODEL, "ready": True})  # the model is loaded
 
 
+@pytest.mark.parametrize("fault", ["black-hole", "refuse"])
+def test_a_cold_load_against_a_dead_registry_answers_503_within_its_budget(faulty: FaultyEndpoint, fault: str) -> None:
+    """Nothing loaded to fall back on: the load's own budget bounds the wait (on the patient client it was 8 attempts
+    of up to 30 s each, past any function timeout), and the answer is a 503 with Retry-After, not a cut-off."""
+    handler = handler_for(warm_endpoint(faulty, Clock(), MLOPS_MODEL_LOAD_BUDGET_MS=400))
+    getattr(faulty, fault.replace("-", "_"))()
+    seconds, status, answer, headers = timed(handler, "POST", PREDICT, {"instances": records(MODEL, 1)})
+    assert (status, answer["error"]) == (503, "model_unavailable")
+    assert int(headers["Retry-After"]) >= 1
+    assert seconds < 0.4 + 0.3
+    if fault == "black-hole":
+        assert faulty.held == 1  # one attempt, no retries
+    faulty.relay()
+    assert call(handler, "POST", PREDICT, {"instances": records(MODEL, 1)})[0] == 503  # failing fast until the back-off ends
+
+
 def test_a_failing_flush_costs_at_most_its_budget_and_keeps_the_rows_bounded_until_s3_is_back(
     faulty: FaultyEndpoint, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,3 +193,18 @@ def captured_since(faulty: FaultyEndpoint, before: set[str]) -> list[dict[str, A
     for key in sorted(capture_keys(faulty) - before):
         rows.extend(decode_records(s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read(), key))
     return rows
+
+
+def test_the_shutdown_flush_waits_for_s3_where_a_request_would_not(faulty: FaultyEndpoint) -> None:
+    """A server that stops flushes with the patient client: no later request would retry what a budget cut off."""
+    before = capture_keys(faulty)
+    ep = warm_endpoint(faulty, Clock(), MLOPS_CAPTURE_FLUSH_BUDGET_MS=10)
+    handler = handler_for(ep)
+    rows = records(MODEL, 3)
+    assert call(handler, "POST", PREDICT, {"instances": rows})[0] == 200
+    faulty.delay(0.2)  # S3 answers, but slower than the 10 ms request-path budget
+    assert ep.capture.flush() == []  # the request path's sink gives up (moto may still store that object)
+    assert ep.capture.rows == 3  # and keeps the rows
+    (written,) = ep.flush()
+    assert written in capture_keys(faulty) - before
+    assert ep.capture.rows == 0

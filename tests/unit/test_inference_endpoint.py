@@ -65,8 +65,9 @@ def test_settings_defaults_and_every_variable() -> None:
 def test_dependency_budgets_default_small_and_can_be_set() -> None:
     default = EndpointSettings.from_env({})
     assert (default.alias_check_budget_ms, default.capture_flush_budget_ms, default.model_reload_budget_ms) == (200, 400, 2000)
-    assert default.backoff_max_seconds == 300
+    assert (default.backoff_max_seconds, default.model_load_budget_ms) == (300, 4000)
     env = {
+        "MLOPS_MODEL_LOAD_BUDGET_MS": "6000",
         "MLOPS_ALIAS_CHECK_BUDGET_MS": "150",
         "MLOPS_CAPTURE_FLUSH_BUDGET_MS": "250",
         "MLOPS_MODEL_RELOAD_BUDGET_MS": "3000",
@@ -74,7 +75,7 @@ def test_dependency_budgets_default_small_and_can_be_set() -> None:
     }
     settings = EndpointSettings.from_env(env)
     assert (settings.alias_check_budget_ms, settings.capture_flush_budget_ms, settings.model_reload_budget_ms) == (150, 250, 3000)
-    assert settings.backoff_max_seconds == 120
+    assert (settings.backoff_max_seconds, settings.model_load_budget_ms) == (120, 6000)
 
 
 def test_a_budgeted_client_makes_one_attempt_within_the_budget() -> None:
@@ -101,6 +102,7 @@ def test_a_budgeted_client_makes_one_attempt_within_the_budget() -> None:
         ("MLOPS_CAPTURE_FLUSH_BUDGET_MS", "60000", "MLOPS_CAPTURE_FLUSH_BUDGET_MS"),
         ("MLOPS_MODEL_RELOAD_BUDGET_MS", "5", "MLOPS_MODEL_RELOAD_BUDGET_MS"),
         ("MLOPS_BACKOFF_MAX_SECONDS", "0", "MLOPS_BACKOFF_MAX_SECONDS"),
+        ("MLOPS_MODEL_LOAD_BUDGET_MS", "31000", "MLOPS_MODEL_LOAD_BUDGET_MS"),
     ],
 )
 def test_invalid_settings_name_the_variable(name: str, value: str, expected: str) -> None:
