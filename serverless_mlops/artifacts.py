@@ -17,6 +17,27 @@ from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
 
+# S3 answers a GetObject of a missing key with 403 AccessDenied, not 404, when the caller may not list the bucket
+# without a prefix: each deployed function may list only its own prefixes (infra/packaging.py), so "denied" on a key
+# it may read means "missing" as often as a broken grant. What a read of such a key says in both cases:
+MISSING_OR_DENIED = (
+    "no such object, or this role may not read it (S3 answers 403 for a missing key to a role that may list only some prefixes)"
+)
+READ_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
+READ_DENIED_CODES = frozenset({"AccessDenied", "403"})
+
+
+def read_failure(exc: Exception) -> str | None:
+    """What a failed GetObject means to a reader of its own prefixes: "no such object" (NoSuchKey, NoSuchBucket, a
+    bare 404), :data:`MISSING_OR_DENIED` (AccessDenied, 403), or None for anything else (let it through)."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+    if code in READ_MISSING_CODES:
+        return "no such object"
+    if code in READ_DENIED_CODES:
+        return MISSING_OR_DENIED
+    return None
+
 
 def encryption_args(kms_key_id: str | None) -> dict[str, str]:
     """``put_object``'s server-side encryption for anything written to the artifact bucket: SSE-KMS with the

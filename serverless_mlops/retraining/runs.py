@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serverless_mlops.artifacts import ArtifactStore, encryption_args
+from serverless_mlops.artifacts import ArtifactStore, encryption_args, read_failure
 from serverless_mlops.errors import DataError, NotFoundError
 from serverless_mlops.retraining.contract import RUNS_PREFIX, SNAPSHOTS_PREFIX
 from serverless_mlops.training import (
@@ -36,8 +36,10 @@ def read_object(s3: Any, uri: str) -> bytes:
     bucket, key = split_uri(uri)
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
-    except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket) as exc:
-        raise NotFoundError(f"{uri}: no such object") from exc
+    except s3.exceptions.ClientError as exc:
+        if (meaning := read_failure(exc)) is None:
+            raise
+        raise NotFoundError(f"{uri}: {meaning}") from exc
 
 
 def put_object(store: ArtifactStore, key: str, body: bytes, content_type: str) -> str:

@@ -13,6 +13,7 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
+from serverless_mlops.artifacts import read_failure
 from serverless_mlops.errors import NotFoundError, SpecError
 from serverless_mlops.retraining.contract import SPECS_PREFIX
 from serverless_mlops.spec import ModelSpec, parse_spec
@@ -82,10 +83,12 @@ def load_published_spec(model: str, s3: Any, bucket: str) -> ModelSpec:
     uri = f"s3://{bucket}/{key}"
     try:
         raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey as exc:
+    except s3.exceptions.ClientError as exc:
+        if (meaning := read_failure(exc)) is None:
+            raise
         raise NotFoundError(
-            f"model {model!r} has no published spec at {uri}: list its spec in the deployment config and deploy "
-            "(cdk deploy), or publish it locally (mlops local up)"
+            f"model {model!r} has no published spec at {uri} ({meaning}): list its spec in the deployment config and "
+            "deploy (cdk deploy), or publish it locally (mlops local up)"
         ) from exc
     try:
         document = json.loads(raw)

@@ -54,3 +54,25 @@ def test_reading_back_names_what_is_wrong(backends: Backends) -> None:
     s3.put_object(Bucket=bucket, Key="specs/wine/spec.json", Body=b'{"name": "wine"}')
     with pytest.raises(SpecError, match=r"invalid model spec: task: required field is missing"):
         load_published_spec("wine", s3, bucket)
+
+
+@pytest.mark.parametrize(("code", "meaning"), [("NoSuchKey", "no such object"), ("AccessDenied", "or this role may not read it")])
+def test_a_missing_key_reads_as_missing_whether_s3_says_404_or_403(code: str, meaning: str) -> None:
+    """A role that may list only some prefixes gets 403, not 404, for a missing key: both name the object."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from serverless_mlops.retraining.runs import read_object
+
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    with Stubber(s3) as stub:
+        for _ in range(2):
+            stub.add_client_error("get_object", service_error_code=code, http_status_code=403 if code == "AccessDenied" else 404)
+        with pytest.raises(NotFoundError, match=rf"no published spec at s3://b/specs/wine/spec.json \(.*{meaning}"):
+            load_published_spec("wine", s3, "b")
+        with pytest.raises(NotFoundError, match=rf"s3://b/runs/wine/x/run.json: .*{meaning}"):
+            read_object(s3, "s3://b/runs/wine/x/run.json")
+    with Stubber(s3) as stub:  # anything else is not "missing": it goes through as it is
+        stub.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(s3.exceptions.ClientError, match="SlowDown"):
+            read_object(s3, "s3://b/runs/wine/x/run.json")
