@@ -23,13 +23,13 @@ from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
 MISSING_OR_DENIED = (
     "no such object, or this role may not read it (S3 answers 403 for a missing key to a role that may list only some prefixes)"
 )
-READ_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
+READ_MISSING_CODES = frozenset({"NoSuchKey", "404"})  # a missing bucket is a wrong setting, not a missing object: callers say which
 READ_DENIED_CODES = frozenset({"AccessDenied", "403"})
 
 
 def read_failure(exc: Exception) -> str | None:
-    """What a failed GetObject means to a reader of its own prefixes: "no such object" (NoSuchKey, NoSuchBucket, a
-    bare 404), :data:`MISSING_OR_DENIED` (AccessDenied, 403), or None for anything else (let it through)."""
+    """What a failed GetObject means to a reader of its own prefixes: "no such object" (NoSuchKey, a bare 404),
+    :data:`MISSING_OR_DENIED` (AccessDenied, 403), or None for anything else, NoSuchBucket included (let it through)."""
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
     if code in READ_MISSING_CODES:

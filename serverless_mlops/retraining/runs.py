@@ -36,6 +36,8 @@ def read_object(s3: Any, uri: str) -> bytes:
     bucket, key = split_uri(uri)
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+    except s3.exceptions.NoSuchBucket as exc:
+        raise NotFoundError(f"{uri}: no such bucket") from exc
     except s3.exceptions.ClientError as exc:
         if (meaning := read_failure(exc)) is None:
             raise
