@@ -97,11 +97,11 @@ def _once(path: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def measure_csv_cases(folder: Path, runs: int) -> list[tuple[str, dict[str, Any]]]:
     """Train and register the diabetes example on a local moto server, then measure each case ``runs`` times (medians)."""
-    from serverless_mlops.lifecycle import Backends, register_run
-    from serverless_mlops.local import LocalAws, ensure_resources
+    from serverless_mlops.local.moto import LocalAws, ensure_resources
+    from serverless_mlops.model.fit import train
+    from serverless_mlops.model.spec import load_spec
     from serverless_mlops.settings import Settings
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train
+    from serverless_mlops.store.lifecycle import Backends, register_run
 
     folder.mkdir(parents=True, exist_ok=True)
     cases = [

@@ -49,7 +49,7 @@ def _columns(rows: int, seed: int, drifted: bool) -> tuple[dict[str, np.ndarray]
 
 def ensure_data(folder: Path) -> Path:
     """The benchmark's files in ``folder`` (made on first use: about 20 s)."""
-    from serverless_mlops.profile import build_profile, dump_profile
+    from serverless_mlops.model.profile import build_profile, dump_profile
 
     folder = folder / f"v{VERSION}"
     profile_path, capture_path = folder / "profile.json.gz", folder / "capture.jsonl.gz"

@@ -17,8 +17,8 @@ def main() -> None:
     phases = Phases()
     from serverless_mlops.drift.capture_reader import read_file
     from serverless_mlops.drift.check import check_drift
-    from serverless_mlops.profile import load_profile
-    from serverless_mlops.spec import Drift
+    from serverless_mlops.model.profile import load_profile
+    from serverless_mlops.model.spec import Drift
 
     phases.mark()
     profile = load_profile((folder / "profile.json.gz").read_bytes())

@@ -1,7 +1,7 @@
 """Run by benchmarks/inference.py inside the optional benchmark venv (.venv-bench, which has mlflow).
 
 ``python benchmarks/_mlflow_model.py SPEC.json OUT_DIR`` fits the same scikit-learn pipeline that
-``serverless_mlops.training`` fits for that spec (same data, same split, same seed, same preprocessing) and saves it
+``serverless_mlops.model.fit`` fits for that spec (same data, same split, same seed, same preprocessing) and saves it
 with ``mlflow.sklearn.save_model`` for ``mlflow models serve``. Nothing crosses between the two virtual
 environments but the spec and the data file, so neither venv's pins disturb the other.
 """
@@ -22,9 +22,9 @@ def main() -> None:
     from mlflow.models import infer_signature
     from sklearn.model_selection import train_test_split
 
-    from serverless_mlops.data import load_dataset
-    from serverless_mlops.spec import ModelSpec
-    from serverless_mlops.training import build_pipeline, resolve_estimator
+    from serverless_mlops.model.data import load_dataset
+    from serverless_mlops.model.fit import build_pipeline, resolve_estimator
+    from serverless_mlops.model.spec import ModelSpec
 
     spec = ModelSpec.model_validate(json.loads(Path(sys.argv[1]).read_text()))
     frame = load_dataset(spec).frame

@@ -45,7 +45,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from foundation import machine
 
-    from serverless_mlops.local_stack import synthesized
+    from serverless_mlops.local.stack import synthesized
 
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-demo-synth-"))

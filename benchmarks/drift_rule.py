@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from foundation import machine  # noqa: E402
 
 from serverless_mlops.drift.simulation import simulate  # noqa: E402
-from serverless_mlops.spec import Drift  # noqa: E402
+from serverless_mlops.model.spec import Drift  # noqa: E402
 
 REFERENCES = (100, 1_000, 10_000, 100_000)
 WINDOWS = (50, 100, 1_000, 10_000, 100_000, 1_000_000)

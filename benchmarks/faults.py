@@ -53,11 +53,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def registered(endpoint_url: str) -> None:
-    from serverless_mlops.lifecycle import Backends, register_run
-    from serverless_mlops.local import ensure_resources
+    from serverless_mlops.local.moto import ensure_resources
+    from serverless_mlops.model.fit import train
+    from serverless_mlops.model.spec import load_spec
     from serverless_mlops.settings import Settings
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train
+    from serverless_mlops.store.lifecycle import Backends, register_run
 
     settings = Settings(endpoint_url=endpoint_url)
     ensure_resources(settings)
@@ -69,8 +69,8 @@ def registered(endpoint_url: str) -> None:
 def run(moto_port: int, mode: str) -> dict[str, Any]:
     """One warm handler, then REQUESTS predictions with the backend in ``mode``; latencies and failure counts."""
     from functions.inference.app import PowertoolsTelemetry, create_handler
-    from serverless_mlops.endpoint import Endpoint, EndpointSettings
-    from serverless_mlops.server import LambdaHttpApp, http_api_event
+    from serverless_mlops.local.http_api import LambdaHttpApp, http_api_event
+    from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
     from serverless_mlops.settings import Settings
     from tests.integration._faults import FaultyEndpoint
     from tests.integration._inference import records
@@ -116,7 +116,7 @@ def run(moto_port: int, mode: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    from serverless_mlops.local import LocalAws
+    from serverless_mlops.local.moto import LocalAws
 
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     rows = []

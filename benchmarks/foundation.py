@@ -51,8 +51,8 @@ def machine() -> str:
 
 
 def bench_training(rows: list[tuple[str, str, str]]) -> None:
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train
+    from serverless_mlops.model.fit import train
+    from serverless_mlops.model.spec import load_spec
 
     for name in ("breast-cancer", "wine", "diabetes"):
         spec = load_spec(ROOT / "models" / f"{name}.yaml")
@@ -61,10 +61,10 @@ def bench_training(rows: list[tuple[str, str, str]]) -> None:
 
 
 def bench_prediction(rows: list[tuple[str, str, str]]) -> None:
-    from serverless_mlops.data import load_dataset
-    from serverless_mlops.serving import OnnxModel
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import build_pipeline, resolve_estimator, train
+    from serverless_mlops.model.data import load_dataset
+    from serverless_mlops.model.fit import build_pipeline, resolve_estimator, train
+    from serverless_mlops.model.spec import load_spec
+    from serverless_mlops.serving.onnx_model import OnnxModel
 
     for name in ("breast-cancer", "wine"):
         spec = load_spec(ROOT / "models" / f"{name}.yaml")
@@ -90,11 +90,11 @@ def bench_prediction(rows: list[tuple[str, str, str]]) -> None:
 def bench_registry(rows: list[tuple[str, str, str]]) -> None:
     from moto import mock_aws
 
-    from serverless_mlops.lifecycle import Backends, lineage_of, register_record
-    from serverless_mlops.local import LocalAws, ensure_resources, serialize_moto_dynamodb
+    from serverless_mlops.local.moto import LocalAws, ensure_resources, serialize_moto_dynamodb
+    from serverless_mlops.model.fit import train
+    from serverless_mlops.model.spec import load_spec
     from serverless_mlops.settings import Settings
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train
+    from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
 
     trained = train(load_spec(ROOT / "models" / "diabetes.yaml"))
     record = trained.record
@@ -126,7 +126,7 @@ def bench_registry(rows: list[tuple[str, str, str]]) -> None:
             t.join()
         return time.perf_counter() - start, versions
 
-    serialize_moto_dynamodb()  # DynamoDB's per-request atomicity, which moto lacks (see serverless_mlops.local)
+    serialize_moto_dynamodb()  # DynamoDB's per-request atomicity, which moto lacks (see serverless_mlops.local.moto)
     with mock_aws():
         seconds, versions = contend(Settings())
     ok = sorted(versions) == list(range(1, threads * each + 1))

@@ -1,7 +1,7 @@
 """Inference benchmarks (`make bench`): the inference handler, its cold start and size, and `mlops serve`.
 
 On two models over 20 numeric features (LogisticRegression, and RandomForest with 100 trees of depth 10), trained
-through ``serverless_mlops.training`` on seeded ``make_classification`` data and registered on a local moto server:
+through ``serverless_mlops.model.fit`` on seeded ``make_classification`` data and registered on a local moto server:
 
 - warm handler latency for one row (p50, p99) against a bare ``InferenceSession.run`` on the same row;
 - handler throughput at 1, 32 and 1,000 rows per request;
@@ -99,7 +99,7 @@ def make_data(folder: Path) -> Path:
 
 
 def spec_for(name: str, data: Path) -> Any:
-    from serverless_mlops.spec import ModelSpec
+    from serverless_mlops.model.spec import ModelSpec
 
     _, estimator, params = MODELS[name]
     return ModelSpec.model_validate(
@@ -129,7 +129,7 @@ class Model:
 def train_models(data: Path) -> list[Model]:
     import pandas as pd
 
-    from serverless_mlops.training import train
+    from serverless_mlops.model.fit import train
 
     frame = pd.read_csv(data)
     rows = [{k: float(v) for k, v in record.items()} for record in frame[FEATURES].head(1000).to_dict("records")]
@@ -141,9 +141,9 @@ def train_models(data: Path) -> list[Model]:
 
 
 def register(models: list[Model], endpoint_url: str) -> dict[str, str]:
-    from serverless_mlops.lifecycle import Backends, register_run
-    from serverless_mlops.local import ensure_resources
+    from serverless_mlops.local.moto import ensure_resources
     from serverless_mlops.settings import Settings
+    from serverless_mlops.store.lifecycle import Backends, register_run
 
     settings = Settings(endpoint_url=endpoint_url, bucket="bench-artifacts", table="bench-registry")
     ensure_resources(settings)
@@ -158,7 +158,7 @@ def register(models: list[Model], endpoint_url: str) -> dict[str, str]:
 
 
 def event_for(model: str, rows: list[dict[str, float]]) -> dict[str, Any]:
-    from serverless_mlops.server import http_api_event
+    from serverless_mlops.local.http_api import http_api_event
 
     return http_api_event(
         method="POST",
@@ -180,7 +180,7 @@ def bench_handler(models: list[Model], rows: list[Row]) -> None:
     import onnxruntime as ort
 
     from functions.inference.app import lambda_handler
-    from serverless_mlops.server import LambdaHttpApp
+    from serverless_mlops.local.http_api import LambdaHttpApp
 
     app = LambdaHttpApp(lambda_handler)
     options = ort.SessionOptions()
@@ -227,7 +227,7 @@ def profile_handler(model: Model) -> str:
     import pstats
 
     from functions.inference.app import lambda_handler
-    from serverless_mlops.server import LambdaHttpApp
+    from serverless_mlops.local.http_api import LambdaHttpApp
 
     app = LambdaHttpApp(lambda_handler)
     event = event_for(model.name, [model.row])
@@ -461,7 +461,7 @@ def measure_servers(servers: dict[str, tuple[list[str], dict[str, str], str, byt
     """
     from contextlib import ExitStack
 
-    from serverless_mlops.local import free_port
+    from serverless_mlops.local.moto import free_port
 
     runs: dict[str, list[_load.LoadResult]] = {name: [] for name in servers}
     with ExitStack() as stack:
@@ -543,7 +543,7 @@ def bench_servers(models: list[Model], env: dict[str, str], workdir: Path, rows:
 def main() -> None:
     import argparse
 
-    from serverless_mlops.local import LocalAws
+    from serverless_mlops.local.moto import LocalAws
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of 2,000 warm one-row requests")

@@ -126,7 +126,7 @@ def spec_path(model: str) -> str:
 
 def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     """Each model's executions on a freshly provisioned stack, after a warm-up on another (see :func:`run_stack`)."""
-    from serverless_mlops.local_stack import fresh_assembly, synthesized
+    from serverless_mlops.local.stack import fresh_assembly, synthesized
 
     cached = fresh_assembly()
     source = f"{cached.parent.name} (fresh)" if cached is not None else "synthesized in-process"
@@ -136,7 +136,7 @@ def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     # warm-up: one execution per model on a stack of its own, so the first measured execution does not pay this
     # process's first imports and boto3 clients (part 2 measures those, as a cold start); one invoker for both stacks,
     # so the handlers keep their clients, as a warm Lambda does
-    from serverless_mlops.local_stack import LocalInvoker
+    from serverless_mlops.local.stack import LocalInvoker
 
     with LocalInvoker():
         warm, warm_notes = run_stack(template, assembly_dir, models, runs=1)
@@ -161,11 +161,11 @@ def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: 
     from moto import mock_aws
 
     from serverless_mlops.aws import client
-    from serverless_mlops.local_stack import provision
+    from serverless_mlops.local.stack import provision
+    from serverless_mlops.model.spec import load_spec
     from serverless_mlops.retraining import contract as c
     from serverless_mlops.retraining.specs import publish_specs, spec_key
     from serverless_mlops.settings import Settings
-    from serverless_mlops.spec import load_spec
 
     terminal = (c.STATE_PROMOTED, c.STATE_NOT_PROMOTED, c.STATE_ALREADY_RUNNING, c.STATE_FAILED)
     notes: list[str] = []
@@ -276,12 +276,12 @@ def bench_cold_start(models: list[str]) -> tuple[dict[str, list[Row]], list[str]
 
     from infra.packaging import stage_code
     from layers.build import build_layer, find_runtime_python
-    from serverless_mlops.lifecycle import Backends
-    from serverless_mlops.local import LocalAws, ensure_resources
+    from serverless_mlops.local.moto import LocalAws, ensure_resources
+    from serverless_mlops.model.spec import load_spec
     from serverless_mlops.retraining.lock import release
     from serverless_mlops.retraining.specs import publish_specs
     from serverless_mlops.settings import Settings
-    from serverless_mlops.spec import load_spec
+    from serverless_mlops.store.lifecycle import Backends
 
     python = find_runtime_python()
     if python is None:

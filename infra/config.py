@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_mlops.errors import MlopsError, SpecError
+from serverless_mlops.model.spec import ModelSpec, load_spec, validation_problems
 from serverless_mlops.retraining.specs import deploy_problem
-from serverless_mlops.spec import ModelSpec, load_spec, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "infra" / "deployment.yaml"

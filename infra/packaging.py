@@ -269,7 +269,7 @@ class PythonFunction(Construct):
         key of every model, captured requests included) and ``kms:ReEncrypt*``/``kms:GenerateDataKey*`` for any object, and
         cannot carry the conditions that limit a listing (``s3:prefix``) or a use of the key (the object's ARN, which S3
         sends as the encryption context when the bucket has no S3 Bucket Key). A function that writes gets
-        ``MLOPS_KMS_KEY_ID``, which the code passes to put_object (``serverless_mlops.artifacts.encryption_args``)."""
+        ``MLOPS_KMS_KEY_ID``, which the code passes to put_object (``serverless_mlops.store.artifacts.encryption_args``)."""
         read, put = _prefixes(read), _prefixes(put)
         key = bucket.encryption_key
         if key is None:

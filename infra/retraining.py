@@ -42,11 +42,11 @@ from infra.config import ROOT, Retry
 from infra.nag import acknowledge, bucket_objects
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase, stage
 from infra.storage import LogsKey
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
+from serverless_mlops.model.fit import CODE_VERSION_ENV, code_version
+from serverless_mlops.model.spec import ModelSpec
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
-from serverless_mlops.spec import ModelSpec
-from serverless_mlops.training import CODE_VERSION_ENV, code_version
+from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 TRAINING_SERVICE = "training"
 RELEASE_SERVICE = "release"

@@ -1,7 +1,7 @@
 """Storage constructs: the S3 artifact store and the DynamoDB model registry.
 
 Their shapes are fixed by the library code that uses them: the registry's key names come from
-``serverless_mlops.registry`` and the artifact store needs bucket versioning (it records and reads S3 VersionIds).
+``serverless_mlops.store.registry`` and the artifact store needs bucket versioning (it records and reads S3 VersionIds).
 
 Captured requests can hold personal data, so the artifact bucket is encrypted with a customer-managed KMS key (rotated
 yearly): who can read an object is then decided by the key as well as the bucket, and CloudTrail records each use. Each
@@ -19,7 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
+from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 
 class ArtifactStore(Construct):

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import ensure_resources, serialize_moto_dynamodb
+from serverless_mlops.local.moto import ensure_resources, serialize_moto_dynamodb
+from serverless_mlops.model.fit import TrainedModel, train
+from serverless_mlops.model.spec import ModelSpec, load_spec
 from serverless_mlops.settings import Settings
-from serverless_mlops.spec import ModelSpec, load_spec
-from serverless_mlops.training import TrainedModel, train
+from serverless_mlops.store.lifecycle import Backends
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -67,7 +67,7 @@ def dev_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     synthesized once per session as local mode synthesizes it (no cdk-nag, every asset staged into it) into a
     temporary folder, never cdk.out; its ``serverless-mlops-dev.template.json`` is what ``mlops local up --template``
     takes. Removed at the end: its staged layers weigh 370 MB."""
-    from serverless_mlops.local_stack import ROOT, synthesized
+    from serverless_mlops.local.stack import ROOT, synthesized
 
     outdir = tmp_path_factory.mktemp("dev-synth")
     _, assembly_dir = synthesized(config=ROOT / "infra" / "deployment.yaml", outdir=outdir)

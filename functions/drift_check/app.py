@@ -23,8 +23,8 @@ from functions.observability import observability
 from serverless_mlops.aws import client
 from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.drift.service import DriftOutcome, Notifier, run_check
-from serverless_mlops.lifecycle import Backends
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("drift_check")
 

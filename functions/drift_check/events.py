@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serverless_mlops.errors import InvalidInputError
-from serverless_mlops.spec import ModelName
+from serverless_mlops.model.spec import ModelName
 
 
 class WindowIn(BaseModel):

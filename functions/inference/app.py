@@ -1,4 +1,4 @@
-"""The inference Lambda: an HTTP API (payload 2.0) in front of :class:`serverless_mlops.endpoint.Endpoint`.
+"""The inference Lambda: an HTTP API (payload 2.0) in front of :class:`serverless_mlops.serving.endpoint.Endpoint`.
 
 Routes (OpenAPI document at ``GET /openapi.json``): ``POST /v1/models/{name}/predict`` (``?version=`` or
 ``?alias=``), and the Open Inference Protocol (KServe V2): ``POST /v2/models/{name}[/versions/{v}]/infer``,
@@ -37,7 +37,8 @@ from pydantic import ValidationError
 
 from functions.observability import observability
 from serverless_mlops.aws import SERVICE_ERRORS
-from serverless_mlops.endpoint import (
+from serverless_mlops.errors import InvalidInputError, NotFoundError
+from serverless_mlops.serving.endpoint import (
     ConfigurationError,
     Endpoint,
     ErrorResponse,
@@ -54,7 +55,6 @@ from serverless_mlops.endpoint import (
     UnavailableError,
     details_from_validation,
 )
-from serverless_mlops.errors import InvalidInputError, NotFoundError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 EndpointProvider = Callable[[], Endpoint]

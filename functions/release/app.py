@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.observability import observability, retraining_step_handler
 from serverless_mlops.aws import client
-from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining import release_steps
 from serverless_mlops.retraining.contract import NOTIFY, PROMOTE, REGISTER, REJECT, RELEASE_STEPS, REQUEST_APPROVAL
 from serverless_mlops.retraining.state import parse_task_event
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("release")
 

@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.observability import observability, retraining_step_handler
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.retraining import training_steps
+from serverless_mlops.retraining import candidate_steps
 from serverless_mlops.retraining.contract import PREPARE, TRAIN, TRAINING_STEPS
 from serverless_mlops.retraining.lock import DEFAULT_LOCK_TTL_SECONDS
 from serverless_mlops.retraining.state import parse_task_event
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("training")
 
@@ -60,11 +60,11 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
     task = parse_task_event(event, TRAINING_STEPS)
     deps = deps or default_dependencies()
     if task.step == PREPARE:
-        state = training_steps.prepare(task.state, deps.backends, execution_arn=task.execution, lock_ttl_seconds=deps.lock_ttl_seconds)
+        state = candidate_steps.prepare(task.state, deps.backends, execution_arn=task.execution, lock_ttl_seconds=deps.lock_ttl_seconds)
     elif task.step == TRAIN:
-        state = training_steps.train(task.state, deps.backends, execution_name=task.execution_name)
+        state = candidate_steps.train(task.state, deps.backends, execution_name=task.execution_name)
     else:  # EVALUATE: parse_task_event admits TRAINING_STEPS only
-        state = training_steps.evaluate(task.state, deps.backends, execution_name=task.execution_name)
+        state = candidate_steps.evaluate(task.state, deps.backends, execution_name=task.execution_name)
     return state.document()
 
 

@@ -37,7 +37,7 @@ class State:
         return Settings.from_env(**self.settings_overrides)
 
     def backends(self) -> Any:
-        from serverless_mlops.lifecycle import Backends
+        from serverless_mlops.store.lifecycle import Backends
 
         return Backends.from_settings(self.settings())
 

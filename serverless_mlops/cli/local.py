@@ -3,7 +3,7 @@ API) as a background daemon that other shells use and ``mlops local down`` stops
 
 ``up`` resolves the template in the foreground (cdk.out or build/local.out when fresh, else a synthesis it announces), starts a
 detached daemon
-that runs :func:`serverless_mlops.local_env.local_environment` and writes the stack's ``LocalInfo`` to the state file
+that runs :func:`serverless_mlops.local.environment.local_environment` and writes the stack's ``LocalInfo`` to the state file
 once everything answers, trains and promotes the deployed models, and prints what to try next. ``status``, ``env``,
 ``tick`` and ``alerts`` read the state file from any shell; ``down`` stops the daemon (SIGTERM, SIGKILL after
 :data:`STOP_SECONDS`) and removes it. The state folder is ``$MLOPS_LOCAL_DIR`` (default
@@ -34,7 +34,7 @@ from serverless_mlops.cli.common import console, emit_json, say, state
 from serverless_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
-    from serverless_mlops.local_env import LocalInfo, Seeded
+    from serverless_mlops.local.environment import LocalInfo, Seeded
 
 DIR_ENV = "MLOPS_LOCAL_DIR"
 DEFAULT_DIR = "~/.cache/serverless-mlops/local"
@@ -102,7 +102,7 @@ def read_state(path: Path) -> LocalInfo | None:
     """The state file's ``LocalInfo``; None when it is missing or not (yet) a valid document."""
     from pydantic import ValidationError
 
-    from serverless_mlops.local_env import LocalInfo
+    from serverless_mlops.local.environment import LocalInfo
 
     try:
         return LocalInfo.model_validate_json(path.read_bytes())
@@ -324,7 +324,7 @@ def run_stack(
     arrives while the stack is still starting is taken once it is up, and the stack always stops through its context
     manager: the HTTP API closes (flushing data capture) and the moto server stops.
     """
-    from serverless_mlops.local_env import local_environment
+    from serverless_mlops.local.environment import local_environment
 
     document = json.loads(template.read_text(encoding="utf-8"))
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
@@ -443,8 +443,8 @@ def _wait_gone(pid: int, start: str | None, timeout: float) -> bool:
 
 
 def _seed(info: LocalInfo) -> None:
-    from serverless_mlops.local import use_fake_credentials
-    from serverless_mlops.local_env import seed_models
+    from serverless_mlops.local.environment import seed_models
+    from serverless_mlops.local.moto import use_fake_credentials
 
     use_fake_credentials()  # this process talks to moto only: never sign with a real account's keys
     say(f"training and promoting the deployed models ({escape(', '.join(info.models))}) …")
@@ -458,8 +458,8 @@ def seeded_line(seeded: Seeded) -> str:
 
 def _show_ready(info: LocalInfo, *, foreground: bool) -> None:
     from serverless_mlops.cli.serve import curl_example
-    from serverless_mlops.lifecycle import Backends
-    from serverless_mlops.local import use_fake_credentials
+    from serverless_mlops.local.moto import use_fake_credentials
+    from serverless_mlops.store.lifecycle import Backends
 
     use_fake_credentials()
     backends = Backends.from_settings(info.settings)
@@ -480,7 +480,7 @@ def _show_ready(info: LocalInfo, *, foreground: bool) -> None:
 
 def _in_production(backends: Any, name: str) -> bool:
     from serverless_mlops.errors import NotFoundError
-    from serverless_mlops.registry import PRODUCTION
+    from serverless_mlops.store.registry import PRODUCTION
 
     try:
         backends.registry.resolve(name, PRODUCTION)
@@ -504,7 +504,7 @@ def up(
     foreground: Annotated[bool, typer.Option("--foreground", help="run in this terminal until Ctrl-C, not in the background")] = False,
 ) -> None:
     """Start the stack in the background: moto on 127.0.0.1, the template's resources, the Lambdas, the HTTP API."""
-    from serverless_mlops.local_env import check_port, local_template
+    from serverless_mlops.local.environment import check_port, local_template
 
     existing = current()
     if existing is not None:
@@ -587,7 +587,7 @@ def tick(
     as_json: JsonOpt = False,
 ) -> None:
     """Fire the template's schedules now (the local stand-in for EventBridge): each target runs as its rule would run it."""
-    from serverless_mlops.local_env import fire_schedules
+    from serverless_mlops.local.environment import fire_schedules
 
     info = running()
     fired = fire_schedules(info, model)
@@ -617,7 +617,7 @@ def alerts(
     as_json: JsonOpt = False,
 ) -> None:
     """Show (and take) the alerts the alert topic sent: the inbox of an SQS queue subscribed to it."""
-    from serverless_mlops.local_env import receive_alerts
+    from serverless_mlops.local.environment import receive_alerts
 
     received = receive_alerts(running(), wait)
     if as_json or state.json:

@@ -12,7 +12,7 @@ import typer
 
 from serverless_mlops.cli.common import caller_identity, console, emit_json, err_console, fmt_metrics, say, state, table, user
 from serverless_mlops.errors import DataError, MlopsError
-from serverless_mlops.registry import PRODUCTION, ModelVersion
+from serverless_mlops.store.registry import PRODUCTION, ModelVersion
 
 SpecArg = Annotated[Path, typer.Argument(help="model spec file (YAML)", show_default=False)]
 ModelArg = Annotated[str, typer.Argument(help="model name", show_default=False)]
@@ -35,8 +35,8 @@ def _version_summary(v: ModelVersion) -> dict[str, Any]:
 
 def validate(specs: Annotated[list[Path], typer.Argument(help="spec files", show_default=False)]) -> None:
     """Check spec files (fields, estimator, parameters) without training."""
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import resolve_estimator
+    from serverless_mlops.model.fit import resolve_estimator
+    from serverless_mlops.model.spec import load_spec
 
     for path in specs:
         spec = load_spec(path)
@@ -53,8 +53,8 @@ def train(
     promote: Annotated[bool, typer.Option("--promote", help="register and promote to production")] = False,
 ) -> None:
     """Train a model from its spec locally: fit, evaluate, convert to ONNX, check parity, profile, package."""
-    from serverless_mlops.spec import load_spec
-    from serverless_mlops.training import train as train_model
+    from serverless_mlops.model.fit import train as train_model
+    from serverless_mlops.model.spec import load_spec
 
     spec = load_spec(spec_path)
     with err_console.status(f"training {spec.name} ({spec.estimator.class_name})…", spinner="dots"):
@@ -78,8 +78,8 @@ def train(
 
 
 def _register_folder(folder: Path, promote: bool) -> dict[str, Any]:
-    from serverless_mlops.lifecycle import register_run
-    from serverless_mlops.training import TrainedModel
+    from serverless_mlops.model.fit import TrainedModel
+    from serverless_mlops.store.lifecycle import register_run
 
     trained = TrainedModel.read(folder)
     backends = state.backends()
@@ -151,7 +151,7 @@ def _list_versions(registry: Any, model: str, page_size: int, next_token: str | 
 
 def describe(model: ModelArg, version: VersionOpt = None, alias: AliasOpt = None) -> None:
     """Show one version with its lineage (default: the production version)."""
-    from serverless_mlops.lifecycle import resolve_version
+    from serverless_mlops.store.lifecycle import resolve_version
 
     entry = resolve_version(state.backends(), model, version=version, alias=alias)
     if state.json:
@@ -312,7 +312,7 @@ def predict(
 ) -> None:
     """Run a registered model's ONNX graph (fetched from S3, sha256-verified) on instances from a file."""
     from serverless_mlops.errors import InvalidInputError
-    from serverless_mlops.lifecycle import load_model, resolve_version
+    from serverless_mlops.store.lifecycle import load_model, resolve_version
 
     backends = state.backends()
     entry = resolve_version(backends, model, version=version, alias=alias)
@@ -340,7 +340,7 @@ def predict(
 
 def init() -> None:
     """Create the artifact bucket and registry table on a local endpoint (moto, LocalStack); on AWS, cdk deploy does."""
-    from serverless_mlops.local import ensure_resources
+    from serverless_mlops.local.moto import ensure_resources
 
     settings = state.settings()
     if not settings.endpoint_url:
@@ -363,7 +363,7 @@ def demo(
     promote, roll back, on the synthesized stack running locally; nothing is left running."""
     from rich.console import Console
 
-    from serverless_mlops.demo import run_demo
+    from serverless_mlops.local.demo import run_demo
 
     as_json = state.json  # read first: the tour runs mlops commands itself, which set the CLI's options anew
     # under --json the tour's narration goes to stderr, so stdout holds only the JSON document

@@ -15,8 +15,8 @@ import typer
 
 from serverless_mlops.cli.common import emit_json, say, state
 from serverless_mlops.errors import MlopsError, NotFoundError
-from serverless_mlops.registry import PRODUCTION
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.registry import PRODUCTION
 
 HANDLER_MODULE = "functions.inference.app"
 # The handler module's flush of buffered data capture, run when the server stops.
@@ -77,7 +77,7 @@ def typical_row(backends: Any, entry: Any) -> dict[str, Any]:
     feature's most frequent category): never one real training row. Without a readable profile, :func:`example_value`."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from serverless_mlops.profile import load_profile
+    from serverless_mlops.model.profile import load_profile
 
     try:
         features = load_profile(backends.store.get(entry.profile, model=entry.model, version=entry.version))["features"]
@@ -116,8 +116,8 @@ def serve(
     endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="AWS endpoint (moto, LocalStack)")] = None,
 ) -> None:
     """Serve the inference Lambda's handler over HTTP (API Gateway HTTP API events) until Ctrl-C."""
-    from serverless_mlops.lifecycle import Backends
-    from serverless_mlops.server import LocalServer
+    from serverless_mlops.local.http_api import LocalServer
+    from serverless_mlops.store.lifecycle import Backends
 
     overrides = dict(state.settings_overrides)
     if endpoint_url:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from serverless_mlops.artifacts import encryption_args
-from serverless_mlops.capture import parse_timestamp
 from serverless_mlops.drift.result import DriftResult
+from serverless_mlops.store.artifacts import encryption_args
+from serverless_mlops.store.capture_format import parse_timestamp
 
 ALERTS_PREFIX = "alerts"
 REASON_FEATURES = 3  # drifted features named in the reason a retraining starts with

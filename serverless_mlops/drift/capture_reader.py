@@ -34,8 +34,8 @@ import numpy as np
 from msgspec import UNSET
 from numpy.typing import NDArray
 
-from serverless_mlops.capture import SUFFIX, CaptureFormatError, decode_records, timestamp, window_prefixes
 from serverless_mlops.errors import DataError
+from serverless_mlops.store.capture_format import SUFFIX, CaptureFormatError, decode_records, timestamp, window_prefixes
 
 READ_BYTES = 1 << 20  # compressed bytes read at a time (about 4 MB, some 8,000 rows, once inflated)
 FETCH_THREADS = 8

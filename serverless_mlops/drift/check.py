@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from serverless_mlops.drift import stats
 from serverless_mlops.drift.capture_reader import Column, CurrentData
 from serverless_mlops.drift.result import DriftResult, FeatureResult, Finding, Histogram, Problem, Quality, Summary, Window
-from serverless_mlops.spec import Drift
+from serverless_mlops.model.spec import Drift
 
 MAX_CATEGORIES_SHOWN = 20
 STD_FLOOR = 0.001  # Evidently's floor on the reference std that normalizes the Wasserstein distance
@@ -342,7 +342,7 @@ def check_drift(
     window: Window | None,
     generated_at: str,
 ) -> DriftResult:
-    """Compare ``current`` with ``profile`` (see :mod:`serverless_mlops.profile`) under ``config`` (the spec's drift).
+    """Compare ``current`` with ``profile`` (see :mod:`serverless_mlops.model.profile`) under ``config`` (the spec's drift).
 
     A feature ``current`` has no column for is absent from every row (as a capture whose rows lack the key)."""
     sample = profile["sample"]

@@ -7,7 +7,7 @@ columns is parsed by numpy as a whole; a JSON document (a list of objects or ``{
 block of records at a time.
 
 Missing values are data, as in captured rows: an empty cell, the spellings training data reads as missing (``na``,
-``nan``, ``null``, ``none``, any case; see :mod:`serverless_mlops.data`) and JSON ``null`` (or a key a record lacks)
+``nan``, ``null``, ``none``, any case; see :mod:`serverless_mlops.model.data`) and JSON ``null`` (or a key a record lacks)
 count as missing values of their feature, or of the prediction. ``inf`` (or a number beyond the float range) is
 kept, as the capture reader keeps it: the check counts it as out of range. Other text in a numeric column is refused
 with its row and column: it is a wrong file far more often than a value.
@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from serverless_mlops.data import _MISSING as MISSING_TEXT
 from serverless_mlops.drift.capture_reader import Column, CurrentData
 from serverless_mlops.errors import DataError, InvalidInputError
+from serverless_mlops.model.data import _MISSING as MISSING_TEXT
 
 if TYPE_CHECKING:
-    from serverless_mlops.serving import Prediction
-    from serverless_mlops.signature import Signature
+    from serverless_mlops.model.signature import Signature
+    from serverless_mlops.serving.onnx_model import Prediction
 
 CHUNK_ROWS = 50_000  # rows parsed (and predicted) at a time: some 40 MB of text objects for a 20-column CSV
 FAST_BYTES = 4 << 20  # from this size on, pandas reads a CSV file (~15x faster than the csv module; importing it costs ~0.5 s)

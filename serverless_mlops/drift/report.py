@@ -18,10 +18,10 @@ import math
 import re
 from typing import Any
 
-from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.drift.charts import CUR, REF, chart
 from serverless_mlops.drift.check import BEYOND_FLOAT
 from serverless_mlops.drift.result import DriftResult, FeatureResult, Summary
+from serverless_mlops.store.artifacts import encryption_args
 
 REPORTS_PREFIX = "reports"
 

@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from serverless_mlops.capture import timestamp
 from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once, start_retraining
 from serverless_mlops.drift.capture_reader import CurrentData, read_file, read_window
 from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import write_report
 from serverless_mlops.drift.result import DriftResult, Window
 from serverless_mlops.errors import DataError
-from serverless_mlops.lifecycle import Backends, resolve_version
-from serverless_mlops.profile import load_profile
-from serverless_mlops.registry import ModelVersion
-from serverless_mlops.spec import Drift
+from serverless_mlops.model.profile import load_profile
+from serverless_mlops.model.spec import Drift
+from serverless_mlops.store.capture_format import timestamp
+from serverless_mlops.store.lifecycle import Backends, resolve_version
+from serverless_mlops.store.registry import ModelVersion
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 
 from serverless_mlops.drift.capture_reader import Column, CurrentData
 from serverless_mlops.drift.check import check_drift
-from serverless_mlops.profile import build_profile
-from serverless_mlops.spec import Drift
+from serverless_mlops.model.profile import build_profile
+from serverless_mlops.model.spec import Drift
 
 CATEGORIES = np.array(["a", "b", "c", "d", "e"])
 SHARES = np.array([0.4, 0.25, 0.15, 0.12, 0.08])

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ConflictError, NotFoundError
-from serverless_mlops.registry import PARTITION_KEY
 from serverless_mlops.retraining.table import RetrainingTable
+from serverless_mlops.store.registry import PARTITION_KEY
 
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 from serverless_mlops.errors import ConflictError, MlopsError
-from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining.approvals import ApprovalRecord, ApprovalState, decide, describe_decision, get_approval
 from serverless_mlops.retraining.contract import Trigger
+from serverless_mlops.store.lifecycle import Backends
 
 EXECUTION_NAME_MAX = 80
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")

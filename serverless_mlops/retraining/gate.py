@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serverless_mlops.spec import Metric
+from serverless_mlops.model.spec import Metric
 
 EPSILON = 1e-12
 

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.registry import PARTITION_KEY
 from serverless_mlops.retraining.table import RetrainingTable
+from serverless_mlops.store.registry import PARTITION_KEY
 
 DEFAULT_LOCK_TTL_SECONDS = 8 * 24 * 3600  # above the longest default execution (7-day approval + training + 1 h)
 

@@ -12,8 +12,6 @@ import json
 from typing import Any, Literal
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError
-from serverless_mlops.lifecycle import Backends, lineage_of, register_record
-from serverless_mlops.registry import PRODUCTION, STAGING
 from serverless_mlops.retraining import approvals, lock
 from serverless_mlops.retraining.contract import (
     STATE_EVALUATE,
@@ -31,6 +29,8 @@ from serverless_mlops.retraining.contract import (
 from serverless_mlops.retraining.gate import fmt_value
 from serverless_mlops.retraining.runs import read_record
 from serverless_mlops.retraining.state import Approval, Notification, Promotion, VersionInfo, WorkflowState
+from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
+from serverless_mlops.store.registry import PRODUCTION, STAGING
 
 SUBJECT_MAX = 100
 TIMEOUT_ERROR = "States.Timeout"

@@ -1,7 +1,7 @@
 """The pluggable Train contract: a run folder in S3 and the S3 reads and writes the steps share.
 
 Any trainer (this project's Lambda, a SageMaker training job, an ECS Fargate task) that writes the
-:class:`~serverless_mlops.training.TrainedModel` folder layout — ``model.onnx``, ``profile.json.gz``, ``run.json`` —
+:class:`~serverless_mlops.model.fit.TrainedModel` folder layout — ``model.onnx``, ``profile.json.gz``, ``run.json`` —
 to ``s3://{bucket}/runs/{model}/{execution name}/`` can stand in for the Train state: Evaluate collects the folder
 itself when the state has no ``candidate``. No scikit-learn here: the release function (inference layer) reads
 run records too.
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from serverless_mlops.artifacts import ArtifactStore, encryption_args, read_failure
 from serverless_mlops.errors import DataError, NotFoundError
-from serverless_mlops.retraining.contract import RUNS_PREFIX, SNAPSHOTS_PREFIX
-from serverless_mlops.training import (
+from serverless_mlops.model.fit import (
     MODEL_FILE,
     PROFILE_FILE,
     RUN_FILE,
@@ -22,6 +20,8 @@ from serverless_mlops.training import (
     TrainedModel,
     sha256_hex,  # noqa: F401 - one definition, still importable from here (tests, trainers)
 )
+from serverless_mlops.retraining.contract import RUNS_PREFIX, SNAPSHOTS_PREFIX
+from serverless_mlops.store.artifacts import ArtifactStore, encryption_args, read_failure
 
 
 def split_uri(uri: str) -> tuple[str, str]:

@@ -13,10 +13,10 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
-from serverless_mlops.artifacts import read_failure
 from serverless_mlops.errors import NotFoundError, SpecError
+from serverless_mlops.model.spec import ModelSpec, parse_spec
 from serverless_mlops.retraining.contract import SPECS_PREFIX
-from serverless_mlops.spec import ModelSpec, parse_spec
+from serverless_mlops.store.artifacts import read_failure
 
 SPEC_FILE = "spec.json"
 # why the training function reads only CSV: layers/README.md (pyarrow would not fit beside scikit-learn and scipy)
@@ -33,7 +33,7 @@ def spec_key(model: str) -> str:
 
 def spec_files(spec: ModelSpec) -> dict[str, bytes]:
     """The files that publish ``spec``, keyed by their path under ``specs/`` (``{model}/spec.json``, ``{model}/<data>``)."""
-    from serverless_mlops.data import read_bytes
+    from serverless_mlops.model.data import read_bytes
 
     document = spec.model_dump(mode="json", by_alias=True)
     files: dict[str, bytes] = {}

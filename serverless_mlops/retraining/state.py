@@ -16,9 +16,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.retraining.contract import Outcome, Step, Trigger
+from serverless_mlops.store.artifacts import ArtifactRef
 
 
 class WorkflowStateError(MlopsError):

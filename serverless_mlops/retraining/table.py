@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
 from serverless_mlops.retraining.contract import APPROVAL_PREFIX, LOCK_PREFIX, LOCK_SORT_KEY
+from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 
 class RetrainingTable:

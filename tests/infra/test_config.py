@@ -207,7 +207,7 @@ def test_a_spec_whose_data_retraining_cannot_read_stops_the_synth_in_one_line(
 
 def test_such_a_spec_still_trains_locally(tmp_path: Path) -> None:
     # the refusal is the deployment's: the spec itself stays valid for `mlops train` (which reads s3:// and Parquet)
-    from serverless_mlops.spec import load_spec
+    from serverless_mlops.model.spec import load_spec
 
     wine_with_data(tmp_path, "{uri: s3://other/x.csv}")
     assert load_spec(tmp_path / "other.yaml").data.uri == "s3://other/x.csv"

@@ -52,7 +52,7 @@ def test_the_bucket_refuses_objects_encrypted_otherwise(synth: Synth) -> None:
     key_arn = {"Fn::GetAtt": [logical_id(synth, "AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
     (policy,) = [p for p in synth.resources("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
     denies = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"}
-    # what the code sends without MLOPS_KMS_KEY_ID (serverless_mlops.artifacts.encryption_args: SSE-S3)
+    # what the code sends without MLOPS_KMS_KEY_ID (serverless_mlops.store.artifacts.encryption_args: SSE-S3)
     assert denies["DenyOtherEncryption"]["Action"] == "s3:PutObject"
     assert denies["DenyOtherEncryption"]["Condition"] == {"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}}
     assert denies["DenyOtherKeys"]["Condition"] == {

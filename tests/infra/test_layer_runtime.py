@@ -26,10 +26,10 @@ import layers.build as build
 from infra.packaging import stage_code
 from layers import elf
 from layers.build import PYTHON_VERSION, LayerBuildError, RuntimePython, build_layer, find_runtime_python, unzipped_size
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import LocalAws, ensure_resources
+from serverless_mlops.local.moto import LocalAws, ensure_resources
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends
 from tests.events import LambdaContext, load_event
 from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
 from tests.integration._inference import onnx_outputs, records, register

@@ -3,7 +3,7 @@
 A Python 3.12 interpreter, with ``-S`` so that none of its own site-packages can stand in for what the layer lacks,
 gets the repository's ``serverless_mlops`` package, then the built layer, then a folder standing in for the runtime's
 boto3, in Lambda's ``sys.path`` order. It trains an example model end to end through
-``serverless_mlops.training.train``: fit, ONNX conversion, parity check, metrics, profile. The layer is pruned,
+``serverless_mlops.model.fit.train``: fit, ONNX conversion, parity check, metrics, profile. The layer is pruned,
 sourceless (a ``.pyc`` in place of each ``.py``) and its shared libraries are stripped of their symbols
 (layers/README.md), so other tests load every extension module and library it has and check what it contains.
 """
@@ -21,7 +21,7 @@ import pytest
 from infra.packaging import stage_code
 from layers.build import PYTHON_VERSION, RuntimePython, build_layer, unzipped_size
 from layers.rules import LAMBDA_UNZIPPED_LIMIT, SIZE_BUDGET
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
 from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +32,8 @@ FROM_THE_LAYER = ("numpy", "scipy", "pandas", "sklearn", "skl2onnx", "onnx", "on
 TRAIN = """
 import json, os, sys, time
 started = time.perf_counter()
-from serverless_mlops.spec import load_spec
-from serverless_mlops.training import train
+from serverless_mlops.model.spec import load_spec
+from serverless_mlops.model.fit import train
 trained = train(load_spec(os.environ["SPEC"]))
 trained.write(os.environ["OUT"])
 origins = {name: getattr(sys.modules.get(name), "__file__", None) for name in json.loads(os.environ["MODULES"])}

@@ -104,7 +104,7 @@ class RecordingS3:
 def _listings() -> dict[str, tuple[str, list[str]]]:
     """Each listing function of the deployed code → (the function that runs it, the Prefixes it asks S3 for)."""
     from serverless_mlops.drift.capture_reader import capture_keys
-    from serverless_mlops.retraining.training_steps import feedback_keys
+    from serverless_mlops.retraining.candidate_steps import feedback_keys
 
     drift, training = RecordingS3(), RecordingS3()
     capture_keys(drift, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))

@@ -28,7 +28,7 @@ def test_the_code_asset_holds_the_handler_and_what_it_imports_only(function: str
     assert f"functions/{function}/app.py" in files
     assert {"functions/__init__.py", "functions/observability.py", "serverless_mlops/__init__.py"} <= files
     assert not [f for f in files if f.startswith("serverless_mlops/cli/") or "__pycache__" in f or f.endswith(".pyc")]
-    assert "serverless_mlops/training.py" not in files  # scikit-learn's side of the library never ships to Lambda
+    assert "serverless_mlops/model/fit.py" not in files  # scikit-learn's side of the library never ships to Lambda
     other = {"inference": "drift_check", "drift_check": "inference"}[function]
     assert not [f for f in files if f.startswith(f"functions/{other}/")]
     asset = stage_code(function, staging=tmp_path)

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 
-from serverless_mlops.spec import load_spec
+from serverless_mlops.model.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

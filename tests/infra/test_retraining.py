@@ -18,9 +18,9 @@ import pytest
 from infra.packaging import LAMBDA_UNZIPPED_LIMIT
 from infra.retraining import LAMBDA_ERRORS, stage_specs
 from layers.build import unzipped_size
+from serverless_mlops.model.fit import CODE_VERSION_ENV
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
-from serverless_mlops.training import CODE_VERSION_ENV
 from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, s3_grants, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -385,11 +385,11 @@ def test_the_readme_sagemaker_train_step_synthesizes_with_cdk_nag(monkeypatch: p
 
 
 def test_the_readme_trainer_writes_a_run_folder_that_evaluate_collects(monkeypatch: pytest.MonkeyPatch, backends: Any) -> None:
+    from serverless_mlops.model.spec import load_spec
+    from serverless_mlops.retraining.candidate_steps import collect
     from serverless_mlops.retraining.runs import sha256_hex
     from serverless_mlops.retraining.specs import publish_specs
     from serverless_mlops.retraining.state import DataSnapshot, WorkflowState
-    from serverless_mlops.retraining.training_steps import collect
-    from serverless_mlops.spec import load_spec
 
     _app, trainer = _readme_examples()
     store = backends.store

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.app import build_app
 from infra.config import ConfigError
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
+from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 from tests.infra.conftest import Synth
 
 

@@ -13,13 +13,13 @@ import pytest
 from moto import mock_aws
 
 from functions.inference.app import PowertoolsTelemetry, create_handler
-from serverless_mlops.data import load_dataset
-from serverless_mlops.endpoint import Endpoint, EndpointSettings
-from serverless_mlops.lifecycle import Backends, lineage_of, register_record
-from serverless_mlops.local import ensure_resources
-from serverless_mlops.registry import ModelVersion
+from serverless_mlops.local.moto import ensure_resources
+from serverless_mlops.model.data import load_dataset
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
+from serverless_mlops.store.registry import ModelVersion
 from tests.conftest import example_spec
 from tests.events import LambdaContext, load_event
 

@@ -19,12 +19,12 @@ from moto import mock_aws
 
 import serverless_mlops.aws
 from serverless_mlops.cli import main
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local import ensure_resources
+from serverless_mlops.local.moto import ensure_resources
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining.approvals import get_approval, put_pending
 from serverless_mlops.retraining.control import start_retraining
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.integration.test_retraining_control import _finished, _token, _waiting_machine
 
 MODEL = "wine"

@@ -13,12 +13,12 @@ import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from serverless_mlops.artifacts import ArtifactRef, ArtifactStore
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
-from serverless_mlops.lifecycle import Backends, load_model, register_run
-from serverless_mlops.registry import ModelVersion
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.artifacts import ArtifactRef, ArtifactStore
+from serverless_mlops.store.lifecycle import Backends, load_model, register_run
+from serverless_mlops.store.registry import ModelVersion
 
 PAYLOAD = b"\x08\x07onnx-ish bytes\x00\xff" * 64
 

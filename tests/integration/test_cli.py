@@ -28,9 +28,9 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.cli import main
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import ensure_resources
+from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.lifecycle import Backends
 from tests.conftest import EXAMPLE_NAMES, MODELS
 
 USER = "cli-tester"

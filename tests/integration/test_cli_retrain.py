@@ -14,11 +14,11 @@ from moto import mock_aws
 
 from serverless_mlops.cli import main
 from serverless_mlops.cli.retrain import Followed, Step, outcome_line
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local import ensure_resources
+from serverless_mlops.local.moto import ensure_resources
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends, register_run
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:retraining"
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from serverless_mlops.capture import capture_key, encode_records, timestamp
 from serverless_mlops.drift import capture_reader
 from serverless_mlops.drift.alerts import alert_key, alert_message, send_alert_once, start_retraining
 from serverless_mlops.drift.result import DriftResult, FeatureResult, Histogram, Quality, Window
 from serverless_mlops.drift.service import make_window, run_check
 from serverless_mlops.errors import DataError
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.spec import Drift
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.spec import Drift
+from serverless_mlops.store.capture_format import capture_key, encode_records, timestamp
+from serverless_mlops.store.lifecycle import Backends, register_run
 
 WINDOW = Window(start="2026-11-25T11:00:00.000Z", end="2026-11-25T12:00:00.000Z", label="20261125T1100Z-20261125T1200Z")
 

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serverless_mlops.capture import capture_key, encode_records
 from serverless_mlops.cli import main
 from serverless_mlops.cli.drift import parse_window
 from serverless_mlops.drift.check import ABSENT
 from serverless_mlops.errors import DataError
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.store.capture_format import capture_key, encode_records
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.integration.test_drift_lambda import drifted_frame
 from tests.unit.test_drift_check import fresh_sample, records_for
 

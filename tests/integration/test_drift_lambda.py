@@ -15,13 +15,13 @@ import pytest
 
 from functions.drift_check import app
 from functions.drift_check.events import parse_event
-from serverless_mlops.capture import capture_key, encode_records
 from serverless_mlops.drift.alerts import execution_name
 from serverless_mlops.drift.service import Notifier
 from serverless_mlops.errors import InvalidInputError
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.server import ACCOUNT_ID, LambdaContext
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.local.http_api import ACCOUNT_ID, LambdaContext
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.store.capture_format import capture_key, encode_records
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.events import emf_records
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from serverless_mlops.capture import encode_records, timestamp
-from serverless_mlops.demo import DRIFTED_ROWS, DRIFTING_MODEL, SEED, SHIFT_STDS
 from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import to_html
 from serverless_mlops.drift.result import DriftResult, Histogram, Window
-from serverless_mlops.spec import Drift
-from serverless_mlops.training import train
+from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, SEED, SHIFT_STDS
+from serverless_mlops.model.fit import train
+from serverless_mlops.model.spec import Drift
+from serverless_mlops.store.capture_format import encode_records, timestamp
 from tests._html_dom import Element, parse
 from tests.conftest import example_spec
 from tests.unit.test_drift_check import WHEN, current_from, profile_of, records_for, training_frame

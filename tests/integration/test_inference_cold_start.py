@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import LocalAws, ensure_resources
+from serverless_mlops.local.moto import LocalAws, ensure_resources
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends
 from tests.integration._inference import records, register
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.capture import decode_records
-from serverless_mlops.endpoint import Endpoint, EndpointSettings
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import LocalAws, ensure_resources
+from serverless_mlops.local.moto import LocalAws, ensure_resources
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.capture_format import decode_records
+from serverless_mlops.store.lifecycle import Backends
 from tests.events import emf_records
 from tests.integration._faults import FaultyEndpoint
 from tests.integration._inference import Clock, call, handler_for, records, register

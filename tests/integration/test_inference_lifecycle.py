@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.capture import decode_records
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.store.capture_format import decode_records
+from serverless_mlops.store.lifecycle import Backends
 from tests.events import emf_records
 from tests.integration._inference import Clock, call, endpoint, handler_for, records, register
 
@@ -229,7 +229,7 @@ def test_the_deployed_handler_builds_its_endpoint_from_the_environment_once(
 def test_without_a_telemetry_sink_failures_are_logged(
     served: Backends, clock: Clock, trained_models: dict[str, TrainedModel], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from serverless_mlops.endpoint import Endpoint, EndpointSettings, ModelUnavailableError, PredictRequest
+    from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings, ModelUnavailableError, PredictRequest
 
     class Down:
         def put(self, key: str, data: bytes) -> None:

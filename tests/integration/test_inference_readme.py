@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.store.lifecycle import Backends
 from tests.conftest import ROOT
 from tests.integration._inference import Clock, call, endpoint, handler_for, register
 

@@ -36,7 +36,7 @@ import pytest
 from serverless_mlops.cli import local as cli_local
 from serverless_mlops.cli import main
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.local_env import LocalInfo
+from serverless_mlops.local.environment import LocalInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -339,7 +339,7 @@ def test_client_commands_in_process(stack: Stack, monkeypatch: pytest.MonkeyPatc
     assert main(["local", "up", "--api-port", "0"]) == 1
     assert "already running" in capsys.readouterr().err
 
-    from serverless_mlops import local_env
+    from serverless_mlops.local import environment as local_env
 
     failed = local_env.Fired(info.schedules[0], {}, {"errorType": "KeyError", "errorMessage": "'x'"}, errored=True, seconds=0.1)
     monkeypatch.setattr(local_env, "fire_schedules", lambda info, model: [failed])

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from serverless_mlops import local_stack
-from serverless_mlops.demo import TourError, _Tour
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.local_env import LocalEnvironment, local_environment, local_template, receive_alerts
+from serverless_mlops.local import stack as local_stack
+from serverless_mlops.local.demo import TourError, _Tour
+from serverless_mlops.local.environment import LocalEnvironment, local_environment, local_template, receive_alerts
 
 STACK_TEMPLATE = "serverless-mlops-dev.template.json"
 

@@ -15,9 +15,8 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.aws import client
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local import LocalAws
-from serverless_mlops.local_stack import (
+from serverless_mlops.local.moto import LocalAws
+from serverless_mlops.local.stack import (
     BUCKET_DEPLOYMENT,
     FUNCTION,
     LOCAL_OUT,
@@ -31,8 +30,9 @@ from serverless_mlops.local_stack import (
     provision,
     synthesized,
 )
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.conftest import ROOT
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from serverless_mlops.local import free_port
+from serverless_mlops.local.moto import free_port
 from tests.conftest import ROOT
 
 

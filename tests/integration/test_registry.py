@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from serverless_mlops import registry as registry_module
-from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError, RegistryError
-from serverless_mlops.lifecycle import Backends, lineage_of, register_run, resolve_version
-from serverless_mlops.registry import PRODUCTION, STAGING, Alias, DynamoDBRegistry, Lineage, ModelVersion, Status
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.store import registry as registry_module
+from serverless_mlops.store.artifacts import ArtifactRef
+from serverless_mlops.store.lifecycle import Backends, lineage_of, register_run, resolve_version
+from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias, DynamoDBRegistry, Lineage, ModelVersion, Status
 
 MODEL = "breast-cancer"
 

@@ -10,7 +10,7 @@ condition and then writes with no lock, and ``query`` iterates a dict other thre
 that lets two conditional puts of the same key both succeed (observed: two registrations both told "version 4",
 399 items stored) or fails a query with ``RuntimeError: dictionary changed size during iteration``. Real DynamoDB
 applies each single-item conditional write atomically, and the registry relies on exactly that, so
-:func:`serverless_mlops.local.serialize_moto_dynamodb` (applied for the whole session in conftest, and by local
+:func:`serverless_mlops.local.moto.serialize_moto_dynamodb` (applied for the whole session in conftest, and by local
 mode) makes moto handle one DynamoDB request at a time; the threads still interleave
 between requests, which is where the registry's races live.
 """
@@ -28,13 +28,13 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError
-from serverless_mlops.lifecycle import Backends, lineage_of, register_record
-from serverless_mlops.local import LocalAws, ensure_resources
-from serverless_mlops.registry import Alias, ModelVersion
+from serverless_mlops.local.moto import LocalAws, ensure_resources
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.artifacts import ArtifactRef
+from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
+from serverless_mlops.store.registry import Alias, ModelVersion
 
 MODEL = "breast-cancer"
 THREADS = 16

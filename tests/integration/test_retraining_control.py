@@ -15,12 +15,12 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.local import ensure_resources
+from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.retraining import control
 from serverless_mlops.retraining.approvals import get_approval, put_pending
 from serverless_mlops.retraining.control import ApprovalExpiredError, approve, execution_name, reject, start_retraining
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.lifecycle import Backends
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 MODEL = "wine"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining import lock
 from serverless_mlops.retraining.contract import ALREADY_RUNNING_ERROR
 from serverless_mlops.retraining.lock import RetrainingInProgress, acquire, current, release
+from serverless_mlops.store.lifecycle import Backends
 
 A = "arn:aws:states:us-east-1:123456789012:execution:retraining:wine-manual-20260101T000000"
 B = "arn:aws:states:us-east-1:123456789012:execution:retraining:wine-drift-20260101T0100"

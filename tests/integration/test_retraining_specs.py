@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from serverless_mlops.errors import NotFoundError, SpecError
-from serverless_mlops.lifecycle import Backends
 from serverless_mlops.retraining.specs import load_published_spec, publish_specs, spec_files
+from serverless_mlops.store.lifecycle import Backends
 from tests.conftest import example_spec
 
 

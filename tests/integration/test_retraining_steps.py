@@ -22,10 +22,11 @@ from moto import mock_aws
 from functions.release import app as release_app
 from functions.training import app as training_app
 from serverless_mlops.errors import ConflictError, DataError, MlopsError, NotFoundError
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local import ensure_resources
-from serverless_mlops.registry import PRODUCTION, STAGING
-from serverless_mlops.retraining import lock, release_steps, training_steps
+from serverless_mlops.local.moto import ensure_resources
+from serverless_mlops.model.fit import TrainedModel, train
+from serverless_mlops.model.signature import FeatureSignature
+from serverless_mlops.model.spec import ModelSpec
+from serverless_mlops.retraining import candidate_steps, lock, release_steps
 from serverless_mlops.retraining.approvals import get_approval
 from serverless_mlops.retraining.contract import (
     EVALUATE,
@@ -44,9 +45,8 @@ from serverless_mlops.retraining.runs import read_object, write_run
 from serverless_mlops.retraining.specs import publish_specs
 from serverless_mlops.retraining.state import TaskError, WorkflowState, WorkflowStateError
 from serverless_mlops.settings import Settings
-from serverless_mlops.signature import FeatureSignature
-from serverless_mlops.spec import ModelSpec
-from serverless_mlops.training import TrainedModel, train
+from serverless_mlops.store.lifecycle import Backends, register_run
+from serverless_mlops.store.registry import PRODUCTION, STAGING
 from tests.conftest import example_spec
 
 MODEL = "diabetes"
@@ -98,8 +98,8 @@ def trained_run() -> TrainedModel:
         ensure_resources(settings)
         backends = Backends.from_settings(settings)
         _publish(backends, example_spec(MODEL))
-        state = training_steps.prepare(_start(), backends, execution_arn=ARN, lock_ttl_seconds=TTL)
-        training_steps.train(state, backends, execution_name=NAME)
+        state = candidate_steps.prepare(_start(), backends, execution_arn=ARN, lock_ttl_seconds=TTL)
+        candidate_steps.train(state, backends, execution_name=NAME)
         from serverless_mlops.retraining.runs import read_run
 
         return read_run(backends.store, MODEL, NAME)[1]
@@ -125,13 +125,13 @@ def env(backends: Backends) -> Env:
 
 
 def _prepared(env: Env, owner: str = ARN) -> WorkflowState:
-    return training_steps.prepare(_start(), env.backends, execution_arn=owner, lock_ttl_seconds=TTL)
+    return candidate_steps.prepare(_start(), env.backends, execution_arn=owner, lock_ttl_seconds=TTL)
 
 
 def _candidate(env: Env, run: TrainedModel) -> WorkflowState:
     state = _prepared(env)
     write_run(env.backends.store, MODEL, NAME, run)
-    return training_steps.collect(state, env.backends, execution_name=NAME)
+    return candidate_steps.collect(state, env.backends, execution_name=NAME)
 
 
 def _champion(env: Env, trained: TrainedModel) -> int:
@@ -250,7 +250,7 @@ def test_parquet_base_data_published_without_the_synth_check_is_refused_in_one_l
 def test_prepare_without_a_published_spec_is_not_found(env: Env) -> None:
     state = WorkflowState(model="wine", trigger="manual")
     with pytest.raises(NotFoundError, match="model 'wine' has no published spec"):
-        training_steps.prepare(state, env.backends, execution_arn=ARN, lock_ttl_seconds=TTL)
+        candidate_steps.prepare(state, env.backends, execution_arn=ARN, lock_ttl_seconds=TTL)
 
 
 def test_prepare_while_another_execution_runs_raises_retraining_in_progress(env: Env) -> None:
@@ -284,18 +284,18 @@ def test_collect_refuses_a_run_trained_on_other_data(env: Env, trained_run: Trai
     other = TrainedModel(trained_run.record.model_copy(update={"data_sha256": "0" * 64}), trained_run.onnx_bytes, trained_run.profile_bytes)
     write_run(env.backends.store, MODEL, NAME, other)
     with pytest.raises(DataError, match="a trainer must train on the snapshot"):
-        training_steps.collect(state, env.backends, execution_name=NAME)
+        candidate_steps.collect(state, env.backends, execution_name=NAME)
 
 
 def test_collect_without_a_run_folder_names_the_folder(env: Env) -> None:
     state = _prepared(env)
     with pytest.raises(NotFoundError, match=f"the trainer left no complete run folder at s3://.*/runs/{MODEL}/{NAME}/"):
-        training_steps.collect(state, env.backends, execution_name=NAME)
+        candidate_steps.collect(state, env.backends, execution_name=NAME)
 
 
 # -- evaluate -------------------------------------------------------------------------------------------------------
 def test_evaluate_without_champion_passes_on_the_floor(env: Env, trained_run: TrainedModel) -> None:
-    evaluation = training_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert evaluation.passed
     assert evaluation.champion is None
@@ -311,7 +311,7 @@ def test_evaluate_without_champion_passes_on_the_floor(env: Env, trained_run: Tr
 def test_evaluate_collects_a_run_folder_a_pluggable_trainer_left(env: Env, trained_run: TrainedModel) -> None:
     state = _prepared(env)
     write_run(env.backends.store, MODEL, NAME, trained_run)
-    evaluated = training_steps.evaluate(state, env.backends, execution_name=NAME)
+    evaluated = candidate_steps.evaluate(state, env.backends, execution_name=NAME)
     assert evaluated.candidate is not None
     assert evaluated.evaluation is not None
     assert evaluated.evaluation.passed
@@ -322,7 +322,7 @@ def test_evaluate_scores_champion_and_candidate_on_the_same_holdout(
 ) -> None:
     """The champion trained on the same rows with the same split scores exactly what the candidate scores: a tie."""
     version = _champion(env, trained_models[MODEL])
-    evaluation = training_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert evaluation.champion is not None
     assert evaluation.champion.version == version
@@ -335,7 +335,7 @@ def test_evaluate_scores_champion_and_candidate_on_the_same_holdout(
 
 def test_evaluate_better_candidate_beats_a_weak_champion(env: Env, trained_run: TrainedModel, weak_champion: TrainedModel) -> None:
     _champion(env, weak_champion)
-    evaluation = training_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert evaluation.passed
     assert evaluation.champion is not None
@@ -356,7 +356,7 @@ def test_evaluate_worse_candidate_fails_against_a_strong_champion(
     assert data is not None
     record = weak_champion.record.model_copy(update={"data_uri": data.uri, "data_sha256": data.sha256})
     write_run(env.backends.store, MODEL, NAME, TrainedModel(record, weak_champion.onnx_bytes, weak_champion.profile_bytes))
-    evaluation = training_steps.evaluate(state, env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(state, env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert not evaluation.passed
     assert evaluation.improvement is not None
@@ -370,7 +370,7 @@ def test_evaluate_with_a_champion_that_cannot_score_compares_with_the_floor_only
     features = [FeatureSignature(**{**f.model_dump(), "name": "gone"}) if f.name == "bmi" else f for f in good.record.signature.features]
     record = good.record.model_copy(update={"signature": good.record.signature.model_copy(update={"features": features})})
     version = _champion(env, TrainedModel(record, good.onnx_bytes, good.profile_bytes))
-    evaluation = training_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, trained_run), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert evaluation.champion is not None
     assert evaluation.champion.value is None
@@ -385,7 +385,7 @@ def test_evaluate_below_the_floor_fails(env: Env, trained_run: TrainedModel) -> 
     spec = dict(trained_run.record.spec)
     spec["evaluation"] = {**spec["evaluation"], "floor": 10.0}
     strict = TrainedModel(trained_run.record.model_copy(update={"spec": spec}), trained_run.onnx_bytes, trained_run.profile_bytes)
-    evaluation = training_steps.evaluate(_candidate(env, strict), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, strict), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert not evaluation.passed
     assert evaluation.floor == 10.0
@@ -395,7 +395,7 @@ def test_evaluate_below_the_floor_fails(env: Env, trained_run: TrainedModel) -> 
 def test_evaluate_fails_the_gate_when_the_onnx_metric_is_not_the_training_runs(env: Env, trained_run: TrainedModel) -> None:
     metrics = {**trained_run.record.metrics, "rmse": trained_run.record.metrics["rmse"] - 5}
     lying = TrainedModel(trained_run.record.model_copy(update={"metrics": metrics}), trained_run.onnx_bytes, trained_run.profile_bytes)
-    evaluation = training_steps.evaluate(_candidate(env, lying), env.backends, execution_name=NAME).evaluation
+    evaluation = candidate_steps.evaluate(_candidate(env, lying), env.backends, execution_name=NAME).evaluation
     assert evaluation is not None
     assert not evaluation.passed
     assert not evaluation.parity["passed"]
@@ -408,12 +408,12 @@ def test_evaluate_refuses_a_snapshot_that_changed(env: Env, trained_run: Trained
     key = state.data.uri.split("/", 3)[3]
     env.backends.store.s3.put_object(Bucket=env.backends.store.bucket, Key=key, Body=b"age\n1\n")
     with pytest.raises(DataError, match="the snapshot's sha256 is not the"):
-        training_steps.evaluate(state, env.backends, execution_name=NAME)
+        candidate_steps.evaluate(state, env.backends, execution_name=NAME)
 
 
 # -- register / promote / reject ------------------------------------------------------------------------------------
 def _evaluated(env: Env, run: TrainedModel) -> WorkflowState:
-    return training_steps.evaluate(_candidate(env, run), env.backends, execution_name=NAME)
+    return candidate_steps.evaluate(_candidate(env, run), env.backends, execution_name=NAME)
 
 
 def test_register_records_lineage_with_execution_trigger_and_snapshot(env: Env, trained_run: TrainedModel) -> None:
@@ -703,11 +703,11 @@ def test_default_dependencies_read_the_environment_once(env: Env, monkeypatch: p
 
 # -- error paths ----------------------------------------------------------------------------------------------------
 def _holdout(trained_run: TrainedModel, env: Env) -> tuple[pd.DataFrame, Any]:
-    from serverless_mlops.training import split_holdout
+    from serverless_mlops.model.fit import split_holdout
 
     spec = ModelSpec.model_validate(trained_run.record.spec)
     state = _prepared(env)
-    return split_holdout(spec, training_steps.load_snapshot(state, env.backends, spec).frame)[1], spec
+    return split_holdout(spec, candidate_steps.load_snapshot(state, env.backends, spec).frame)[1], spec
 
 
 def _with_feature(signature: Any, feature: str, **changes: Any) -> Any:
@@ -716,19 +716,19 @@ def _with_feature(signature: Any, feature: str, **changes: Any) -> Any:
 
 
 def test_score_says_why_a_model_cannot_score(env: Env, trained_run: TrainedModel) -> None:
-    from serverless_mlops.spec import Metric, Task
+    from serverless_mlops.model.spec import Metric, Task
 
     holdout, _ = _holdout(trained_run, env)
     signature, onnx_bytes = trained_run.record.signature, trained_run.onnx_bytes
-    assert training_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE) == pytest.approx(
+    assert candidate_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE) == pytest.approx(
         trained_run.record.metrics["rmse"]
     )
-    with pytest.raises(training_steps.CannotScoreError, match=r"scoring failed: \S"):
-        training_steps.score(_with_feature(signature, "bmi", input_name="nope"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
-    with pytest.raises(training_steps.CannotScoreError, match="scoring failed: could not convert string to float"):
-        training_steps.score(_with_feature(signature, "sex", kind="numeric"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
-    with pytest.raises(training_steps.CannotScoreError, match="roc_auc is not defined on this holdout"):
-        training_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.ROC_AUC)
+    with pytest.raises(candidate_steps.CannotScoreError, match=r"scoring failed: \S"):
+        candidate_steps.score(_with_feature(signature, "bmi", input_name="nope"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
+    with pytest.raises(candidate_steps.CannotScoreError, match="scoring failed: could not convert string to float"):
+        candidate_steps.score(_with_feature(signature, "sex", kind="numeric"), onnx_bytes, holdout, Task.REGRESSION, Metric.RMSE)
+    with pytest.raises(candidate_steps.CannotScoreError, match="roc_auc is not defined on this holdout"):
+        candidate_steps.score(signature, onnx_bytes, holdout, Task.REGRESSION, Metric.ROC_AUC)
 
 
 def test_a_candidate_that_cannot_score_fails_evaluate_naming_the_model(env: Env, trained_run: TrainedModel) -> None:
@@ -737,7 +737,7 @@ def test_a_candidate_that_cannot_score_fails_evaluate_naming_the_model(env: Env,
     with pytest.raises(
         MlopsError, match=r"model 'diabetes': the candidate cannot be scored on s3://\S+: columns missing from the data: gone"
     ):
-        training_steps.evaluate(_candidate(env, broken), env.backends, execution_name=NAME)
+        candidate_steps.evaluate(_candidate(env, broken), env.backends, execution_name=NAME)
 
 
 def test_collect_refuses_a_run_of_another_model(env: Env, trained_run: TrainedModel) -> None:
@@ -745,7 +745,7 @@ def test_collect_refuses_a_run_of_another_model(env: Env, trained_run: TrainedMo
     other = TrainedModel(trained_run.record.model_copy(update={"model": "wine"}), trained_run.onnx_bytes, trained_run.profile_bytes)
     write_run(env.backends.store, MODEL, NAME, other)
     with pytest.raises(DataError, match="the run is of model 'wine', not 'diabetes'"):
-        training_steps.collect(state, env.backends, execution_name=NAME)
+        candidate_steps.collect(state, env.backends, execution_name=NAME)
 
 
 def test_an_unreadable_run_record_is_a_data_error_naming_it(env: Env) -> None:
@@ -755,7 +755,7 @@ def test_an_unreadable_run_record_is_a_data_error_naming_it(env: Env) -> None:
         store.s3.put_object(Bucket=store.bucket, Key=f"runs/{MODEL}/{NAME}/{name}", Body=b"x")
     store.s3.put_object(Bucket=store.bucket, Key=f"runs/{MODEL}/{NAME}/run.json", Body=b"{not json")
     with pytest.raises(DataError, match=f"runs/{MODEL}/{NAME}/run.json: unreadable run record"):
-        training_steps.collect(state, env.backends, execution_name=NAME)
+        candidate_steps.collect(state, env.backends, execution_name=NAME)
 
 
 def test_base_data_missing_from_the_bucket_is_a_data_error_naming_it(env: Env) -> None:
@@ -766,8 +766,8 @@ def test_base_data_missing_from_the_bucket_is_a_data_error_naming_it(env: Env) -
 
 
 def test_s3_helpers_refuse_a_malformed_uri_and_encrypt_with_kms(env: Env) -> None:
-    from serverless_mlops.artifacts import ArtifactStore
     from serverless_mlops.retraining.runs import put_object, split_uri
+    from serverless_mlops.store.artifacts import ArtifactStore
 
     with pytest.raises(DataError, match="s3://bucket-only: expected s3://bucket/key"):
         split_uri("s3://bucket-only")

@@ -1,4 +1,4 @@
-"""The local HTTP server (``serverless_mlops.server``) and ``mlops serve``, over real sockets on 127.0.0.1.
+"""The local HTTP server (``serverless_mlops.local.http_api``) and ``mlops serve``, over real sockets on 127.0.0.1.
 
 The server is exercised first with small handlers of the tests' own (what the event looks like, how answers map
 back, failures, limits, concurrency, shutdown), then with the inference Lambda's own handler and a model registered
@@ -25,17 +25,17 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.capture import decode_records
 from serverless_mlops.cli import main
 from serverless_mlops.cli.serve import curl_example, example_value, load_handler, serve_environment, typical_row
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local import LocalAws, ensure_resources, free_port
-from serverless_mlops.server import LambdaContext, LambdaHttpApp, LocalServer, http_api_event, http_response, is_text
-from serverless_mlops.serving import OnnxModel
+from serverless_mlops.local.http_api import LambdaContext, LambdaHttpApp, LocalServer, http_api_event, http_response, is_text
+from serverless_mlops.local.moto import LocalAws, ensure_resources, free_port
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.signature import FeatureSignature
+from serverless_mlops.serving.onnx_model import OnnxModel
 from serverless_mlops.settings import Settings
-from serverless_mlops.signature import FeatureSignature
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.capture_format import decode_records
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.integration._inference import records
 
 TIMEOUT = 10
@@ -592,7 +592,7 @@ def test_curl_example_sends_typical_values_from_the_training_profile_not_a_train
 
     import pandas as pd
 
-    from serverless_mlops.profile import load_profile
+    from serverless_mlops.model.profile import load_profile
 
     command = curl_example("http://h:1", world.backends, ["wine"])
     row = json.loads(shlex.split(command)[-1])["instances"][0]

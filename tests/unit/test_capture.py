@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from serverless_mlops.capture import (
+from serverless_mlops.store.capture_format import (
     CaptureFormatError,
     capture_key,
     decode_records,

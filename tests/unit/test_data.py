@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from serverless_mlops.data import load_dataset, read_bytes
 from serverless_mlops.errors import DataError, MlopsError
+from serverless_mlops.model.data import load_dataset, read_bytes
+from serverless_mlops.model.spec import ModelSpec, parse_spec
 from serverless_mlops.settings import Settings
-from serverless_mlops.spec import ModelSpec, parse_spec
 from tests.conftest import MODELS, example_spec
 
 HEADER = "age,sex,bmi,y\n"

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serverless_mlops.capture import encode_records, timestamp
 from serverless_mlops.drift import capture_reader
 from serverless_mlops.drift.capture_reader import CaptureReader, read_file
 from serverless_mlops.errors import DataError
+from serverless_mlops.store.capture_format import encode_records, timestamp
 
 KINDS = {"x": "numeric", "colour": "categorical"}
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serverless_mlops.capture import encode_records, timestamp
 from serverless_mlops.drift.capture_reader import CaptureReader, CurrentData
 from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import to_html, to_json
 from serverless_mlops.drift.result import DriftResult
-from serverless_mlops.profile import load_profile
-from serverless_mlops.serving import OnnxModel
-from serverless_mlops.spec import Drift
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.profile import load_profile
+from serverless_mlops.model.spec import Drift
+from serverless_mlops.serving.onnx_model import OnnxModel
+from serverless_mlops.store.capture_format import encode_records, timestamp
 from tests.conftest import MODELS
 
 WHEN = datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
@@ -247,7 +247,7 @@ def test_reports_show_every_feature_with_its_verdict(trained_models: dict[str, T
 
 
 def test_many_categories_are_folded_into_other_in_the_histogram() -> None:
-    from serverless_mlops.profile import build_profile
+    from serverless_mlops.model.profile import build_profile
 
     rng = np.random.default_rng(1)
     labels = np.array([f"c{i:02d}" for i in range(30)])

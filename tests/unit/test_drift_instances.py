@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serverless_mlops.capture import encode_records
 from serverless_mlops.drift import instances
 from serverless_mlops.drift.capture_reader import CaptureReader, CurrentData
 from serverless_mlops.drift.instances import FileRows, read_rows
 from serverless_mlops.errors import DataError
-from serverless_mlops.serving import OnnxModel
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.serving.onnx_model import OnnxModel
+from serverless_mlops.store.capture_format import encode_records
 from tests.unit.test_drift_check import fresh_sample, records_for
 
 

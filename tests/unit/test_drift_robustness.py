@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.drift_check import app
-from serverless_mlops.capture import encode_records
 from serverless_mlops.drift import stats
 from serverless_mlops.drift.capture_reader import CaptureReader, Column, CurrentData
 from serverless_mlops.drift.check import ABSENT, ALL_MISSING, BEYOND_FLOAT, INFINITE, NOT_FINITE, TOO_FEW, check_drift
 from serverless_mlops.drift.report import to_html, to_json
 from serverless_mlops.drift.result import DriftResult, FeatureResult
-from serverless_mlops.profile import build_profile
-from serverless_mlops.spec import Drift
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.profile import build_profile
+from serverless_mlops.model.spec import Drift
+from serverless_mlops.store.capture_format import encode_records
 from tests.unit.test_drift_check import current_from, fresh_sample, profile_of, records_for
 
 KINDS = {"x": "numeric", "y": "numeric", "colour": "categorical"}

@@ -13,8 +13,8 @@ import pytest
 from serverless_mlops.drift.capture_reader import Column, CurrentData
 from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.simulation import simulate
-from serverless_mlops.profile import build_profile
-from serverless_mlops.spec import Drift
+from serverless_mlops.model.profile import build_profile
+from serverless_mlops.model.spec import Drift
 
 DEFAULT = Drift(min_rows=50)  # the spec's defaults, with windows of 50 rows allowed
 EVIDENTLY = Drift(min_rows=50, rule="evidently")

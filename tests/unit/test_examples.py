@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from serverless_mlops.examples import EXAMPLES, write_examples
+from serverless_mlops.model.examples import EXAMPLES, write_examples
 from tests.conftest import MODELS, example_spec
 
 
 def test_committed_example_data_matches_what_scikit_learn_ships(tmp_path: Path) -> None:
     for written in write_examples(tmp_path):
         committed = MODELS / "data" / written.name
-        assert committed.read_bytes() == written.read_bytes(), f"{committed} differs: run python -m serverless_mlops.examples"
+        assert committed.read_bytes() == written.read_bytes(), f"{committed} differs: run python -m serverless_mlops.model.examples"
     assert {p.stem for p in (MODELS / "data").glob("*.csv")} == set(EXAMPLES)
 
 

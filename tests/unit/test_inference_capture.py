@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.capture import decode_records, parse_timestamp
-from serverless_mlops.capture_sink import CaptureBuffer, S3CaptureSink
+from serverless_mlops.serving.capture_writer import CaptureBuffer, S3CaptureSink
+from serverless_mlops.store.capture_format import decode_records, parse_timestamp
 
 T0 = datetime(2026, 11, 25, 10, 59, 30, tzinfo=UTC).timestamp()
 NAMES = ("a", "b")
@@ -145,8 +145,8 @@ def test_add_keeps_references_not_copies(kind: str) -> None:
 
 
 def test_the_fast_encoder_writes_what_encode_records_writes() -> None:
-    from serverless_mlops.capture import encode_records
-    from serverless_mlops.capture_sink import encode
+    from serverless_mlops.serving.capture_writer import encode
+    from serverless_mlops.store.capture_format import encode_records
 
     rows = [
         {

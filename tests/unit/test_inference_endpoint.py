@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from serverless_mlops.endpoint import (
+from serverless_mlops.errors import InvalidInputError
+from serverless_mlops.model.signature import FeatureSignature, Signature
+from serverless_mlops.serving.endpoint import (
     ConfigurationError,
     EndpointSettings,
     InferRequest,
@@ -17,8 +19,6 @@ from serverless_mlops.endpoint import (
     _tensors_to_rows,
     details_from_validation,
 )
-from serverless_mlops.errors import InvalidInputError
-from serverless_mlops.signature import FeatureSignature, Signature
 
 SIGNATURE = Signature(
     model="m",
@@ -217,7 +217,7 @@ def test_requested_outputs_are_checked() -> None:
 
 
 def test_columns_are_checked_before_the_model_sees_them(trained_models: dict[str, Any]) -> None:
-    from serverless_mlops.serving import OnnxModel
+    from serverless_mlops.serving.onnx_model import OnnxModel
 
     trained = trained_models["diabetes"]
     model = OnnxModel(trained.record.signature, trained.onnx_bytes)
@@ -250,7 +250,7 @@ def test_tracing_follows_powertools_rules_without_importing_the_xray_sdk(monkeyp
 
 
 def test_inputs_that_overflow_the_model_are_refused_by_row(trained_models: dict[str, Any]) -> None:
-    from serverless_mlops.serving import OnnxModel
+    from serverless_mlops.serving.onnx_model import OnnxModel
 
     trained = trained_models["diabetes"]
     model = OnnxModel(trained.record.signature, trained.onnx_bytes)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
-from serverless_mlops.model_cache import ModelCache, ModelUnavailableError
-from serverless_mlops.registry import ModelVersion
+from serverless_mlops.serving.model_cache import ModelCache, ModelUnavailableError
+from serverless_mlops.store.registry import ModelVersion
 
 
 class Clock:

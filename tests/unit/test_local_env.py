@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from serverless_mlops.errors import MlopsError, NotFoundError
-from serverless_mlops.local_env import (
+from serverless_mlops.local.environment import (
     LocalInfo,
     ScheduledTarget,
     _alert,
@@ -20,7 +20,7 @@ from serverless_mlops.local_env import (
     scheduled_targets,
     transform_input,
 )
-from serverless_mlops.local_stack import FUNCTION, LocalStack
+from serverless_mlops.local.stack import FUNCTION, LocalStack
 from serverless_mlops.settings import Settings
 
 NOW = datetime(2026, 11, 26, 1, 2, 33, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.local_stack import (
+from serverless_mlops.local.stack import (
     BUCKET,
     FUNCTION,
     LocalContext,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from serverless_mlops.model.spec import Metric
 from serverless_mlops.retraining.gate import decide
-from serverless_mlops.spec import Metric
 
 
 def test_better_candidate_passes_with_the_metric_change_in_the_reason() -> None:

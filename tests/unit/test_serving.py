@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serverless_mlops.data import load_dataset
 from serverless_mlops.errors import InvalidInputError
-from serverless_mlops.serving import OnnxModel
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.model.data import load_dataset
+from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.serving.onnx_model import OnnxModel
 from tests.conftest import example_spec
 
 
@@ -144,7 +144,7 @@ def test_the_serving_module_imports_no_training_libraries() -> None:
     import subprocess
 
     code = (
-        "import sys, serverless_mlops.serving, serverless_mlops.lifecycle, serverless_mlops.registry; "
+        "import sys, serverless_mlops.serving.onnx_model, serverless_mlops.store.lifecycle, serverless_mlops.store.registry; "
         "bad = sorted(m for m in ('sklearn', 'scipy', 'pickle', 'joblib', 'skl2onnx', 'pandas') if m in sys.modules); "
         "print(','.join(bad))"
     )

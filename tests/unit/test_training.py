@@ -10,11 +10,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from serverless_mlops.data import load_dataset
 from serverless_mlops.errors import MlopsError, ParityError
-from serverless_mlops.profile import SAMPLE_ROWS, load_profile
-from serverless_mlops.spec import ModelSpec
-from serverless_mlops.training import TrainedModel, build_pipeline, check_parity, resolve_estimator, train
+from serverless_mlops.model.data import load_dataset
+from serverless_mlops.model.fit import TrainedModel, build_pipeline, check_parity, resolve_estimator, train
+from serverless_mlops.model.profile import SAMPLE_ROWS, load_profile
+from serverless_mlops.model.spec import ModelSpec
 from tests.conftest import EXAMPLE_NAMES, example_spec
 
 
@@ -147,7 +147,7 @@ def test_parity_failure_is_refused_with_the_rows_that_differ() -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from serverless_mlops.training import _signature, _to_onnx, open_session
+    from serverless_mlops.model.fit import _signature, _to_onnx, open_session
 
     spec = example_spec("wine")
     frame = load_dataset(spec).frame

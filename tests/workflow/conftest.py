@@ -1,5 +1,5 @@
 """The retraining workflow, end to end on moto: the state machine the CDK app synthesizes, run by moto's Step
-Functions interpreter, its Lambda tasks run in-process by :class:`~serverless_mlops.local_stack.LocalInvoker`.
+Functions interpreter, its Lambda tasks run in-process by :class:`~serverless_mlops.local.stack.LocalInvoker`.
 
 The app is synthesized once per pytest process from a test deployment config (one model, retries after 1 s with no
 backoff so a throttled task costs seconds, not minutes); each test provisions it into a fresh ``mock_aws``.
@@ -22,13 +22,13 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.aws import client
-from serverless_mlops.lifecycle import Backends, register_run
-from serverless_mlops.local_stack import LocalInvoker, LocalStack, provision, synthesized
+from serverless_mlops.local.stack import LocalInvoker, LocalStack, provision, synthesized
+from serverless_mlops.model.fit import TrainedModel, train
+from serverless_mlops.model.spec import ModelSpec
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.control import start_retraining
 from serverless_mlops.settings import Settings
-from serverless_mlops.spec import ModelSpec
-from serverless_mlops.training import TrainedModel, train
+from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.conftest import ROOT, example_spec
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")

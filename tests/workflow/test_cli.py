@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from serverless_mlops import local_stack
 from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
+from serverless_mlops.local import stack as local_stack
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from tests.conftest import example_spec

@@ -7,8 +7,8 @@ import json
 import re
 from typing import Any
 
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
-from serverless_mlops.training import TrainedModel
 from tests.conftest import ROOT
 from tests.workflow.conftest import Workflow
 from tests.workflow.test_retraining_workflow import HAPPY_PATH

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
+from serverless_mlops.model.fit import TrainedModel, train
 from serverless_mlops.retraining import contract as c
-from serverless_mlops.training import TrainedModel, train
 from tests.conftest import example_spec
 from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth, provisioned
 

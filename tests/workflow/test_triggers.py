@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from serverless_mlops.aws import client
-from serverless_mlops.capture import capture_key, encode_records
+from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
-from serverless_mlops.training import TrainedModel
+from serverless_mlops.store.capture_format import capture_key, encode_records
 from tests.conftest import example_spec
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 from tests.workflow.conftest import MODEL, Workflow

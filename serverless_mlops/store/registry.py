@@ -30,9 +30,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serverless_mlops.artifacts import ArtifactRef
 from serverless_mlops.errors import ConflictError, NotFoundError, RegistryError
-from serverless_mlops.signature import Signature
+from serverless_mlops.model.signature import Signature
+from serverless_mlops.store.artifacts import ArtifactRef
 
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"

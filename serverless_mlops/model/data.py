@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serverless_mlops.errors import DataError
-from serverless_mlops.spec import FeatureKind, ModelSpec
+from serverless_mlops.model.spec import FeatureKind, ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd

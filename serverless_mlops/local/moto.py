@@ -9,8 +9,8 @@ import threading
 from typing import Any
 
 from serverless_mlops.aws import client
-from serverless_mlops.registry import PARTITION_KEY, SORT_KEY
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 

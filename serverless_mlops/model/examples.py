@@ -1,6 +1,6 @@
 """The example data sets behind models/*.yaml, written from the copies scikit-learn ships (no download).
 
-``python -m serverless_mlops.examples models/data`` rewrites them; a test checks the committed files still match.
+``python -m serverless_mlops.model.examples models/data`` rewrites them; a test checks the committed files still match.
 """
 
 from __future__ import annotations

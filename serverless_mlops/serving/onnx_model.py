@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from serverless_mlops.errors import InvalidInputError
-from serverless_mlops.signature import FeatureSignature, Signature
+from serverless_mlops.model.signature import FeatureSignature, Signature
 
 MAX_DETAILS = 50
 FLOAT32_MAX = float(np.finfo(np.float32).max)

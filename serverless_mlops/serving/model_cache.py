@@ -4,7 +4,7 @@ A request names a model and either a version (immutable: loaded once, kept while
 used) or an alias (default ``production``). An alias is resolved in the registry at most every ``refresh_seconds``
 (one GetItem), so a promotion or rollback takes effect within that interval without a redeploy. Loading fetches the
 ONNX artifact, verifies its sha256 against the registry and opens an onnxruntime session
-(:func:`serverless_mlops.lifecycle.load_model`).
+(:func:`serverless_mlops.store.lifecycle.load_model`).
 
 Three sets of backends, because waiting is right in one place and wrong in the others:
 
@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING
 
 from serverless_mlops.aws import backoff
 from serverless_mlops.errors import MlopsError, NotFoundError
-from serverless_mlops.registry import PRODUCTION
+from serverless_mlops.store.registry import PRODUCTION
 
 if TYPE_CHECKING:
-    from serverless_mlops.lifecycle import Backends
-    from serverless_mlops.registry import ModelVersion
-    from serverless_mlops.serving import OnnxModel
+    from serverless_mlops.serving.onnx_model import OnnxModel
+    from serverless_mlops.store.lifecycle import Backends
+    from serverless_mlops.store.registry import ModelVersion
 
 Loader = Callable[["Backends", "ModelVersion"], "OnnxModel"]
 FailureCallback = Callable[[str, str], None]
@@ -88,7 +88,7 @@ class _AliasState:
 
 
 def _default_loader(backends: Backends, entry: ModelVersion) -> OnnxModel:
-    from serverless_mlops.lifecycle import load_model
+    from serverless_mlops.store.lifecycle import load_model
 
     return load_model(backends, entry)
 

@@ -1,7 +1,7 @@
 """The deployed stack, on moto: provision what a synthesized CDK template names, and run its Lambdas in-process.
 
 :func:`provision` reads a synthesized template (a dict) and its cloud assembly folder and creates, in moto (the
-in-process ``mock_aws`` or a :class:`~serverless_mlops.local.LocalAws` server, chosen by ``Settings.endpoint_url``),
+in-process ``mock_aws`` or a :class:`~serverless_mlops.local.moto.LocalAws` server, chosen by ``Settings.endpoint_url``),
 the resources the workflow and the functions need: S3 buckets, DynamoDB tables (the template's key schema), SNS
 topics and subscriptions, SQS queues, IAM roles, Lambda functions (a placeholder zip; handler, runtime, timeout and
 environment as the template gives them, intrinsics resolved), Step Functions state machines (the definition the
@@ -45,9 +45,9 @@ from serverless_mlops.errors import MlopsError
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
-    from serverless_mlops.local import LocalAws
+    from serverless_mlops.local.moto import LocalAws
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: serverless_mlops/local/stack.py
 DEFAULT_STACK = "serverless-mlops-dev"
 
 BUCKET = "AWS::S3::Bucket"
@@ -375,7 +375,7 @@ def provision(
     stack_name: str = DEFAULT_STACK,
 ) -> LocalStack:
     """Create in moto what ``template`` names (see the module docstring); returns the handle. Idempotent."""
-    from serverless_mlops.local import use_fake_credentials
+    from serverless_mlops.local.moto import use_fake_credentials
 
     if settings.endpoint_url:
         use_fake_credentials()
@@ -730,7 +730,7 @@ SYNTH_INPUTS = (
     "locks",
     "pyproject.toml",
     "cdk.json",
-    "serverless_mlops/spec.py",
+    "serverless_mlops/model/spec.py",
     "serverless_mlops/retraining/contract.py",
     "serverless_mlops/retraining/specs.py",
 )
@@ -820,7 +820,7 @@ def deployed_locally(
     """Start a moto server on 127.0.0.1, provision ``template`` into it and install the in-process Lambda runtime;
     everything stops when the block ends, and moto's process-wide Step Functions setting is put back (a later
     in-process ``mock_aws()`` copies it)."""
-    from serverless_mlops.local import LocalAws
+    from serverless_mlops.local.moto import LocalAws
 
     with _restored_step_functions_config(), LocalAws(port) as aws:
         # moto keeps its state in this process, not in the server: start from nothing, as a new deployment does

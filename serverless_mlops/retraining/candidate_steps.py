@@ -6,7 +6,7 @@
   pluggable contract, see :mod:`serverless_mlops.retraining.runs`), then :func:`collect` puts its artifacts in the
   artifact store.
 - :func:`evaluate` scores the candidate and the production champion with onnxruntime on the same holdout (the
-  snapshot split by :func:`serverless_mlops.training.split_holdout`), checks that the candidate's ONNX metric is the
+  snapshot split by :func:`serverless_mlops.model.fit.split_holdout`), checks that the candidate's ONNX metric is the
   one its training run reported, and records the gate's decision (:mod:`serverless_mlops.retraining.gate`).
 """
 
@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from serverless_mlops.data import Dataset, coerce, parse_frame
 from serverless_mlops.errors import DataError, MlopsError, NotFoundError
-from serverless_mlops.lifecycle import Backends
-from serverless_mlops.registry import PRODUCTION
+from serverless_mlops.model.data import Dataset, coerce, parse_frame
+from serverless_mlops.model.fit import TrainedModel, sha256_hex
+from serverless_mlops.model.signature import Signature
+from serverless_mlops.model.spec import Metric, ModelSpec, Task
 from serverless_mlops.retraining import lock
 from serverless_mlops.retraining.contract import FEEDBACK_PREFIX
 from serverless_mlops.retraining.gate import decide
 from serverless_mlops.retraining.runs import put_object, read_object, read_record, read_run, snapshot_key, write_run
 from serverless_mlops.retraining.specs import NO_PARQUET, load_published_spec, spec_key
 from serverless_mlops.retraining.state import Candidate, Champion, DataSnapshot, Evaluation, WorkflowState
-from serverless_mlops.signature import Signature
-from serverless_mlops.spec import Metric, ModelSpec, Task
-from serverless_mlops.training import TrainedModel, sha256_hex
+from serverless_mlops.store.lifecycle import Backends
+from serverless_mlops.store.registry import PRODUCTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +120,7 @@ def load_snapshot(state: WorkflowState, backends: Backends, spec: ModelSpec) -> 
 # -- train ------------------------------------------------------------------------------------------------------------
 def train(state: WorkflowState, backends: Backends, *, execution_name: str) -> WorkflowState:
     """Train the published spec on the snapshot, write the run folder, collect it; returns the state with ``candidate``."""
-    from serverless_mlops.training import train as train_model
+    from serverless_mlops.model.fit import train as train_model
 
     data = state.need_data()
     store = backends.store
@@ -163,7 +163,7 @@ def _collected(state: WorkflowState, backends: Backends, record_uri: str, run: T
 # -- evaluate ---------------------------------------------------------------------------------------------------------
 def score(signature: Signature, onnx_bytes: bytes, holdout: pd.DataFrame, task: Task, metric: Metric) -> float:
     """``metric`` of an ONNX model on ``holdout`` (features by the model's own signature); CannotScoreError if it can't."""
-    from serverless_mlops.training import _feeds, compute_metrics, open_session
+    from serverless_mlops.model.fit import _feeds, compute_metrics, open_session
 
     missing = [name for name in [*signature.feature_names, signature.target] if name not in holdout.columns]
     if missing:
@@ -197,7 +197,7 @@ def _champion(backends: Backends, model: str, spec: ModelSpec, holdout: pd.DataF
 
 def evaluate(state: WorkflowState, backends: Backends, *, execution_name: str) -> WorkflowState:
     """Candidate vs production champion on the same holdout; returns the state with ``evaluation``."""
-    from serverless_mlops.training import split_holdout
+    from serverless_mlops.model.fit import split_holdout
 
     if state.candidate is None:  # a pluggable trainer (SageMaker, Fargate) wrote the run folder without collecting it
         state = collect(state, backends, execution_name=execution_name)

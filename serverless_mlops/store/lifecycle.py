@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from serverless_mlops.artifacts import ArtifactRef, ArtifactStore
 from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion, Status
 from serverless_mlops.settings import Settings
+from serverless_mlops.store.artifacts import ArtifactRef, ArtifactStore
+from serverless_mlops.store.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion, Status
 
 if TYPE_CHECKING:
+    from serverless_mlops.model.fit import RunRecord, TrainedModel
     from serverless_mlops.retraining.table import RetrainingTable
-    from serverless_mlops.serving import OnnxModel
-    from serverless_mlops.training import RunRecord, TrainedModel
+    from serverless_mlops.serving.onnx_model import OnnxModel
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def resolve_version(backends: Backends, model: str, *, version: int | None = Non
 
 def load_model(backends: Backends, entry: ModelVersion, *, threads: int = 1) -> OnnxModel:
     """Fetch, verify (sha256) and open a registered version's ONNX graph."""
-    from serverless_mlops.serving import OnnxModel
+    from serverless_mlops.serving.onnx_model import OnnxModel
 
     onnx_bytes = backends.store.get(entry.artifact, model=entry.model, version=entry.version)
     return OnnxModel(entry.signature, onnx_bytes, threads=threads)

@@ -1,8 +1,8 @@
 """The inference endpoint's domain: its settings, request and response models, and the predict service.
 
 The HTTP handler (``functions/inference/app.py``) parses events and shapes answers; everything it answers comes
-from :class:`Endpoint`, which picks the model (:mod:`serverless_mlops.model_cache`), validates and predicts
-(:mod:`serverless_mlops.serving`) and captures samples (:mod:`serverless_mlops.capture_sink`). Two request shapes
+from :class:`Endpoint`, which picks the model (:mod:`serverless_mlops.serving.model_cache`), validates and predicts
+(:mod:`serverless_mlops.serving.onnx_model`) and captures samples (:mod:`serverless_mlops.serving.capture_writer`). Two request shapes
 are served: this project's own (``instances`` or ``inputs``) and the Open Inference Protocol (KServe V2) tensors.
 
 Under faults: a warm endpoint never waits long on the registry or S3. The alias re-check and the capture flush run on
@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from serverless_mlops.capture_sink import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
 from serverless_mlops.errors import InvalidInputError, MlopsError, NotFoundError
-from serverless_mlops.model_cache import LoadedModel, ModelCache, ModelUnavailableError, UnavailableError
+from serverless_mlops.serving.capture_writer import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
+from serverless_mlops.serving.model_cache import LoadedModel, ModelCache, ModelUnavailableError, UnavailableError
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
-    from serverless_mlops.lifecycle import Backends
-    from serverless_mlops.serving import Prediction
-    from serverless_mlops.signature import Signature
+    from serverless_mlops.model.signature import Signature
+    from serverless_mlops.serving.onnx_model import Prediction
+    from serverless_mlops.store.lifecycle import Backends
 
 log = logging.getLogger(__name__)
 
@@ -378,10 +378,10 @@ class Endpoint:
             if self._budgeted_factory is not None:
                 backends = self._budgeted_factory(budget_ms)
             else:
-                from serverless_mlops.artifacts import ArtifactStore
                 from serverless_mlops.aws import client
-                from serverless_mlops.lifecycle import Backends
-                from serverless_mlops.registry import DynamoDBRegistry
+                from serverless_mlops.store.artifacts import ArtifactStore
+                from serverless_mlops.store.lifecycle import Backends
+                from serverless_mlops.store.registry import DynamoDBRegistry
 
                 aws = self.settings.aws
                 backends = Backends(

@@ -1,6 +1,6 @@
 """``make demo``: the whole loop on one machine, with no AWS account and no docker.
 
-The stack the CDK app synthesizes runs locally (:func:`serverless_mlops.local_env.local_environment`: a moto server
+The stack the CDK app synthesizes runs locally (:func:`serverless_mlops.local.environment.local_environment`: a moto server
 on 127.0.0.1, the template's resources, the Lambda functions in-process, the HTTP API), and the tour uses it only as
 a user would — HTTP for predictions, the AWS APIs for the rest, and the ``mlops`` CLI for the rollback:
 
@@ -35,7 +35,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.local_env import Alert, LocalEnvironment, LocalInfo, Seeded, fire_schedules, receive_alerts, seed_models
+from serverless_mlops.local.environment import Alert, LocalEnvironment, LocalInfo, Seeded, fire_schedules, receive_alerts, seed_models
 
 DRIFTING_MODEL = "breast-cancer"
 DRIFTED_ROWS = 1000  # the inference environment's capture buffer writes to S3 every 1,000 rows (or 60 s)
@@ -96,7 +96,7 @@ class _Tour:
         self.result = TourResult()
         self._specs: dict[str, Any] = {}
         self._frames: dict[str, Any] = {}
-        from serverless_mlops.lifecycle import Backends
+        from serverless_mlops.store.lifecycle import Backends
 
         self.backends = Backends.from_settings(self.info.settings)
 
@@ -124,7 +124,7 @@ class _Tour:
 
     def frame(self, model: str) -> Any:
         """The spec's training data (read once)."""
-        from serverless_mlops.data import load_dataset
+        from serverless_mlops.model.data import load_dataset
 
         if model not in self._frames:
             self._frames[model] = load_dataset(self.spec(model), self.info.settings).frame
@@ -357,7 +357,7 @@ def run_demo(
 ) -> TourResult:
     """``make demo``: the template (``cdk.out`` or ``build/local.out`` when fresh, else synthesized into the latter),
     the local stack, the tour and the summary table; nothing is left running."""
-    from serverless_mlops.local_env import local_environment, local_template
+    from serverless_mlops.local.environment import local_environment, local_template
 
     console = console or Console(highlight=False, soft_wrap=True)  # long S3 URIs stay on one line, copyable
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 The package is a folder (a "run") holding ``model.onnx``, ``profile.json.gz`` and ``run.json`` (signature, metrics,
 parity, lineage). ``mlops register`` uploads a run; registering the same run twice yields one version (its
-``run_id``). Only this module and :mod:`serverless_mlops.data` import scikit-learn or pandas.
+``run_id``). Only this module and :mod:`serverless_mlops.model.data` import scikit-learn or pandas.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from serverless_mlops.data import Dataset, load_dataset
 from serverless_mlops.errors import MlopsError, ParityError, SpecError
-from serverless_mlops.signature import FeatureSignature, Signature
-from serverless_mlops.spec import FeatureKind, Metric, ModelSpec, Task
+from serverless_mlops.model.data import Dataset, load_dataset
+from serverless_mlops.model.signature import FeatureSignature, Signature
+from serverless_mlops.model.spec import FeatureKind, Metric, ModelSpec, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -333,7 +333,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
     import numpy as np
 
-    from serverless_mlops.profile import build_profile, dump_profile
+    from serverless_mlops.model.profile import build_profile, dump_profile
 
     estimator = resolve_estimator(spec, source)
     dataset = dataset or load_dataset(spec, settings)

@@ -4,7 +4,7 @@ Each execution environment keeps one in-memory buffer. A sampled request appends
 parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is flushed inside an invocation, by
 :meth:`CaptureBuffer.maybe_flush`, once it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, and by
 :meth:`CaptureBuffer.flush` when a local server shuts down. A flush writes one gzip JSON Lines object per model and
-UTC hour (the format and keys of :mod:`serverless_mlops.capture`), so a drift check that reads a window's hourly
+UTC hour (the format and keys of :mod:`serverless_mlops.store.capture_format`), so a drift check that reads a window's hourly
 prefixes finds every row of that window.
 
 A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
@@ -32,16 +32,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from serverless_mlops.artifacts import encryption_args
 from serverless_mlops.aws import backoff
-from serverless_mlops.capture import capture_key, timestamp
+from serverless_mlops.store.artifacts import encryption_args
+from serverless_mlops.store.capture_format import capture_key, timestamp
 
 RowsKind = Literal["records", "rows", "columns"]
 FailureCallback = Callable[[str, int, str], None]  # (what: "flush" | "dropped", rows, reason)
 
 
 def encode(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """Rows → one gzip JSON Lines object, the format of :func:`serverless_mlops.capture.encode_records`, written by
+    """Rows → one gzip JSON Lines object, the format of :func:`serverless_mlops.store.capture_format.encode_records`, written by
     msgspec at gzip level 1: about 1.5 ms instead of 22 ms for 1,000 rows of 20 features, a cost one request pays.
     Non-finite numbers (which validation keeps out of features) would be written as null, never as invalid JSON."""
     return gzip.compress(_encoder().encode_lines(rows), compresslevel=1, mtime=0)

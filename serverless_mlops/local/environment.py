@@ -1,9 +1,9 @@
 """The whole stack on one machine: what ``mlops local up``, ``make demo`` and the end-to-end tests run.
 
 :func:`local_environment` starts an embedded moto server on 127.0.0.1, provisions into it what the synthesized
-template names (:func:`serverless_mlops.local_stack.provision`: bucket, registry table, alert topic, functions with
+template names (:func:`serverless_mlops.local.stack.provision`: bucket, registry table, alert topic, functions with
 the template's names and environment, the retraining state machine, the published specs), runs the Lambda functions
-in this process (:class:`~serverless_mlops.local_stack.LocalInvoker`), serves the HTTP API with ``mlops serve``'s
+in this process (:class:`~serverless_mlops.local.stack.LocalInvoker`), serves the HTTP API with ``mlops serve``'s
 server in front of the inference function, and subscribes a local inbox (an SQS queue) to the alert topic. What a
 client process needs to use it is one JSON document, :class:`LocalInfo`.
 
@@ -32,12 +32,12 @@ from pydantic import BaseModel, Field
 
 from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError, NotFoundError
-from serverless_mlops.local import FAKE_CREDENTIALS
-from serverless_mlops.local_stack import DEFAULT_STACK, FUNCTION, LocalDeployment, LocalInvoker, LocalStack, deployed_locally
+from serverless_mlops.local.moto import FAKE_CREDENTIALS
+from serverless_mlops.local.stack import DEFAULT_STACK, FUNCTION, LocalDeployment, LocalInvoker, LocalStack, deployed_locally
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
-    from serverless_mlops.server import LocalServer
+    from serverless_mlops.local.http_api import LocalServer
 
 # the handlers the CDK app deploys, by the short name clients use
 HANDLERS = {
@@ -297,9 +297,9 @@ class Seeded:
 def seed_models(settings: Settings, models: list[str], *, by: str = "local", reason: str = "first model") -> list[Seeded]:
     """Train each deployed spec from what ``cdk deploy`` published (``specs/{model}/`` in the bucket), register the
     run and promote it to production."""
-    from serverless_mlops.lifecycle import Backends, register_run
+    from serverless_mlops.model.fit import train
     from serverless_mlops.retraining.specs import load_published_spec, spec_key
-    from serverless_mlops.training import train
+    from serverless_mlops.store.lifecycle import Backends, register_run
 
     backends = Backends.from_settings(settings)
     s3 = client("s3", settings)
@@ -388,7 +388,7 @@ def local_environment(
 ) -> Iterator[LocalEnvironment]:
     """The stack running locally (see the module docstring) until the block ends; then the HTTP API stops (buffered
     capture is written first) and so does the moto server. Ports: None or 0 picks a free one."""
-    from serverless_mlops.server import LocalServer
+    from serverless_mlops.local.http_api import LocalServer
 
     check_port("--aws-port", aws_port)
     check_port("--api-port", api_port)
@@ -433,7 +433,7 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
     ``cdk.out`` (``make synth``) or ``build/local.out`` when it is newer than infra/, the specs and the layers' inputs,
     else a synthesis written into ``build/local.out`` so the next run reuses it; ``announce`` hears about a synthesis
     before it starts (seconds; longer while the layers are first built)."""
-    from serverless_mlops import local_stack
+    from serverless_mlops.local import stack as local_stack
 
     if template is not None:
         if not template.name.endswith(TEMPLATE_SUFFIX) or template.is_dir():
