@@ -2,7 +2,8 @@
 
 The stack composes one construct per capability — storage, inference, monitoring, retraining — from the deployment config
 (infra/config.py). cdk-nag's AwsSolutions and Serverless packs check every synth; the few findings that AWS or
-the design makes unavoidable are acknowledged where they arise, each with its reason (infra/nag.py).
+the design makes unavoidable are acknowledged where they arise, each with its reason (infra/nag.py; those on the
+resources the stack composes, below).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
-from infra.nag import acknowledge_findings, add_nag_checks
+from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
 from infra.packaging import Layer, StackBase
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
@@ -87,6 +90,74 @@ class ServerlessMlopsStack(cdk.Stack):
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
         acknowledge_findings(self)
+
+
+def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
+    """The findings on the resources this stack composes, each with its reason (the reasons shared by every function
+    are in infra/nag.py)."""
+    bucket = stack.artifacts.bucket
+    acknowledge_function(stack.inference.handler, bucket=bucket, invocation="http")
+    monitoring = stack.monitoring
+    acknowledge_function(monitoring.handler, bucket=bucket, invocation="async", publishes=True)
+    queue = monitoring.failures.node.default_child
+    assert queue is not None
+    acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
+    acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
+    _acknowledge_retraining(stack, bucket)
+
+
+def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:
+    retraining = stack.retraining
+    acknowledge_function(retraining.training, bucket=bucket, invocation="workflow")
+    acknowledge_function(retraining.release, bucket=bucket, invocation="workflow", publishes=True)
+
+    # the state machine's role: X-Ray and CloudWatch Logs delivery need Resource "*"; it invokes its two functions; and
+    # what a replacement Train step brings (TrainContext.acknowledge_machine)
+    machine_policy = default_policy(retraining.state_machine.role)
+    acknowledge(
+        machine_policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing (PutTraceSegments, PutTelemetryRecords, GetSampling*) and Step Functions' log delivery "
+        "(logs:CreateLogDelivery, PutResourcePolicy, DescribeLogGroups, ...) support no resource-level permissions: AWS requires '*'",
+    )
+    for function in (retraining.training, retraining.release):
+        function_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            machine_policy,
+            f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+            "from LambdaInvoke's grant: lambda:InvokeFunction on this one function and its versions and aliases (ARN:*)",
+        )
+    for finding, reason in retraining.machine_findings.items():
+        acknowledge(machine_policy, finding, reason)
+
+    # CDK's BucketDeployment (publishes the specs) runs a singleton function CDK defines: its findings, on its resources
+    handler = _bucket_deployment_handler(stack)
+    cfn_handler = handler.node.default_child
+    assert isinstance(cfn_handler, lambda_.CfnFunction)
+    deployment_runtime = "CDK's BucketDeployment handler: CDK pins its runtime (and its AWS CLI layer) per release"
+    acknowledge(cfn_handler, "AwsSolutions-L1", deployment_runtime)
+    acknowledge(cfn_handler, "Serverless-LambdaLatestVersion", deployment_runtime)
+    acknowledge(
+        cfn_handler,
+        "Serverless-LambdaDLQ",
+        "a CloudFormation custom resource handler: CloudFormation invokes it synchronously and fails the deploy on an error",
+    )
+    acknowledge(
+        cfn_handler,
+        "Serverless-LambdaTracing",
+        "CDK's BucketDeployment handler copies the specs once per deploy; the deploy's events record it, a trace adds nothing",
+    )
+    # its role is the Retraining construct's SpecsRole (specs/ only), whose findings that construct acknowledges
+
+
+def _bucket_deployment_handler(stack: cdk.Stack) -> lambda_.Function:
+    """The singleton function of CDK's BucketDeployment (one per stack and memory size), a child of the stack."""
+    (handler,) = [
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("Custom::CDKBucketDeployment") and isinstance(child, lambda_.Function)
+    ]
+    return handler
 
 
 def build_app(
