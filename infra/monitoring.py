@@ -1,7 +1,7 @@
-"""Monitoring: scheduled drift checks, the alert topic, failure capture, alarms and a dashboard.
+"""Monitoring: the alert topic, failure capture, alarms and a dashboard, and the scheduled drift checks they watch.
 
-- One EventBridge rule per deployed model, on the schedule its spec gives (``drift.schedule``), invokes the
-  drift-check function asynchronously with ``{"model", "trigger": "schedule", "time"}``.
+- The drift checks (the drift-check function and one schedule per model) are deployed by infra/drift.py, composed here
+  because they publish to this topic and fail into this queue.
 - Invocations that fail after Lambda's retries (and events EventBridge cannot deliver) land in one SQS queue of
   failures, which has its own alarm. Alert deliveries SNS cannot make land there too.
 - The alert topic is encrypted with a customer-managed KMS key (CloudWatch alarms need one to publish to an encrypted
@@ -15,12 +15,9 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -28,11 +25,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import Deployment
+from infra.drift import SERVICE, DriftChecks
 from infra.inference import SERVICE as INFERENCE_SERVICE
 from infra.inference import InferenceApi
-from infra.packaging import NAMESPACE, Layer, PythonFunction, StackBase
-
-SERVICE = "drift_check"
+from infra.packaging import NAMESPACE, Layer, StackBase
 
 
 def drift_metric(model: str) -> cloudwatch.Metric:
@@ -67,7 +63,7 @@ class Monitoring(Construct):
         inference: InferenceApi,
     ) -> None:
         super().__init__(scope, construct_id)
-        deployment, bucket = base.deployment, base.bucket
+        deployment = base.deployment
         config = deployment.config
 
         self.key = kms.Key(
@@ -113,48 +109,10 @@ class Monitoring(Construct):
                 " sqs subscriber under alerts",
             )
 
-        settings = config.drift
-        self.handler = PythonFunction(
-            self,
-            "DriftCheck",
-            function="drift_check",
-            description="serverless-mlops drift check: captured data vs the model's training profile",
-            layers=[layer],
-            memory_mb=settings.memory_mb,
-            timeout=cdk.Duration.seconds(settings.timeout_seconds),
-            environment={**base.environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": self.topic.topic_arn},
-            log_retention_days=config.log_retention_days,
-        )
-        function = self.handler.function
-        function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.failures), retry_attempts=2, max_event_age=cdk.Duration.hours(6)
-        )
-        # least privilege: read models, profiles and captured data; write reports and alert markers (and remove a marker whose
-        # publish failed); read the registry
-        self.handler.grant_objects(bucket, read=("artifacts", "capture"), put=("reports", "alerts"))
-        # a failed publish removes its marker, so the retried window can alert (one action, not grant_delete's DeleteObject*)
-        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("alerts/*")]))
-        base.table.grant_read_data(function)
-        self.topic.grant_publish(function)
-
-        self.schedules: dict[str, events.Rule] = {}
-        for spec in deployment.specs:
-            self.schedules[spec.name] = events.Rule(
-                self,
-                f"Schedule-{spec.name}",
-                description=f"drift check of {spec.name}: {spec.drift.schedule}, window {spec.drift.window_hours} h",
-                schedule=events.Schedule.expression(spec.drift.schedule),
-                targets=[
-                    targets.LambdaFunction(
-                        function,
-                        event=events.RuleTargetInput.from_object(
-                            {"model": spec.name, "trigger": "schedule", "time": events.EventField.time}
-                        ),
-                        dead_letter_queue=self.failures,
-                        retry_attempts=2,
-                    )
-                ],
-            )
+        # the drift checks (function, grants, one schedule per model) are built in infra/drift.py, under this construct
+        # so that their logical ids stay those of earlier deployments
+        self.drift = DriftChecks(self, base, layer=layer, topic=self.topic, failures=self.failures)
+        self.handler, self.schedules = self.drift.handler, self.drift.schedules
 
         self.alarms = self._alarms(deployment, inference)
         self.dashboard = self._dashboard(deployment, inference)
