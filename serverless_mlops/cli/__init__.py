@@ -1,7 +1,10 @@
 """``mlops``: the command line. Each command calls one library function; errors print one line and exit non-zero.
 
-Sub-command groups live in their own modules (``models``, and later ``drift``, ``serve``, ``retrain``, ``local``) and
-register themselves on :data:`app` here.
+Sub-command groups live in their own modules (``models``, ``drift``, ``serve``, ``retrain``, ``local``) and register
+themselves on :data:`app` here (``common`` holds the app and the consoles they share).
+
+The top of the stack: may import everything (the domain, ``local``, ``functions`` and ``infra`` through ``local``);
+nothing imports it.
 """
 
 from __future__ import annotations
