@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz
+.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz docs
 
 install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
@@ -50,6 +50,10 @@ lint: install  ## ruff and mypy
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+docs: install  ## docs/cli.md generated from the mlops app, then the manual (docs/, mkdocs.yml) into build/site; --strict: a broken link fails
+	$(PY) -m typer serverless_mlops.cli utils docs --name mlops --title "CLI reference" --output docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 layers: install  ## build the Lambda layers without docker (cached under layers/build/ by a hash of their requirements)
 	$(PY) layers/build.py inference

@@ -224,7 +224,7 @@ def test_the_training_function_runs_on_the_training_layer_and_fits_lambda(synth:
     assert training["Layers"] == [{"Ref": training_layer}]
     assert release["Layers"] == [{"Ref": inference_layer}]  # registry, S3 and SNS: no scikit-learn
     retraining = synth.stack.retraining
-    # check_size fails the synth over the limit; this is the figure it computed (README: "Deploying to AWS")
+    # check_size fails the synth over the limit; this is the figure it computed (docs/deploying.md)
     assert retraining.training.unzipped_bytes <= LAMBDA_UNZIPPED_LIMIT
     assert retraining.training.unzipped_bytes > unzipped_size(synth.stack.training_layer.path / "python")
 
@@ -343,9 +343,9 @@ def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, p
 
 
 def _readme_examples() -> tuple[str, str]:
-    """The two Python examples of README "Swapping the Train step": the CDK app and the container's trainer.py."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    text = readme.split("\n### Swapping the Train step\n", 1)[1].split("\n## ", 1)[0]
+    """The two Python examples of docs/deploying.md, "Swapping the Train step": the CDK app and the container's trainer.py."""
+    page = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    text = page.split("\n## Swapping the Train step\n", 1)[1].split("\n## ", 1)[0]
     app, trainer = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     return app, trainer
 

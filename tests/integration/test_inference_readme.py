@@ -1,4 +1,4 @@
-"""The README's inference API examples are sent to the handler as written, and answer what the README says."""
+"""The inference API examples (docs/serving.md) are sent to the handler as written, and answer what the page says."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 def examples() -> list[tuple[list[str], str]]:
     """(curl arguments, the answer written in the comments after it) for each curl in the section."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Inference API (HTTP)\n", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
+    section = page.split("\n## Inference API (HTTP)\n", 1)[1].split("\n## ", 1)[0]
     found: list[tuple[list[str], str]] = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
         pending = ""

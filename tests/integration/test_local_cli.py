@@ -34,7 +34,7 @@ import boto3
 import pytest
 
 from serverless_mlops.cli import local as cli_local
-from serverless_mlops.cli import main
+from serverless_mlops.cli import local_daemon, main
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.local.environment import LocalInfo
 
@@ -77,16 +77,16 @@ def refused(port: int) -> bool:
 
 def assert_nothing_left(info: LocalInfo, state_dir: Path) -> None:
     deadline = time.monotonic() + 30  # an event wait: it returns as soon as the daemon is gone
-    while cli_local.is_daemon(info.pid) and time.monotonic() < deadline:
+    while local_daemon.is_daemon(info.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not cli_local.is_daemon(info.pid), f"daemon {info.pid} still running"
+    assert not local_daemon.is_daemon(info.pid), f"daemon {info.pid} still running"
     assert all(refused(port) for port in ports(info)), f"a port of {info} still accepts connections"
-    assert not (state_dir / cli_local.STATE_FILE).exists()
+    assert not (state_dir / local_daemon.STATE_FILE).exists()
 
 
 def force_stop(info: LocalInfo | None) -> None:
     """Last resort in a finally: a stack a failed test left behind is killed, never left running."""
-    if info is not None and cli_local.is_daemon(info.pid):
+    if info is not None and local_daemon.is_daemon(info.pid):
         os.killpg(info.pid, signal.SIGKILL)
 
 
@@ -134,7 +134,7 @@ def dead_pid() -> int:
 def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A state folder of the test's own, for the subprocesses and for in-process ``main``."""
     folder = tmp_path / "state"
-    monkeypatch.setenv(cli_local.DIR_ENV, str(folder))
+    monkeypatch.setenv(local_daemon.DIR_ENV, str(folder))
     return folder
 
 
@@ -158,7 +158,7 @@ def run_main(state_dir: Path, *args: str) -> tuple[int, str, str]:
     stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        patch.setenv(cli_local.DIR_ENV, str(state_dir))
+        patch.setenv(local_daemon.DIR_ENV, str(state_dir))
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
 
@@ -172,7 +172,7 @@ def stack(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     try:
         code, out, err = run_main(state_dir, "local", "up", "--aws-port", "0", "--api-port", "0", "--template", str(template))
         assert code == 0, out + err
-        info = LocalInfo.model_validate_json((state_dir / cli_local.STATE_FILE).read_text())
+        info = LocalInfo.model_validate_json((state_dir / local_daemon.STATE_FILE).read_text())
         yield Stack(state_dir, out, info)
         code, out, err = run_main(state_dir, "local", "down")
         assert code == 0, err
@@ -192,7 +192,7 @@ def test_up_trains_the_deployed_models_and_prints_commands_that_work_as_printed(
         assert any(line.startswith(model) and "v1 in production" in line for line in stack.lines()), stack.out
         assert re.search(rf"^  {model} +v1 in production  \w+=\d+\.\d{{3}}  \(\d+\.\d s\)$", stack.out, flags=re.M), stack.out
     assert f"the local stack is up (pid {info.pid}" in stack.out
-    assert cli_local.is_daemon(info.pid)
+    assert local_daemon.is_daemon(info.pid)
     steps = stack.lines()[stack.lines().index("try next:") + 1 :]
     commands = [re.sub(r"\s+# .*$", "", line) for line in steps]
     (predict,) = [c for c in commands if c.startswith("curl") and "/predict" in c]
@@ -245,15 +245,15 @@ def test_the_printed_retrain_and_rollback_work_after_a_promotion(stack: Stack, t
 
 def readme_block() -> list[str]:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Running the whole stack locally: mlops local", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n## A five-minute tour\n", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match, "the README's mlops local section lost its example"
+    assert match, "the README's five-minute tour lost its example"
     return match.group(1).splitlines()
 
 
 def test_readme_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
-    """The README's block, run in bash against the module's stack (whose fixture runs its first and last lines, up
-    with a free port and the session's template, and down)."""
+    """The README's five-minute tour (docs/local-stack.md includes it), run in bash against the module's stack (whose
+    fixture runs its first and last lines, up with a free port and the session's template, and down)."""
     lines = readme_block()
     assert lines[0].startswith("mlops local up ")
     assert lines[-1].startswith("mlops local down ")
@@ -279,11 +279,11 @@ def test_up_twice_refuses_naming_the_running_stack(stack: Stack) -> None:
     assert f"pid {stack.info.pid}" in line
     assert stack.info.api_url in line
     assert "mlops local down" in line
-    assert cli_local.is_daemon(stack.info.pid)
+    assert local_daemon.is_daemon(stack.info.pid)
 
 
 def test_client_commands_in_process(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv(cli_local.DIR_ENV, str(stack.state_dir))
+    monkeypatch.setenv(local_daemon.DIR_ENV, str(stack.state_dir))
     info = stack.info
     assert main(["local", "status"]) == 0
     out = capsys.readouterr().out
@@ -398,8 +398,8 @@ def test_busy_api_port_is_refused_before_anything_starts(template: Path, local_d
         port = taken.getsockname()[1]
         line = one_line_error(mlops(local_dir, "local", "up", "--api-port", str(port), "--template", str(template)))
     assert f"--api-port {port} is busy" in line
-    assert not (local_dir / cli_local.STATE_FILE).exists()
-    assert not (local_dir / cli_local.LOG_FILE).exists()
+    assert not (local_dir / local_daemon.STATE_FILE).exists()
+    assert not (local_dir / local_daemon.LOG_FILE).exists()
 
 
 def test_the_same_port_for_both_is_refused(local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -415,7 +415,7 @@ def test_a_state_folder_that_cannot_be_made_is_one_line(
 ) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    monkeypatch.setenv(cli_local.DIR_ENV, str(a_file))
+    monkeypatch.setenv(local_daemon.DIR_ENV, str(a_file))
     assert main(["local", "up", "--api-port", "0"]) == 1
     assert capsys.readouterr().err.strip() == f"error: the state folder {a_file} ($MLOPS_LOCAL_DIR) cannot be created: File exists"
 
@@ -434,13 +434,13 @@ def test_a_daemon_that_fails_to_start_is_reported_in_one_line(local_dir: Path, t
     assert "\n" not in err
     assert "ArtifactBucketName" in err
     assert "log: " in err
-    assert not (local_dir / cli_local.STATE_FILE).exists()
+    assert not (local_dir / local_daemon.STATE_FILE).exists()
     assert "Traceback" not in err
 
 
 def test_a_stale_state_file_is_removed_and_reported(local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    state_file = local_dir / cli_local.STATE_FILE
-    cli_local.write_state(sample_info(dead_pid()), state_file)
+    state_file = local_dir / local_daemon.STATE_FILE
+    local_daemon.write_state(sample_info(dead_pid()), state_file)
     down = mlops(local_dir, "local", "down")
     assert down.returncode == 0
     assert "removed a stale state file" in down.stdout
@@ -461,11 +461,11 @@ def run_until_ready(state_file: Path, run: Callable[[], int]) -> tuple[int, dict
 
     def client() -> None:
         deadline = time.monotonic() + 120
-        while (info := cli_local.read_state(state_file)) is None and time.monotonic() < deadline:
+        while (info := local_daemon.read_state(state_file)) is None and time.monotonic() < deadline:
             time.sleep(0.05)
         seen["info"] = info
         if info is not None:
-            seen["current"] = cli_local.current(state_file, report_stale=False)
+            seen["current"] = local_daemon.current(state_file, report_stale=False)
             with urllib.request.urlopen(f"{info.api_url}/openapi.json", timeout=10) as response:
                 seen["status"] = response.status
         signal.pthread_kill(this_thread, signal.SIGINT)
@@ -481,7 +481,7 @@ def run_until_ready(state_file: Path, run: Callable[[], int]) -> tuple[int, dict
 
 def test_foreground_runs_in_this_process_until_ctrl_c(template: Path, local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--json", "local", "up", "--foreground", "--no-train", "--aws-port", "0", "--api-port", "0", "--template", str(template)]
-    code, seen = run_until_ready(local_dir / cli_local.STATE_FILE, lambda: main(args))
+    code, seen = run_until_ready(local_dir / local_daemon.STATE_FILE, lambda: main(args))
     assert code == 0
     assert seen["status"] == 200
     assert seen["info"].pid == os.getpid()
@@ -489,7 +489,7 @@ def test_foreground_runs_in_this_process_until_ctrl_c(template: Path, local_dir:
     ready = json.loads(capsys.readouterr().out)
     assert ready["api_url"] == seen["info"].api_url
     assert ready["example"] is None  # nothing in production: --no-train
-    assert not (local_dir / cli_local.STATE_FILE).exists()
+    assert not (local_dir / local_daemon.STATE_FILE).exists()
     assert all(refused(port) for port in ports(seen["info"]))
 
 
@@ -497,7 +497,7 @@ def test_daemon_main_runs_the_stack_until_a_stop_signal(template: Path, tmp_path
     state_file = tmp_path / "local.json"
     args = ["--template", str(template), "--assembly", str(template.parent), "--stack", "serverless-mlops-dev"]
     args += ["--state-file", str(state_file)]
-    code, seen = run_until_ready(state_file, lambda: cli_local.daemon_main(args))
+    code, seen = run_until_ready(state_file, lambda: local_daemon.daemon_main(args))
     assert code == 0
     assert seen["status"] == 200
     err = capsys.readouterr().err
@@ -511,10 +511,10 @@ def test_daemon_main_reports_a_failure_as_an_error_line(tmp_path: Path, capsys: 
     broken = tmp_path / "broken.template.json"
     broken.write_text(json.dumps({"Resources": {}}))
     args = ["--template", str(broken), "--assembly", str(tmp_path), "--stack", "broken", "--state-file", str(tmp_path / "s.json")]
-    assert cli_local.daemon_main(args) == 1
+    assert local_daemon.daemon_main(args) == 1
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
     missing = ["--template", str(tmp_path / "missing.json"), "--assembly", str(tmp_path), "--stack", "x", "--state-file", "s"]
-    assert cli_local.daemon_main(missing) == 1
+    assert local_daemon.daemon_main(missing) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err
     assert err.splitlines()[-1].startswith("error: FileNotFoundError")
@@ -525,39 +525,39 @@ def test_daemon_main_reports_a_failure_as_an_error_line(tmp_path: Path, capsys: 
 
 def test_state_file_is_written_atomically_and_removed_only_by_its_owner(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "local.json"
-    assert cli_local.read_state(path) is None
-    cli_local.write_state(sample_info(4242), path)
-    assert cli_local.read_state(path) == sample_info(4242)
+    assert local_daemon.read_state(path) is None
+    local_daemon.write_state(sample_info(4242), path)
+    assert local_daemon.read_state(path) == sample_info(4242)
     assert [p.name for p in path.parent.iterdir()] == ["local.json"]  # no temporary file left
-    cli_local.remove_state(path, pid=1)
+    local_daemon.remove_state(path, pid=1)
     assert path.exists()
-    cli_local.remove_state(path, pid=4242)
+    local_daemon.remove_state(path, pid=4242)
     assert not path.exists()
-    cli_local.remove_state(path)  # nothing to remove: fine
+    local_daemon.remove_state(path)  # nothing to remove: fine
     path.write_text('{"pid": 1}')
-    assert cli_local.read_state(path) is None  # a partial document is no state
+    assert local_daemon.read_state(path) is None  # a partial document is no state
 
 
 def test_state_dir_defaults_to_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli_local.DIR_ENV, raising=False)
-    assert cli_local.state_path() == Path.home() / ".cache/serverless-mlops/local/local.json"
-    monkeypatch.setenv(cli_local.DIR_ENV, "/x/y")
-    assert cli_local.log_path() == Path("/x/y/local.log")
+    monkeypatch.delenv(local_daemon.DIR_ENV, raising=False)
+    assert local_daemon.state_path() == Path.home() / ".cache/serverless-mlops/local/local.json"
+    monkeypatch.setenv(local_daemon.DIR_ENV, "/x/y")
+    assert local_daemon.log_path() == Path("/x/y/local.log")
 
 
 def test_is_daemon_tells_our_daemon_from_other_processes() -> None:
-    assert not cli_local.is_daemon(os.getpid())  # alive, but not a daemon
-    assert not cli_local.is_daemon(dead_pid())
-    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", cli_local.MODULE], start_new_session=True)
+    assert not local_daemon.is_daemon(os.getpid())  # alive, but not a daemon
+    assert not local_daemon.is_daemon(dead_pid())
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", local_daemon.MODULE], start_new_session=True)
     try:
         deadline = time.monotonic() + 30  # until the child has exec'd: before that its command line is this process's
-        while not cli_local.is_daemon(fake.pid) and time.monotonic() < deadline:
+        while not local_daemon.is_daemon(fake.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert cli_local.is_daemon(fake.pid)
+        assert local_daemon.is_daemon(fake.pid)
     finally:
         fake.kill()
         fake.wait()
-    assert not cli_local.is_daemon(fake.pid)
+    assert not local_daemon.is_daemon(fake.pid)
 
 
 def test_is_daemon_without_proc_probes_the_pid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -567,38 +567,40 @@ def test_is_daemon_without_proc_probes_the_pid(monkeypatch: pytest.MonkeyPatch) 
     gone = dead_pid()
     monkeypatch.setattr(Path, "read_text", no_proc)
     monkeypatch.setattr(Path, "read_bytes", no_proc)
-    assert cli_local.process_start(os.getpid()) == "alive"
-    assert cli_local.is_daemon(os.getpid())
-    assert not cli_local.is_daemon(gone)
+    assert local_daemon.process_start(os.getpid()) == "alive"
+    assert local_daemon.is_daemon(os.getpid())
+    assert not local_daemon.is_daemon(gone)
     monkeypatch.setattr(os, "kill", lambda pid, sig: (_ for _ in ()).throw(PermissionError()))
-    assert cli_local.is_daemon(1)
+    assert local_daemon.is_daemon(1)
 
 
 def test_a_recycled_pid_is_not_the_stack(local_dir: Path) -> None:
-    state_file = local_dir / cli_local.STATE_FILE
-    cli_local.write_state(sample_info(os.getpid()), state_file)  # this process: alive, and recorded as started now
-    assert cli_local.recorded_start(state_file) == cli_local.process_start(os.getpid())
-    assert cli_local.current(state_file) == sample_info(os.getpid())
+    state_file = local_dir / local_daemon.STATE_FILE
+    local_daemon.write_state(sample_info(os.getpid()), state_file)  # this process: alive, and recorded as started now
+    assert local_daemon.recorded_start(state_file) == local_daemon.process_start(os.getpid())
+    assert local_daemon.current(state_file) == sample_info(os.getpid())
     document = json.loads(state_file.read_text())
-    state_file.write_text(json.dumps(document | {cli_local.START_KEY: "1"}))  # the same pid, another process
-    assert cli_local.current(state_file) is None
+    state_file.write_text(json.dumps(document | {local_daemon.START_KEY: "1"}))  # the same pid, another process
+    assert local_daemon.current(state_file) is None
     assert not state_file.exists()
-    assert cli_local.recorded_start(state_file) is None
+    assert local_daemon.recorded_start(state_file) is None
     state_file.write_text(json.dumps(document | {"pid": dead_pid()}))
-    assert cli_local.current(state_file, report_stale=False) is None
+    assert local_daemon.current(state_file, report_stale=False) is None
     assert not state_file.exists()
 
 
 def test_down_kills_a_daemon_that_ignores_sigterm(local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    stubborn = subprocess.Popen([sys.executable, "-c", code, cli_local.MODULE], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", code, local_daemon.MODULE], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert stubborn.stdout is not None
         assert stubborn.stdout.readline().strip() == "ready"
-        cli_local.write_state(sample_info(stubborn.pid), local_dir / cli_local.STATE_FILE)
-        assert cli_local.stop_daemon(stubborn.pid, timeout=0.3) is True
+        local_daemon.write_state(sample_info(stubborn.pid), local_dir / local_daemon.STATE_FILE)
+        assert local_daemon.stop_daemon(stubborn.pid, timeout=0.3) is True
         assert stubborn.wait(5) == -signal.SIGKILL
-        assert cli_local.stop_daemon(stubborn.pid) is False  # already gone
+        assert local_daemon.stop_daemon(stubborn.pid) is False  # already gone
     finally:
         if stubborn.poll() is None:
             stubborn.kill()
@@ -606,16 +608,16 @@ def test_down_kills_a_daemon_that_ignores_sigterm(local_dir: Path, capsys: pytes
 
 
 def test_down_stops_a_daemon_by_sigterm(local_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", cli_local.MODULE], start_new_session=True)
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", local_daemon.MODULE], start_new_session=True)
     try:
-        cli_local.write_state(sample_info(fake.pid), local_dir / cli_local.STATE_FILE)
+        local_daemon.write_state(sample_info(fake.pid), local_dir / local_daemon.STATE_FILE)
         reaper = threading.Thread(target=fake.wait)  # reap it as its parent would, so /proc forgets it
         reaper.start()
         assert main(["local", "down"]) == 0
         reaper.join(10)
         assert capsys.readouterr().out.strip() == f"stopped the local stack (pid {fake.pid})"
         assert fake.returncode == -signal.SIGTERM
-        assert not (local_dir / cli_local.STATE_FILE).exists()
+        assert not (local_dir / local_daemon.STATE_FILE).exists()
     finally:
         if fake.poll() is None:
             fake.kill()
@@ -624,7 +626,7 @@ def test_down_stops_a_daemon_by_sigterm(local_dir: Path, capsys: pytest.CaptureF
 
 def test_start_daemon_gives_up_and_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state_file, log = tmp_path / "local.json", tmp_path / "local.log"
-    never_ready = [sys.executable, "-c", f"import time; print('starting', flush=True); time.sleep(60)  # {cli_local.MODULE}"]
+    never_ready = [sys.executable, "-c", f"import time; print('starting', flush=True); time.sleep(60)  # {local_daemon.MODULE}"]
     # Wait on the event, not the clock: start_daemon's clock stands still until the child has written its line (at
     # most 30 s), then jumps past the 1 s deadline, so a slow start on a loaded machine cannot empty the log.
     readings, began = itertools.count(), time.monotonic()
@@ -636,28 +638,28 @@ def test_start_daemon_gives_up_and_leaves_nothing_behind(tmp_path: Path, monkeyp
         return 3600.0 if printed or time.monotonic() - began > 30 else 0.0
 
     with monkeypatch.context() as patched:
-        patched.setattr(cli_local, "time", SimpleNamespace(monotonic=clock, sleep=time.sleep))
+        patched.setattr(local_daemon, "time", SimpleNamespace(monotonic=clock, sleep=time.sleep))
         with pytest.raises(MlopsError, match=rf"did not start within 1 s; its log: {log}"):
-            cli_local.start_daemon(never_ready, state_file, log, timeout=1.0)
+            local_daemon.start_daemon(never_ready, state_file, log, timeout=1.0)
     assert log.read_text() == "starting\n"
     assert not state_file.exists()
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    monkeypatch.setattr(cli_local, "STOP_SECONDS", 0.2)
+    monkeypatch.setattr(local_daemon, "STOP_SECONDS", 0.2)
     started = time.monotonic()
     with pytest.raises(MlopsError, match="did not start within 0 s"):
-        cli_local.start_daemon([sys.executable, "-c", deaf], state_file, log, timeout=0.3)
+        local_daemon.start_daemon([sys.executable, "-c", deaf], state_file, log, timeout=0.3)
     assert time.monotonic() - started < 10  # SIGKILLed after STOP_SECONDS, not waited for
 
 
 def test_last_error_picks_the_line_that_says_why(tmp_path: Path) -> None:
     log = tmp_path / "local.log"
-    assert cli_local.last_error(log) == "it wrote no log"
+    assert local_daemon.last_error(log) == "it wrote no log"
     log.write_text("\n\n")
-    assert cli_local.last_error(log) == "it wrote nothing to its log"
+    assert local_daemon.last_error(log) == "it wrote nothing to its log"
     log.write_text("Traceback (most recent call last):\n  ...\nValueError: boom\n")
-    assert cli_local.last_error(log) == "ValueError: boom"
+    assert local_daemon.last_error(log) == "ValueError: boom"
     log.write_text("starting\nerror: --api-port 8080 is busy on 127.0.0.1\nsome later noise\n")
-    assert cli_local.last_error(log) == "--api-port 8080 is busy on 127.0.0.1"
+    assert local_daemon.last_error(log) == "--api-port 8080 is busy on 127.0.0.1"
 
 
 def test_uptime() -> None:

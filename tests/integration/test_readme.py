@@ -1,4 +1,4 @@
-"""The README's CLI walkthrough is run as written (on a free port, in a scratch folder), so it cannot rot."""
+"""The CLI walkthrough (docs/registry-and-artifacts.md) is run as written (on a free port, in a scratch folder), so it cannot rot."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from tests.conftest import ROOT
 
 
 def walkthrough() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = readme.split("A walkthrough on a local moto server", 1)[1]
+    page = (ROOT / "docs" / "registry-and-artifacts.md").read_text(encoding="utf-8")
+    after = page.split("A walkthrough on a local moto server", 1)[1]
     match = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
-    assert match, "README lost its walkthrough block"
+    assert match, "docs/registry-and-artifacts.md lost its walkthrough block"
     return match.group(1)
 
 

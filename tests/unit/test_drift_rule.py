@@ -1,7 +1,7 @@
 """The drift rule's false-alarm rate and power, measured by seeded simulation (``serverless_mlops.drift.simulation``).
 
 A small grid here (``make test``); ``benchmarks/drift_rule.py`` runs windows of 50 to 1,000,000 rows against
-references of 100 to 100,000 rows for the README's table. 20 features (15 numeric N(0, 1), 5 categorical); the
+references of 100 to 100,000 rows for the table in docs/drift.md. 20 features (15 numeric N(0, 1), 5 categorical); the
 power runs shift a quarter of them (5 numeric) by half a standard deviation.
 """
 

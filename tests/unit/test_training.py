@@ -65,10 +65,10 @@ def test_categorical_feature_is_a_string_input_with_learnt_categories(trained_mo
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_onnx_reproduces_an_independent_sklearn_refit_on_every_holdout_row(trained_models: dict[str, TrainedModel], name: str) -> None:
-    """The parity promise (README, 'Training'), checked without the product's own report or helpers: refit scikit-learn
-    here as training does (same split, seed, estimator and preprocessing, rebuilt from the spec), then run the packaged
-    ONNX model on the same holdout rows: identical labels and probabilities within 1e-4 (regression values within
-    1e-4, relative above 1), on every row."""
+    """The parity promise (docs/specs-and-training.md, 'Training and packaging'), checked without the product's own
+    report or helpers: refit scikit-learn here as training does (same split, seed, estimator and preprocessing, rebuilt
+    from the spec), then run the packaged ONNX model on the same holdout rows: identical labels and probabilities
+    within 1e-4 (regression values within 1e-4, relative above 1), on every row."""
     import importlib
 
     from sklearn.compose import ColumnTransformer

@@ -1,4 +1,4 @@
-"""The README's "Retraining" section shows real output: its notification has the fields a subscriber receives, and
+"""The retraining page (docs/retraining.md) shows real output: its notification has the fields a subscriber receives, and
 its `mlops retrain --local` transcript lists the states a promotion passes, in their order."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from tests.workflow.test_retraining_workflow import HAPPY_PATH
 
 
 def _section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return readme.split("## Retraining (Step Functions)", 1)[1].split("\n## ", 1)[0]
+    return (ROOT / "docs" / "retraining.md").read_text(encoding="utf-8")
 
 
 def _block(language: str, containing: str) -> str:
