@@ -381,7 +381,7 @@ class Endpoint:
                 from serverless_mlops.aws import client
                 from serverless_mlops.store.artifacts import ArtifactStore
                 from serverless_mlops.store.lifecycle import Backends
-                from serverless_mlops.store.registry import DynamoDBRegistry
+                from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
 
                 aws = self.settings.aws
                 backends = Backends(

@@ -12,7 +12,8 @@ from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.artifacts import ArtifactRef, ArtifactStore
-from serverless_mlops.store.registry import PRODUCTION, DynamoDBRegistry, Lineage, ModelVersion, Status
+from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
+from serverless_mlops.store.registry import PRODUCTION, Lineage, ModelVersion, Registry, Status
 
 if TYPE_CHECKING:
     from serverless_mlops.model.fit import RunRecord, TrainedModel
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Backends:
     store: ArtifactStore
-    registry: DynamoDBRegistry
+    registry: Registry
     # the retraining workflow's locks and pending approvals (task tokens): a table apart from the registry, which
     # only the retraining functions and approvers are granted (serverless_mlops/retraining/table.py)
     retraining: RetrainingTable | None = None

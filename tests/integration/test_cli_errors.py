@@ -6,7 +6,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.cli import main
-from serverless_mlops.store.registry import DynamoDBRegistry
+from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
 
 
 def _run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, list[str]]:

@@ -12,6 +12,7 @@ import pytest
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
+from serverless_mlops.store.registry import version_item
 from tests.events import emf_records
 from tests.integration._inference import Clock, call, endpoint, handler_for, records, register
 
@@ -75,9 +76,7 @@ def _tampered_version(backends: Backends, trained: TrainedModel) -> int:
     tampered[len(tampered) // 2] ^= 0xFF
     written = backends.store.s3.put_object(Bucket=entry.artifact.bucket, Key=entry.artifact.key, Body=bytes(tampered))
     artifact = entry.artifact.model_copy(update={"version_id": written["VersionId"]})
-    backends.registry.db.put_item(
-        TableName=backends.registry.table, Item=backends.registry._version_item(entry.model_copy(update={"artifact": artifact}))
-    )
+    backends.registry.db.put_item(TableName=backends.registry.table, Item=version_item(entry.model_copy(update={"artifact": artifact})))
     return entry.version
 
 

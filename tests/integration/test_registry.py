@@ -17,10 +17,11 @@ from botocore.exceptions import ClientError
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError, RegistryError
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.store import registry as registry_module
+from serverless_mlops.store import dynamodb_registry as registry_module
 from serverless_mlops.store.artifacts import ArtifactRef
+from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
 from serverless_mlops.store.lifecycle import Backends, lineage_of, register_run, resolve_version
-from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias, DynamoDBRegistry, Lineage, ModelVersion, Status
+from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias, Lineage, ModelVersion, Status
 
 MODEL = "breast-cancer"
 
@@ -74,6 +75,7 @@ def registrar(backends: Backends, trained_models: dict[str, TrainedModel]) -> Re
 
 @pytest.fixture
 def registry(backends: Backends) -> DynamoDBRegistry:
+    assert isinstance(backends.registry, DynamoDBRegistry)
     return backends.registry
 
 
