@@ -9,15 +9,12 @@ resources the stack composes, below).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi

@@ -39,9 +39,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (python layers/build.py): the repository root is what imports resolve from
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from layers import elf, lockfile
 from layers.rules import (
     BYTECODE,

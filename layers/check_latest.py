@@ -32,8 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from layers import lockfile
 from layers.build import build_layer
 from layers.lock import install

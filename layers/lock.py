@@ -43,8 +43,6 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from layers import lockfile
 from layers.build import PYPROJECT, lock_inputs
 from layers.lockfile import LOCKS, ROOT, UNIVERSAL, LockInputs
