@@ -1,23 +1,21 @@
-"""Pending approvals: the task token a waiting execution hands out, stored in the retraining table, which only the
-release function and approvers may read (:mod:`serverless_mlops.retraining.table` says why).
+"""Pending approvals: the task token a waiting execution hands out, and the decision a person (or an expiry) makes on
+it. Stored in the retraining table, which only the release function and approvers may read
+(:mod:`serverless_mlops.retraining.table` says why), through the :class:`ApprovalStore` Protocol.
 
-Item: pk ``APPROVAL#{model}``, sk ``{version:010d}`` with ``token``, ``execution_arn``, ``requested_at`` and
-``state`` (``pending`` → ``approved`` | ``rejected`` | ``expired``); a decision adds ``decided_by`` (a person's AWS
-identity, the STS ARN; ``retraining:{execution}`` for an expiry), ``decided_at`` and ``reason``. A decision is a
-conditional update from ``pending`` only, so a second decision (or a race between two people) is refused with a clear
-error.
+A record: ``token``, ``execution_arn``, ``requested_at`` and ``state`` (``pending`` → ``approved`` | ``rejected`` |
+``expired``); a decision adds ``decided_by`` (a person's AWS identity, the STS ARN; ``retraining:{execution}`` for an
+expiry), ``decided_at`` and ``reason``. A decision is a conditional update from ``pending`` only, so a second decision
+(or a race between two people) is refused with a clear error.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from serverless_mlops.errors import ConflictError, NotFoundError
-from serverless_mlops.retraining.table import RetrainingTable
-from serverless_mlops.store.registry import PARTITION_KEY
 
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
 
@@ -40,61 +38,41 @@ class ApprovalRecord(BaseModel):
         return self.state == "approved"
 
 
+class ApprovalStore(Protocol):
+    """Where approval requests are kept: each call is one atomic single-item operation."""
+
+    def put_approval(self, record: ApprovalRecord) -> bool:
+        """Write a pending ``record`` if its version has no request, or a pending one from the same execution (a
+        retried request replaces its token); False otherwise."""
+
+    def get_approval(self, model: str, version: int) -> ApprovalRecord | None: ...
+
+    def update_approval(
+        self, model: str, version: int, *, state: ApprovalState, by: str, at: str, reason: str, expected: ApprovalState
+    ) -> ApprovalRecord | None:
+        """Move an existing request from ``expected`` to ``state``; None if there is none or it is not at ``expected``."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def approval_key(model: str, version: int) -> dict[str, Any]:
-    return RetrainingTable.approval_key(model, version)
-
-
-def _from_item(model: str, version: int, item: dict[str, Any]) -> ApprovalRecord:
-    def text(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
-    return ApprovalRecord(
-        model=model,
-        version=version,
-        token=item["token"]["S"],
-        execution_arn=item["execution_arn"]["S"],
-        requested_at=item["requested_at"]["S"],
-        state=item["state"]["S"],
-        decided_by=text("decided_by"),
-        decided_at=text("decided_at"),
-        reason=text("reason") or "",
-    )
-
-
-def put_pending(table: RetrainingTable, model: str, version: int, *, token: str, execution_arn: str) -> ApprovalRecord:
+def put_pending(table: ApprovalStore, model: str, version: int, *, token: str, execution_arn: str) -> ApprovalRecord:
     """Record that ``execution_arn`` waits for a decision on ``version`` (a retried request replaces its token)."""
     record = ApprovalRecord(model=model, version=version, token=token, execution_arn=execution_arn, requested_at=_now(), state="pending")
-    item = approval_key(model, version) | {
-        "token": {"S": token},
-        "execution_arn": {"S": execution_arn},
-        "requested_at": {"S": record.requested_at},
-        "state": {"S": "pending"},
-    }
-    try:
-        table.db.put_item(
-            TableName=table.table,
-            Item=item,
-            ConditionExpression=f"attribute_not_exists({PARTITION_KEY}) OR (#state = :pending AND execution_arn = :arn)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":pending": {"S": "pending"}, ":arn": {"S": execution_arn}},
-        )
-    except table.db.exceptions.ConditionalCheckFailedException as exc:
+    if not table.put_approval(record):
         current = get_approval(table, model, version)
         raise ConflictError(
             f"model {model!r} version {version} already has an approval request ({current.state}, execution {current.execution_arn})"
-        ) from exc
+        )
     return record
 
 
-def get_approval(table: RetrainingTable, model: str, version: int) -> ApprovalRecord:
-    item = table.db.get_item(TableName=table.table, Key=approval_key(model, version), ConsistentRead=True).get("Item")
-    if item is None:
+def get_approval(table: ApprovalStore, model: str, version: int) -> ApprovalRecord:
+    record = table.get_approval(model, version)
+    if record is None:
         raise NotFoundError(f"model {model!r} version {version} has no approval request: nothing is waiting for a decision on it")
-    return _from_item(model, version, item)
+    return record
 
 
 def describe_decision(record: ApprovalRecord) -> str:
@@ -107,7 +85,7 @@ def describe_decision(record: ApprovalRecord) -> str:
 
 
 def decide(
-    table: RetrainingTable,
+    table: ApprovalStore,
     model: str,
     version: int,
     state: ApprovalState,
@@ -117,24 +95,8 @@ def decide(
     expected: ApprovalState = "pending",
 ) -> ApprovalRecord:
     """Move the approval from ``expected`` (normally pending) to ``state``; refused with a clear error otherwise."""
-    at = _now()
-    try:
-        response = table.db.update_item(
-            TableName=table.table,
-            Key=approval_key(model, version),
-            UpdateExpression="SET #state = :state, decided_by = :by, decided_at = :at, reason = :reason",
-            ConditionExpression=f"attribute_exists({PARTITION_KEY}) AND #state = :expected",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":state": {"S": state},
-                ":by": {"S": by},
-                ":at": {"S": at},
-                ":reason": {"S": reason},
-                ":expected": {"S": expected},
-            },
-            ReturnValues="ALL_NEW",
-        )
-    except table.db.exceptions.ConditionalCheckFailedException as exc:
+    decided = table.update_approval(model, version, state=state, by=by, at=_now(), reason=reason, expected=expected)
+    if decided is None:
         current = get_approval(table, model, version)  # NotFoundError when there is none at all
-        raise ConflictError(describe_decision(current)) from exc
-    return _from_item(model, version, response["Attributes"])
+        raise ConflictError(describe_decision(current))
+    return decided

@@ -17,7 +17,7 @@ from serverless_mlops.store.registry import PRODUCTION, Lineage, ModelVersion, R
 
 if TYPE_CHECKING:
     from serverless_mlops.model.fit import RunRecord, TrainedModel
-    from serverless_mlops.retraining.table import RetrainingTable
+    from serverless_mlops.retraining.table import RetrainingStore
     from serverless_mlops.serving.onnx_model import OnnxModel
 
 
@@ -27,7 +27,7 @@ class Backends:
     registry: Registry
     # the retraining workflow's locks and pending approvals (task tokens): a table apart from the registry, which
     # only the retraining functions and approvers are granted (serverless_mlops/retraining/table.py)
-    retraining: RetrainingTable | None = None
+    retraining: RetrainingStore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backends:
@@ -41,7 +41,7 @@ class Backends:
         )
 
     @property
-    def workflow(self) -> RetrainingTable:
+    def workflow(self) -> RetrainingStore:
         """The retraining table; an error naming the setting when these backends were built without one."""
         if self.retraining is None:
             raise MlopsError("no retraining table: set MLOPS_RETRAINING_TABLE (the stack's RetrainingTableName output)")
