@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz docs
+.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz docs unit integration infra-tests e2e openapi
 
 install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
@@ -38,6 +38,24 @@ demo: install  ## the whole loop on the synthesized stack, locally (moto, in-pro
 
 test: install layers  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
 	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
+
+# the suite by tier (make test runs them all): unit is pure (no I/O: tests/unit/conftest.py refuses network connections),
+# integration runs the library and handlers on moto in-process, infra-tests synthesizes the CDK app (cdk-nag, cfn-lint,
+# the layers), e2e runs the whole loop locally (the retraining workflow on moto's Step Functions, the CLI against it)
+unit: install  ## pure tests: no network, no moto, no synth (seconds)
+	$(PY) -m pytest -n 2 -q tests/unit
+
+integration: install layers  ## the library, handlers and CLI on moto's in-process AWS (tests/integration)
+	$(PY) -m pytest -n 2 -q tests/integration
+
+infra-tests: install layers  ## the synthesized CDK app: template assertions, cdk-nag, cfn-lint, the layers (tests/infra)
+	$(PY) -m pytest -n 2 -q tests/infra
+
+e2e: install layers  ## the whole loop locally: the retraining workflow run by moto's Step Functions, the CLI and triggers (tests/workflow)
+	$(PY) -m pytest -n 2 -q tests/workflow
+
+openapi: install  ## rewrite docs/openapi.json from the inference app (the committed contract tests/unit/test_openapi_contract.py checks)
+	$(PY) -m tests.helpers.openapi
 
 fuzz: install  ## the inference API's property tests at a larger budget (MLOPS_FUZZ_EXAMPLES, 5,000 requests per property), random seeds
 	MLOPS_FUZZ_EXAMPLES=$${MLOPS_FUZZ_EXAMPLES:-5000} $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_inference_properties.py -k documented_route
