@@ -68,9 +68,11 @@ def registered(endpoint_url: str) -> None:
 
 def run(moto_port: int, mode: str) -> dict[str, Any]:
     """One warm handler, then REQUESTS predictions with the backend in ``mode``; latencies and failure counts."""
-    from functions.inference.app import PowertoolsTelemetry, create_handler
+    from functions.inference.app import create_handler
+    from functions.inference.telemetry import PowertoolsTelemetry
     from serverless_mlops.local.http_api import LambdaHttpApp, http_api_event
-    from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
+    from serverless_mlops.serving.endpoint import Endpoint
+    from serverless_mlops.serving.endpoint_settings import EndpointSettings
     from serverless_mlops.settings import Settings
     from tests.integration._faults import FaultyEndpoint
     from tests.integration._inference import records

@@ -287,11 +287,11 @@ def test_the_shipped_config_deploys_every_example_model() -> None:
 
 def test_alarms_watch_the_metrics_and_services_the_handlers_emit() -> None:
     """The alarm dimensions are the handlers' service names (powertools adds them); the metric names are theirs."""
-    from infra.inference import SERVICE as INFERENCE
     from infra.drift import SERVICE as DRIFT
+    from infra.inference import SERVICE as INFERENCE
 
     root = Path(__file__).resolve().parents[2]
-    inference = (root / "functions/inference/app.py").read_text(encoding="utf-8")
+    inference = (root / "functions/inference/telemetry.py").read_text(encoding="utf-8")
     drift = (root / "functions/drift_check/app.py").read_text(encoding="utf-8")
     assert f'observability("{INFERENCE}")' in inference
     assert '"ModelLoadFailures"' in inference

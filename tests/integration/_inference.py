@@ -12,11 +12,13 @@ import onnxruntime as ort
 import pytest
 from moto import mock_aws
 
-from functions.inference.app import PowertoolsTelemetry, create_handler
+from functions.inference.app import create_handler
+from functions.inference.telemetry import PowertoolsTelemetry
 from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.model.data import load_dataset
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
+from serverless_mlops.serving.endpoint import Endpoint
+from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
 from serverless_mlops.store.registry import ModelVersion

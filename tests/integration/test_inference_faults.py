@@ -19,7 +19,8 @@ import pytest
 
 from serverless_mlops.local.moto import LocalAws, ensure_resources
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings
+from serverless_mlops.serving.endpoint import Endpoint
+from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
@@ -55,7 +56,7 @@ def faulty(moto_port: int) -> Iterator[FaultyEndpoint]:
 
 def warm_endpoint(faulty: FaultyEndpoint, clock: Clock, **settings: Any) -> Endpoint:
     values = {"MLOPS_REFRESH_SECONDS": 30, "MLOPS_CAPTURE_MAX_SECONDS": 60, "MLOPS_CAPTURE_MAX_ROWS": 1000, **settings}
-    from functions.inference.app import PowertoolsTelemetry
+    from functions.inference.telemetry import PowertoolsTelemetry
 
     return Endpoint(EndpointSettings(aws=Settings(endpoint_url=faulty.url), **values), clock=clock, telemetry=PowertoolsTelemetry())
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from functions.inference.app import create_handler, logger
+from functions.inference.app import create_handler
+from functions.inference.telemetry import logger
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.serving.endpoint import ConfigurationError, EndpointSettings
+from serverless_mlops.serving.endpoint_settings import ConfigurationError, EndpointSettings
 from serverless_mlops.store.lifecycle import Backends
 from tests.events import LambdaContext, emf_records, load_event
 from tests.integration._inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register

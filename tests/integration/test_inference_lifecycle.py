@@ -228,7 +228,10 @@ def test_the_deployed_handler_builds_its_endpoint_from_the_environment_once(
 def test_without_a_telemetry_sink_failures_are_logged(
     served: Backends, clock: Clock, trained_models: dict[str, TrainedModel], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from serverless_mlops.serving.endpoint import Endpoint, EndpointSettings, ModelUnavailableError, PredictRequest
+    from serverless_mlops.serving.api_models import PredictRequest
+    from serverless_mlops.serving.endpoint import Endpoint
+    from serverless_mlops.serving.endpoint_settings import EndpointSettings
+    from serverless_mlops.serving.model_cache import ModelUnavailableError
 
     class Down:
         def put(self, key: str, data: bytes) -> None:

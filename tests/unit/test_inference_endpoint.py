@@ -9,16 +9,10 @@ from pydantic import ValidationError
 
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.model.signature import FeatureSignature, Signature
-from serverless_mlops.serving.endpoint import (
-    ConfigurationError,
-    EndpointSettings,
-    InferRequest,
-    PredictRequest,
-    _flat,
-    _requested_outputs,
-    _tensors_to_rows,
-    details_from_validation,
-)
+from serverless_mlops.serving.api_models import InferRequest, PredictRequest
+from serverless_mlops.serving.endpoint_settings import ConfigurationError, EndpointSettings
+from serverless_mlops.serving.request_parsing import details_from_validation
+from serverless_mlops.serving.v2_tensors import _flat, requested_outputs, tensors_to_rows
 
 SIGNATURE = Signature(
     model="m",
@@ -161,12 +155,12 @@ def _infer(*tensors: dict[str, Any]) -> InferRequest:
 
 def test_one_tensor_per_feature_becomes_columns_in_signature_order() -> None:
     request = _infer(_tensor("sex", [2, 1], "BYTES", [["a"], ["b"]]), _tensor("age", [2], "INT64", [30, 40]))
-    assert _tensors_to_rows(SIGNATURE, request.inputs) == ("columns", [[30, 40], ["a", "b"]], 2)
+    assert tensors_to_rows(SIGNATURE, request.inputs) == ("columns", [[30, 40], ["a", "b"]], 2)
 
 
 def test_a_single_tensor_becomes_rows_in_signature_order() -> None:
     request = _infer(_tensor("input-0", [2, 2], "BYTES", [[30, "a"], [40, "b"]]))
-    assert _tensors_to_rows(SIGNATURE, request.inputs) == ("rows", [[30, "a"], [40, "b"]], 2)
+    assert tensors_to_rows(SIGNATURE, request.inputs) == ("rows", [[30, "a"], [40, "b"]], 2)
 
 
 @pytest.mark.parametrize(
@@ -187,14 +181,14 @@ def test_a_single_tensor_becomes_rows_in_signature_order() -> None:
 )
 def test_tensors_that_do_not_fit_name_the_input_and_problem(tensors: list[dict[str, Any]], field: str, problem: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        _tensors_to_rows(SIGNATURE, _infer(*tensors).inputs)
+        tensors_to_rows(SIGNATURE, _infer(*tensors).inputs)
     assert any(d["field"] == field and problem in d["problem"] for d in caught.value.details), caught.value.details
 
 
 def test_bool_single_tensor_is_refused_for_numeric_models() -> None:
     numeric = SIGNATURE.model_copy(update={"features": SIGNATURE.features[:1]})
     with pytest.raises(InvalidInputError, match="does not fit"):
-        _tensors_to_rows(numeric, _infer(_tensor("x", [1, 1], "BOOL", [True])).inputs)
+        tensors_to_rows(numeric, _infer(_tensor("x", [1, 1], "BOOL", [True])).inputs)
 
 
 def test_nested_tensor_data_is_flattened_row_major() -> None:
@@ -207,12 +201,12 @@ def test_nested_tensor_data_is_flattened_row_major() -> None:
 
 
 def test_requested_outputs_are_checked() -> None:
-    assert _requested_outputs(SIGNATURE, None) == {"predictions", "probabilities"}
+    assert requested_outputs(SIGNATURE, None) == {"predictions", "probabilities"}
     request = InferRequest.model_validate({"inputs": [_tensor("age", [1], "FP32", [1])], "outputs": [{"name": "probabilities"}]})
-    assert _requested_outputs(SIGNATURE, request.outputs) == {"probabilities"}
+    assert requested_outputs(SIGNATURE, request.outputs) == {"probabilities"}
     bad = InferRequest.model_validate({"inputs": [_tensor("age", [1], "FP32", [1])], "outputs": [{"name": "logits"}]})
     with pytest.raises(InvalidInputError) as caught:
-        _requested_outputs(SIGNATURE, bad.outputs)
+        requested_outputs(SIGNATURE, bad.outputs)
     assert caught.value.details[0]["field"] == "outputs[0].name"
 
 

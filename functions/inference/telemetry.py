@@ -1,0 +1,59 @@
+"""The inference function's logger, metrics and tracer (service ``inference``), and what it counts.
+
+``ModelLoadFailures`` and the capture failures come from the endpoint (:class:`PowertoolsTelemetry`); ``Rows``,
+``ModelVersion`` and ``Latency`` from the routes that served a model (:func:`record_served`); ``Errors`` by code from
+the error map (:func:`count_error`). Health, metadata and OpenAPI requests publish no metric, on purpose.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from functions.observability import observability
+
+obs = observability("inference")
+logger, metrics = obs.logger, obs.metrics
+# Health, metadata and OpenAPI requests publish no metric on purpose; powertools would warn about each of them.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+_served = threading.local()
+
+
+class PowertoolsTelemetry:
+    """The endpoint's failure reports as log lines and EMF counts (``ModelLoadFailures``: service dimension only)."""
+
+    def model_load_failed(self, model: str, reason: str) -> None:
+        logger.warning("model failed to load; serving the last good version if one is loaded", extra={"model": model, "reason": reason})
+        obs.count("ModelLoadFailures")
+
+    def capture_failed(self, what: str, rows: int, reason: str) -> None:
+        logger.warning(f"data capture {what}", extra={"rows": rows, "reason": reason})
+        obs.count("CaptureFlushFailures" if what == "flush" else "CaptureRowsDropped", rows if what == "dropped" else 1)
+
+
+def count_error(code: str) -> None:
+    """Errors by code: the invocation's metric record gets the ``code`` dimension (an error has no ``model``)."""
+    metrics.add_dimension(name="code", value=code)
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+
+
+def record_served(model: str, version: int, rows: int) -> None:
+    """A route served ``rows`` predictions of ``model`` at ``version``: counted, and the request's latency recorded."""
+    metrics.add_dimension(name="model", value=model)
+    metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name="ModelVersion", unit=MetricUnit.NoUnit, value=version)
+    _served.model = model
+
+
+def start_request() -> None:
+    """Forget the previous request's model (a thread serves one request at a time)."""
+    _served.model = None
+
+
+def record_latency(milliseconds: float) -> None:
+    """The request's latency, published only when a route served a model (errors and health checks have none)."""
+    if getattr(_served, "model", None) is not None:
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=milliseconds)
