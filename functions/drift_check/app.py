@@ -1,49 +1,42 @@
 """The drift-check Lambda: parse the event → ``serverless_mlops.drift.service.run_check`` → metrics and a summary.
 
-Settings come from the environment once per cold start (lazily, never at import time): MLOPS_BUCKET, MLOPS_TABLE,
-MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN, MLOPS_RETRAIN_STATE_MACHINE_ARN (optional) and, locally,
+Settings come from the environment on the first invocation (never at import time), validated by
+:class:`DriftSettings`: MLOPS_BUCKET and MLOPS_TABLE (required in Lambda: a missing one fails the invocation naming
+it), MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN, MLOPS_RETRAIN_STATE_MACHINE_ARN (optional) and, locally,
 MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): DatasetDrift, DriftedShare, RowsChecked with
 dimension ``model``, and DriftScore per feature with dimensions ``model`` and ``feature``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from functions.drift_check.events import parse_event
 from functions.observability import observability
 from serverless_mlops.aws import client
 from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.drift.service import DriftOutcome, Notifier, run_check
-from serverless_mlops.settings import Settings
+from serverless_mlops.settings import FunctionSettings
 from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("drift_check")
 
 
-class DriftSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class DriftSettings(FunctionSettings):
+    """The drift-check function's environment (validated on its first invocation: ``DriftSettings.from_env()``)."""
 
-    aws: Settings
-    alert_topic_arn: str | None = Field(default=None, description="MLOPS_ALERT_TOPIC_ARN: where drift alerts go")
-    retrain_state_machine_arn: str | None = Field(default=None, description="MLOPS_RETRAIN_STATE_MACHINE_ARN (optional)")
+    NAME = "drift-check"
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DriftSettings:
-        env = os.environ if environ is None else environ
-        return cls(
-            aws=Settings.from_env(env),
-            alert_topic_arn=env.get("MLOPS_ALERT_TOPIC_ARN") or None,
-            retrain_state_machine_arn=env.get("MLOPS_RETRAIN_STATE_MACHINE_ARN") or None,
-        )
+    alert_topic_arn: str | None = Field(default=None, alias="MLOPS_ALERT_TOPIC_ARN", description="where drift alerts go")
+    retrain_state_machine_arn: str | None = Field(
+        default=None, alias="MLOPS_RETRAIN_STATE_MACHINE_ARN", description="the retraining workflow drift starts (optional)"
+    )
 
 
 @dataclass(frozen=True)

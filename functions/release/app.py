@@ -2,43 +2,40 @@
 request_approval, promote, reject, notify.
 
 Event: ``{"step", "state", "execution", "execution_name"}`` (+ ``"token"`` for request_approval); the answer is the
-whole workflow document with the step's key added. Settings come from the environment once per cold start (lazily):
-MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (locks, approval requests), MLOPS_KMS_KEY_ID, MLOPS_ALERT_TOPIC_ARN and,
-locally, MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): RetrainingStepsCompleted (dimensions ``model``,
-``step``) and, from notify, one of RetrainingPromoted / RetrainingRejected / RetrainingFailed (dimension ``model``).
+whole workflow document with the step's key added. Settings come from the environment on the first invocation,
+validated by :class:`ReleaseSettings` (in Lambda a missing MLOPS_BUCKET, MLOPS_TABLE or MLOPS_RETRAINING_TABLE fails
+the step naming it): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (locks, approval requests), MLOPS_KMS_KEY_ID,
+MLOPS_ALERT_TOPIC_ARN and, locally, MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops):
+RetrainingStepsCompleted (dimensions ``model``, ``step``) and, from notify, one of RetrainingPromoted /
+RetrainingRejected / RetrainingFailed (dimension ``model``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from functions.observability import observability, retraining_step_handler
 from serverless_mlops.aws import client
 from serverless_mlops.retraining import release_steps
 from serverless_mlops.retraining.contract import NOTIFY, PROMOTE, REGISTER, REJECT, RELEASE_STEPS, REQUEST_APPROVAL
 from serverless_mlops.retraining.state import parse_task_event
-from serverless_mlops.settings import Settings
+from serverless_mlops.settings import FunctionSettings
 from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("release")
 
 
-class ReleaseSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class ReleaseSettings(FunctionSettings):
+    """The release function's environment (validated on its first invocation: ``ReleaseSettings.from_env()``)."""
 
-    aws: Settings
-    alert_topic_arn: str | None = Field(default=None, description="MLOPS_ALERT_TOPIC_ARN: approval requests and outcomes go here")
+    NAME = "release"
+    REQUIRED = ("MLOPS_RETRAINING_TABLE",)  # locks and approval requests
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
-        env = os.environ if environ is None else environ
-        return cls(aws=Settings.from_env(env), alert_topic_arn=env.get("MLOPS_ALERT_TOPIC_ARN") or None)
+    alert_topic_arn: str | None = Field(default=None, alias="MLOPS_ALERT_TOPIC_ARN", description="approval requests and outcomes go here")
 
 
 @dataclass(frozen=True)

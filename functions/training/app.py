@@ -1,8 +1,9 @@
 """The retraining workflow's training function (training layer): steps prepare, train, evaluate.
 
 Event (from the state machine's LambdaInvoke payload): ``{"step", "state", "execution", "execution_name"}``; the
-answer is the whole workflow document with the step's key added. Settings come from the environment once per cold
-start (lazily): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (its lock), MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
+answer is the whole workflow document with the step's key added. Settings come from the environment on the first invocation,
+validated by :class:`TrainingSettings` (in Lambda a missing MLOPS_BUCKET, MLOPS_TABLE or MLOPS_RETRAINING_TABLE fails
+the step naming it): MLOPS_BUCKET, MLOPS_TABLE, MLOPS_RETRAINING_TABLE (its lock), MLOPS_KMS_KEY_ID, MLOPS_LOCK_TTL_SECONDS and, locally,
 MLOPS_ENDPOINT_URL. Metrics (EMF, namespace ServerlessMlops): RetrainingStepsCompleted with dimensions ``model``
 and ``step``. Errors propagate: their class name is the Lambda errorType the state machine catches
 (``RetrainingInProgress`` → AlreadyRunning, anything else → NotifyFailure).
@@ -10,36 +11,30 @@ and ``step``. Errors propagate: their class name is the Lambda errorType the sta
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from functions.observability import observability, retraining_step_handler
 from serverless_mlops.retraining import candidate_steps
 from serverless_mlops.retraining.contract import PREPARE, TRAIN, TRAINING_STEPS
 from serverless_mlops.retraining.lock import DEFAULT_LOCK_TTL_SECONDS
 from serverless_mlops.retraining.state import parse_task_event
-from serverless_mlops.settings import Settings
+from serverless_mlops.settings import FunctionSettings
 from serverless_mlops.store.lifecycle import Backends
 
 obs = observability("training")
 
 
-class TrainingSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class TrainingSettings(FunctionSettings):
+    """The training function's environment (validated on its first invocation: ``TrainingSettings.from_env()``)."""
 
-    aws: Settings
-    lock_ttl_seconds: int = Field(default=DEFAULT_LOCK_TTL_SECONDS, gt=0, description="MLOPS_LOCK_TTL_SECONDS")
+    NAME = "training"
+    REQUIRED = ("MLOPS_RETRAINING_TABLE",)  # its lock
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TrainingSettings:
-        env = os.environ if environ is None else environ
-        ttl = env.get("MLOPS_LOCK_TTL_SECONDS")
-        return cls(aws=Settings.from_env(env), **({"lock_ttl_seconds": ttl} if ttl else {}))
+    lock_ttl_seconds: int = Field(default=DEFAULT_LOCK_TTL_SECONDS, gt=0, alias="MLOPS_LOCK_TTL_SECONDS")
 
 
 @dataclass(frozen=True)

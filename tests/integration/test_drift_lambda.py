@@ -20,6 +20,7 @@ from serverless_mlops.drift.service import Notifier
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.local.http_api import ACCOUNT_ID, LambdaContext
 from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.events import emf_records
@@ -267,3 +268,32 @@ def test_execution_names_fit_step_functions() -> None:
     long = execution_name("m" * 63, END)
     assert len(long) == 80
     assert long.endswith("-drift-20261125T1200")
+
+
+def test_a_drift_function_without_its_bucket_fails_its_first_invocation_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside Lambda a missing MLOPS_BUCKET is an error that names it, not the local default bucket."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "drift-check")
+    monkeypatch.setenv("MLOPS_TABLE", "registry")
+    monkeypatch.delenv("MLOPS_BUCKET", raising=False)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
+    app.default_dependencies.cache_clear()
+    event = dict(SCHEDULER_EVENT)
+    event["detail"] = json.dumps({"model": "diabetes", "window_hours": 1})
+    context = LambdaContext(
+        function_name="drift-check",
+        aws_request_id="req-2",
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:drift-check",
+    )
+    try:
+        with pytest.raises(ConfigurationError, match=r"^MLOPS_BUCKET not set: the function drift-check needs it"):
+            app.lambda_handler(event, context)  # type: ignore[arg-type]
+    finally:
+        app.default_dependencies.cache_clear()
+
+
+def test_drift_settings_name_the_variable_at_fault() -> None:
+    with pytest.raises(ConfigurationError, match=r"invalid settings: MLOPS_BUCKET: String should have at least 3 characters"):
+        app.DriftSettings.from_env({"MLOPS_BUCKET": "ab"})
+    settings = app.DriftSettings.from_env({"MLOPS_ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "MLOPS_RETRAIN_STATE_MACHINE_ARN": " "})
+    assert settings.alert_topic_arn == "arn:aws:sns:us-east-1:1:t"
+    assert settings.retrain_state_machine_arn is None
