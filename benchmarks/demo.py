@@ -1,6 +1,6 @@
 """`make demo`'s time (`make bench`): the whole loop, as a user runs it, against the 60 s target.
 
-1. The synthesis a first run pays when ``build/local.out`` is stale: ``local_stack.synthesized`` of the default config
+1. The synthesis a first run pays when ``build/local.out`` is stale: ``local.assembly.synthesized`` of the default config
    into a temporary assembly (no cdk-nag, assets staged into it; the layers are already built), once.
 2. ``mlops demo`` as ``make demo`` runs it — a fresh process each time, the template from that synthesis
    (``--template``, i.e. a fresh ``build/local.out``) — 3 times one after another: the median wall time of the whole command,
@@ -45,7 +45,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from foundation import machine
 
-    from serverless_mlops.local.stack import synthesized
+    from serverless_mlops.local.assembly import synthesized
 
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-demo-synth-"))

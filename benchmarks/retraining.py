@@ -1,7 +1,7 @@
 """Retraining benchmarks (`make bench`): the Step Functions workflow end to end on moto, and the training function's
 cold start as on Lambda.
 
-1. The state machine the CDK app synthesizes (``local_stack.synthesized``), provisioned into an in-process moto
+1. The state machine the CDK app synthesizes (``local.assembly.synthesized``), provisioned into an in-process moto
    (``mock_aws`` with Step Functions execution on, as tests/workflow/conftest.py does), its Lambda tasks run
    in-process by ``LocalInvoker``. For each example model, 5 executions one after another: the first promotes (no
    champion yet), the later ones train on the same snapshot, are no better and end NotPromoted. Per outcome: the
@@ -126,7 +126,7 @@ def spec_path(model: str) -> str:
 
 def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     """Each model's executions on a freshly provisioned stack, after a warm-up on another (see :func:`run_stack`)."""
-    from serverless_mlops.local.stack import fresh_assembly, synthesized
+    from serverless_mlops.local.assembly import fresh_assembly, synthesized
 
     cached = fresh_assembly()
     source = f"{cached.parent.name} (fresh)" if cached is not None else "synthesized in-process"
@@ -136,7 +136,7 @@ def bench_workflow(models: list[str]) -> tuple[dict[str, list[Row]], list[str]]:
     # warm-up: one execution per model on a stack of its own, so the first measured execution does not pay this
     # process's first imports and boto3 clients (part 2 measures those, as a cold start); one invoker for both stacks,
     # so the handlers keep their clients, as a warm Lambda does
-    from serverless_mlops.local.stack import LocalInvoker
+    from serverless_mlops.local.lambda_runtime import LocalInvoker
 
     with LocalInvoker():
         warm, warm_notes = run_stack(template, assembly_dir, models, runs=1)
@@ -161,7 +161,7 @@ def run_stack(template: dict, assembly_dir: object, models: list[str], *, runs: 
     from moto import mock_aws
 
     from serverless_mlops.aws import client
-    from serverless_mlops.local.stack import provision
+    from serverless_mlops.local.provisioner import provision
     from serverless_mlops.model.spec import load_spec
     from serverless_mlops.retraining import contract as c
     from serverless_mlops.retraining.specs import publish_specs, spec_key

@@ -67,7 +67,7 @@ def dev_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     synthesized once per session as local mode synthesizes it (no cdk-nag, every asset staged into it) into a
     temporary folder, never cdk.out; its ``serverless-mlops-dev.template.json`` is what ``mlops local up --template``
     takes. Removed at the end: its staged layers weigh 370 MB."""
-    from serverless_mlops.local.stack import ROOT, synthesized
+    from serverless_mlops.local.assembly import ROOT, synthesized
 
     outdir = tmp_path_factory.mktemp("dev-synth")
     _, assembly_dir = synthesized(config=ROOT / "infra" / "deployment.yaml", outdir=outdir)

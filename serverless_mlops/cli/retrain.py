@@ -264,11 +264,11 @@ def retrain(
 @contextmanager
 def local_deployment(template: Path | None) -> Iterator[Any]:
     """The synthesized stack (``template``, else cdk.out or build/local.out when fresh, else a synthesis) on an embedded moto server."""
-    from serverless_mlops.local import stack as local_stack
+    from serverless_mlops.local.deployment import deployed_locally
     from serverless_mlops.local.environment import local_template
 
     document, assembly, stack_name = local_template(template, announce=say)
-    with local_stack.deployed_locally(document, assembly, stack_name=stack_name, settings=state.settings()) as deployment:
+    with deployed_locally(document, assembly, stack_name=stack_name, settings=state.settings()) as deployment:
         yield deployment
 
 

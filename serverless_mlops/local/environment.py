@@ -1,9 +1,9 @@
 """The whole stack on one machine: what ``mlops local up``, ``make demo`` and the end-to-end tests run.
 
 :func:`local_environment` starts an embedded moto server on 127.0.0.1, provisions into it what the synthesized
-template names (:func:`serverless_mlops.local.stack.provision`: bucket, registry table, alert topic, functions with
+template names (:func:`serverless_mlops.local.provisioner.provision`: bucket, registry table, alert topic, functions with
 the template's names and environment, the retraining state machine, the published specs), runs the Lambda functions
-in this process (:class:`~serverless_mlops.local.stack.LocalInvoker`), serves the HTTP API with ``mlops serve``'s
+in this process (:class:`~serverless_mlops.local.lambda_runtime.LocalInvoker`), serves the HTTP API with ``mlops serve``'s
 server in front of the inference function, and subscribes a local inbox (an SQS queue) to the alert topic. What a
 client process needs to use it is one JSON document, :class:`LocalInfo`.
 
@@ -32,8 +32,11 @@ from pydantic import BaseModel, Field
 
 from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError, NotFoundError
+from serverless_mlops.local.deployment import LocalDeployment, deployed_locally
+from serverless_mlops.local.lambda_runtime import LocalInvoker
 from serverless_mlops.local.moto import FAKE_CREDENTIALS
-from serverless_mlops.local.stack import DEFAULT_STACK, FUNCTION, LocalDeployment, LocalInvoker, LocalStack, deployed_locally
+from serverless_mlops.local.provisioner import FUNCTION, LocalStack
+from serverless_mlops.local.template import DEFAULT_STACK
 from serverless_mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -433,7 +436,7 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
     ``cdk.out`` (``make synth``) or ``build/local.out`` when it is newer than infra/, the specs and the layers' inputs,
     else a synthesis written into ``build/local.out`` so the next run reuses it; ``announce`` hears about a synthesis
     before it starts (seconds; longer while the layers are first built)."""
-    from serverless_mlops.local import stack as local_stack
+    from serverless_mlops.local import assembly as local_assembly
 
     if template is not None:
         if not template.name.endswith(TEMPLATE_SUFFIX) or template.is_dir():
@@ -441,10 +444,10 @@ def local_template(template: Path | None = None, *, announce: Callable[[str], No
         if not template.is_file():
             raise NotFoundError(f"--template {template}: no such file (synthesize with make synth, or omit --template)")
         stack_name = template.name.removesuffix(TEMPLATE_SUFFIX)
-        return local_stack.load_template(template.parent, stack_name), template.parent, stack_name
-    if local_stack.fresh_assembly() is None and announce is not None:
-        announce(f"synthesizing the CDK app into {local_stack.LOCAL_OUT} (it is missing or older than infra/, models/ or the locks) …")
-    document, assembly = local_stack.synthesized()
+        return local_assembly.load_template(template.parent, stack_name), template.parent, stack_name
+    if local_assembly.fresh_assembly() is None and announce is not None:
+        announce(f"synthesizing the CDK app into {local_assembly.LOCAL_OUT} (it is missing or older than infra/, models/ or the locks) …")
+    document, assembly = local_assembly.synthesized()
     return document, assembly, DEFAULT_STACK
 
 

@@ -1,11 +1,16 @@
-"""Local AWS: an embedded moto server on 127.0.0.1 and the bucket and table the CDK app would create."""
+"""Local AWS: an embedded moto server on 127.0.0.1 (:class:`LocalAws`), its own API (``/moto-api/config`` and
+``reset``: :func:`moto_api`), moto made to behave as AWS where the loop depends on it (fake credentials, DynamoDB's
+per-request atomicity, Step Functions that execute), and the bucket and table the CDK app would create."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from serverless_mlops.aws import client
@@ -119,3 +124,31 @@ def _ensure_table(dynamodb: Any, table: str) -> None:
             KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
         )
         dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def enable_step_functions_execution(endpoint_url: str) -> None:
+    """Make a moto server run state machines (``execute_state_machine``), as ``mock_aws(config=...)`` does in-process."""
+    moto_api(endpoint_url, "config", {"stepfunctions": {"execute_state_machine": True}})
+
+
+@contextmanager
+def restored_step_functions_config() -> Iterator[None]:
+    """Put moto's process-wide Step Functions setting back as it was when the block began."""
+    from moto.core.config import default_user_config
+
+    previous = dict(default_user_config.get("stepfunctions", {}))
+    try:
+        yield
+    finally:
+        default_user_config["stepfunctions"] = previous  # type: ignore[typeddict-item]
+
+
+def moto_api(endpoint_url: str, action: str, document: Mapping[str, Any] | None = None) -> None:
+    """POST to a moto server's own API (``/moto-api/config``, ``/moto-api/reset``)."""
+    from urllib.request import Request, urlopen
+
+    body = json.dumps(document or {}).encode()
+    url = f"{endpoint_url.rstrip('/')}/moto-api/{action}"
+    request = Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})  # noqa: S310 - moto's own URL
+    with urlopen(request, timeout=10) as response:  # noqa: S310 - the local moto server's own URL
+        response.read()

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from serverless_mlops.cli import main
+from serverless_mlops.local.assembly import ROOT
 from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
-from serverless_mlops.local.stack import ROOT
 from serverless_mlops.retraining import contract as c
 from tests.workflow.test_retraining_workflow import HAPPY_PATH
 

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.local import stack as local_stack
+from serverless_mlops.local import assembly as local_assembly
 from serverless_mlops.local.demo import TourError, _Tour
 from serverless_mlops.local.environment import LocalEnvironment, local_environment, local_template, receive_alerts
 
@@ -103,8 +103,8 @@ def test_a_template_without_the_stacks_outputs_or_functions_is_refused() -> None
 
 def test_a_synthesis_is_announced_before_it_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     heard: list[str] = []
-    monkeypatch.setattr(local_stack, "fresh_assembly", lambda *a, **k: None)
-    monkeypatch.setattr(local_stack, "synthesized", lambda *a, **k: ({"Resources": {}}, tmp_path))
+    monkeypatch.setattr(local_assembly, "fresh_assembly", lambda *a, **k: None)
+    monkeypatch.setattr(local_assembly, "synthesized", lambda *a, **k: ({"Resources": {}}, tmp_path))
     assert local_template(announce=heard.append) == ({"Resources": {}}, tmp_path, "serverless-mlops-dev")
     assert len(heard) == 1
     assert heard[0].startswith("synthesizing the CDK app into build/local.out")

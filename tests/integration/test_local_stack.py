@@ -15,21 +15,11 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.aws import client
+from serverless_mlops.local.assembly import LOCAL_OUT, fresh_assembly, load_template, newest_input, synthesized
+from serverless_mlops.local.lambda_runtime import LocalInvoker
 from serverless_mlops.local.moto import LocalAws
-from serverless_mlops.local.stack import (
-    BUCKET_DEPLOYMENT,
-    FUNCTION,
-    LOCAL_OUT,
-    STATE_MACHINE,
-    LocalInvoker,
-    LocalStack,
-    LocalStackError,
-    fresh_assembly,
-    load_template,
-    newest_input,
-    provision,
-    synthesized,
-)
+from serverless_mlops.local.provisioner import BUCKET_DEPLOYMENT, FUNCTION, STATE_MACHINE, LocalStack, provision
+from serverless_mlops.local.template import LocalStackError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run

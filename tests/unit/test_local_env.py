@@ -20,7 +20,7 @@ from serverless_mlops.local.environment import (
     scheduled_targets,
     transform_input,
 )
-from serverless_mlops.local.stack import FUNCTION, LocalStack
+from serverless_mlops.local.provisioner import FUNCTION, LocalStack
 from serverless_mlops.settings import Settings
 
 NOW = datetime(2026, 11, 26, 1, 2, 33, tzinfo=UTC)

@@ -12,20 +12,10 @@ from typing import Any
 
 import pytest
 
-from serverless_mlops.local.stack import (
-    BUCKET,
-    FUNCTION,
-    LocalContext,
-    LocalInvoker,
-    LocalStackError,
-    Resolver,
-    Throttled,
-    Unresolvable,
-    asset_source,
-    creation_order,
-    physical_name,
-    references,
-)
+from serverless_mlops.local.assembly import asset_source
+from serverless_mlops.local.lambda_runtime import LocalContext, LocalInvoker, Throttled
+from serverless_mlops.local.provisioner import BUCKET, FUNCTION, physical_name
+from serverless_mlops.local.template import LocalStackError, Resolver, Unresolvable, creation_order, references
 
 
 @pytest.fixture

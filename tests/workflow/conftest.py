@@ -1,5 +1,5 @@
 """The retraining workflow, end to end on moto: the state machine the CDK app synthesizes, run by moto's Step
-Functions interpreter, its Lambda tasks run in-process by :class:`~serverless_mlops.local.stack.LocalInvoker`.
+Functions interpreter, its Lambda tasks run in-process by :class:`~serverless_mlops.local.lambda_runtime.LocalInvoker`.
 
 The app is synthesized once per pytest process from a test deployment config (one model, retries after 1 s with no
 backoff so a throttled task costs seconds, not minutes); each test provisions it into a fresh ``mock_aws``.
@@ -22,7 +22,9 @@ import pytest
 from moto import mock_aws
 
 from serverless_mlops.aws import client
-from serverless_mlops.local.stack import LocalInvoker, LocalStack, provision, synthesized
+from serverless_mlops.local.assembly import synthesized
+from serverless_mlops.local.lambda_runtime import LocalInvoker
+from serverless_mlops.local.provisioner import LocalStack, provision
 from serverless_mlops.model.fit import TrainedModel, train
 from serverless_mlops.model.spec import ModelSpec
 from serverless_mlops.retraining import contract as c

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
-from serverless_mlops.local import stack as local_stack
+from serverless_mlops.local import assembly as local_assembly
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from tests.conftest import example_spec
@@ -74,7 +74,7 @@ def test_retrain_local_runs_the_synthesized_workflow_on_an_embedded_server(
     workflow_synth: WorkflowSynth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # what synthesized() gives with no fresh assembly (the session's synth stands in for a second one)
-    monkeypatch.setattr(local_stack, "synthesized", lambda: (workflow_synth.template, workflow_synth.assembly_dir))
+    monkeypatch.setattr(local_assembly, "synthesized", lambda: (workflow_synth.template, workflow_synth.assembly_dir))
     result = CliRunner().invoke(app, ["retrain", MODEL, "--local", "--reason", "try it"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
