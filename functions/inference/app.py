@@ -26,8 +26,8 @@ from functions.inference.routes_v2 import API_VERSION, v2_router
 from functions.inference.telemetry import PowertoolsTelemetry, logger, metrics, obs, record_latency, start_request
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.serving.endpoint import Endpoint, EndpointProvider
-from serverless_mlops.serving.endpoint_settings import ConfigurationError
 from serverless_mlops.serving.request_parsing import JSON, check_body, json_body
+from serverless_mlops.settings import ConfigurationError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -1,5 +1,6 @@
 """The inference function's settings: :class:`EndpointSettings`, read from the environment once per cold start and
-validated, and :class:`ConfigurationError`, whose message names each variable at fault and what is wrong with it.
+validated the way every function's are (:class:`serverless_mlops.settings.FunctionSettings`: a
+:class:`~serverless_mlops.settings.ConfigurationError` names each variable at fault and what is wrong with it).
 
 ``MODEL_NAME`` is the one spelling of a model name the endpoint serves (``MLOPS_MODELS`` lists such names, and the
 endpoint answers 404 for any other). Nothing here reads the environment at import time.
@@ -7,29 +8,20 @@ endpoint answers 404 for any other). Nothing here reads the environment at impor
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from serverless_mlops.errors import MlopsError
-from serverless_mlops.settings import Settings
+from serverless_mlops.settings import FunctionSettings
 
 MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
-class ConfigurationError(MlopsError):
-    """The function's environment is invalid; the message names each variable and what is wrong with it."""
+class EndpointSettings(FunctionSettings):
+    """The inference function's environment, validated once per cold start (``from_env``)."""
 
-
-class EndpointSettings(BaseModel):
-    """The inference function's environment, validated once per cold start (see ``from_env``)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    aws: Settings = Field(default_factory=Settings)
+    NAME: ClassVar[str] = "inference"
     max_rows: int = Field(default=1000, ge=1, alias="MLOPS_MAX_ROWS")
     max_body_bytes: int = Field(default=5_000_000, ge=1024, le=6 * 1024 * 1024, alias="MLOPS_MAX_BODY_BYTES")
     refresh_seconds: float = Field(default=30.0, ge=0, alias="MLOPS_REFRESH_SECONDS")
@@ -53,16 +45,3 @@ class EndpointSettings(BaseModel):
                 raise ValueError(f"not model names: {', '.join(bad)} (lower-case letters, digits and '-')")
             return frozenset(names)
         return value
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EndpointSettings:
-        env = os.environ if environ is None else environ
-        names = [field.alias for field in cls.model_fields.values() if field.alias]
-        values: dict[str, Any] = {name: env[name] for name in names if env.get(name, "").strip()}
-        try:
-            return cls.model_validate({"aws": Settings.from_env(env), **values})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
-            )
-            raise ConfigurationError(f"invalid inference settings: {problems}") from exc

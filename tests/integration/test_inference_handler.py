@@ -18,7 +18,8 @@ import pytest
 from functions.inference.app import create_handler
 from functions.inference.telemetry import logger
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.serving.endpoint_settings import ConfigurationError, EndpointSettings
+from serverless_mlops.serving.endpoint_settings import EndpointSettings
+from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.lifecycle import Backends
 from tests.events import LambdaContext, emf_records, load_event
 from tests.integration._inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register
@@ -257,6 +258,18 @@ def test_a_misconfigured_function_answers_500_naming_the_variable(monkeypatch: p
     assert "MLOPS_MAX_ROWS" in error["message"]
     with pytest.raises(ConfigurationError):
         broken()
+
+
+def test_a_deployed_function_without_its_bucket_answers_500_naming_it() -> None:
+    """Inside Lambda, a missing MLOPS_BUCKET is named, not replaced by a default bucket that is someone else's."""
+
+    def deployed() -> Any:
+        return EndpointSettings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "inference", "MLOPS_TABLE": "registry"})
+
+    response = create_handler(deployed)(load_event(body={"instances": []}), LambdaContext())  # type: ignore[arg-type]
+    error = json.loads(response["body"])
+    assert (response["statusCode"], error["error"]) == (500, "misconfigured")
+    assert error["message"].startswith("MLOPS_BUCKET not set")
 
 
 def test_an_unexpected_failure_is_500_without_a_traceback(served: Backends) -> None:

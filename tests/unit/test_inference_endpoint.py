@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.model.signature import FeatureSignature, Signature
 from serverless_mlops.serving.api_models import InferRequest, PredictRequest
-from serverless_mlops.serving.endpoint_settings import ConfigurationError, EndpointSettings
+from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.serving.request_parsing import details_from_validation
 from serverless_mlops.serving.v2_tensors import _flat, requested_outputs, tensors_to_rows
+from serverless_mlops.settings import ConfigurationError
 
 SIGNATURE = Signature(
     model="m",
