@@ -6,13 +6,16 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from serverless_mlops.cli.common import caller_identity, console, emit_json, err_console, fmt_metrics, say, state, table, user
 from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.store.registry import PRODUCTION, ModelVersion
+
+if TYPE_CHECKING:
+    from serverless_mlops.local.demo import TourCli
 
 SpecArg = Annotated[Path, typer.Argument(help="model spec file (YAML)", show_default=False)]
 ModelArg = Annotated[str, typer.Argument(help="model name", show_default=False)]
@@ -367,10 +370,21 @@ def demo(
 
     as_json = state.json  # read first: the tour runs mlops commands itself, which set the CLI's options anew
     # under --json the tour's narration goes to stderr, so stdout holds only the JSON document
-    result = run_demo(template=template, out_dir=out, console=Console(highlight=False, soft_wrap=True, stderr=as_json))
+    narration = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    result = run_demo(cli=tour_cli(), template=template, out_dir=out, console=narration)
     if as_json:
         steps = [{"step": s.number, "title": s.title, "outcome": s.outcome, "seconds": round(s.seconds, 2)} for s in result.steps]
         emit_json({"steps": steps, "drift_report": str(result.report_html), "production_history": result.history})
+
+
+def tour_cli() -> TourCli:
+    """What the demo's tour does through this CLI: ``mlops`` itself (the rollback), and following the retraining
+    execution as ``mlops retrain`` does."""
+    from serverless_mlops.cli.entry_point import main
+    from serverless_mlops.cli.retrain import follow, outcome_line
+    from serverless_mlops.local.demo import TourCli
+
+    return TourCli(run=main, follow=lambda sfn, arn, show: follow(sfn, arn, show=show), outcome_line=outcome_line)
 
 
 def register_commands(app: typer.Typer) -> None:

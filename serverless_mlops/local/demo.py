@@ -13,7 +13,9 @@ a user would — HTTP for predictions, the AWS APIs for the rest, and the ``mlop
 5. see the new version serve, roll back with ``mlops rollback``, see the old version serve again.
 
 :func:`run_tour` is the tour on a running environment and returns what each step observed (the end-to-end test
-asserts on it); :func:`run_demo` adds the template, the environment and the summary table.
+asserts on it); :func:`run_demo` adds the template, the environment and the summary table. What the tour does through
+the ``mlops`` CLI comes in as a :class:`TourCli`: the CLI sits above ``local/`` and passes it in (``mlops demo``), so
+nothing here imports the CLI.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,6 +49,30 @@ SEED = 7
 
 class TourError(MlopsError):
     """A step of the tour did not see what it should (the message says which step and what it saw)."""
+
+
+class FollowedExecution(Protocol):
+    """What the tour reads of a followed retraining execution (the CLI's ``Followed`` is one)."""
+
+    status: str
+    output: dict[str, Any]
+    steps: list[Any]  # each with the .name of a state the execution passed, in order
+
+    @property
+    def terminal(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TourCli:
+    """What the tour does through the ``mlops`` CLI, as a user would: run a command (the rollback) and follow a
+    retraining execution as ``mlops retrain`` shows it."""
+
+    run: Callable[[list[str]], int]  # ``mlops ARGS`` in this process: its exit code (it prints to stdout and stderr)
+    follow: Callable[[Any, str, Callable[[str], None]], FollowedExecution]  # Step Functions client, execution ARN, show
+    outcome_line: Callable[[Any], str]  # one sentence for people on what a followed execution did
 
 
 @dataclass(frozen=True)
@@ -88,8 +114,9 @@ class TourResult:
 
 
 class _Tour:
-    def __init__(self, env: LocalEnvironment, console: Console, out_dir: Path) -> None:
+    def __init__(self, env: LocalEnvironment, cli: TourCli, console: Console, out_dir: Path) -> None:
         self.env = env
+        self.cli = cli
         self.info: LocalInfo = env.info
         self.console = console
         self.out_dir = out_dir
@@ -258,18 +285,17 @@ class _Tour:
 
     def retrain(self) -> None:
         from serverless_mlops.aws import client
-        from serverless_mlops.cli.retrain import follow, outcome_line
 
         with self.step(4, "the alert started the retraining workflow") as outcome:
             execution = self.result.drift.get("retraining_execution")
             if not execution:
                 raise TourError(f"the drift check started no retraining: {self.result.drift}")
             self.say(f"   execution {execution.rsplit(':', 1)[-1]} (Step Functions on moto, the template's definition)")
-            followed = follow(client("stepfunctions", self.info.settings), execution, show=lambda line: self.say(f"   {line}"))
+            followed = self.cli.follow(client("stepfunctions", self.info.settings), execution, lambda line: self.say(f"   {line}"))
             self.result.workflow_states = [s.name for s in followed.steps]
             self.result.workflow_terminal = followed.terminal
             self.result.workflow_output = followed.output
-            self.say(f"   {outcome_line(followed)}")
+            self.say(f"   {self.cli.outcome_line(followed)}")
             if followed.outcome != "promoted":
                 raise TourError(f"the retraining of {DRIFTING_MODEL} ended {followed.terminal} ({followed.status}), not Promoted")
             promotion = followed.output.get("promotion") or {}
@@ -312,24 +338,22 @@ class _Tour:
             outcome.append(f"v{new} served, rolled back: v{old} served again (alias revision {alias.revision})")
 
     def run_cli(self, args: list[str]) -> None:
-        from serverless_mlops.cli import main
-
         shown = " ".join(a if " " not in a else repr(a) for a in args)
         self.say(f"   [dim]$[/dim] mlops {escape(shown)}")
         global_options = ["--endpoint-url", self.info.endpoint_url, "--bucket", self.info.bucket, "--table", self.info.table]
         printed, errors = io.StringIO(), io.StringIO()
         with redirect_stdout(printed), redirect_stderr(errors):  # shown through the tour's console, like the rest
-            code = main([*global_options, *args])
+            code = self.cli.run([*global_options, *args])
         for line in (printed.getvalue() + errors.getvalue()).rstrip().splitlines():
             self.console.print(f"   {escape(line)}", highlight=False)
         if code != 0:
             raise TourError(f"mlops {shown} exited {code}: {errors.getvalue().strip()}")
 
 
-def run_tour(env: LocalEnvironment, *, console: Console | None = None, out_dir: Path = Path("build/demo")) -> TourResult:
+def run_tour(env: LocalEnvironment, *, cli: TourCli, console: Console | None = None, out_dir: Path = Path("build/demo")) -> TourResult:
     """The five steps of the module docstring on a running environment; raises TourError when a step does not see
     what it should."""
-    tour = _Tour(env, console or Console(highlight=False, soft_wrap=True), out_dir)
+    tour = _Tour(env, cli, console or Console(highlight=False, soft_wrap=True), out_dir)
     tour.result.endpoint_url, tour.result.api_url = env.info.endpoint_url, env.info.api_url
     tour.train_and_promote()
     tour.predict_over_http()
@@ -350,6 +374,7 @@ def summary_table(result: TourResult, total_seconds: float) -> Table:
 
 def run_demo(
     *,
+    cli: TourCli,
     console: Console | None = None,
     template: Path | None = None,
     out_dir: Path = Path("build/demo"),
@@ -369,7 +394,7 @@ def run_demo(
             f" HTTP API at {env.info.api_url}; {len(env.stack.created)} resources provisioned"
             f" ({time.perf_counter() - started:.1f} s)"
         )
-        result = run_tour(env, console=console, out_dir=out_dir)
+        result = run_tour(env, cli=cli, console=console, out_dir=out_dir)
     total = time.perf_counter() - started
     console.print()
     console.print(summary_table(result, total))

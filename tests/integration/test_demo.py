@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from serverless_mlops.cli import main
+from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.local.assembly import ROOT
 from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
 from serverless_mlops.retraining import contract as c
@@ -33,7 +34,7 @@ def refused(url: str) -> bool:
 def tour(dev_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TourResult, str, set[int | None]]:
     threads_before = {t.ident for t in threading.enumerate()}
     console = Console(record=True, width=200, soft_wrap=True)
-    result = run_demo(console=console, template=dev_synth / STACK_TEMPLATE, out_dir=tmp_path_factory.mktemp("demo"))
+    result = run_demo(cli=tour_cli(), console=console, template=dev_synth / STACK_TEMPLATE, out_dir=tmp_path_factory.mktemp("demo"))
     return result, console.export_text(), threads_before
 
 
