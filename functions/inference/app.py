@@ -33,19 +33,16 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 TITLE = "serverless-mlops inference"
 # The OpenAPI document's description (a contract: docs/openapi.json holds it as written)
-DESCRIPTION = """The inference Lambda: an HTTP API (payload 2.0) in front of :class:`serverless_mlops.serving.endpoint.Endpoint`.
+DESCRIPTION = """Predictions from registered scikit-learn models, served as verified ONNX by serverless-mlops.
 
-Routes (OpenAPI document at ``GET /openapi.json``): ``POST /v1/models/{name}/predict`` (``?version=`` or
-``?alias=``), and the Open Inference Protocol (KServe V2): ``POST /v2/models/{name}[/versions/{v}]/infer``,
-``GET /v2/models/{name}[/versions/{v}]``, ``GET /v2/models/{name}[/versions/{v}]/ready``, ``GET /v2/health/live``,
-``GET /v2/health/ready``, ``GET /v2``.
+Routes: ``POST /v1/models/{name}/predict`` (``?version=`` or ``?alias=``, default alias ``production``), and the Open
+Inference Protocol (KServe V2): ``POST /v2/models/{name}[/versions/{v}]/infer``, ``GET /v2/models/{name}[/versions/{v}]``,
+``GET /v2/models/{name}[/versions/{v}]/ready``, ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2``.
 
-This module parses and answers; every decision is the endpoint's. Errors are mapped to answers here and only here:
-every client mistake is a 4xx ``{"error": CODE, "message", "details": [{"row", "field", "problem"}]}``; whatever
+Every client mistake is a 4xx ``{"error": CODE, "message", "details": [{"row", "field", "problem"}]}``. Whatever
 cannot be answered because the registry or S3 failed (a model that cannot load, a registry read that timed out or
-was refused, on any route) is a 503 in the same shape with ``Retry-After``, never a 500; payload
-values never reach a log (``repr=False`` on payload fields, no event logging, no response capture in traces).
-Settings are read, and the endpoint built, on the first request, not at import.
+was refused, on any route) is a 503 in the same shape with ``Retry-After``, never a 500. Payload values never appear
+in answers or logs.
 """
 
 
