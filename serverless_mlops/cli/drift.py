@@ -67,7 +67,8 @@ def current_from_instances(path: Path, backends: Any, model: str, version: int |
     the check uses that version's baseline even if the alias moves in between.
     """
     from serverless_mlops.drift.instances import read_rows
-    from serverless_mlops.store.lifecycle import load_model, resolve_version
+    from serverless_mlops.serving.onnx_model import load_model
+    from serverless_mlops.store.lifecycle import resolve_version
 
     entry = resolve_version(backends, model, version=version)
     return entry.version, read_rows(path, entry.signature, entry.version, lambda: load_model(backends, entry))

@@ -315,7 +315,8 @@ def predict(
 ) -> None:
     """Run a registered model's ONNX graph (fetched from S3, sha256-verified) on instances from a file."""
     from serverless_mlops.errors import InvalidInputError
-    from serverless_mlops.store.lifecycle import load_model, resolve_version
+    from serverless_mlops.serving.onnx_model import load_model
+    from serverless_mlops.store.lifecycle import resolve_version
 
     backends = state.backends()
     entry = resolve_version(backends, model, version=version, alias=alias)

@@ -88,7 +88,7 @@ class _AliasState:
 
 
 def _default_loader(backends: Backends, entry: ModelVersion) -> OnnxModel:
-    from serverless_mlops.store.lifecycle import load_model
+    from serverless_mlops.serving.onnx_model import load_model
 
     return load_model(backends, entry)
 

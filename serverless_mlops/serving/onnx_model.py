@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.model.signature import FeatureSignature, Signature
+
+if TYPE_CHECKING:
+    from serverless_mlops.store.lifecycle import Backends
+    from serverless_mlops.store.registry import ModelVersion
 
 MAX_DETAILS = 50
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -212,3 +216,9 @@ class OnnxModel:
         if feeds is None:
             self._raise_for_rows(rows)
         return self._run(feeds)
+
+
+def load_model(backends: Backends, entry: ModelVersion, *, threads: int = 1) -> OnnxModel:
+    """Fetch, verify (sha256) and open a registered version's ONNX graph."""
+    onnx_bytes = backends.store.get(entry.artifact, model=entry.model, version=entry.version)
+    return OnnxModel(entry.signature, onnx_bytes, threads=threads)

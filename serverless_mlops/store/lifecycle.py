@@ -18,7 +18,6 @@ from serverless_mlops.store.registry import PRODUCTION, Lineage, ModelVersion, R
 if TYPE_CHECKING:
     from serverless_mlops.model.fit import RunRecord, TrainedModel
     from serverless_mlops.retraining.table import RetrainingStore
-    from serverless_mlops.serving.onnx_model import OnnxModel
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,3 @@ def resolve_version(backends: Backends, model: str, *, version: int | None = Non
     if version is not None:
         return backends.registry.describe(model, version)
     return backends.registry.resolve(model, alias or PRODUCTION)
-
-
-def load_model(backends: Backends, entry: ModelVersion, *, threads: int = 1) -> OnnxModel:
-    """Fetch, verify (sha256) and open a registered version's ONNX graph."""
-    from serverless_mlops.serving.onnx_model import OnnxModel
-
-    onnx_bytes = backends.store.get(entry.artifact, model=entry.model, version=entry.version)
-    return OnnxModel(entry.signature, onnx_bytes, threads=threads)

@@ -15,9 +15,10 @@ from moto.s3.models import s3_backends
 
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
 from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.serving.onnx_model import load_model
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.artifacts import ArtifactRef, ArtifactStore
-from serverless_mlops.store.lifecycle import Backends, load_model, register_run
+from serverless_mlops.store.lifecycle import Backends, register_run
 from serverless_mlops.store.registry import ModelVersion
 
 PAYLOAD = b"\x08\x07onnx-ish bytes\x00\xff" * 64

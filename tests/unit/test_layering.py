@@ -53,10 +53,6 @@ LAYERING = Layering(
             "Backends, the one bundle of AWS backends the CLI, handlers and local mode build from the settings, carries "
             "the retraining table beside the store and registry (built lazily in from_settings)"
         ),
-        (f"{DOMAIN}.store.lifecycle", f"{DOMAIN}.serving.onnx_model"): (
-            "load a served model: the operation that spans store and registry returns an OnnxModel (a type-checking "
-            "import for the return type, and a lazy one where it loads)"
-        ),
     },
 )
 
