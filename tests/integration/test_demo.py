@@ -135,8 +135,8 @@ def _digits(text: str) -> str:
 
 def test_the_readme_transcript_is_what_a_run_prints_digits_aside(tour: tuple[TourResult, str, set[int | None]]) -> None:
     _, output, _ = tour
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- demo-transcript", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "local-stack.md").read_text(encoding="utf-8")
+    block = page.split("<!-- demo-transcript", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
     printed = {_digits(line) for line in output.splitlines()}
     shown = [line for line in block.splitlines() if line.strip()]
     assert len(shown) > 20
