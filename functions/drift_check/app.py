@@ -10,7 +10,7 @@ dimension ``model``, and DriftScore per feature with dimensions ``model`` and ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -22,6 +22,7 @@ from functions.observability import observability
 from serverless_mlops.aws import client
 from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.drift.service import DriftOutcome, Notifier, run_check
+from serverless_mlops.retraining.control import start_for_drift
 from serverless_mlops.settings import FunctionSettings
 from serverless_mlops.store.lifecycle import Backends
 
@@ -49,13 +50,13 @@ class Dependencies:
 def default_dependencies() -> Dependencies:
     """Clients built once per cold start from the environment."""
     settings = DriftSettings.from_env()
+    machine = settings.retrain_state_machine_arn
     return Dependencies(
         backends=Backends.from_settings(settings.aws),
         notifier=Notifier(
             sns=client("sns", settings.aws) if settings.alert_topic_arn else None,
             topic_arn=settings.alert_topic_arn,
-            sfn=client("stepfunctions", settings.aws) if settings.retrain_state_machine_arn else None,
-            state_machine_arn=settings.retrain_state_machine_arn,
+            retrain=partial(start_for_drift, client("stepfunctions", settings.aws), machine) if machine else None,
         ),
     )
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.store.artifacts import encryption_args
-from serverless_mlops.store.capture_format import parse_timestamp
 
 ALERTS_PREFIX = "alerts"
-REASON_FEATURES = 3  # drifted features named in the reason a retraining starts with
 
 
 def alert_key(model: str, window_label: str) -> str:
@@ -107,31 +104,3 @@ def send_alert_once(
         s3.delete_object(Bucket=bucket, Key=key)  # let a retry alert
         raise
     return AlertOutcome(sent=True, message_id=response.get("MessageId"))
-
-
-def execution_name(model: str, window_end: str | datetime) -> str:
-    """``{model}-drift-{yyyymmddThhmm}`` of the window's end, named as every retraining start is (made safe and
-    shortened to Step Functions' 80 characters)."""
-    from serverless_mlops.retraining.control import fit_execution_name  # only when drift starts one: off the import path
-
-    end = parse_timestamp(window_end) if isinstance(window_end, str) else window_end
-    return fit_execution_name(model, f"drift-{end:%Y%m%dT%H%M}")
-
-
-def start_retraining(sfn: Any, state_machine_arn: str, result: DriftResult, report_uri: str) -> str:
-    """Start the retraining workflow once per model and window; returns the execution ARN (an existing one on retry)."""
-    from serverless_mlops.retraining.control import start_named
-
-    if result.window is None:
-        raise ValueError("retraining needs a window")
-    name = execution_name(result.model, result.window.end)
-    # the reason travels into the version's description, the alias history and the notification: name the first
-    # few features (the report has them all), so one line stays readable with 30 drifted features
-    names = [f.name for f in result.drifted()]
-    shown = ", ".join(names[:REASON_FEATURES]) + (f" and {len(names) - REASON_FEATURES} more" if len(names) > REASON_FEATURES else "")
-    reason = (
-        f"dataset drift: {result.drifted_features} of {result.checked_features} features drifted "
-        f"(share {result.drifted_share:.2f} >= {result.drift_share}): {shown}"
-    )
-    payload = {"model": result.model, "trigger": "drift", "reason": reason, "report": report_uri}
-    return start_named(sfn, state_machine_arn, name, payload)

@@ -6,12 +6,13 @@ Functions clients, the CLI passes none (it prints instead of alerting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once, start_retraining
+from serverless_mlops.drift.alerts import AlertOutcome, send_alert_once
 from serverless_mlops.drift.capture_reader import CurrentData, read_file, read_window
 from serverless_mlops.drift.check import check_drift
 from serverless_mlops.drift.report import write_report
@@ -26,12 +27,13 @@ from serverless_mlops.store.registry import ModelVersion
 
 @dataclass(frozen=True)
 class Notifier:
-    """Where drift goes beyond the report: an SNS topic and, optionally, the retraining state machine."""
+    """Where drift goes beyond the report: an SNS topic and, optionally, a start of the retraining workflow
+    (``retrain(result, report_uri) -> execution ARN``; the drift-check function passes
+    :func:`serverless_mlops.retraining.control.start_for_drift`, so drift never imports the layer above it)."""
 
     sns: Any = None
     topic_arn: str | None = None
-    sfn: Any = None
-    state_machine_arn: str | None = None
+    retrain: Callable[[DriftResult, str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,6 @@ def run_check(
                 report["json"],
                 kms_key_id=backends.store.kms_key_id,
             )
-        if config.retrain_on_drift and notifier.sfn is not None and notifier.state_machine_arn:
-            execution = start_retraining(notifier.sfn, notifier.state_machine_arn, result, report["json"])
+        if config.retrain_on_drift and notifier.retrain is not None:
+            execution = notifier.retrain(result, report["json"])
     return DriftOutcome(result=result, report=report, alert=alert, retraining_execution=execution)

@@ -14,9 +14,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+from serverless_mlops.drift.result import DriftResult
 from serverless_mlops.errors import ConflictError, MlopsError
 from serverless_mlops.retraining.approvals import ApprovalRecord, ApprovalState, decide, describe_decision, get_approval
 from serverless_mlops.retraining.contract import Trigger
+from serverless_mlops.store.capture_format import parse_timestamp
 from serverless_mlops.store.lifecycle import Backends
 
 EXECUTION_NAME_MAX = 80
@@ -107,3 +109,32 @@ def reject(backends: Backends, sfn: Any, model: str, version: int, *, by: str, r
     if not reason.strip():
         raise MlopsError(f"model {model!r} version {version}: a rejection needs a reason (--reason)")
     return _answer(backends, sfn, model, version, approved=False, by=by, reason=reason)
+
+
+REASON_FEATURES = 3  # drifted features named in the reason a retraining starts with
+
+
+def drift_execution_name(model: str, window_end: str | datetime) -> str:
+    """``{model}-drift-{yyyymmddThhmm}`` of the window's end, named as every retraining start is (made safe and
+    shortened to Step Functions' 80 characters)."""
+    end = parse_timestamp(window_end) if isinstance(window_end, str) else window_end
+    return fit_execution_name(model, f"drift-{end:%Y%m%dT%H%M}")
+
+
+def start_for_drift(sfn: Any, state_machine_arn: str, result: DriftResult, report_uri: str) -> str:
+    """Start the retraining workflow for a drift check's verdict, once per model and window; returns the execution ARN
+    (an existing one on retry). The drift-check function hands it to the drift service (``Notifier.retrain``), so
+    drift never imports retraining."""
+    if result.window is None:
+        raise ValueError("retraining needs a window")
+    name = drift_execution_name(result.model, result.window.end)
+    # the reason travels into the version's description, the alias history and the notification: name the first
+    # few features (the report has them all), so one line stays readable with 30 drifted features
+    names = [f.name for f in result.drifted()]
+    shown = ", ".join(names[:REASON_FEATURES]) + (f" and {len(names) - REASON_FEATURES} more" if len(names) > REASON_FEATURES else "")
+    reason = (
+        f"dataset drift: {result.drifted_features} of {result.checked_features} features drifted "
+        f"(share {result.drifted_share:.2f} >= {result.drift_share}): {shown}"
+    )
+    payload = {"model": result.model, "trigger": "drift", "reason": reason, "report": report_uri}
+    return start_named(sfn, state_machine_arn, name, payload)

@@ -10,12 +10,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from serverless_mlops.drift import capture_reader
-from serverless_mlops.drift.alerts import alert_key, alert_message, send_alert_once, start_retraining
+from serverless_mlops.drift.alerts import alert_key, alert_message, send_alert_once
 from serverless_mlops.drift.result import DriftResult, FeatureResult, Histogram, Quality, Window
 from serverless_mlops.drift.service import make_window, run_check
 from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.model.spec import Drift
+from serverless_mlops.retraining.control import start_for_drift as start_retraining
 from serverless_mlops.store.capture_format import capture_key, encode_records, timestamp
 from serverless_mlops.store.lifecycle import Backends, register_run
 

@@ -4,6 +4,7 @@ retraining started once, EMF metrics, and every event shape (and invalid ones) i
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,12 @@ import pytest
 
 from functions.drift_check import app
 from functions.drift_check.events import parse_event
-from serverless_mlops.drift.alerts import execution_name
 from serverless_mlops.drift.service import Notifier
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.local.http_api import ACCOUNT_ID, LambdaContext
 from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.retraining.control import drift_execution_name as execution_name
+from serverless_mlops.retraining.control import start_for_drift
 from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
@@ -90,7 +92,7 @@ def world(backends: Backends, trained_models: dict[str, TrainedModel]) -> World:
     machine = sfn.create_state_machine(
         name="retraining", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/retraining"
     )["stateMachineArn"]
-    deps = app.Dependencies(backends, Notifier(sns=sns, topic_arn=topic_arn, sfn=sfn, state_machine_arn=machine))
+    deps = app.Dependencies(backends, Notifier(sns=sns, topic_arn=topic_arn, retrain=functools.partial(start_for_drift, sfn, machine)))
     return World(backends, deps, queue_url, topic_arn, machine)
 
 

@@ -45,10 +45,6 @@ LAYERING = Layering(
         [f"{DOMAIN}.cli"],
     ],
     allowed={
-        (f"{DOMAIN}.drift.alerts", f"{DOMAIN}.retraining.control"): (
-            "a drift alert starts the retraining workflow: it names and starts the execution as every retraining start "
-            "does (fit_execution_name, start_named), imported lazily, only when drift starts one"
-        ),
         (f"{DOMAIN}.store.lifecycle", f"{DOMAIN}.retraining.table"): (
             "Backends, the one bundle of AWS backends the CLI, handlers and local mode build from the settings, carries "
             "the retraining table beside the store and registry (built lazily in from_settings)"
