@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.local import assembly as local_assembly
 from serverless_mlops.local.demo import TourError, _Tour
@@ -80,7 +81,7 @@ def test_a_failing_capture_flush_shows_the_functions_log(
 
 
 def test_a_tour_step_that_does_not_see_what_it_should_stops_with_one_line(running: LocalEnvironment, tmp_path: Path) -> None:
-    tour = _Tour(running, Console(file=io.StringIO()), tmp_path)
+    tour = _Tour(running, tour_cli(), Console(file=io.StringIO()), tmp_path)
     # nothing is in production on this stack: the drifted traffic's first request is answered 404, for real
     with pytest.raises(TourError) as raised:
         tour.drift()
