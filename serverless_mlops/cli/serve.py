@@ -8,7 +8,6 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,20 +24,12 @@ FUNCTION_NAME = "inference"
 
 
 def load_handler(module_name: str = HANDLER_MODULE) -> tuple[Callable[[dict[str, Any], Any], Any], Callable[[], object] | None]:
-    """The deployed inference ``lambda_handler`` and its capture flush (if the module has one).
-
-    ``functions/`` sits beside ``serverless_mlops/`` in the repository (the Lambda asset holds both at its root);
-    when it is not importable from the current directory, the checkout this package runs from is used.
-    """
+    """The deployed inference ``lambda_handler`` and its capture flush (if the module has one). ``functions`` is a
+    package of this distribution (as it is a folder at the Lambda asset's root), so it imports from anywhere."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        root = Path(__file__).resolve().parents[2]
-        missing_package = exc.name in {module_name.split(".", maxsplit=1)[0], module_name}
-        if not missing_package or not (root / "functions").is_dir() or str(root) in sys.path:
-            raise MlopsError(f"cannot import the inference handler {module_name}: {exc}") from exc
-        sys.path.insert(0, str(root))
-        return load_handler(module_name)
+        raise MlopsError(f"cannot import the inference handler {module_name}: {exc}") from exc
     handler = getattr(module, "lambda_handler", None)
     if not callable(handler):
         raise MlopsError(f"{module_name} has no lambda_handler")
