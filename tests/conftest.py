@@ -11,13 +11,9 @@ from moto import mock_aws
 
 from serverless_mlops.local.moto import ensure_resources, serialize_moto_dynamodb
 from serverless_mlops.model.fit import TrainedModel, train
-from serverless_mlops.model.spec import ModelSpec, load_spec
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
-
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "models"
-EXAMPLE_NAMES = ("breast-cancer", "wine", "diabetes")
+from tests.helpers.specs import EXAMPLE_NAMES, example_spec
 
 
 @pytest.fixture(autouse=True)
@@ -49,10 +45,6 @@ def backends(settings: Settings) -> Iterator[Backends]:
     with mock_aws():
         ensure_resources(settings)
         yield Backends.from_settings(settings)
-
-
-def example_spec(name: str) -> ModelSpec:
-    return load_spec(MODELS / f"{name}.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def served_document() -> dict[str, Any]:
     """What ``GET /openapi.json`` answers; no endpoint is built (the document needs no model, settings or AWS)."""
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "serverless-mlops")
     from functions.inference.app import build_api
-    from tests.events import LambdaContext, load_event
+    from tests.helpers.events import LambdaContext, load_event
 
     def no_endpoint() -> Any:
         raise AssertionError("the OpenAPI document must not need the endpoint")

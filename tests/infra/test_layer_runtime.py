@@ -30,7 +30,7 @@ from serverless_mlops.local.moto import LocalAws, ensure_resources
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
-from tests.events import LambdaContext, load_event
+from tests.helpers.events import LambdaContext, load_event
 from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
 from tests.integration._inference import onnx_outputs, records, register
 

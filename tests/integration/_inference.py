@@ -22,8 +22,8 @@ from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record
 from serverless_mlops.store.registry import ModelVersion
-from tests.conftest import example_spec
-from tests.events import LambdaContext, load_event
+from tests.helpers.events import LambdaContext, load_event
+from tests.helpers.specs import example_spec
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -31,7 +31,7 @@ from serverless_mlops.cli import main
 from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
-from tests.conftest import EXAMPLE_NAMES, MODELS
+from tests.helpers.specs import EXAMPLE_NAMES, MODELS
 
 USER = "cli-tester"
 CALLER = "arn:aws:sts::123456789012:user/moto"  # moto's STS identity: what promote and rollback record, whatever MLOPS_USER says

@@ -57,7 +57,7 @@ def test_retrain_with_a_bucket_that_does_not_exist_names_the_option(capsys: pyte
 def test_retrain_against_a_state_machine_that_does_not_exist(capsys: pytest.CaptureFixture[str], settings: Settings) -> None:
     from serverless_mlops.aws import client
     from serverless_mlops.retraining.specs import publish_specs
-    from tests.conftest import example_spec
+    from tests.helpers.specs import example_spec
 
     with mock_aws():
         ensure_resources(settings)

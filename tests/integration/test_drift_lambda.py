@@ -25,7 +25,7 @@ from serverless_mlops.retraining.control import start_for_drift
 from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.events import emf_records
+from tests.helpers.events import emf_records
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 
 # The shapes of /work/shared/events/eventbridge_scheduled.json and eventbridge_scheduler.json (kept here, in the repo)

@@ -30,7 +30,7 @@ from serverless_mlops.model.fit import train
 from serverless_mlops.model.spec import Drift
 from serverless_mlops.store.capture_format import encode_records, timestamp
 from tests._html_dom import Element, parse
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 from tests.unit.test_drift_check import WHEN, current_from, profile_of, records_for, training_frame
 from tests.unit.test_drift_report import categorical, feature, result
 

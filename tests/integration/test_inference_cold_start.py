@@ -35,7 +35,7 @@ for name in ("load", "loads", "Unpickler"):
     setattr(pickle, name, spy(name))
 
 from functions.inference import app
-from tests.events import LambdaContext, load_event
+from tests.helpers.events import LambdaContext, load_event
 
 event = load_event(path="/v1/models/wine/predict", body={"instances": json.loads(os.environ["ROWS"])})
 response = app.lambda_handler(event, LambdaContext())

@@ -24,7 +24,7 @@ from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
-from tests.events import emf_records
+from tests.helpers.events import emf_records
 from tests.integration._faults import FaultyEndpoint
 from tests.integration._inference import Clock, call, handler_for, records, register
 

@@ -13,7 +13,7 @@ from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
 from serverless_mlops.store.registry import version_item
-from tests.events import emf_records
+from tests.helpers.events import emf_records
 from tests.integration._inference import Clock, call, endpoint, handler_for, records, register
 
 BC = "/v1/models/breast-cancer/predict"
@@ -206,7 +206,7 @@ def test_the_deployed_handler_builds_its_endpoint_from_the_environment_once(
     served: Backends, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from functions.inference import app
-    from tests.events import LambdaContext, load_event
+    from tests.helpers.events import LambdaContext, load_event
 
     monkeypatch.setenv("MLOPS_BUCKET", served.store.bucket)
     monkeypatch.setenv("MLOPS_TABLE", served.registry.table)

@@ -12,7 +12,7 @@ import pytest
 
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.store.lifecycle import Backends
-from tests.conftest import ROOT
+from tests.helpers.specs import ROOT
 from tests.integration._inference import Clock, call, endpoint, handler_for, register
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -23,7 +23,7 @@ from serverless_mlops.local.template import LocalStackError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.conftest import ROOT
+from tests.helpers.specs import ROOT
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")

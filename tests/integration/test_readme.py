@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from serverless_mlops.local.moto import free_port
-from tests.conftest import ROOT
+from tests.helpers.specs import ROOT
 
 
 def walkthrough() -> str:

@@ -10,7 +10,7 @@ import pytest
 from serverless_mlops.errors import NotFoundError, SpecError
 from serverless_mlops.retraining.specs import load_published_spec, publish_specs, spec_files
 from serverless_mlops.store.lifecycle import Backends
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 
 
 def test_a_local_data_file_is_published_beside_the_spec_and_read_back_from_s3(backends: Backends) -> None:

@@ -47,7 +47,7 @@ from serverless_mlops.retraining.state import TaskError, WorkflowState, Workflow
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run
 from serverless_mlops.store.registry import PRODUCTION, STAGING
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 
 MODEL = "diabetes"
 NAME = "diabetes-manual-20260101T000000"

@@ -19,7 +19,7 @@ from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.model.data import load_dataset, read_bytes
 from serverless_mlops.model.spec import ModelSpec, parse_spec
 from serverless_mlops.settings import Settings
-from tests.conftest import MODELS, example_spec
+from tests.helpers.specs import MODELS, example_spec
 
 HEADER = "age,sex,bmi,y\n"
 GOOD_ROWS = "30,a,22.5,151\n45,b,31.0,75\n60,a,,141\n"

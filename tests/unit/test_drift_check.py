@@ -24,7 +24,7 @@ from serverless_mlops.model.profile import load_profile
 from serverless_mlops.model.spec import Drift
 from serverless_mlops.serving.onnx_model import OnnxModel
 from serverless_mlops.store.capture_format import encode_records, timestamp
-from tests.conftest import MODELS
+from tests.helpers.specs import MODELS
 
 WHEN = datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
 CSV = {"breast-cancer": "breast_cancer.csv", "wine": "wine.csv", "diabetes": "diabetes.csv"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from serverless_mlops.model.examples import EXAMPLES, write_examples
-from tests.conftest import MODELS, example_spec
+from tests.helpers.specs import MODELS, example_spec
 
 
 def test_committed_example_data_matches_what_scikit_learn_ships(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.model.data import load_dataset
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.serving.onnx_model import OnnxModel
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 
 
 @pytest.fixture(scope="module")

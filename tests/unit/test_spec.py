@@ -17,7 +17,7 @@ import yaml
 from serverless_mlops.errors import MlopsError, SpecError
 from serverless_mlops.model.fit import resolve_estimator
 from serverless_mlops.model.spec import FeatureKind, Metric, ModelSpec, Task, load_spec, parse_spec
-from tests.conftest import EXAMPLE_NAMES, MODELS
+from tests.helpers.specs import EXAMPLE_NAMES, MODELS
 
 VALID: dict[str, Any] = {
     "name": "toy-model",

@@ -15,7 +15,7 @@ from serverless_mlops.model.data import load_dataset
 from serverless_mlops.model.fit import TrainedModel, build_pipeline, check_parity, resolve_estimator, train
 from serverless_mlops.model.profile import SAMPLE_ROWS, load_profile
 from serverless_mlops.model.spec import ModelSpec
-from tests.conftest import EXAMPLE_NAMES, example_spec
+from tests.helpers.specs import EXAMPLE_NAMES, example_spec
 
 
 def _with_estimator(spec: ModelSpec, cls: str, params: dict[str, object] | None = None) -> ModelSpec:

@@ -31,7 +31,7 @@ from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.control import start_retraining
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.conftest import ROOT, example_spec
+from tests.helpers.specs import ROOT, example_spec
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")

@@ -15,7 +15,7 @@ from serverless_mlops.errors import DataError
 from serverless_mlops.local import assembly as local_assembly
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth
 from tests.workflow.test_retraining_workflow import HAPPY_PATH
 

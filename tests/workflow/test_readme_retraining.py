@@ -9,7 +9,7 @@ from typing import Any
 
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
-from tests.conftest import ROOT
+from tests.helpers.specs import ROOT
 from tests.workflow.conftest import Workflow
 from tests.workflow.test_retraining_workflow import HAPPY_PATH
 

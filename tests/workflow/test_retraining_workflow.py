@@ -16,7 +16,7 @@ from serverless_mlops.cli import app
 from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel, train
 from serverless_mlops.retraining import contract as c
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth, provisioned
 
 HAPPY_PATH = [

@@ -14,7 +14,7 @@ from serverless_mlops.aws import client
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.store.capture_format import capture_key, encode_records
-from tests.conftest import example_spec
+from tests.helpers.specs import example_spec
 from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 from tests.workflow.conftest import MODEL, Workflow
 

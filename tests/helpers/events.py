@@ -1,4 +1,4 @@
-"""Sample AWS events (adapted from the workspace's shared samples) and one helper to load and adapt them.
+"""The sample AWS events in ``tests/events/*.json`` and one helper to load and adapt them.
 
 - ``http_api_v2_iam_post.json``: HTTP API payload 2.0, IAM-authorized, ``POST /v1/models/breast-cancer/predict``.
 - ``http_api_v2_jwt_base64_post.json``: the same route with a JWT authorizer, a base64 body, mixed-case header names
@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-HERE = Path(__file__).resolve().parent
+EVENTS = Path(__file__).resolve().parent.parent / "events"  # tests/events: the JSON samples, no code
 
 
 @cache
 def _load(name: str) -> dict[str, Any]:
-    return json.loads((HERE / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def load_event(
