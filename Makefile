@@ -86,7 +86,7 @@ synth: install layers node_modules/.package-lock.json  ## cdk synth into cdk.out
 	CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
 		npx --no-install cdk synth --no-notices --quiet $(if $(CONFIG),-c config=$(CONFIG))
 
-bench: install  ## every benchmarks/*.py (not _helpers) in turn (each prints its figures); figures go into README.md
+bench: install  ## every benchmarks/*.py (not _helpers) in turn (each prints its figures); figures go into docs/benchmarks.md
 	@set -e; for script in benchmarks/[!_]*.py; do echo "== $$script"; $(PY) $$script; done
 
 clean:

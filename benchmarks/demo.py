@@ -7,7 +7,7 @@
    and of each step (from its ``--json`` document), with the slowest run too. Every run must exit 0 and leave no
    process behind (checked through ``/proc``: no new child of this script is still alive).
 
-Prints one Markdown table for README.md, with the machine.
+Prints one Markdown table for docs/benchmarks.md, with the machine.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ features (5 of 20 numeric) shifted by half a standard deviation, through the sam
 (``serverless_mlops.drift.simulation``, seeded). 20 features: 15 numeric N(0, 1), 5 categorical. The reference is
 profiled as training profiles it (a seeded sample of at most 10,000 rows). Default spec settings (p 0.05 with
 Bonferroni, effect 0.1, drift share 0.5) except ``min_rows`` = 50; both rules side by side. Fewer windows at the
-largest sizes, where one window costs seconds. Prints a Markdown table for README.md.
+largest sizes, where one window costs seconds. Prints a Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ fault tests. For each, one warm handler (breast-cancer, version 1 in production,
 every 60 s, budgets of 200 ms for the alias check and 400 ms for a flush, back-off doubling up to 300 s), while a
 test clock advances one second per request: so the ``REQUESTS`` predictions span that many seconds of alias checks,
 flushes and back-offs, and each socket times out in real time. Prints p50/p99/max latency per backend, how many
-requests took longer than 50 ms, and how many calls reached the backend and failed, as a Markdown table for README.md.
+requests took longer than 50 ms, and how many calls reached the backend and failed, as a Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Foundation benchmarks (`make bench`): training, ONNX vs scikit-learn prediction, registry contention.
 
 Every figure is a median of repeated runs measured side by side in this one process, so ratios compare like with
-like. Prints a Markdown table for README.md, with the machine it ran on.
+like. Prints a Markdown table for docs/benchmarks.md, with the machine it ran on.
 """
 
 from __future__ import annotations

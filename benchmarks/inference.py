@@ -12,7 +12,7 @@ through ``serverless_mlops.model.fit`` on seeded ``make_classification`` data an
   (optional: mlflow lives in its own venv, ``.venv-bench``, created here when missing) and a bare endpoint.
 
 Every server is measured by the same load generator (``benchmarks/_load.py``: asyncio, keep-alive, its own process,
-127.0.0.1 only, bounded in requests and seconds). Prints a Markdown table for README.md, with the machine.
+127.0.0.1 only, bounded in requests and seconds). Prints a Markdown table for docs/benchmarks.md, with the machine.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ cold start as on Lambda.
    the first ``prepare``, ``train`` and ``evaluate`` through ``handle(event)``. Median of 3 fresh processes per
    model, and one more under ``python -X importtime`` for where the imports go.
 
-Prints one Markdown table for README.md, with the machine. ``python benchmarks/retraining.py --cold-start-child``
+Prints one Markdown table for docs/benchmarks.md, with the machine. ``python benchmarks/retraining.py --cold-start-child``
 is one cold-start sample (run by part 2 in the runtime's interpreter; it imports nothing outside the standard
 library before the handler).
 """

@@ -168,7 +168,7 @@ def build_app(
 ) -> cdk.App:
     """The app for a deployment config (default infra/deployment.yaml; context ``config`` and ``stage`` override).
 
-    ``train_step`` replaces the retraining workflow's Train state (default: the training Lambda; README "Swapping the
+    ``train_step`` replaces the retraining workflow's Train state (default: the training Lambda; docs/deploying.md, "Swapping the
     Train step")."""
     # cdk.json's feature flags apply in-process too (tests, scripts), so they synthesize what `cdk synth` does
     flags = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]

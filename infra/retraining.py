@@ -1,5 +1,5 @@
 """Retraining: the Step Functions workflow that retrains a model, evaluates it against the champion and promotes only a
-better one (the contract: serverless_mlops/retraining/contract.py; its shape: README "Deploying to AWS").
+better one (the contract: serverless_mlops/retraining/contract.py; its shape: docs/deploying.md).
 
 - The deployed specs are published to ``specs/{model}/`` of the artifact bucket (a BucketDeployment of a folder staged
   from :func:`serverless_mlops.retraining.specs.spec_files`), so a Lambda trains from what was deployed.
@@ -321,7 +321,7 @@ class Retraining(Construct):
         self.table.grant(release, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         topic.grant_publish(release)
 
-        # (c) the state machine, exactly as README "Deploying to AWS" draws it
+        # (c) the state machine, exactly as docs/deploying.md draws it
         retry = settings.retry
 
         def invoke(state: str, function: lambda_.IFunction, step: str, timeout: cdk.Duration) -> tasks.LambdaInvoke:

@@ -5,7 +5,7 @@ at most 10,000 rows); then windows are drawn either from the same distributions 
 with some numeric features shifted by a fraction of their standard deviation, and each window goes through the same
 :func:`~serverless_mlops.drift.check.check_drift` the drift Lambda runs. Seeded: the same arguments give the same
 counts. ``tests/unit/test_drift_rule.py`` runs a small grid in ``make test``; ``benchmarks/drift_rule.py`` a large
-one for the README's table.
+one for the table in docs/drift.md.
 
 Features: three quarters numeric, N(0, 1); one quarter categorical, five categories with fixed unequal shares.
 """

@@ -172,7 +172,7 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
         reason = reason if len(reason) <= 160 else reason[:160] + " …"
         raise MlopsError(
             f"{spec.name}: cannot convert {spec.estimator.class_name} to ONNX with skl2onnx ({reason}); "
-            "nothing was packaged: choose an estimator skl2onnx supports (see README, 'Estimators')"
+            "nothing was packaged: choose an estimator skl2onnx supports (see docs/specs-and-training.md, 'Estimators')"
         ) from exc
     return model.SerializeToString()  # type: ignore[no-any-return]
 
