@@ -1,14 +1,15 @@
 """Retraining: the Step Functions workflow that retrains a model, evaluates it against the champion and promotes only a
 better one (the contract: serverless_mlops/retraining/contract.py; its shape: docs/deploying.md).
 
-- The deployed specs are published to ``specs/{model}/`` of the artifact bucket (a BucketDeployment of a folder staged
-  from :func:`serverless_mlops.retraining.specs.spec_files`), so a Lambda trains from what was deployed.
+- The deployed specs are published to ``specs/{model}/`` of the artifact bucket (infra/specs.py), so a Lambda trains
+  from what was deployed.
 - Two functions: ``training`` (PrepareData, Train, Evaluate; the training layer) and ``release`` (Register, the
   approval request, Promote, RejectCandidate, Notify*; the inference layer). Each task sends
   ``{"step", "state": $, "execution", "execution_name"}`` and the handler returns the whole workflow document.
 - Every Lambda task retries Lambda's service errors and throttling (config ``retraining.retry``), has a timeout and
-  catches everything into NotifyFailure → Failed. The machine logs ALL events with execution data, traces with X-Ray
-  and times out after the approval wait + the train timeout + 1 h.
+  catches everything into NotifyFailure → Failed. The machine logs ALL events without execution data (a pending
+  approval's task token would be in it), traces with X-Ray and times out after the approval wait + the train timeout
+  + 1 h.
 - The Train state is pluggable (``train_step``): any trainer that writes the run folder ``model.onnx``,
   ``profile.json.gz``, ``run.json`` to ``runs/{model}/{execution name}/`` can stand in for the Lambda; Evaluate
   collects that folder when the state has no ``candidate`` (serverless_mlops/retraining/runs.py).
@@ -17,10 +18,8 @@ better one (the contract: serverless_mlops/retraining/contract.py; its shape: do
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -30,27 +29,23 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
-from infra.config import ROOT, Retry
+from infra.config import Retry
 from infra.nag import acknowledge, bucket_objects
-from infra.packaging import RETENTION, Layer, PythonFunction, StackBase, stage
+from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
+from infra.specs import PublishedSpecs
 from infra.storage import LogsKey
 from serverless_mlops.model.fit import CODE_VERSION_ENV, code_version
-from serverless_mlops.model.spec import ModelSpec
 from serverless_mlops.retraining import contract as c
-from serverless_mlops.retraining.specs import spec_files
 from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 TRAINING_SERVICE = "training"
 RELEASE_SERVICE = "release"
-SPECS_STAGING = ROOT / "build" / "specs"
 # Lambda's service errors and throttling: what AWS recommends a Lambda task retries (with backoff)
 LAMBDA_ERRORS = (
     "Lambda.ServiceException",
@@ -62,21 +57,6 @@ LAMBDA_ERRORS = (
 # A Lambda task waits this much longer than its function's own timeout (a cold start, the invoke itself), so the
 # function's timeout, which names the function, is what a slow step reports
 TASK_MARGIN = cdk.Duration.seconds(30)
-
-
-def stage_specs(specs: Sequence[ModelSpec], staging: Path = SPECS_STAGING) -> Path:
-    """A folder holding the published layout of ``specs`` (``{model}/spec.json`` and its data), named by content hash."""
-    files = {relative: body for spec in specs for relative, body in spec_files(spec).items()}
-    digest = hashlib.sha256()
-    for relative in sorted(files):
-        digest.update(relative.encode() + b"\0" + files[relative] + b"\0")
-
-    def fill(folder: Path) -> None:
-        for relative, body in files.items():
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder / relative).write_bytes(body)
-
-    return stage(staging / digest.hexdigest()[:16], fill)
 
 
 def task_payload(step: str, *, token: bool = False) -> sfn.TaskInput:
@@ -204,58 +184,10 @@ class Retraining(Construct):
         # the longest an execution may run: waiting for a person, plus training, plus an hour for everything else
         self.timeout = cdk.Duration.seconds(self.approval_timeout.to_seconds() + train_timeout.to_seconds() + 3600)
 
-        # (a) the deployed specs, published where PrepareData reads them (specs/{model}/spec.json + base data)
-        self.specs_folder = stage_specs(deployment.specs)
-        # its own log group with retention (log_retention would add CDK's LogRetention function to the stack)
-        self.specs_logs = logs.LogGroup(
-            self,
-            "SpecsLogs",
-            retention=RETENTION[config.log_retention_days],
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-            encryption_key=LogsKey.of(self),
-        )
-        # CDK's BucketDeployment grants its handler read/write/delete on the whole destination bucket (models, captured
-        # data) whatever destination_key_prefix says (aws-cdk-lib 2.275: destinationBucket.grantReadWrite(handler)).
-        # So the handler runs as a role of ours that CDK cannot add to (without_policy_updates: its grants become
-        # no-ops), granted what the deployment does: read its one asset zip, list specs/, put and delete under specs/
-        specs_asset = s3_assets.Asset(self, "SpecsAsset", path=str(self.specs_folder))
-        self.specs_role = iam.Role(
-            self,
-            "SpecsRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="CDK's BucketDeployment handler publishing the specs: specs/ of the artifact bucket only",
-        )
-        self.specs_logs.grant_write(self.specs_role)
-        specs_asset.bucket.grant_read(self.specs_role, specs_asset.s3_object_key)
-        specs_objects = f"{c.SPECS_PREFIX}/*"
-        bucket.grant_put(self.specs_role, specs_objects)
-        bucket.grant_delete(self.specs_role, specs_objects)  # prune, and `aws s3 rm` of the prefix on stack delete
-        if bucket.encryption_key is not None:  # a multipart upload under SSE-KMS also decrypts
-            bucket.encryption_key.grant_encrypt_decrypt(self.specs_role)
-        self.specs_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],  # `aws s3 sync --delete` and `aws s3 rm --recursive` list the prefix
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{c.SPECS_PREFIX}/", specs_objects]}},
-            )
-        )
-        # on stack delete the handler reads the bucket's tags to see whether another deployment owns the prefix
-        self.specs_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetBucketTagging"], resources=[bucket.bucket_arn]))
-        self.specs = s3deploy.BucketDeployment(
-            self,
-            "Specs",
-            sources=[s3deploy.Source.bucket(specs_asset.bucket, specs_asset.s3_object_key)],
-            destination_bucket=bucket,
-            destination_key_prefix=f"{c.SPECS_PREFIX}/",
-            prune=True,  # a model removed from the config loses its published spec
-            retain_on_delete=deployment.retain,
-            memory_limit=256,
-            log_group=self.specs_logs,
-            role=self.specs_role.without_policy_updates(),
-        )
-        # the copy runs only once the role's policy exists (the immutable view gives CDK nothing to depend on)
-        self.specs.node.add_dependency(self.specs_role)
-        self._acknowledge_specs_role(bucket)
+        # (a) the deployed specs, published where PrepareData reads them (infra/specs.py; built in this construct, so the
+        # logical ids stay those of earlier deployments)
+        self.published = PublishedSpecs(self, deployment, bucket)
+        self.specs_folder, self.specs_role, self.specs = self.published.folder, self.published.role, self.published.deployment
 
         # the workflow's locks and pending approvals (task tokens): a table apart from the registry, so a token is
         # readable only by those granted on this table (serverless_mlops/retraining/table.py says why)
@@ -496,19 +428,3 @@ class Retraining(Construct):
             ],
         )
         return approver, releaser
-
-    def _acknowledge_specs_role(self, bucket: s3.IBucket) -> None:
-        """The findings of the specs deployment's own role (CDK's grants' action sets), each on that role's policy."""
-        policy = self.specs_role.node.find_child("DefaultPolicy").node.default_child
-        assert isinstance(policy, cdk.CfnResource)
-        reason = (
-            "CDK's grant action sets (Bucket.grant_read/grant_put/grant_delete) for the BucketDeployment that publishes the "
-            "specs: read its one asset zip, write and prune under specs/ of the artifact bucket only"
-        )
-        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"):
-            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", reason)
-        acknowledge(policy, bucket_objects(bucket, f"{c.SPECS_PREFIX}/*"), reason)
-        if bucket.encryption_key is not None:
-            key_reason = "from Key.grant_encrypt_decrypt: uploading under SSE-KMS needs data keys of the artifact bucket's one key"
-            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-                acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", key_reason)

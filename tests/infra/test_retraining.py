@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from infra.packaging import LAMBDA_UNZIPPED_LIMIT
-from infra.retraining import LAMBDA_ERRORS, stage_specs
+from infra.retraining import LAMBDA_ERRORS
+from infra.specs import stage_specs
 from layers.build import unzipped_size
 from serverless_mlops.model.fit import CODE_VERSION_ENV
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
-from tests.infra.conftest import RETRAIN_SCHEDULE, Synth, as_list, s3_grants, statements
+from tests.helpers.template import RETRAIN_SCHEDULE, Synth, as_list, s3_grants, statements
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_STATES = {c.STATE_PREPARE: c.PREPARE, c.STATE_TRAIN: c.TRAIN, c.STATE_EVALUATE: c.EVALUATE}
@@ -354,7 +355,7 @@ def test_the_readme_sagemaker_train_step_synthesizes_with_cdk_nag(monkeypatch: p
     import runpy
 
     import infra.app
-    from tests.infra.conftest import NO_STAGING
+    from tests.helpers.template import NO_STAGING
 
     app_source, _trainer = _readme_examples()
     built: list[Any] = []
