@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 
 from serverless_mlops.errors import MlopsError, NotFoundError
-from serverless_mlops.local.environment import (
-    LocalInfo,
-    ScheduledTarget,
-    _alert,
-    check_port,
-    fire_schedules,
-    local_template,
-    scheduled_targets,
-    transform_input,
-)
+from serverless_mlops.local.environment import LocalInfo, _alert, check_port, fire_schedules, local_template
 from serverless_mlops.local.provisioner import FUNCTION, LocalStack
+from serverless_mlops.local.schedules import ScheduledTarget, scheduled_targets, transform_input
 from serverless_mlops.settings import Settings
 
 NOW = datetime(2026, 11, 26, 1, 2, 33, tzinfo=UTC)
