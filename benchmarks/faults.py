@@ -74,8 +74,8 @@ def run(moto_port: int, mode: str) -> dict[str, Any]:
     from serverless_mlops.serving.endpoint import Endpoint
     from serverless_mlops.serving.endpoint_settings import EndpointSettings
     from serverless_mlops.settings import Settings
-    from tests.integration._faults import FaultyEndpoint
-    from tests.integration._inference import records
+    from tests.helpers.faults import FaultyEndpoint
+    from tests.helpers.inference import records
 
     failures = {"checks": 0, "flushes": 0, "dropped": 0}
 

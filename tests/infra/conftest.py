@@ -8,38 +8,14 @@ Both synthesize with cdk-nag's packs, so a fixture that returns means the synth 
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-
-from aws_cdk.assertions import Template
-
-from infra.app import ServerlessMlopsStack, build_app
 from layers.build import PYTHON_VERSION, RuntimePython, find_runtime_python
-from tests.infra._runtime import link_runtime_packages
-
-ROOT = Path(__file__).resolve().parents[2]
-
-PROD_CONFIG = f"""
-stage: prod
-models: [{ROOT}/models/wine.yaml, {ROOT}/models/diabetes.yaml]
-alerts:
-  - {{protocol: email, endpoint: ops@example.com}}
-  - {{protocol: https, endpoint: https://hooks.example.com/drift}}
-  - {{protocol: sqs, endpoint: "arn:aws:sqs:us-east-1:123456789012:drift-alerts"}}
-auth: {{mode: jwt, issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example", audience: [client-one]}}
-inference:
-  timeout_seconds: 20
-  concurrency: {{reserved: 20, provisioned: 2}}
-  throttling: {{rate_limit: 10, burst_limit: 20}}
-"""
-
+from tests.helpers.runtime import link_runtime_packages
+from tests.helpers.specs import ROOT
+from tests.helpers.template import PROD_CONFIG, RETRAIN_SCHEDULE, Synth, synthesize
 
 # A deployment that turns on what dev and prod leave off for retraining: a spec with a retraining schedule and
 # require_approval, and non-default function sizes, retry policy and approval timeout (written by the `retrain` fixture)
@@ -53,44 +29,18 @@ retraining:
   approval_timeout_hours: 24
 log_retention_days: 14
 """
-RETRAIN_SCHEDULE = "cron(0 3 ? * MON *)"
-
-
-@dataclass
-class Synth:
-    stack: ServerlessMlopsStack
-    template: Template
-    raw: dict[str, Any]
-    assembly_dir: Path
-
-    def resources(self, kind: str) -> dict[str, Any]:
-        return {name: r for name, r in self.raw["Resources"].items() if r["Type"] == kind}
-
-
-# CDK copies every asset (the layer is ~137 MB) into the assembly while it builds the tree; the template is the same
-# without the copy, so tests skip it (make synth and cdk deploy do not)
-NO_STAGING = {"aws:cdk:disable-asset-staging": True}
-
-
-def _synth(config: Path | None, stage: str) -> Synth:
-    app = build_app(config, context=NO_STAGING)
-    stack = app.node.find_child(f"serverless-mlops-{stage}")
-    assert isinstance(stack, ServerlessMlopsStack)
-    assembly = app.synth()  # runs the cdk-nag plugins: raises on any unacknowledged finding
-    raw = assembly.get_stack_by_name(stack.stack_name).template
-    return Synth(stack=stack, template=Template.from_json(raw), raw=raw, assembly_dir=Path(assembly.directory))
 
 
 @pytest.fixture(scope="session")
 def dev() -> Synth:
-    return _synth(None, "dev")
+    return synthesize(None, "dev")
 
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = tmp_path_factory.mktemp("config") / "prod.yaml"
     config.write_text(PROD_CONFIG, encoding="utf-8")
-    return _synth(config, "prod")
+    return synthesize(config, "prod")
 
 
 @pytest.fixture(scope="session")
@@ -105,39 +55,7 @@ def retrain(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     (folder / "wine.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     config = folder / "retrain.yaml"
     config.write_text(RETRAIN_CONFIG.format(wine=folder / "wine.yaml", root=ROOT), encoding="utf-8")
-    return _synth(config, "dev")
-
-
-def statements(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
-    """(logical id, resource type, statement) for every IAM statement anywhere in the template."""
-    found = []
-    for name, resource in synth.raw["Resources"].items():
-        properties = resource.get("Properties", {})
-        documents = [properties.get("PolicyDocument"), properties.get("KeyPolicy"), properties.get("AssumeRolePolicyDocument")]
-        documents += [policy.get("PolicyDocument") for policy in properties.get("Policies", [])]
-        for document in documents:
-            for statement in (document or {}).get("Statement", []):
-                found.append((name, resource["Type"], statement))
-    return found
-
-
-def s3_grants(synth: Synth, role_prefix: str) -> dict[str, set[str]]:
-    """object prefix → actions, for one function's role policy."""
-    (policy,) = [p for name, p in synth.resources("AWS::IAM::Policy").items() if name.startswith(role_prefix)]
-    grants: dict[str, set[str]] = {}
-    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-        for resource in as_list(statement["Resource"]):
-            if isinstance(resource, dict) and "Fn::Join" in resource:
-                grants.setdefault(resource["Fn::Join"][1][-1], set()).update(as_list(statement["Action"]))
-    return grants
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    return synthesize(config, "dev")
 
 
 @pytest.fixture(scope="session")

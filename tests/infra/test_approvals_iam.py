@@ -18,7 +18,7 @@ import pytest
 
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.table import RetrainingTable
-from tests.infra.conftest import Synth, as_list, dumps, statements
+from tests.helpers.template import Synth, as_list, dumps, statements
 
 REGISTRY_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:*"}
 TRAINING = "RetrainingTrainingRoleDefaultPolicy"

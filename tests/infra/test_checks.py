@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from cfnlint.api import lint
 
 from infra.nag import add_nag_checks
-from tests.infra.conftest import Synth
+from tests.helpers.template import Synth
 
 
 @pytest.fixture(params=["dev", "prod"])

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth, as_list
-from tests.infra.test_least_privilege import HANDLERS, object_prefixes, policy_statements
+from tests.helpers.template import HANDLERS, Synth, as_list, object_prefixes, policy_statements
 
 ACCOUNT = {"Ref": "AWS::AccountId"}
 REGION = {"Ref": "AWS::Region"}
@@ -108,7 +107,7 @@ def test_each_function_uses_the_bucket_key_only_for_its_own_prefixes(synth: Synt
 
 
 def _statements(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
-    from tests.infra.conftest import statements
+    from tests.helpers.template import statements
 
     return statements(synth)
 

@@ -14,7 +14,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from tests.infra.conftest import ROOT, Synth
+from tests.helpers.specs import ROOT
+from tests.helpers.template import Synth
 
 
 def recommended_flags() -> dict[str, Any]:

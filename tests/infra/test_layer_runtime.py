@@ -31,8 +31,8 @@ from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
 from tests.helpers.events import LambdaContext, load_event
-from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
-from tests.integration._inference import onnx_outputs, records, register
+from tests.helpers.inference import onnx_outputs, records, register
+from tests.helpers.runtime import FAKE_AWS, clean_environment, last_json_line, run
 
 # issue 3: the inference function plus its layers, unzipped, within 130 MB (MB as the README's figures: 10^6 bytes)
 SIZE_TARGET = 130 * 10**6

@@ -22,7 +22,7 @@ from infra.packaging import stage_code
 from layers.build import PYTHON_VERSION, RuntimePython, build_layer, unzipped_size
 from layers.rules import LAMBDA_UNZIPPED_LIMIT, SIZE_BUDGET
 from serverless_mlops.model.fit import TrainedModel
-from tests.infra._runtime import FAKE_AWS, clean_environment, last_json_line, run
+from tests.helpers.runtime import FAKE_AWS, clean_environment, last_json_line, run
 
 ROOT = Path(__file__).resolve().parents[2]
 # the room kept below Lambda's limit for newer releases of the layer's packages (layers/build.py SIZE_BUDGET)

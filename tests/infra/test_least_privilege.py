@@ -16,36 +16,13 @@ from typing import Any
 import pytest
 
 from infra.packaging import PackagingError, code_files
-from tests.infra.conftest import ROOT, Synth, as_list
-
-HANDLERS = {
-    "inference": "functions.inference.app.lambda_handler",
-    "drift_check": "functions.drift_check.app.lambda_handler",
-    "training": "functions.training.app.lambda_handler",
-    "release": "functions.release.app.lambda_handler",
-}
+from tests.helpers.specs import ROOT
+from tests.helpers.template import HANDLERS, Synth, as_list, object_prefixes, policy_statements
 
 
 @pytest.fixture(params=["dev", "prod"])
 def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(request.param)
-
-
-def policy_statements(synth: Synth, function: str) -> list[dict[str, Any]]:
-    """The statements of the role of ``function`` (its inline default policy)."""
-    (logical_id,) = [n for n, f in synth.resources("AWS::Lambda::Function").items() if f["Properties"]["Handler"] == HANDLERS[function]]
-    role = synth.raw["Resources"][logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in synth.resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
-def object_prefixes(statement: dict[str, Any]) -> set[str]:
-    """``artifacts/*`` for each ``<bucket ARN>/artifacts/*`` resource of the statement."""
-    return {r["Fn::Join"][1][-1].removeprefix("/") for r in as_list(statement["Resource"]) if isinstance(r, dict) and "Fn::Join" in r}
 
 
 def listable(synth: Synth, function: str) -> list[str]:

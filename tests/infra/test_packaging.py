@@ -17,7 +17,7 @@ from infra.app import build_app
 from infra.packaging import PackagingError, check_size, code_files, stage_code
 from layers import lockfile
 from layers.build import LayerBuildError, build_layer, pip_platforms, requirements, unzipped_size
-from tests.infra.conftest import NO_STAGING
+from tests.helpers.template import NO_STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
 

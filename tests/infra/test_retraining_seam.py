@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.infra.conftest import Synth, as_list, statements
+from tests.helpers.template import Synth, as_list, statements
 
 
 def test_connect_retraining_gives_drift_the_arn_and_start_execution_only(dev: Synth) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from tests.infra.conftest import PROD_CONFIG, Synth, _synth
+from tests.helpers.template import PROD_CONFIG, Synth, synthesize
 
 TAGS = {"team": "ml platform", "cost-center": "4711", "owner": "ops@example.com"}
 # Names CloudFormation would otherwise generate from the stack's name (which carries the stage): where the template
@@ -41,7 +41,7 @@ def tagged(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     config = tmp_path_factory.mktemp("tagged") / "prod.yaml"
     tags = ", ".join(f"{key!r}: {value!r}" for key, value in {**TAGS, "project": "fraud-scoring"}.items())
     config.write_text(PROD_CONFIG + f"tags: {{{tags}}}\n", encoding="utf-8")
-    return _synth(config, "prod")
+    return synthesize(config, "prod")
 
 
 def stack_artifact(synth: Synth) -> dict[str, Any]:

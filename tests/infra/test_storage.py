@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from infra.app import build_app
 from infra.config import ConfigError
 from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
-from tests.infra.conftest import Synth
+from tests.helpers.template import Synth
 
 
 def test_registry_table_has_the_keys_the_registry_code_uses(dev: Synth) -> None:

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import HTTP_API_TIMEOUT_SECONDS, load_deployment
-from tests.infra.conftest import Synth, as_list, dumps, s3_grants, statements
+from tests.helpers.template import Synth, as_list, dumps, s3_grants, statements
 
 # The only statements with Resource "*", and why AWS requires it:
 #   X-Ray: PutTraceSegments/PutTelemetryRecords have no resource-level permissions (active tracing).

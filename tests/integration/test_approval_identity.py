@@ -25,7 +25,7 @@ from serverless_mlops.retraining.approvals import get_approval, put_pending
 from serverless_mlops.retraining.control import start_retraining
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.integration.test_retraining_control import _finished, _token, _waiting_machine
+from tests.helpers.task_token import finished, task_token, waiting_machine
 
 MODEL = "wine"
 ACCOUNT = "123456789012"
@@ -65,9 +65,9 @@ def _as(monkeypatch: pytest.MonkeyPatch, role: str, person: str) -> str:
 def _waiting(backends: Backends, version: int) -> str:
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
-    machine, queue = _waiting_machine(sfn, sqs)
+    machine, queue = waiting_machine(sfn, sqs)
     execution = start_retraining(sfn, machine, MODEL, now=None)
-    put_pending(backends.workflow, MODEL, version, token=_token(sqs, queue), execution_arn=execution)
+    put_pending(backends.workflow, MODEL, version, token=task_token(sqs, queue), execution_arn=execution)
     return execution
 
 
@@ -85,7 +85,7 @@ def test_approve_records_the_callers_sts_arn(aws: Backends, monkeypatch: pytest.
     assert decided["decided_by"] == ann
     assert get_approval(aws.workflow, MODEL, 2).decided_by == ann
     # what the waiting execution receives (and Promote writes into production's history) names her too
-    output = json.loads(_finished(boto3.client("stepfunctions", region_name="us-east-1"), execution)["output"])
+    output = json.loads(finished(boto3.client("stepfunctions", region_name="us-east-1"), execution)["output"])
     assert output["approval"] == {"approved": True, "by": ann, "reason": "better recall"}
 
 
@@ -94,7 +94,7 @@ def test_reject_records_the_callers_sts_arn(aws: Backends, monkeypatch: pytest.M
     bob = _as(monkeypatch, "approver", "bob")
     decided = _cli(capsys, "reject", MODEL, "2", "--reason", "drops class 2")
     assert (decided["state"], decided["decided_by"]) == ("rejected", bob)
-    output = json.loads(_finished(boto3.client("stepfunctions", region_name="us-east-1"), execution)["output"])
+    output = json.loads(finished(boto3.client("stepfunctions", region_name="us-east-1"), execution)["output"])
     assert output["approval"]["by"] == bob
 
 

@@ -18,7 +18,7 @@ from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.local.assembly import ROOT
 from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
 from serverless_mlops.retraining import contract as c
-from tests.workflow.test_retraining_workflow import HAPPY_PATH
+from tests.helpers.workflow import HAPPY_PATH
 
 STACK_TEMPLATE = "serverless-mlops-dev.template.json"
 

@@ -17,8 +17,7 @@ from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.integration.test_drift_lambda import drifted_frame
-from tests.unit.test_drift_check import fresh_sample, records_for
+from tests.helpers.drift_data import drifted_frame, fresh_sample, records_for
 
 WHEN = datetime(2026, 11, 25, 11, 20, tzinfo=UTC)
 WINDOW = "2026-11-25T11:00Z/2026-11-25T12:00Z"

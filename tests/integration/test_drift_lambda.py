@@ -25,8 +25,8 @@ from serverless_mlops.retraining.control import start_for_drift
 from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
+from tests.helpers.drift_data import drifted_frame, fresh_sample, records_for
 from tests.helpers.events import emf_records
-from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
 
 # The shapes of /work/shared/events/eventbridge_scheduled.json and eventbridge_scheduler.json (kept here, in the repo)
 SCHEDULED_EVENT: dict[str, Any] = {
@@ -94,14 +94,6 @@ def world(backends: Backends, trained_models: dict[str, TrainedModel]) -> World:
     )["stateMachineArn"]
     deps = app.Dependencies(backends, Notifier(sns=sns, topic_arn=topic_arn, retrain=functools.partial(start_for_drift, sfn, machine)))
     return World(backends, deps, queue_url, topic_arn, machine)
-
-
-def drifted_frame(rows: int, seed: int) -> pd.DataFrame:
-    frame = fresh_sample("diabetes", rows, seed=seed)
-    reference = training_frame("diabetes")
-    for column in ("age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"):
-        frame[column] += 0.5 * reference[column].std()
-    return frame
 
 
 def test_drift_writes_reports_alerts_once_and_starts_retraining_once(world: World, trained_models: dict[str, TrainedModel]) -> None:

@@ -29,10 +29,10 @@ from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, SEED, SHIF
 from serverless_mlops.model.fit import train
 from serverless_mlops.model.spec import Drift
 from serverless_mlops.store.capture_format import encode_records, timestamp
-from tests._html_dom import Element, parse
+from tests.helpers.drift_data import WHEN, current_from, profile_of, records_for, training_frame
+from tests.helpers.drift_results import categorical, feature, result
+from tests.helpers.html_dom import Element, parse
 from tests.helpers.specs import example_spec
-from tests.unit.test_drift_check import WHEN, current_from, profile_of, records_for, training_frame
-from tests.unit.test_drift_report import categorical, feature, result
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1400, 2400

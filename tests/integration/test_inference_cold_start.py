@@ -17,7 +17,7 @@ from serverless_mlops.local.moto import LocalAws, ensure_resources
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
-from tests.integration._inference import records, register
+from tests.helpers.inference import records, register
 
 ROOT = Path(__file__).resolve().parents[2]
 

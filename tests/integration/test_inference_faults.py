@@ -25,8 +25,8 @@ from serverless_mlops.settings import Settings
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
 from tests.helpers.events import emf_records
-from tests.integration._faults import FaultyEndpoint
-from tests.integration._inference import Clock, call, handler_for, records, register
+from tests.helpers.faults import FaultyEndpoint
+from tests.helpers.inference import Clock, call, handler_for, records, register
 
 MODEL = "breast-cancer"
 PREDICT = f"/v1/models/{MODEL}/predict"

@@ -22,7 +22,7 @@ from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.lifecycle import Backends
 from tests.helpers.events import LambdaContext, emf_records, load_event
-from tests.integration._inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register
+from tests.helpers.inference import Clock, Handler, call, endpoint, handler_for, moto_backends, onnx_outputs, records, register
 
 BC = "/v1/models/breast-cancer/predict"
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")  # health routes publish none, on purpose

@@ -14,7 +14,7 @@ from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
 from serverless_mlops.store.registry import version_item
 from tests.helpers.events import emf_records
-from tests.integration._inference import Clock, call, endpoint, handler_for, records, register
+from tests.helpers.inference import Clock, call, endpoint, handler_for, records, register
 
 BC = "/v1/models/breast-cancer/predict"
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from serverless_mlops.model.fit import TrainedModel
 from tests.helpers.events import LambdaContext, load_event
-from tests.integration._inference import Clock, Handler, endpoint, handler_for, moto_backends, records, register, strict_json
+from tests.helpers.inference import Clock, Handler, endpoint, handler_for, moto_backends, records, register, strict_json
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 MAX_ROWS = 6

@@ -12,8 +12,8 @@ import pytest
 
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.store.lifecycle import Backends
+from tests.helpers.inference import Clock, call, endpoint, handler_for, register
 from tests.helpers.specs import ROOT
-from tests.integration._inference import Clock, call, endpoint, handler_for, register
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 

@@ -5,7 +5,6 @@ the real machine's tests belong to tests/workflow/)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +20,8 @@ from serverless_mlops.retraining.approvals import get_approval, put_pending
 from serverless_mlops.retraining.control import ApprovalExpiredError, approve, execution_name, reject, start_retraining
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
+from tests.helpers.task_token import finished, task_token, waiting_machine
 
-ROLE = "arn:aws:iam::123456789012:role/sfn"
 MODEL = "wine"
 
 
@@ -37,50 +36,11 @@ def aws(settings: Settings) -> Iterator[tuple[Backends, Any, Any]]:
         )
 
 
-def _waiting_machine(sfn: Any, sqs: Any, timeout: int = 60) -> tuple[str, str]:
-    queue = sqs.create_queue(QueueName="tokens")["QueueUrl"]
-    definition = {
-        "StartAt": "WaitForApproval",
-        "States": {
-            "WaitForApproval": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-                "ResultPath": "$.approval",
-                "TimeoutSeconds": timeout,
-                "End": True,
-            }
-        },
-    }
-    arn = sfn.create_state_machine(name="approval", definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
-    return arn, queue
-
-
-def _token(sqs: Any, queue: str) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages", [])
-        if messages:
-            return str(json.loads(messages[0]["Body"])["token"])
-        time.sleep(0.05)
-    raise AssertionError("the execution never sent its task token")
-
-
-def _finished(sfn: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        description = sfn.describe_execution(executionArn=arn)
-        if description["status"] != "RUNNING":
-            return dict(description)
-        time.sleep(0.05)
-    raise AssertionError(f"{arn} still running")
-
-
 def _pending(aws: tuple[Backends, Any, Any], version: int = 3, timeout: int = 60) -> tuple[str, str]:
     backends, sfn, sqs = aws
-    machine, queue = _waiting_machine(sfn, sqs, timeout)
+    machine, queue = waiting_machine(sfn, sqs, timeout)
     execution = start_retraining(sfn, machine, MODEL)
-    put_pending(backends.workflow, MODEL, version, token=_token(sqs, queue), execution_arn=execution)
+    put_pending(backends.workflow, MODEL, version, token=task_token(sqs, queue), execution_arn=execution)
     return machine, execution
 
 
@@ -94,7 +54,7 @@ def test_execution_name_is_model_trigger_and_time_within_80_characters() -> None
 
 def test_start_retraining_starts_once_per_name_with_the_input_the_workflow_reads(aws: tuple[Backends, Any, Any]) -> None:
     _, sfn, sqs = aws
-    machine, _ = _waiting_machine(sfn, sqs)
+    machine, _ = waiting_machine(sfn, sqs)
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     arn = start_retraining(sfn, machine, MODEL, reason="new labels", requested_by="ann", now=when)
     assert arn.endswith(":wine-manual-20260102T030405")
@@ -108,7 +68,7 @@ def test_start_retraining_starts_once_per_name_with_the_input_the_workflow_reads
 
 def test_start_retraining_refuses_bad_input_by_name(aws: tuple[Backends, Any, Any]) -> None:
     _, sfn, sqs = aws
-    machine, _ = _waiting_machine(sfn, sqs)
+    machine, _ = waiting_machine(sfn, sqs)
     with pytest.raises(MlopsError, match="invalid model name 'Wine!'"):
         start_retraining(sfn, machine, "Wine!")
     with pytest.raises(MlopsError, match="invalid trigger 'cron': expected one of schedule, drift, manual"):
@@ -124,7 +84,7 @@ def test_approve_sends_the_token_and_the_execution_continues(aws: tuple[Backends
     decided = approve(backends, sfn, MODEL, 3, by="ann", reason="looks good")
     assert (decided.state, decided.decided_by, decided.reason) == ("approved", "ann", "looks good")
     assert decided.approved
-    result = _finished(sfn, execution)
+    result = finished(sfn, execution)
     assert result["status"] == "SUCCEEDED"
     assert json.loads(result["output"])["approval"] == {"approved": True, "by": "ann", "reason": "looks good"}
     assert get_approval(backends.workflow, MODEL, 3).state == "approved"
@@ -136,7 +96,7 @@ def test_reject_sends_approved_false_with_the_reason(aws: tuple[Backends, Any, A
     decided = reject(backends, sfn, MODEL, 3, by="bob", reason="drops recall on class 2")
     assert decided.state == "rejected"
     assert not decided.approved
-    output = json.loads(_finished(sfn, execution)["output"])
+    output = json.loads(finished(sfn, execution)["output"])
     assert output["approval"] == {"approved": False, "by": "bob", "reason": "drops recall on class 2"}
 
 
@@ -169,7 +129,7 @@ def test_reject_needs_a_reason_and_a_decision_needs_a_name(aws: tuple[Backends, 
 def test_an_expired_token_is_a_clear_error_and_marks_the_request_expired(aws: tuple[Backends, Any, Any]) -> None:
     backends, sfn, _ = aws
     _, execution = _pending(aws, timeout=1)
-    assert _finished(sfn, execution)["status"] == "FAILED"  # States.Timeout: nobody answered in time
+    assert finished(sfn, execution)["status"] == "FAILED"  # States.Timeout: nobody answered in time
     with pytest.raises(ApprovalExpiredError, match=r"model 'wine' version 3: the approval request expired"):
         approve(backends, sfn, MODEL, 3, by="ann")
     assert get_approval(backends.workflow, MODEL, 3).state == "expired"

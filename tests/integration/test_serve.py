@@ -36,7 +36,7 @@ from serverless_mlops.serving.onnx_model import OnnxModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
-from tests.integration._inference import records
+from tests.helpers.inference import records
 
 TIMEOUT = 10
 

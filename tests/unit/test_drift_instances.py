@@ -23,7 +23,7 @@ from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.serving.onnx_model import OnnxModel
 from serverless_mlops.store.capture_format import encode_records
-from tests.unit.test_drift_check import fresh_sample, records_for
+from tests.helpers.drift_data import fresh_sample, records_for
 
 
 @pytest.fixture(autouse=True, params=["pandas", "csv module"])

@@ -29,7 +29,7 @@ from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.model.profile import build_profile
 from serverless_mlops.model.spec import Drift
 from serverless_mlops.store.capture_format import encode_records
-from tests.unit.test_drift_check import current_from, fresh_sample, profile_of, records_for
+from tests.helpers.drift_data import current_from, fresh_sample, profile_of, records_for
 
 KINDS = {"x": "numeric", "y": "numeric", "colour": "categorical"}
 COLOURS = np.array(["red", "green", "blue"])

@@ -16,8 +16,7 @@ from serverless_mlops.local import assembly as local_assembly
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.specs import spec_files
 from tests.helpers.specs import example_spec
-from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth
-from tests.workflow.test_retraining_workflow import HAPPY_PATH
+from tests.helpers.workflow import HAPPY_PATH, MODEL, Workflow, WorkflowSynth
 
 
 def _retrain(workflow: Workflow, *args: str) -> tuple[int, str]:

@@ -10,8 +10,7 @@ from typing import Any
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
 from tests.helpers.specs import ROOT
-from tests.workflow.conftest import Workflow
-from tests.workflow.test_retraining_workflow import HAPPY_PATH
+from tests.helpers.workflow import HAPPY_PATH, Workflow
 
 
 def _section() -> str:

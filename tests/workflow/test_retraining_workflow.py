@@ -17,19 +17,7 @@ from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel, train
 from serverless_mlops.retraining import contract as c
 from tests.helpers.specs import example_spec
-from tests.workflow.conftest import MODEL, Workflow, WorkflowSynth, provisioned
-
-HAPPY_PATH = [
-    c.STATE_PREPARE,
-    c.STATE_TRAIN,
-    c.STATE_EVALUATE,
-    c.STATE_GATE,
-    c.STATE_REGISTER,
-    c.STATE_NEEDS_APPROVAL,
-    c.STATE_PROMOTE,
-    c.STATE_NOTIFY_PROMOTED,
-    c.STATE_PROMOTED,
-]
+from tests.helpers.workflow import HAPPY_PATH, MODEL, Workflow, WorkflowSynth, provisioned
 
 
 @pytest.fixture(scope="module")

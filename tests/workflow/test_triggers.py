@@ -14,9 +14,9 @@ from serverless_mlops.aws import client
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.store.capture_format import capture_key, encode_records
+from tests.helpers.drift_data import fresh_sample, records_for, training_frame
 from tests.helpers.specs import example_spec
-from tests.unit.test_drift_check import fresh_sample, records_for, training_frame
-from tests.workflow.conftest import MODEL, Workflow
+from tests.helpers.workflow import MODEL, Workflow
 
 DRIFT_HANDLER = "functions.drift_check.app.lambda_handler"
 START = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
