@@ -5,63 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.model.data import load_dataset, read_bytes
-from serverless_mlops.model.spec import ModelSpec, parse_spec
 from serverless_mlops.settings import Settings
-from tests.helpers.specs import MODELS, example_spec
-
-HEADER = "age,sex,bmi,y\n"
-GOOD_ROWS = "30,a,22.5,151\n45,b,31.0,75\n60,a,,141\n"
-BUCKET = "training-data"
-
-
-def make_spec(uri: str, *, task: str = "regression", metric: str = "rmse", fmt: str | None = None) -> ModelSpec:
-    """age numeric in [0, 120], sex categorical {a, b}, bmi numeric (unbounded); target y."""
-    data: dict[str, Any] = {"uri": uri} | ({"format": fmt} if fmt else {})
-    return parse_spec(
-        {
-            "name": "toy",
-            "task": task,
-            "target": "y",
-            "features": [
-                {"name": "age", "range": [0, 120]},
-                {"name": "sex", "type": "categorical", "categories": ["a", "b"]},
-                {"name": "bmi"},
-            ],
-            "estimator": {"class": "sklearn.linear_model.Ridge" if task == "regression" else "sklearn.linear_model.LogisticRegression"},
-            "data": data,
-            "evaluation": {"metric": metric},
-        }
-    )
-
-
-def write(tmp_path: Path, content: str | bytes, name: str = "train.csv") -> Path:
-    path = tmp_path / name
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def data_error(spec: ModelSpec, settings: Settings | None = None) -> str:
-    with pytest.raises(DataError) as info:
-        load_dataset(spec, settings)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
+from tests.helpers.specs import example_spec
+from tests.helpers.training_data import GOOD_ROWS, HEADER, data_error, good_frame, make_spec, write, write_parquet
 
 # --- reading good data -------------------------------------------------------------------------------------------
 
@@ -164,16 +119,6 @@ def test_the_same_bytes_give_the_same_fingerprint_and_one_byte_changes_it(tmp_pa
 
 
 # --- Parquet -----------------------------------------------------------------------------------------------------
-
-
-def good_frame() -> pd.DataFrame:
-    return pd.DataFrame({"age": [30, 45, 60], "sex": ["a", "b", "a"], "bmi": [22.5, 31.0, np.nan], "y": [151.0, 75.0, 141.0]})
-
-
-def write_parquet(tmp_path: Path, frame: pd.DataFrame, name: str = "train.parquet") -> Path:
-    path = tmp_path / name
-    frame.to_parquet(path, index=False)
-    return path
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("train.parquet", None), ("train.pq", None), ("train.bin", "parquet")])
@@ -370,69 +315,10 @@ def test_data_error_is_an_mlops_error(tmp_path: Path) -> None:
         load_dataset(make_spec(str(tmp_path / "absent.csv")))
 
 
-# --- S3 ----------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3_bucket(settings: Settings) -> Iterator[Any]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=settings.region)
-        s3.create_bucket(Bucket=BUCKET)
-        yield s3
-
-
-def test_csv_from_s3(s3_bucket: Any, settings: Settings) -> None:
-    raw = (MODELS / "data" / "diabetes.csv").read_bytes()
-    s3_bucket.put_object(Bucket=BUCKET, Key="prefix/diabetes.csv", Body=raw)
-    spec = example_spec("diabetes")
-    spec = spec.model_copy(update={"data": spec.data.model_copy(update={"uri": f"s3://{BUCKET}/prefix/diabetes.csv"})})
-
-    dataset = load_dataset(spec, settings)
-
-    local = load_dataset(example_spec("diabetes"))
-    assert dataset.uri == f"s3://{BUCKET}/prefix/diabetes.csv"
-    assert dataset.sha256 == hashlib.sha256(raw).hexdigest() == local.sha256
-    pd.testing.assert_frame_equal(dataset.frame, local.frame)
-
-
-def test_parquet_from_s3(s3_bucket: Any, settings: Settings, tmp_path: Path) -> None:
-    raw = write_parquet(tmp_path, good_frame()).read_bytes()
-    s3_bucket.put_object(Bucket=BUCKET, Key="train.parquet", Body=raw)
-
-    dataset = load_dataset(make_spec(f"s3://{BUCKET}/train.parquet"), settings)
-
-    assert dataset.sha256 == hashlib.sha256(raw).hexdigest()
-    assert dataset.frame["sex"].tolist() == ["a", "b", "a"]
-
-
-def test_bad_value_in_s3_csv_names_the_uri_column_and_row(s3_bucket: Any, settings: Settings) -> None:
-    s3_bucket.put_object(Bucket=BUCKET, Key="train.csv", Body=(HEADER + "30,a,1,1\n31,a,?,2\n").encode())
-
-    message = data_error(make_spec(f"s3://{BUCKET}/train.csv"), settings)
-
-    assert message == f"s3://{BUCKET}/train.csv: column 'bmi' must be numeric; non-numeric value at row 2"
-
-
-def test_no_such_s3_object(s3_bucket: Any, settings: Settings) -> None:
-    uri = f"s3://{BUCKET}/missing/train.csv"
-
-    assert data_error(make_spec(uri), settings) == f"{uri}: no such object"
-
-
-def test_no_such_s3_bucket(s3_bucket: Any, settings: Settings) -> None:
-    uri = "s3://no-such-bucket-here/train.csv"
-
-    assert data_error(make_spec(uri), settings) == f"{uri}: no such bucket"
+# --- S3 URIs (reading from S3 on moto: tests/integration/test_data_s3.py) ---------------------------------------
 
 
 @pytest.mark.parametrize("uri", ["s3://", "s3://bucket-only", "s3://bucket-only/"])
 def test_s3_uri_without_a_key(uri: str, settings: Settings) -> None:
     with pytest.raises(DataError, match=r"expected s3://bucket/key"):
         read_bytes(uri, settings)
-
-
-def test_read_bytes_returns_the_object_unchanged(s3_bucket: Any, settings: Settings) -> None:
-    body = b"\x00\x01binary\xff"
-    s3_bucket.put_object(Bucket=BUCKET, Key="blob", Body=body)
-
-    assert read_bytes(f"s3://{BUCKET}/blob", settings) == body

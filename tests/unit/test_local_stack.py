@@ -1,21 +1,21 @@
-"""The local stack's pure parts: the intrinsic resolver, creation order, names, and the in-process Lambda invoker."""
+"""The local stack's pure parts: the intrinsic resolver, creation order, names, and the in-process Lambda invoker's
+calls (installing it into moto's Lambda is tested in tests/integration/test_lambda_runtime.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from serverless_mlops.local.assembly import asset_source
-from serverless_mlops.local.lambda_runtime import LocalContext, LocalInvoker, Throttled
+from serverless_mlops.local.lambda_runtime import LocalInvoker
 from serverless_mlops.local.provisioner import BUCKET, FUNCTION, physical_name
 from serverless_mlops.local.template import LocalStackError, Resolver, Unresolvable, creation_order, references
+from tests.helpers.local_handlers import forget_handler_package, lambda_context, write_handler_package
 
 
 @pytest.fixture
@@ -121,59 +121,11 @@ def test_asset_source_reads_the_assembly_manifests(tmp_path: Path) -> None:
 
 # -- the invoker ------------------------------------------------------------------------------------------------------
 
-HANDLER_MODULE = """
-import os
-import sys
-from functools import lru_cache
-
-@lru_cache(maxsize=1)
-def default_dependencies():
-    return {"bucket": os.environ.get("MLOPS_BUCKET")}
-
-def lambda_handler(event, context):
-    if event.get("boom"):
-        raise KeyError("no such thing")
-    print("log line from", context.function_name)
-    return {
-        "cached_bucket": default_dependencies()["bucket"],
-        "trace_disabled": os.environ.get("POWERTOOLS_TRACE_DISABLED"),
-        "endpoint": os.environ.get("MLOPS_ENDPOINT_URL"),
-        "stray": os.environ.get("MLOPS_STRAY"),
-        "remaining_ms": context.get_remaining_time_in_millis(),
-    }
-
-not_callable = 3
-"""
-
 
 @pytest.fixture
-def handler_root(tmp_path: Path) -> Path:
-    package = tmp_path / "localfns"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "app.py").write_text(textwrap.dedent(HANDLER_MODULE))
-    yield tmp_path
-    for name in [m for m in sys.modules if m == "localfns" or m.startswith("localfns.")]:
-        del sys.modules[name]
-    if str(tmp_path) in sys.path:
-        sys.path.remove(str(tmp_path))
-
-
-def _context(name: str = "fn") -> LocalContext:
-    return LocalContext(
-        function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:1:function:{name}", memory_limit_in_mb=128, timeout_seconds=3
-    )
-
-
-def _function(name: str = "fn", bucket: str = "b1") -> SimpleNamespace:
-    return SimpleNamespace(
-        function_name=name,
-        function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        memory_size=256,
-        timeout=30,
-        handler="localfns.app.lambda_handler",
-        environment_vars={"MLOPS_BUCKET": bucket},
-    )
+def handler_root(tmp_path: Path) -> Iterator[Path]:
+    yield write_handler_package(tmp_path)
+    forget_handler_package(tmp_path)
 
 
 def test_call_runs_the_handler_with_its_environment_and_restores_the_process_environment(
@@ -182,7 +134,7 @@ def test_call_runs_the_handler_with_its_environment_and_restores_the_process_env
     monkeypatch.setenv("MLOPS_STRAY", "from the shell")
     monkeypatch.setenv("MLOPS_BUCKET", "the-shell-bucket")
     invoker = LocalInvoker(code_root=handler_root, endpoint_url="http://127.0.0.1:5999")
-    result, errored, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b1"}, {}, _context())
+    result, errored, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b1"}, {}, lambda_context())
     assert not errored
     assert result["cached_bucket"] == "b1"
     assert result["trace_disabled"] == "1"
@@ -196,99 +148,29 @@ def test_call_runs_the_handler_with_its_environment_and_restores_the_process_env
 
 def test_the_dependency_cache_is_cleared_when_the_environment_changes(handler_root: Path) -> None:
     invoker = LocalInvoker(code_root=handler_root)
-    first, _, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b1"}, {}, _context())
-    second, _, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b2"}, {}, _context())
+    first, _, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b1"}, {}, lambda_context())
+    second, _, _ = invoker.call("localfns.app.lambda_handler", {"MLOPS_BUCKET": "b2"}, {}, lambda_context())
     assert (first["cached_bucket"], second["cached_bucket"]) == ("b1", "b2")
     assert first["endpoint"] is None
 
 
 def test_an_exception_becomes_lambdas_error_document(handler_root: Path) -> None:
     invoker = LocalInvoker(code_root=handler_root)
-    result, errored, logs = invoker.call("localfns.app.lambda_handler", {}, {"boom": True}, _context())
+    result, errored, logs = invoker.call("localfns.app.lambda_handler", {}, {"boom": True}, lambda_context())
     assert errored
     assert result == {"errorType": "KeyError", "errorMessage": "'no such thing'"}
     assert "Traceback" in logs
     for handler, problem in (("nomodule", "expected module.function"), ("localfns.app.not_callable", "no function 'not_callable'")):
-        result, errored, _ = invoker.call(handler, {}, {}, _context())
+        result, errored, _ = invoker.call(handler, {}, {}, lambda_context())
         assert errored
         assert result["errorType"] == "LocalStackError"
         assert problem in result["errorMessage"]
 
 
-def test_run_records_calls_injects_faults_and_captures_logs_when_installed(handler_root: Path) -> None:
-    with LocalInvoker(code_root=handler_root) as invoker:
-        assert invoker.installed
-        assert invoker.install() is invoker
-        invoker.throttle("fn", times=1, match={"step": "train"})
-        invoker.fail("fn", times=1, error=ValueError("bad data"), match={"step": "train"})
-        invoker.fail("other", times=1)
-        assert json.loads(invoker.run(_function(), '{"step": "prepare"}')[0])["cached_bucket"] == "b1"
-        with pytest.raises(Throttled) as caught:
-            invoker.run(_function(), {"step": "train"})
-        assert getattr(caught.value, "code", None) == 429
-        assert "TooManyRequestsException" in str(getattr(caught.value, "description", caught.value))
-        body, errored, _ = invoker.run(_function(), b'{"step": "train"}')
-        assert errored
-        assert json.loads(body) == {"errorType": "ValueError", "errorMessage": "bad data"}
-        body, errored, logs = invoker.run(_function(), "")
-        assert not errored
-        assert logs == "log line from fn\n"
-        body, errored, _ = invoker.run(_function("other"), None)
-        assert errored
-        assert json.loads(body)["errorType"] == "RuntimeError"
-    assert not invoker.installed
-    invoker.uninstall()  # idempotent
-    calls = invoker.calls_of("fn")
-    assert [(c.event.get("step"), c.throttled, c.error_type) for c in calls] == [
-        ("prepare", False, None),
-        ("train", True, None),
-        ("train", False, "ValueError"),
-        (None, False, None),
-    ]
-    assert [c.function for c in invoker.calls] == ["fn", "fn", "fn", "fn", "other"]
-
-
-def test_uninstall_puts_moto_and_the_streams_back() -> None:
-    from moto.awslambda.models import LambdaFunction
-
-    original, stdout = LambdaFunction._invoke_lambda, sys.stdout
-    with LocalInvoker():
-        assert LambdaFunction._invoke_lambda is not original
-        assert sys.stdout is not stdout
-        print("printed while installed, outside an invocation")  # reaches the real stream, not a buffer
-    assert LambdaFunction._invoke_lambda is original
-    assert sys.stdout is stdout
-
-
 def test_a_handler_without_a_dependency_cache_and_the_context_names(handler_root: Path) -> None:
     source = "def handler(event, context):\n    return [context.log_group_name, context.log_stream_name]\n"
     (handler_root / "localfns" / "plain.py").write_text(source)
-    context = _context("plainfn")
+    context = lambda_context("plainfn")
     result, errored, _ = LocalInvoker(code_root=handler_root).call("localfns.plain.handler", {}, {}, context)
     assert not errored
     assert result == ["/aws/lambda/plainfn", f"local/{context.aws_request_id}"]
-
-
-def test_invokers_stack_and_the_streams_follow_whatever_is_current() -> None:
-    import io
-
-    from moto.awslambda.models import LambdaFunction
-
-    original = LambdaFunction._invoke_lambda
-    with LocalInvoker() as outer:
-        routed = sys.stdout
-        with LocalInvoker() as inner:
-            assert sys.stdout is routed  # one routed stream, installed once
-            assert inner.installed
-            assert not outer.installed
-        assert outer.installed
-        elsewhere = io.StringIO()
-        sys.stdout = elsewhere  # someone else swapped stdout meanwhile: writes outside an invocation go there
-        try:
-            routed.write("to the current stream")
-            routed.flush()
-            assert routed.closed is False  # any other attribute is the current stream's
-        finally:
-            sys.stdout = routed
-        assert elsewhere.getvalue() == "to the current stream"
-    assert LambdaFunction._invoke_lambda is original
