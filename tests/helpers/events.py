@@ -3,6 +3,8 @@
 - ``http_api_v2_iam_post.json``: HTTP API payload 2.0, IAM-authorized, ``POST /v1/models/breast-cancer/predict``.
 - ``http_api_v2_jwt_base64_post.json``: the same route with a JWT authorizer, a base64 body, mixed-case header names
   and values, and ``?alias=production``.
+- ``eventbridge_scheduled.json``: an EventBridge rule's scheduled event (``detail`` an object).
+- ``eventbridge_scheduler.json``: an EventBridge Scheduler event (``detail`` a JSON string).
 
 Also the Lambda context powertools reads, and the metrics (EMF) it prints.
 """
@@ -62,6 +64,14 @@ def load_event(
     elif method == "GET":
         event.pop("body", None)
         event["isBase64Encoded"] = False
+    return event
+
+
+def scheduled_event(name: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a scheduled-event sample carrying ``detail`` as its sender puts it: an object from an
+    EventBridge rule, a JSON string from EventBridge Scheduler (as the sample's own ``detail`` is)."""
+    event = copy.deepcopy(_load(name))
+    event["detail"] = json.dumps(detail) if isinstance(event["detail"], str) else dict(detail)
     return event
 
 

@@ -26,28 +26,8 @@ from serverless_mlops.settings import ConfigurationError
 from serverless_mlops.store.capture_format import capture_key, encode_records
 from serverless_mlops.store.lifecycle import Backends, register_run
 from tests.helpers.drift_data import drifted_frame, fresh_sample, records_for
-from tests.helpers.events import emf_records
+from tests.helpers.events import emf_records, scheduled_event
 
-# The shapes of /work/shared/events/eventbridge_scheduled.json and eventbridge_scheduler.json (kept here, in the repo)
-SCHEDULED_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-11-25T12:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/drift-check-schedule"],
-    "detail": {},
-}
-SCHEDULER_EVENT: dict[str, Any] = {
-    **SCHEDULED_EVENT,
-    "id": "d167b752-343a-4b28-afd6-d4de056319e8",
-    "source": "aws.scheduler",
-    "time": "2026-11-25T16:03:00Z",
-    "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/drift-check"],
-    "detail": "{}",
-}
 START = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
 END = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 WINDOW_EVENT = {"model": "diabetes", "window": {"start": "2026-11-25T11:00:00Z", "end": "2026-11-25T12:00:00Z"}}
@@ -184,8 +164,7 @@ def test_lambda_handler_on_a_scheduler_event_emits_metrics(
     monkeypatch.setenv("MLOPS_ALERT_TOPIC_ARN", world.topic_arn)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
     app.default_dependencies.cache_clear()
-    event = dict(SCHEDULER_EVENT)
-    event["detail"] = json.dumps({"model": "diabetes", "window_hours": 1})
+    event = scheduled_event("eventbridge_scheduler.json", {"model": "diabetes", "window_hours": 1})
     fire = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
     world.put_capture(drifted_frame(200, 7), trained_models["diabetes"], fire - timedelta(minutes=30), "sched")
     try:
@@ -220,9 +199,7 @@ def test_event_shapes() -> None:
     window = parse_event(WINDOW_EVENT).window
     assert window is not None
     assert window.end - window.start == timedelta(hours=1)
-    scheduled = dict(SCHEDULED_EVENT)
-    scheduled["detail"] = {"model": "wine"}
-    parsed = parse_event(scheduled)
+    parsed = parse_event(scheduled_event("eventbridge_scheduled.json", {"model": "wine"}))
     assert (parsed.model, parsed.trigger, parsed.time) == ("wine", "schedule", datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
 
 
@@ -271,8 +248,7 @@ def test_a_drift_function_without_its_bucket_fails_its_first_invocation_naming_t
     monkeypatch.delenv("MLOPS_BUCKET", raising=False)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMlops")
     app.default_dependencies.cache_clear()
-    event = dict(SCHEDULER_EVENT)
-    event["detail"] = json.dumps({"model": "diabetes", "window_hours": 1})
+    event = scheduled_event("eventbridge_scheduler.json", {"model": "diabetes", "window_hours": 1})
     context = LambdaContext(
         function_name="drift-check",
         aws_request_id="req-2",
