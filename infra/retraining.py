@@ -39,10 +39,9 @@ from infra.config import Retry
 from infra.nag import acknowledge, bucket_objects
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
 from infra.specs import PublishedSpecs
-from infra.storage import LogsKey
+from infra.storage import LogsKey, keyed_table
 from serverless_mlops.model.fit import CODE_VERSION_ENV, code_version
 from serverless_mlops.retraining import contract as c
-from serverless_mlops.store.registry import PARTITION_KEY, SORT_KEY
 
 TRAINING_SERVICE = "training"
 RELEASE_SERVICE = "release"
@@ -191,17 +190,7 @@ class Retraining(Construct):
 
         # the workflow's locks and pending approvals (task tokens): a table apart from the registry, so a token is
         # readable only by those granted on this table (serverless_mlops/retraining/table.py says why)
-        self.table = dynamodb.TableV2(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-            deletion_protection=deployment.retain,
-            removal_policy=cdk.RemovalPolicy.RETAIN if deployment.retain else cdk.RemovalPolicy.DESTROY,
-        )
+        self.table = keyed_table(self, "Table", retain=deployment.retain)
 
         # (b) the functions
         environment = {

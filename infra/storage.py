@@ -149,19 +149,25 @@ class LogsKey(Construct):
         return found.key
 
 
+def keyed_table(scope: Construct, construct_id: str, *, retain: bool) -> dynamodb.TableV2:
+    """A table of the registry's key layout (``pk``/``sk``): on-demand, point-in-time recovery, encrypted, protected
+    from deletion and kept with the stack when retained (prod). The registry and the retraining table are two."""
+    return dynamodb.TableV2(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
+        billing=dynamodb.Billing.on_demand(),
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+        encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+        deletion_protection=retain,
+        removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+    )
+
+
 class ModelRegistry(Construct):
-    """The registry table: on-demand, point-in-time recovery, encrypted, protected from deletion when retained."""
+    """The registry table (:func:`keyed_table`)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.TableV2(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-            deletion_protection=retain,
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-        )
+        self.table = keyed_table(self, "Table", retain=retain)
