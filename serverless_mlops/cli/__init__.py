@@ -1,6 +1,6 @@
 """``mlops``: the command line. Each command calls one library function; errors print one line and exit non-zero.
 
-Sub-command groups live in their own modules (``models``, ``drift``, ``serve``, ``retrain``, ``local``) and register
+Sub-command groups live in their own modules (``models``, ``drift``, ``serve``, ``retrain``, ``local``, ``smoke``) and register
 themselves on :data:`app` here (``common`` holds the app and the consoles they share; ``entry_point`` holds
 :func:`main`, which runs it).
 
@@ -15,6 +15,7 @@ import typer
 from serverless_mlops.cli import drift, models, retrain
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import serve as serve_command
+from serverless_mlops.cli import smoke as smoke_command
 from serverless_mlops.cli.common import app
 from serverless_mlops.cli.entry_point import main
 
@@ -23,5 +24,6 @@ drift.register_commands(app)
 serve_command.register_commands(app)
 retrain.register_commands(app)
 local_command.register_commands(app)
+smoke_command.register_commands(app)
 
 __all__ = ["app", "main", "typer"]
