@@ -30,7 +30,7 @@ from serverless_mlops.settings import Settings
 # (never an alert).
 EMPTY_WINDOW = {"start": "2000-01-01T00:00:00Z", "end": "2000-01-01T00:01:00Z"}
 INVALID_PAYLOAD = {"instances": "not a list of rows"}
-DRIFT_INVOKE_SECONDS = 60  # a cold drift function loads scipy: longer than an HTTP request may take
+DRIFT_INVOKE_SECONDS = 60  # a cold start plus a check (the registry, the profile, the window's listing): longer than a request
 
 
 class SmokeFailure(MlopsError):
