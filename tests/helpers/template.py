@@ -52,6 +52,11 @@ class Synth:
     def resources(self, kind: str) -> dict[str, Any]:
         return {name: r for name, r in self.raw["Resources"].items() if r["Type"] == kind}
 
+    def resource_id(self, kind: str, prefix: str) -> str:
+        """The logical id of the one resource of ``kind`` whose id starts with ``prefix`` (CDK appends a hash)."""
+        (found,) = [name for name in self.resources(kind) if name.startswith(prefix)]
+        return found
+
 
 # CDK copies every asset (the layer is ~137 MB) into the assembly while it builds the tree; the template is the same
 # without the copy, so tests skip it (make synth and cdk deploy do not)

@@ -31,6 +31,12 @@ log_retention_days: 14
 """
 
 
+@pytest.fixture(params=["dev", "prod"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    """Each stage's synthesized template in turn (a module may override it with other stages)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="session")
 def dev() -> Synth:
     return synthesize(None, "dev")

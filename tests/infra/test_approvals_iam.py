@@ -14,8 +14,6 @@ import json
 from fnmatch import fnmatchcase
 from typing import Any
 
-import pytest
-
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.retraining.table import RetrainingTable
 from tests.helpers.template import Synth, as_list, dumps, statements
@@ -25,16 +23,6 @@ TRAINING = "RetrainingTrainingRoleDefaultPolicy"
 RELEASE = "RetrainingReleaseRoleDefaultPolicy"
 APPROVER = "RetrainingApproverPolicy"
 RELEASER = "RetrainingReleaserPolicy"
-
-
-@pytest.fixture(params=["dev", "prod"])
-def synth(request: pytest.FixtureRequest) -> Synth:
-    return request.getfixturevalue(request.param)
-
-
-def _one(synth: Synth, kind: str, prefix: str) -> str:
-    (found,) = [name for name in synth.resources(kind) if name.startswith(prefix)]
-    return found
 
 
 def _on(synth: Synth, logical_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -55,7 +43,7 @@ def _leading_keys(statement: dict[str, Any]) -> list[str] | None:
 
 
 def test_task_tokens_are_readable_by_the_release_function_and_approvers_only(synth: Synth) -> None:
-    table = _one(synth, "AWS::DynamoDB::GlobalTable", "RetrainingTable")
+    table = synth.resource_id("AWS::DynamoDB::GlobalTable", "RetrainingTable")
     grants = _on(synth, table)
     assert set(grants) == {TRAINING, RELEASE, APPROVER}  # not inference, not drift, not the state machine
     # training: its lock items only, single-item actions (a Scan names no key, so a LeadingKeys condition cannot hold it)
@@ -80,7 +68,7 @@ def test_the_conditions_match_the_items_the_code_writes() -> None:
 
 
 def test_only_the_retraining_functions_know_the_retraining_table(synth: Synth) -> None:
-    table = _one(synth, "AWS::DynamoDB::GlobalTable", "RetrainingTable")
+    table = synth.resource_id("AWS::DynamoDB::GlobalTable", "RetrainingTable")
     for name, function in synth.resources("AWS::Lambda::Function").items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         retraining = function["Properties"]["Handler"] in ("functions.training.app.lambda_handler", "functions.release.app.lambda_handler")
@@ -100,7 +88,7 @@ def test_the_machine_logs_no_execution_data_and_only_wait_for_approval_carries_t
 
 
 def test_training_cannot_write_the_registry_and_only_releases_move_aliases(synth: Synth) -> None:
-    registry = _one(synth, "AWS::DynamoDB::GlobalTable", "RegistryTable")
+    registry = synth.resource_id("AWS::DynamoDB::GlobalTable", "RegistryTable")
     grants = _on(synth, registry)
     assert _actions(grants[TRAINING]) & REGISTRY_WRITES == set()
     assert "dynamodb:GetItem" in _actions(grants[TRAINING])  # it reads the champion
@@ -109,14 +97,14 @@ def test_training_cannot_write_the_registry_and_only_releases_move_aliases(synth
 
 
 def test_people_policies_are_stack_outputs_with_what_each_command_needs(synth: Synth) -> None:
-    machine = _one(synth, "AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
-    registry = _one(synth, "AWS::DynamoDB::GlobalTable", "RegistryTable")
+    machine = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
+    registry = synth.resource_id("AWS::DynamoDB::GlobalTable", "RegistryTable")
     policies = synth.resources("AWS::IAM::ManagedPolicy")
-    approver, releaser = _one(synth, "AWS::IAM::ManagedPolicy", APPROVER), _one(synth, "AWS::IAM::ManagedPolicy", RELEASER)
+    approver, releaser = synth.resource_id("AWS::IAM::ManagedPolicy", APPROVER), synth.resource_id("AWS::IAM::ManagedPolicy", RELEASER)
     for output, policy in (("ApproverPolicyArn", approver), ("ReleaserPolicyArn", releaser)):
         assert synth.raw["Outputs"][output]["Value"] == {"Ref": policy}
         assert synth.raw["Outputs"][output]["Export"]["Name"] == f"{synth.stack.stack_name}-{output}"
-    table = _one(synth, "AWS::DynamoDB::GlobalTable", "RetrainingTable")
+    table = synth.resource_id("AWS::DynamoDB::GlobalTable", "RetrainingTable")
     assert synth.raw["Outputs"]["RetrainingTableName"]["Value"] == {"Ref": table}
 
     approving = policies[approver]["Properties"]["PolicyDocument"]["Statement"]
@@ -133,7 +121,7 @@ def test_people_policies_are_stack_outputs_with_what_each_command_needs(synth: S
 
 
 def test_the_specs_deployment_reaches_specs_only(synth: Synth) -> None:
-    bucket = _one(synth, "AWS::S3::Bucket", "ArtifactsBucket")
+    bucket = synth.resource_id("AWS::S3::Bucket", "ArtifactsBucket")
     (handler_id,) = [n for n in synth.resources("AWS::Lambda::Function") if n.startswith("CustomCDKBucketDeployment")]
     role = synth.raw["Resources"][handler_id]["Properties"]["Role"]["Fn::GetAtt"][0]
     policies = {n: p for n, p in synth.resources("AWS::IAM::Policy").items() if {"Ref": role} in p["Properties"]["Roles"]}

@@ -12,12 +12,6 @@ from cfnlint.api import lint
 from infra.nag import add_nag_checks
 from tests.helpers.template import Synth
 
-
-@pytest.fixture(params=["dev", "prod"])
-def synth(request: pytest.FixtureRequest) -> Synth:
-    return request.getfixturevalue(request.param)
-
-
 # warnings this app adds on purpose; with @aws-cdk/core:annotationsInValidationReport they are in the validation report too
 KNOWN_WARNINGS = {"Annotation::serverless-mlops:no-alert-subscribers"}
 

@@ -11,22 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.helpers.template import HANDLERS, Synth, as_list, object_prefixes, policy_statements
 
 ACCOUNT = {"Ref": "AWS::AccountId"}
 REGION = {"Ref": "AWS::Region"}
-
-
-@pytest.fixture(params=["dev", "prod"])
-def synth(request: pytest.FixtureRequest) -> Synth:
-    return request.getfixturevalue(request.param)
-
-
-def logical_id(synth: Synth, kind: str, prefix: str) -> str:
-    (found,) = [name for name in synth.resources(kind) if name.startswith(prefix)]
-    return found
 
 
 def artifact_bucket(synth: Synth) -> dict[str, Any]:
@@ -35,7 +23,7 @@ def artifact_bucket(synth: Synth) -> dict[str, Any]:
 
 
 def test_the_artifact_bucket_is_encrypted_with_its_own_rotated_key(synth: Synth) -> None:
-    key_id = logical_id(synth, "AWS::KMS::Key", "ArtifactsKey")
+    key_id = synth.resource_id("AWS::KMS::Key", "ArtifactsKey")
     (rule,) = artifact_bucket(synth)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}}
     # no S3 Bucket Key: the encryption context is each object's ARN, which the functions' key grants are limited by
@@ -48,7 +36,7 @@ def test_the_artifact_bucket_is_encrypted_with_its_own_rotated_key(synth: Synth)
 
 def test_the_bucket_refuses_objects_encrypted_otherwise(synth: Synth) -> None:
     bucket_id = next(n for n, b in synth.resources("AWS::S3::Bucket").items() if "VersioningConfiguration" in b["Properties"])
-    key_arn = {"Fn::GetAtt": [logical_id(synth, "AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
+    key_arn = {"Fn::GetAtt": [synth.resource_id("AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
     (policy,) = [p for p in synth.resources("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
     denies = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"}
     # what the code sends without MLOPS_KMS_KEY_ID (serverless_mlops.store.artifacts.encryption_args: SSE-S3)
@@ -63,7 +51,7 @@ def test_the_bucket_refuses_objects_encrypted_otherwise(synth: Synth) -> None:
 def kms_grants(synth: Synth, function: str) -> dict[str, set[str]]:
     """KMS action → the object prefixes (``capture/*``) its encryption-context condition allows, for one function's role;
     fails on a use of the bucket's key that is not via S3 or not limited to objects."""
-    key_arn = {"Fn::GetAtt": [logical_id(synth, "AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
+    key_arn = {"Fn::GetAtt": [synth.resource_id("AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
     grants: dict[str, set[str]] = {}
     for statement in policy_statements(synth, function):
         actions = [a for a in as_list(statement["Action"]) if a.startswith("kms:")]
@@ -96,7 +84,7 @@ def test_each_function_uses_the_bucket_key_only_for_its_own_prefixes(synth: Synt
         "kms:GenerateDataKey": {"reports/*", "alerts/*"},
     }
     # nothing else in the stack may use the bucket's key but through CDK's own custom resources (the specs' deployment)
-    key_id = logical_id(synth, "AWS::KMS::Key", "ArtifactsKey")
+    key_id = synth.resource_id("AWS::KMS::Key", "ArtifactsKey")
     users = {
         name
         for name, kind, statement in _statements(synth)
@@ -113,7 +101,7 @@ def _statements(synth: Synth) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_functions_that_write_are_told_the_key(synth: Synth) -> None:
-    key_arn = {"Fn::GetAtt": [logical_id(synth, "AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
+    key_arn = {"Fn::GetAtt": [synth.resource_id("AWS::KMS::Key", "ArtifactsKey"), "Arn"]}
     for function, handler in HANDLERS.items():
         (properties,) = [
             f["Properties"] for f in synth.resources("AWS::Lambda::Function").values() if f["Properties"]["Handler"] == handler
@@ -126,7 +114,7 @@ def test_functions_that_write_are_told_the_key(synth: Synth) -> None:
 
 
 def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
-    key_id = logical_id(synth, "AWS::KMS::Key", "LogsKey")
+    key_id = synth.resource_id("AWS::KMS::Key", "LogsKey")
     groups = synth.resources("AWS::Logs::LogGroup")
     assert len(groups) >= 7  # four functions, the API's access logs, the workflow, the specs' deployment
     for name, group in groups.items():
@@ -134,7 +122,7 @@ def test_every_log_group_is_encrypted_with_the_logs_key(synth: Synth) -> None:
 
 
 def test_cloudwatch_logs_may_use_the_logs_key_for_this_accounts_log_groups_only(synth: Synth) -> None:
-    key = synth.raw["Resources"][logical_id(synth, "AWS::KMS::Key", "LogsKey")]
+    key = synth.raw["Resources"][synth.resource_id("AWS::KMS::Key", "LogsKey")]
     assert key["Properties"]["EnableKeyRotation"] is True
     services = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
     (statement,) = services
@@ -144,7 +132,7 @@ def test_cloudwatch_logs_may_use_the_logs_key_for_this_accounts_log_groups_only(
 
 
 def test_cloudwatch_may_use_the_alert_key_for_this_accounts_alarms_only(synth: Synth) -> None:
-    key = synth.raw["Resources"][logical_id(synth, "AWS::KMS::Key", "MonitoringAlertsKey")]
+    key = synth.raw["Resources"][synth.resource_id("AWS::KMS::Key", "MonitoringAlertsKey")]
     (statement,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
     assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}

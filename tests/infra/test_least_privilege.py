@@ -20,11 +20,6 @@ from tests.helpers.specs import ROOT
 from tests.helpers.template import HANDLERS, Synth, as_list, object_prefixes, policy_statements
 
 
-@pytest.fixture(params=["dev", "prod"])
-def synth(request: pytest.FixtureRequest) -> Synth:
-    return request.getfixturevalue(request.param)
-
-
 def listable(synth: Synth, function: str) -> list[str]:
     """The ``s3:prefix`` patterns under which ``function`` may list the bucket; fails on any other list grant."""
     patterns: list[str] = []

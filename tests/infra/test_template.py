@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import HTTP_API_TIMEOUT_SECONDS, load_deployment
@@ -21,11 +20,6 @@ MACHINE_STAR_ACTIONS = XRAY_ACTIONS | {"xray:GetSamplingRules", "xray:GetSamplin
     for action in ("CreateLogDelivery", "GetLogDelivery", "UpdateLogDelivery", "DeleteLogDelivery", "ListLogDeliveries",
                    "PutResourcePolicy", "DescribeResourcePolicies", "DescribeLogGroups")
 }  # fmt: skip
-
-
-@pytest.fixture(params=["dev", "prod"])
-def synth(request: pytest.FixtureRequest) -> Synth:
-    return request.getfixturevalue(request.param)
 
 
 def functions(synth: Synth) -> dict[str, dict]:
