@@ -49,7 +49,7 @@ class ServerlessMlopsStack(cdk.Stack):
         retain = deployment.retain
         self.artifacts = ArtifactStore(self, "Artifacts", retain=retain, capture_retention_days=deployment.config.capture_retention_days)
         self.registry = ModelRegistry(self, "Registry", retain=retain)
-        self.inference_layer = Layer(self, "InferenceLayer", group="inference")
+        self.inference_layer = Layer(self, "InferenceLayer", group="inference", architecture=deployment.config.architecture)
         base = StackBase(deployment, self.artifacts.bucket, self.registry.table)
         self.inference = InferenceApi(self, "Inference", base, layer=self.inference_layer)
         self.monitoring = Monitoring(
@@ -59,7 +59,7 @@ class ServerlessMlopsStack(cdk.Stack):
             layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
             inference=self.inference,
         )
-        self.training_layer = Layer(self, "TrainingLayer", group="training")
+        self.training_layer = Layer(self, "TrainingLayer", group="training", architecture=deployment.config.architecture)
         self.retraining = Retraining(
             self,
             "Retraining",

@@ -27,6 +27,8 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 MAX_APPROVAL_HOURS = 364 * 24
 MemoryMb = Annotated[int, Field(ge=128, le=10240)]  # what Lambda allows
 LambdaTimeout = Annotated[int, Field(ge=1, le=LAMBDA_MAX_TIMEOUT_SECONDS)]
+# a function's own share of the account's concurrency (also its cap); none = the unreserved pool
+ReservedConcurrency = Annotated[int, Field(ge=1)] | None
 # AWS tags (the rules every tagging service shares): 50 user tags a resource, a key of 1-128 and a value of 0-256
 # characters, letters, numbers, spaces and _ . : / = + - @ only, and no key or value starting with aws: (AWS's own)
 PROJECT = "serverless-mlops"
@@ -85,14 +87,56 @@ class Auth(_Strict):
         return self
 
 
+# -- cold start, concurrency, architecture and logging options (issue 20); each is off by default ---------------------
+class ProvisionedAutoscaling(_Strict):
+    """Application Auto Scaling's target tracking of the live alias's provisioned concurrency: it keeps the share of
+    provisioned environments in use (``LambdaProvisionedConcurrencyUtilization``) near ``utilization``."""
+
+    min: Annotated[int, Field(ge=1)]
+    max: Annotated[int, Field(ge=1)]
+    utilization: Annotated[float, Field(gt=0.0, lt=1.0, description="target share of provisioned environments in use")] = 0.7
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ProvisionedAutoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min: {self.min} exceeds max ({self.max})")
+        return self
+
+
+class Logging(_Strict):
+    """Lambda's advanced logging controls, on every function: JSON records, and Lambda drops the records below each
+    level before CloudWatch ingests (and bills) them. ``system_level`` WARN drops the platform's START, END and REPORT
+    lines (Duration, Billed Duration and Max Memory stay in the function's CloudWatch metrics)."""
+
+    application_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
+    system_level: Literal["DEBUG", "INFO", "WARN"] = "WARN"
+
+
 class Concurrency(_Strict):
     reserved: Annotated[int, Field(ge=1)] | None = Field(default=None, description="reserved concurrency; none = the account pool")
     provisioned: Annotated[int, Field(ge=0)] = Field(default=0, description="pre-warmed environments; billed while deployed")
+    autoscaling: ProvisionedAutoscaling | None = Field(
+        default=None, description="target tracking of the live alias's provisioned concurrency; none = fixed at provisioned"
+    )
 
     @model_validator(mode="after")
     def _provisioned_within_reserved(self) -> Concurrency:
         if self.reserved is not None and self.provisioned > self.reserved:
             raise ValueError(f"provisioned: {self.provisioned} exceeds reserved ({self.reserved})")
+        return self
+
+    @model_validator(mode="after")
+    def _autoscaling_fits(self) -> Concurrency:
+        scaling = self.autoscaling
+        if scaling is None:
+            return self
+        if not scaling.min <= self.provisioned <= scaling.max:
+            raise ValueError(
+                f"provisioned: autoscaling moves the provisioned concurrency between {scaling.min} and {scaling.max};"
+                f" set provisioned (its value at deploy time) within that range, not {self.provisioned}"
+            )
+        if self.reserved is not None and scaling.max > self.reserved:
+            raise ValueError(f"autoscaling.max: {scaling.max} exceeds reserved ({self.reserved})")
         return self
 
 
@@ -112,11 +156,21 @@ class Inference(_Strict):
     max_rows: Annotated[int, Field(ge=1)] = 1000
     # how soon a promotion or rollback is served: each warm environment re-reads the alias this often (one GetItem)
     refresh_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    snap_start: bool = Field(
+        default=False, description="Lambda SnapStart on the published versions (python3.12+): restores a snapshot of a warmed environment"
+    )
+
+    @model_validator(mode="after")
+    def _snap_start_alone(self) -> Inference:
+        if self.snap_start and self.concurrency.provisioned:
+            raise ValueError("snap_start: Lambda does not combine SnapStart with provisioned concurrency; choose one")
+        return self
 
 
 class DriftCheck(_Strict):
     memory_mb: MemoryMb = 1024
     timeout_seconds: LambdaTimeout = 300
+    reserved_concurrency: ReservedConcurrency = None
 
 
 class TrainFunction(_Strict):
@@ -124,6 +178,7 @@ class TrainFunction(_Strict):
 
     memory_mb: MemoryMb = 3008
     timeout_seconds: LambdaTimeout = LAMBDA_MAX_TIMEOUT_SECONDS
+    reserved_concurrency: ReservedConcurrency = None
 
 
 class ReleaseFunction(_Strict):
@@ -131,6 +186,7 @@ class ReleaseFunction(_Strict):
 
     memory_mb: MemoryMb = 512
     timeout_seconds: LambdaTimeout = 60
+    reserved_concurrency: ReservedConcurrency = None
 
 
 class Retry(_Strict):
@@ -183,6 +239,10 @@ class DeploymentConfig(_Strict):
     retraining: RetrainingConfig = RetrainingConfig()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
     capture_retention_days: Annotated[int, Field(ge=32, description="days captured requests are kept (drift windows reach 31)")] = 90
+    architecture: Literal["x86_64", "arm64"] = Field(
+        default="x86_64", description="every function's and layer's CPU architecture; arm64 (Graviton) is billed about 20% less a GB-second"
+    )
+    logging: Logging = Logging()
 
     @field_validator("tags")
     @classmethod

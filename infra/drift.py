@@ -40,6 +40,8 @@ class DriftChecks:
             timeout=cdk.Duration.seconds(settings.timeout_seconds),
             environment={**base.environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": topic.topic_arn},
             log_retention_days=config.log_retention_days,
+            reserved_concurrency=settings.reserved_concurrency,
+            logging=config.logging,
         )
         function = self.handler.function
         function.configure_async_invoke(

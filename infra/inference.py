@@ -71,6 +71,8 @@ class InferenceApi(Construct):
             },
             log_retention_days=deployment.config.log_retention_days,
             reserved_concurrency=settings.concurrency.reserved,
+            logging=deployment.config.logging,
+            snap_start=settings.snap_start,
         )
         function = self.handler.function
         # least privilege: read models and the registry, write captured requests; nothing else in the bucket
@@ -85,6 +87,12 @@ class InferenceApi(Construct):
             version=function.current_version,
             provisioned_concurrent_executions=provisioned or None,
         )
+        scaling = settings.concurrency.autoscaling
+        if scaling is not None:
+            # Application Auto Scaling's target tracking of LambdaProvisionedConcurrencyUtilization on the alias
+            self.alias.add_auto_scaling(min_capacity=scaling.min, max_capacity=scaling.max).scale_on_utilization(
+                utilization_target=scaling.utilization
+            )
 
         auth = deployment.config.auth
         authorizer: apigw.IHttpRouteAuthorizer

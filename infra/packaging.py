@@ -26,14 +26,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import ROOT, ConfigError, Deployment
+from infra.config import ROOT, ConfigError, Deployment, Logging
 from infra.storage import LogsKey
 from layers.build import build_layer, find_runtime_python, precompile, unzipped_size
-from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PYTHON_VERSION
+from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORMS, PYTHON_VERSION
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for this Python (layers/build.py PYTHON_VERSION)
-ARCHITECTURE = lambda_.Architecture.X86_64  # layers/build.py PLATFORM is x86_64
+# the deployment config's architecture → Lambda's; layers/rules.py PLATFORMS gives each its layers' platform tag
+ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 STAGING = ROOT / "build" / "lambda"
 RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -45,7 +46,10 @@ RETENTION = {
     365: logs.RetentionDays.ONE_YEAR,
 }
 assert RUNTIME.name == f"python{PYTHON_VERSION}", "the runtime and the layers' Python disagree"
-assert PLATFORM.endswith("x86_64"), "the architecture and the layers' platform disagree"
+assert set(ARCHITECTURES) == set(PLATFORMS), "every architecture needs its layers' platform"
+# POWERTOOLS_LOG_LEVEL for each of Lambda's application log levels (the logging module has no TRACE; FATAL is CRITICAL),
+# so powertools' Logger and Lambda's filter agree (powertools warns when Lambda's level is the higher one)
+POWERTOOLS_LEVELS = {"TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING", "ERROR": "ERROR", "FATAL": "CRITICAL"}
 
 
 NAMESPACE = "ServerlessMlops"  # CloudWatch metrics (EMF) of every function; the alarms read them there
@@ -66,7 +70,7 @@ class StackBase:
             "MLOPS_BUCKET": self.bucket.bucket_name,
             "MLOPS_TABLE": self.table.table_name,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_LOG_LEVEL": POWERTOOLS_LEVELS[self.deployment.config.logging.application_level],
         }
 
 
@@ -199,9 +203,12 @@ def check_size(function: str, code: Path, layers: dict[str, int], limit: int = L
 class Layer(Construct):
     """A layer built by layers/build.py from a pyproject dependency group; the asset hash is the build's cache key."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, group: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, group: str, architecture: str = "x86_64") -> None:
         super().__init__(scope, construct_id)
-        self.path = build_layer(group)
+        if architecture not in ARCHITECTURES:
+            raise PackagingError(f"layer {group!r}: architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        self.architecture = architecture
+        self.path = build_layer(group, platform=PLATFORMS[architecture])
         # measured once: every function that uses the layer counts it against Lambda's limit
         self.unzipped_bytes = unzipped_size(self.path / "python")
         self.layer = lambda_.LayerVersion(
@@ -211,13 +218,16 @@ class Layer(Construct):
                 str(self.path), exclude=["layer.json"], asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=self.path.name
             ),
             compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
-            description=f"serverless-mlops {group}: core dependencies + [{group}] for {RUNTIME.name}",
+            compatible_architectures=[ARCHITECTURES[architecture]],
+            description=f"serverless-mlops {group}: core dependencies + [{group}] for {RUNTIME.name} on {architecture}",
         )
 
 
 class PythonFunction(Construct):
-    """One handler of functions/ with its layers: memory, timeout, active tracing and a log group with retention."""
+    """One handler of functions/ with its layers: memory, timeout, active tracing and a log group with retention.
+
+    It runs on its layers' architecture (they must agree), logs JSON with Lambda's advanced logging controls at the
+    ``logging`` levels, and with ``snap_start`` each published version is snapshotted after its initialization."""
 
     def __init__(
         self,
@@ -232,8 +242,14 @@ class PythonFunction(Construct):
         environment: dict[str, str],
         log_retention_days: int,
         reserved_concurrency: int | None = None,
+        logging: Logging | None = None,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        architectures = sorted({layer.architecture for layer in layers}) or ["x86_64"]
+        if len(architectures) > 1:
+            raise PackagingError(f"function {function!r}: its layers are built for different architectures ({', '.join(architectures)})")
+        logging = logging or Logging()
         code = stage_code(function)
         self.unzipped_bytes = check_size(function, code, {layer.path.name: layer.unzipped_bytes for layer in layers}, LAMBDA_UNZIPPED_LIMIT)
         self.log_group = logs.LogGroup(
@@ -246,7 +262,7 @@ class PythonFunction(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            architecture=ARCHITECTURES[architectures[0]],
             handler=f"functions.{function}.app.lambda_handler",
             code=lambda_.Code.from_asset(str(code), asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=code.name),
             layers=[layer.layer for layer in layers],
@@ -258,6 +274,10 @@ class PythonFunction(Construct):
             log_group=self.log_group,
             role=self.role,
             reserved_concurrent_executions=reserved_concurrency,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel(logging.application_level),
+            system_log_level_v2=lambda_.SystemLogLevel(logging.system_level),
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
         )
         self.bucket_prefixes: set[str] = set()  # what grant_objects granted: infra/nag.py acknowledges each
 

@@ -211,6 +211,8 @@ class Retraining(Construct):
             # Lambda has no git: the commit synthesized is what a trained version's lineage names as its code
             environment={**environment, "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE, CODE_VERSION_ENV: code_version()},
             log_retention_days=config.log_retention_days,
+            reserved_concurrency=settings.train.reserved_concurrency,
+            logging=config.logging,
         )
         self.release = PythonFunction(
             self,
@@ -222,6 +224,8 @@ class Retraining(Construct):
             timeout=release_timeout,
             environment={**environment, "POWERTOOLS_SERVICE_NAME": RELEASE_SERVICE},
             log_retention_days=config.log_retention_days,
+            reserved_concurrency=settings.release.reserved_concurrency,
+            logging=config.logging,
         )
         training, release = self.training.function, self.release.function
         # least privilege. training: read the published specs, feedback, snapshots, runs and artifacts (the champion);

@@ -10,6 +10,9 @@ from __future__ import annotations
 # Amazon Linux 2 (glibc 2.26), where onnxruntime >= 1.17 (wheels tagged manylinux_2_27/2_28) cannot load.
 PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux_2_34_x86_64"
+# The platform of each architecture the deployment config allows (`architecture: x86_64 | arm64`): Graviton runs the
+# same Amazon Linux 2023, so the same glibc 2.34 bounds the aarch64 wheels (layers/build.py pip_platforms lists the tags)
+PLATFORMS = {"x86_64": PLATFORM, "arm64": "manylinux_2_34_aarch64"}
 # Lambda's limit for a function's code plus its layers, unzipped: 250 MiB (262,144,000 bytes)
 LAMBDA_UNZIPPED_LIMIT = 250 * 2**20
 # What each layer may weigh unzipped, so its functions fit with room to spare (tests/infra check it on the locked
