@@ -143,14 +143,14 @@ class Usage:
 
     def checked(self) -> Usage:
         problems = [
-            f"{name}: {value}; must not be negative"
-            for name, value in (("requests", self.requests), ("retrainings", self.retrainings), ("batch_rows", self.batch_rows))
+            f"--{name}: {value}; must not be negative"
+            for name, value in (("requests", self.requests), ("retrainings", self.retrainings), ("batch-rows", self.batch_rows))
             if value < 0
         ]
         if not 128 <= self.memory_mb <= 10240:
-            problems.append(f"memory: {self.memory_mb} MB; Lambda allows 128 to 10,240")
+            problems.append(f"--memory: {self.memory_mb} MB; Lambda allows 128 to 10,240")
         if self.rows_per_request < 1:
-            problems.append(f"rows-per-request: {self.rows_per_request}; at least 1")
+            problems.append(f"--rows-per-request: {self.rows_per_request}; at least 1")
         if self.duration_ms is not None and self.duration_ms < 0:
             problems.append(f"duration: {self.duration_ms} ms; must not be negative")
         if problems:

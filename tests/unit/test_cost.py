@@ -197,9 +197,9 @@ def test_handler_time_interpolates_the_benchmark() -> None:
 
 
 def test_usage_refuses_what_cannot_be(fixed: PriceTable) -> None:
-    with pytest.raises(CostError, match=r"requests: -1; must not be negative; memory: 64 MB; Lambda allows 128 to 10,240"):
+    with pytest.raises(CostError, match=r"--requests: -1; must not be negative; --memory: 64 MB; Lambda allows 128 to 10,240"):
         estimate(replace(USAGE, requests=-1, memory_mb=64), fixed)
-    with pytest.raises(CostError, match=r"rows-per-request: 0; at least 1; duration: -1.0 ms"):
+    with pytest.raises(CostError, match=r"--rows-per-request: 0; at least 1; duration: -1.0 ms"):
         estimate(replace(USAGE, rows_per_request=0, duration_ms=-1.0), fixed)
 
 
