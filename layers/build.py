@@ -44,6 +44,7 @@ from layers.rules import (
     BYTECODE,
     BYTECODE_MODES,
     PLATFORM,
+    PLATFORM_WHEELS,
     PRUNE,
     PYTHON_VERSION,
     RUNTIME_PROVIDES,
@@ -292,6 +293,10 @@ def _build_into(
     if result.returncode != 0:
         problem = next((line for line in result.stderr.splitlines() if line.startswith("ERROR")), result.stderr.strip()[-500:])
         raise LayerBuildError(f"layer {name!r} ({platform}, Python {python_version}): pip install failed: {problem}")
+    try:
+        check_wheels(target, platform)
+    except LayerBuildError as exc:
+        raise LayerBuildError(f"layer {name!r}: {exc}") from exc
     removed = _remove_distributions(target, RUNTIME_PROVIDES)
     _strip(target)
     pruned = _prune(target, PRUNE.get(name, {}))
@@ -315,6 +320,36 @@ def _build_into(
         "unzipped_bytes": unzipped_size(target),
         "build_seconds": round(time.monotonic() - started, 1),
     }
+
+
+def check_wheels(target: Path, platform: str, compiled: frozenset[str] = PLATFORM_WHEELS) -> dict[str, list[str]]:
+    """Each distribution pip installed under ``target`` with its wheel's tags (``*.dist-info/WHEEL``), once checked:
+    a distribution of ``compiled``, or one whose ``RECORD`` lists a shared library, must come from a wheel for one of
+    ``platform``'s tags (``pip_platforms``), and no distribution may come from a wheel for another platform.
+    Raises :class:`LayerBuildError` naming every distribution that does not (a placeholder such as
+    ``pydantic_core-0.0.1-py3-none-any``, or a wheel of the wrong architecture)."""
+    allowed = set(pip_platforms(platform))
+    found: dict[str, list[str]] = {}
+    problems = []
+    for meta in sorted(target.glob("*.dist-info")):
+        name, _, version = meta.name.removesuffix(".dist-info").partition("-")
+        wheel, record = meta / "WHEEL", meta / "RECORD"
+        tags = [line.split(":", 1)[1].strip() for line in _lines(wheel) if line.startswith("Tag:")]
+        platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
+        binary = any(re.search(r"\.so(\.\d+)*$", line.split(",", 1)[0]) for line in _lines(record))
+        label = f"{name} {version} ({', '.join(tags) or 'no WHEEL tags'})"
+        if (_canonical(name) in compiled or binary) and not platforms & allowed:
+            problems.append(f"{label} has extension modules but is not a {platform} wheel: a placeholder or a pure fallback")
+        elif platforms - {"any"} - allowed:
+            problems.append(f"{label} is a wheel for another platform than {platform}")
+        found[_canonical(name)] = tags
+    if problems:
+        raise LayerBuildError("; ".join(problems))
+    return found
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
 
 
 def _remove_distributions(target: Path, names: frozenset[str]) -> list[str]:

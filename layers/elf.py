@@ -76,3 +76,49 @@ def strip_symbols(target: Path) -> dict[str, int]:
             stripped.unlink()
             kept += 1
     return {"freed": freed, "kept": kept}
+
+
+# e_machine of the architectures a layer is built for (the ELF specification's EM_X86_64 and EM_AARCH64)
+MACHINES = {62: "x86_64", 183: "aarch64"}
+_SHT_GNU_VERNEED = 0x6FFFFFFE
+
+
+def machine(path: Path) -> str | None:
+    """The architecture an ELF64 little-endian file is for (``x86_64``, ``aarch64``, or ``EM_<n>``); None if it is not one."""
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    if header[:6] != b"\x7fELF\x02\x01":
+        return None
+    (number,) = struct.unpack_from("<H", header, 0x12)
+    return MACHINES.get(number, f"EM_{number}")
+
+
+def needed_versions(path: Path) -> set[str]:
+    """The symbol versions an ELF64 file needs from the libraries it links (its ``.gnu.version_r``): ``GLIBC_2.17``,
+    ``GLIBCXX_3.4.21``, … The loader refuses the file on a system whose libraries lack one of them."""
+    data = path.read_bytes()
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    found: set[str] = set()
+    for _name, kind, _flags, _addr, offset, _size, link, info, _align, _entsize in sections:
+        if kind != _SHT_GNU_VERNEED:
+            continue
+        strings = sections[link][4]  # the offset of the string table it names
+        entry = offset
+        for _ in range(info):
+            _version, count, _file, aux, following = struct.unpack_from("<HHIII", data, entry)
+            position = entry + aux
+            for _ in range(count):
+                _hash, _vflags, _other, name, next_aux = struct.unpack_from("<IHHII", data, position)
+                end = data.index(b"\0", strings + name)
+                found.add(data[strings + name : end].decode("ascii"))
+                position += next_aux
+            entry += following
+    return found
+
+
+def glibc_version(versions: set[str]) -> tuple[int, ...]:
+    """The newest ``GLIBC_x.y`` among ``versions`` as a tuple (``(2, 28)``); ``()`` when none is named."""
+    numbers = [tuple(int(part) for part in v.removeprefix("GLIBC_").split(".")) for v in versions if v.startswith("GLIBC_2")]
+    return max(numbers, default=())

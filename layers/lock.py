@@ -26,6 +26,9 @@ The locks:
   backend of ``pip install -e .``), for Python 3.11 on every platform (``--universal``; markers choose).
 - ``layer-inference``, ``layer-training``: each Lambda layer (``layers/build.py``): the core plus the group, without
   what the runtime provides, for the runtime's Python and platform, wheels only.
+- ``layer-inference-py312-manylinux_2_34_aarch64``, ``layer-training-…``: the same for Graviton (``architecture:
+  arm64``). A new one starts from the x86_64 lock's pins (uv prefers them), so both architectures install the same
+  versions; ``--upgrade`` moves both.
 - ``bench``, ``bench-evidently``: the optional benchmark venvs (``benchmarks/requirements-*.txt``); ``bench`` also
   pins scikit-learn and onnxruntime at the development lock's versions, so mlflow serves the same model the same way.
 """
@@ -46,6 +49,7 @@ from pathlib import Path
 from layers import lockfile
 from layers.build import PYPROJECT, lock_inputs
 from layers.lockfile import LOCKS, ROOT, UNIVERSAL, LockInputs
+from layers.rules import PLATFORM, PLATFORMS
 
 DEV_PYTHON = "3.11"  # the oldest Python pyproject allows (requires-python); a universal lock covers the newer ones
 BENCH = ROOT / "benchmarks"
@@ -78,7 +82,9 @@ def groups(pyproject: Path = PYPROJECT, locks: Path = LOCKS) -> dict[str, LockIn
         )
     }
     for name in LAYERS:
-        found[f"layer-{name}"] = lock_inputs(name, pyproject=pyproject)
+        for platform in PLATFORMS.values():  # the runtime's platform first: an architecture's new lock starts from its pins
+            inputs = lock_inputs(name, platform=platform, pyproject=pyproject)
+            found[inputs.group] = inputs
     dev_lock = locks / "dev.txt"
     dev_pins = lockfile.pins(dev_lock) if dev_lock.is_file() else {}
     same_as_dev = [f"{name}=={dev_pins[name]}" for name in ("scikit-learn", "onnxruntime") if name in dev_pins]
@@ -133,8 +139,9 @@ def resolve(inputs: LockInputs, *, upgrade: bool = False, lowest: bool = False) 
     command += ["--resolution", "lowest-direct"] if lowest else []
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "lock.txt"
-        if inputs.path.is_file() and not (upgrade or lowest):
-            shutil.copyfile(inputs.path, output)  # uv prefers the versions an existing output file pins
+        seed = inputs.path if inputs.path.is_file() else _same_layer_on_the_runtime_platform(inputs)
+        if seed is not None and seed.is_file() and not (upgrade or lowest):
+            shutil.copyfile(seed, output)  # uv prefers the versions an existing output file pins
         result = subprocess.run(
             [*command, "--output-file", str(output)],
             input="\n".join(inputs.requirements) + "\n",
@@ -150,6 +157,15 @@ def resolve(inputs: LockInputs, *, upgrade: bool = False, lowest: bool = False) 
     inputs.path.parent.mkdir(parents=True, exist_ok=True)
     inputs.path.write_text(inputs.header(tool) + body, encoding="utf-8")
     return inputs.path
+
+
+def _same_layer_on_the_runtime_platform(inputs: LockInputs) -> Path | None:
+    """For a layer's lock on another platform (``layer-inference-py312-manylinux_2_34_aarch64``), the same layer's lock
+    on the runtime's platform, whose pins the new one starts from; None for any other lock."""
+    if not inputs.group.startswith("layer-") or inputs.platform == PLATFORM:
+        return None
+    name = inputs.group.removeprefix("layer-").split("-py", 1)[0]
+    return dataclasses.replace(lock_inputs(name), folder=inputs.folder).path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,13 @@ SIZE_BUDGET = {
     "training": LAMBDA_UNZIPPED_LIMIT - 10**6 - 10 * 10**6,
 }
 RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer"})
+# Distributions with extension modules: each must install from a wheel tagged for the layer's platform. A resolver
+# that finds no such wheel may settle for something that installs and cannot work: for aarch64, a lone
+# `--platform manylinux_2_34_aarch64` picked `pydantic_core-0.0.1-py3-none-any`, an empty placeholder. The build
+# checks this list, and any distribution whose RECORD holds a shared library, after the install (check_wheels).
+PLATFORM_WHEELS = frozenset(
+    {"numpy", "onnxruntime", "pydantic-core", "msgspec", "wrapt", "scipy", "scikit-learn", "pandas", "onnx", "ml-dtypes", "pyyaml"}
+)
 STRIP_DIRS = frozenset({"__pycache__", "tests"})
 # type stubs and Cython declarations: read by type checkers and compilers, never by an import
 STRIP_SUFFIXES = (".pyi", ".pxd")
