@@ -59,7 +59,9 @@ class ServerlessMlopsStack(cdk.Stack):
             layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
             inference=self.inference,
         )
-        self.training_layer = Layer(self, "TrainingLayer", group="training", architecture=deployment.config.architecture)
+        self.training_layer = Layer(
+            self, "TrainingLayer", group="training", architecture="x86_64"
+        )  # whatever the config says: layers/rules.py X86_ONLY
         self.retraining = Retraining(
             self,
             "Retraining",

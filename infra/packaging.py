@@ -29,7 +29,7 @@ from constructs import Construct
 from infra.config import ROOT, ConfigError, Deployment, Logging
 from infra.storage import LogsKey
 from layers.build import build_layer, find_runtime_python, precompile, unzipped_size
-from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORMS, PYTHON_VERSION
+from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORMS, PYTHON_VERSION, X86_ONLY
 
 LOCAL_PACKAGES = ("functions", "serverless_mlops")
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for this Python (layers/build.py PYTHON_VERSION)
@@ -207,6 +207,8 @@ class Layer(Construct):
         super().__init__(scope, construct_id)
         if architecture not in ARCHITECTURES:
             raise PackagingError(f"layer {group!r}: architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if group in X86_ONLY and architecture != "x86_64":
+            raise PackagingError(f"layer {group!r} is built for x86_64 only (layers/rules.py X86_ONLY says why), not {architecture}")
         self.architecture = architecture
         self.path = build_layer(group, platform=PLATFORMS[architecture])
         # measured once: every function that uses the layer counts it against Lambda's limit

@@ -7,6 +7,8 @@ dynamic loader would accept its ``LOAD`` segments, and ``strip --strip-unneeded`
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -53,6 +55,20 @@ def loadable(path: Path, page: int = 4096) -> bool:
     return True
 
 
+def strip_tool(architecture: str | None) -> str:
+    """The ``strip`` that reads ``architecture``'s ELF files: this machine's own for its architecture, else GNU
+    binutils' cross tool (``aarch64-linux-gnu-strip``, Debian's ``binutils-aarch64-linux-gnu``): x86_64's ``strip``
+    does not recognise an AArch64 library. Raises :class:`StripError` naming the package when it is missing."""
+    if architecture in (None, MACHINES.get(_HOST_MACHINE.get(platform.machine(), 0))):
+        return "strip"
+    tool = f"{architecture}-linux-gnu-strip"
+    if shutil.which(tool) is None:
+        raise StripError(
+            f"{tool} is missing: stripping {architecture} libraries needs it (Debian: apt-get install binutils-{architecture}-linux-gnu)"
+        )
+    return tool
+
+
 def strip_symbols(target: Path) -> dict[str, int]:
     """``strip --strip-unneeded`` each shared library under ``target`` that has symbols to lose.
 
@@ -63,7 +79,7 @@ def strip_symbols(target: Path) -> dict[str, int]:
     freed = kept = 0
     for library in sorted(p for p in target.rglob("*.so*") if p.is_file() and not p.is_symlink() and has_symbols(p)):
         stripped = library.with_name(library.name + ".stripped")
-        command = ["strip", "--strip-unneeded", "-o", str(stripped), str(library)]
+        command = [strip_tool(machine(library)), "--strip-unneeded", "-o", str(stripped), str(library)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             stripped.unlink(missing_ok=True)
@@ -81,6 +97,7 @@ def strip_symbols(target: Path) -> dict[str, int]:
 # e_machine of the architectures a layer is built for (the ELF specification's EM_X86_64 and EM_AARCH64)
 MACHINES = {62: "x86_64", 183: "aarch64"}
 _SHT_GNU_VERNEED = 0x6FFFFFFE
+_HOST_MACHINE = {"x86_64": 62, "AMD64": 62, "aarch64": 183, "arm64": 183}  # platform.machine() → e_machine
 
 
 def machine(path: Path) -> str | None:

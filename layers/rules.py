@@ -13,6 +13,11 @@ PLATFORM = "manylinux_2_34_x86_64"
 # The platform of each architecture the deployment config allows (`architecture: x86_64 | arm64`): Graviton runs the
 # same Amazon Linux 2023, so the same glibc 2.34 bounds the aarch64 wheels (layers/build.py pip_platforms lists the tags)
 PLATFORMS = {"x86_64": PLATFORM, "arm64": "manylinux_2_34_aarch64"}
+# Layers that stay on x86_64 whatever the deployment's architecture. training: on aarch64 it is 259.0 MB unzipped, over
+# its 251.1 MB budget (it would fit Lambda's 262.1 MB with 2.8 MB to spare, too little for a newer scipy): the aarch64
+# wheels' extension modules are linked with 64 KiB segment alignment and the padding is in the files (scikit-learn
+# +9.2 MB, scipy +8.7 MB against x86_64's 4 KiB). Its function runs a few times a month: Graviton would save cents.
+X86_ONLY = frozenset({"training"})
 # Lambda's limit for a function's code plus its layers, unzipped: 250 MiB (262,144,000 bytes)
 LAMBDA_UNZIPPED_LIMIT = 250 * 2**20
 # What each layer may weigh unzipped, so its functions fit with room to spare (tests/infra check it on the locked

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from functions.inference import error_map
+from functions.inference import error_map, snapstart
 from functions.inference.routes_v1 import document_v1, v1_router
 from functions.inference.routes_v2 import API_VERSION, v2_router
 from functions.inference.telemetry import PowertoolsTelemetry, logger, metrics, obs, record_latency, start_request
@@ -119,6 +119,8 @@ def create_handler(endpoint: EndpointProvider = default_endpoint) -> Handler:
 
 
 lambda_handler = create_handler()
+# with SnapStart, the served models are loaded before the snapshot and no client is in it (functions/inference/snapstart.py)
+snapstart.register(default_endpoint)
 
 
 def flush() -> list[str]:

@@ -131,8 +131,10 @@ class Usage:
     log_bytes_per_request: int = 1100  # the EMF metric record (~500 B) + the HTTP API's access log line (~600 B)
     system_log_bytes_per_request: int = 0  # START/END/REPORT (~300 B) when the system log level is INFO, 0 at WARN
     log_retention_days: int = 30
-    kms_keys: int = 3  # the stack's customer-managed keys (artifacts, alerts, logs): tests/infra/test_cost_stack.py
-    alarms: int = 4  # the stack's alarms (errors, latency, model load failures, drift): the same test
+    # what the stack creates, counted in its synthesized template by tests/infra/test_tuning.py
+    kms_keys: int = 3  # customer-managed keys: artifacts, alerts, logs
+    stack_alarms: int = 11  # the API's 4, the workflow's 3 and its functions' 4
+    alarms_per_model: int = 1  # the model's drift alarm
     dashboards: int = 1
     models: int = 1  # deployed models that share the at-rest lines
     provisioned: int = 0  # provisioned environments on the live alias, all month
@@ -344,7 +346,8 @@ def estimate(usage: Usage, prices: PriceTable) -> Estimate:
         "cloudwatch_logs_storage_gb_month",
         f"{u.log_retention_days} days kept, uncompressed (an upper bound)",
     )
-    add("CloudWatch", "alarms", u.alarms, "alarms", "cloudwatch_alarm_month", "the stack's alarms")
+    alarms = u.stack_alarms + u.alarms_per_model * u.models
+    add("CloudWatch", "alarms", alarms, "alarms", "cloudwatch_alarm_month", f"the stack's {u.stack_alarms} and {u.alarms_per_model} a model")
     add(
         "CloudWatch",
         "dashboards",

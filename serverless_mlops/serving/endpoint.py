@@ -104,6 +104,7 @@ class Endpoint:
         self.settings = settings
         self.telemetry = telemetry or LogTelemetry()
         self._backends = backends
+        self._backends_given = backends is not None
         if budgeted is None and backends is not None:
             budgeted = lambda _budget_ms: backends  # noqa: E731 - the caller chose what to talk to
         self._budgeted_factory = budgeted
@@ -170,6 +171,17 @@ class Endpoint:
                 )
             self._budgeted[budget_ms] = backends
         return backends
+
+    def forget_clients(self) -> None:
+        """Drop every AWS client this endpoint made (their connection pools and the credentials they resolved) and
+        keep the models it loaded; the next call that needs a client makes a new one. Lambda SnapStart's
+        before-snapshot hook (functions/inference/snapstart.py) calls this, so a snapshot holds no connection or
+        credential. Clients a caller passed in (``backends``, ``capture_sink``) stay."""
+        self._budgeted.clear()
+        if not self._backends_given:
+            self._backends = None
+        if not self._sink_given:
+            self._capture_sink = None
 
     def _sink(self) -> CaptureSink:
         if self._capture_sink is None:

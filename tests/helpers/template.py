@@ -27,7 +27,7 @@ alerts:
 auth: {{mode: jwt, issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example", audience: [client-one]}}
 inference:
   timeout_seconds: 20
-  concurrency: {{reserved: 20, provisioned: 2}}
+  concurrency: {{reserved: 20, provisioned: 2, autoscaling: {{min: 2, max: 10, utilization: 0.6}}}}
   throttling: {{rate_limit: 10, burst_limit: 20}}
 """
 # the retraining schedule of the spec the `retrain` fixture deploys

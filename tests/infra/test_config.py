@@ -157,7 +157,7 @@ def test_the_app_prints_one_line_and_exits_non_zero(tmp_path: Path, monkeypatch:
 def test_a_layer_that_cannot_be_built_stops_the_synth_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from layers.build import LayerBuildError
 
-    def offline(name: str) -> Path:
+    def offline(name: str, **_options: object) -> Path:
         raise LayerBuildError(f"layer {name!r} (manylinux_2_34_x86_64, Python 3.12): pip install failed: ERROR: no network")
 
     monkeypatch.setattr("infra.packaging.build_layer", offline)

@@ -16,7 +16,7 @@ from infra.packaging import check_size, stage_code
 from layers import elf
 from layers.build import LayerBuildError, build_layer, check_wheels, lock_inputs, pip_platforms, unzipped_size
 from layers.lockfile import pins
-from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PLATFORMS, SIZE_BUDGET
+from layers.rules import LAMBDA_UNZIPPED_LIMIT, PLATFORM, PLATFORMS, SIZE_BUDGET, X86_ONLY
 
 ARM = PLATFORMS["arm64"]
 GLIBC = (2, 34)  # Amazon Linux 2023, the python3.12 runtime's OS on both architectures
@@ -45,12 +45,16 @@ def test_every_shared_object_is_aarch64_and_needs_at_most_glibc_2_34(arm_layer: 
     assert (2, 27) <= elf.glibc_version(elf.needed_versions(onnxruntime)) <= GLIBC
 
 
-def test_the_arm64_layers_fit_their_budgets_with_their_functions(arm_layer: tuple[str, Path]) -> None:
+def test_the_arm64_layers_that_deploy_fit_their_budgets(arm_layer: tuple[str, Path]) -> None:
     name, path = arm_layer
     size = unzipped_size(path / "python")
+    if name in X86_ONLY:
+        # the reason the training function stays on x86_64: when this fails, the layer fits, and X86_ONLY can go
+        assert size > SIZE_BUDGET[name]
+        return
     assert size <= SIZE_BUDGET[name]
-    function = {"inference": "inference", "training": "training"}[name]
-    assert check_size(function, stage_code(function), {path.name: size}) <= LAMBDA_UNZIPPED_LIMIT
+    for function in ("inference", "drift_check", "release"):  # the functions on the inference layer
+        assert check_size(function, stage_code(function), {path.name: size}) <= LAMBDA_UNZIPPED_LIMIT
 
 
 def test_both_architectures_install_the_same_versions() -> None:

@@ -11,7 +11,7 @@ Bottom up (a module may import its own component and any lower layer; siblings i
 3. ``model``: what a model is, how it is fitted
 4. ``store``: the artifact store, the registry, the capture format
 5. ``serving``: the ONNX model, the endpoint, the model cache, the capture writer
-6. ``drift``
+6. ``drift``; ``cost`` (a month's bill from a price table, for ``mlops cost``)
 7. ``retraining`` (its ``contract`` is where ``functions`` and ``infra`` meet)
 8. ``functions`` and ``infra``: siblings, the deployed handlers and the CDK app
 9. ``local``: the laptop stand-in for AWS (synthesizes ``infra``'s app, runs ``functions``' handlers)
@@ -38,7 +38,7 @@ LAYERING = Layering(
         [f"{DOMAIN}.model"],
         [f"{DOMAIN}.store"],
         [f"{DOMAIN}.serving"],
-        [f"{DOMAIN}.drift"],
+        [f"{DOMAIN}.drift", f"{DOMAIN}.cost"],  # cost: prices times usage, for the CLI
         [f"{DOMAIN}.retraining"],
         ["functions", "infra"],
         [f"{DOMAIN}.local"],
