@@ -23,11 +23,24 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from functions.inference.telemetry import logger
 from serverless_mlops.aws import SERVICE_ERRORS
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.serving.endpoint import EndpointProvider
+
+# what a warm-up may meet and leave to the model's first request: a model not registered or not promoted, S3 or
+# DynamoDB refusing or unreachable
+NOT_LOADED: tuple[type[Exception], ...] = (MlopsError, *SERVICE_ERRORS)
+
+
+class Hooks(Protocol):
+    """What ``snapshot_restore_py`` offers (Lambda's Python runtimes include it)."""
+
+    def register_before_snapshot(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+    def register_after_restore(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 def warm(endpoint: EndpointProvider) -> list[str]:
@@ -37,7 +50,7 @@ def warm(endpoint: EndpointProvider) -> list[str]:
     for name in sorted(served.settings.models):
         try:
             served.select(name)
-        except (MlopsError, *SERVICE_ERRORS) as exc:
+        except NOT_LOADED as exc:
             logger.warning("model not loaded before the snapshot; its first request loads it", extra={"model": name, "reason": str(exc)})
         else:
             loaded.append(name)
@@ -52,15 +65,16 @@ def restored(endpoint: EndpointProvider, *, seed: Callable[[], None] = random.se
     endpoint().forget_clients()
 
 
-def register(endpoint: EndpointProvider, hooks: object | None = None) -> bool:
+def register(endpoint: EndpointProvider, hooks: Hooks | None = None) -> bool:
     """Register :func:`warm` and :func:`restored` over ``endpoint`` (the handler's provider) with
     ``snapshot_restore_py`` (or ``hooks``, an object with the same two functions); False where the module does not
     exist (outside Lambda)."""
     if hooks is None:
         try:
-            import snapshot_restore_py as hooks  # type: ignore[import-not-found, no-redef]  # in Lambda's Python runtimes
+            import snapshot_restore_py  # type: ignore[import-not-found]  # in Lambda's Python runtimes
         except ImportError:
             return False
-    hooks.register_before_snapshot(functools.partial(warm, endpoint))  # type: ignore[attr-defined]
-    hooks.register_after_restore(functools.partial(restored, endpoint))  # type: ignore[attr-defined]
+        hooks = cast(Hooks, snapshot_restore_py)
+    hooks.register_before_snapshot(functools.partial(warm, endpoint))
+    hooks.register_after_restore(functools.partial(restored, endpoint))
     return True

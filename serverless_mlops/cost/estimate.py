@@ -115,7 +115,9 @@ class Usage:
     drift_duration_ms: float = 1500.0  # a drift check of a day's window: reads its objects and tests each feature
     drift_memory_mb: int = 1024
     retrainings: float = 0.0  # executions of the retraining workflow a month
-    retraining_transitions: int = 14  # a promoted run's state transitions (the workflow benchmark's history)
+    # a promoted run with approval: the start and 11 states (infra/retraining.py: Prepare, Train, Evaluate, Gate, Register,
+    # NeedsApproval, WaitForApproval, Approved, Promote, NotifyPromoted, Promoted); 10 without approval, more with retries
+    retraining_transitions: int = 12
     training_seconds: float = 3.0  # PrepareData + Train + Evaluate at the train function's memory
     training_memory_mb: int = 3008
     batch_rows: float = 0.0  # rows scored by batch jobs a month
@@ -128,7 +130,9 @@ class Usage:
     capture_flush_rows: int = 1000  # MLOPS_CAPTURE_MAX_ROWS: a buffer is written once it holds this many rows …
     capture_flush_seconds: float = 60.0  # … or its oldest row is this old (MLOPS_CAPTURE_MAX_SECONDS)
     refresh_seconds: float = 30.0  # each warm environment re-reads its alias this often (one GetItem)
-    log_bytes_per_request: int = 1100  # the EMF metric record (~500 B) + the HTTP API's access log line (~600 B)
+    # measured: the handler's EMF metric record for a one-row request (360 B) + the HTTP API's access-log line (423 B
+    # with an IAM caller, infra/inference.py ACCESS_LOG_FORMAT); the handler logs nothing else per request at INFO
+    log_bytes_per_request: int = 800
     system_log_bytes_per_request: int = 0  # START/END/REPORT (~300 B) when the system log level is INFO, 0 at WARN
     log_retention_days: int = 30
     # what the stack creates, counted in its synthesized template by tests/infra/test_tuning.py
@@ -347,7 +351,9 @@ def estimate(usage: Usage, prices: PriceTable) -> Estimate:
         f"{u.log_retention_days} days kept, uncompressed (an upper bound)",
     )
     alarms = u.stack_alarms + u.alarms_per_model * u.models
-    add("CloudWatch", "alarms", alarms, "alarms", "cloudwatch_alarm_month", f"the stack's {u.stack_alarms} and {u.alarms_per_model} a model")
+    add(
+        "CloudWatch", "alarms", alarms, "alarms", "cloudwatch_alarm_month", f"the stack's {u.stack_alarms} and {u.alarms_per_model} a model"
+    )
     add(
         "CloudWatch",
         "dashboards",

@@ -91,7 +91,11 @@ def test_the_build_refuses_placeholders_and_wheels_of_another_platform(tmp_path:
         ["cp312-cp312-manylinux_2_27_aarch64", "cp312-cp312-manylinux_2_28_aarch64"],
         ["numpy.libs/libscipy_openblas64_-1b7162d6.so"],
     )
+    # a wheel tagged for older systems too is fine when one tag fits (wrapt's: manylinux1, 2_5 and 2_28)
+    wrapt = ["cp312-cp312-manylinux_2_5_aarch64", "cp312-cp312-manylinux1_aarch64", "cp312-cp312-manylinux_2_28_aarch64"]
+    dist(good, "wrapt", "2.5.2", wrapt, ["wrapt/_wrappers.cpython-312-aarch64-linux-gnu.so"])
     assert check_wheels(good, ARM) == {
+        "wrapt": wrapt,
         "pydantic-core": ["cp312-cp312-manylinux_2_17_aarch64", "cp312-cp312-manylinux2014_aarch64"],
         "six": ["py2-none-any", "py3-none-any"],
         "numpy": ["cp312-cp312-manylinux_2_27_aarch64", "cp312-cp312-manylinux_2_28_aarch64"],

@@ -88,7 +88,10 @@ def test_estimate_prints_the_bill_and_json(capsys: pytest.CaptureFixture[str], m
         assert item in out
     assert "each further million requests" in out
 
-    code, out, err = run(capsys, "--json", "cost", "estimate", WINE, "--requests", "30/s", "--rows-per-request", "32", "--retrainings", "4")
+    monkeypatch.chdir(ROOT)  # MODEL by name: models/wine.yaml
+    code, out, err = run(
+        capsys, "--json", "cost", "estimate", "wine", "--requests", "30/s", "--rows-per-request", "32", "--retrainings", "4"
+    )
     assert code == 0, err
     document = json.loads(out)
     assert document["usage"]["requests"] == pytest.approx(30 * 730 * 3600)
@@ -96,7 +99,7 @@ def test_estimate_prints_the_bill_and_json(capsys: pytest.CaptureFixture[str], m
     assert document["usage"]["duration_ms"] == pytest.approx(0.47 * 1769 / 1024)
     lines = {line["item"]: line for line in document["lines"]}
     assert lines["inference compute (x86_64, 1024 MB)"]["quantity"] == pytest.approx(30 * 730 * 3600 * 0.001)
-    assert lines["retraining transitions"]["quantity"] == 4 * 14
+    assert lines["retraining transitions"]["quantity"] == 4 * 12
     assert lines["drift checks"]["quantity"] == pytest.approx(730 / 6)  # wine's drift schedule: rate(6 hours)
     assert document["total_usd"] == pytest.approx(sum(line["usd"] for line in document["lines"]))
     assert 0 < document["at_rest_usd"] < document["total_usd"]

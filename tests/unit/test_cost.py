@@ -100,15 +100,15 @@ def test_each_line_equals_the_hand_computation(fixed: PriceTable) -> None:
         "HTTP API requests": 2e6 * 1.00 / 1e6,  # 2.00
         "drift checks": 30 * 0.20 / 1e6,
         "drift check compute": 30 * 1.0 * 1 * 0.00001,  # 30 GB-s
-        "retraining transitions": 4 * 14 * 0.025 / 1000,
+        "retraining transitions": 4 * 12 * 0.025 / 1000,
         "training compute": 4 * 3 * 3 * 0.00001,  # 36 GB-s
         "batch scoring transitions": 3 * 4 * 0.025 / 1000,
         "batch scoring compute": 25 * 2 * 0.00001,  # 2,500,000 rows at 100,000 rows/s, 2 GB (over a full vCPU)
         # Rows, ModelVersion, Latency + 3 error codes all month; 3 drift metrics + 13 feature scores in 30 of 730 hours;
         # 7 step counts in 4 of 730 hours
         "custom metrics": (3 + 3 + 16 * 30 / 730 + 7 * 4 / 730) * 0.30,
-        "logs ingested": 2e6 * 1100 / 1e9 * 0.50,  # 2.2 GB
-        "logs stored": 2.2 * 30 / 30 * 0.03,
+        "logs ingested": 2e6 * 800 / 1e9 * 0.50,  # 1.6 GB
+        "logs stored": 1.6 * 30 / 30 * 0.03,
         "alarms": (11 + 1) * 0.10,
         "dashboards": 1 * 3.00,
         # one warm environment (2e6 requests of 2.3 ms in 2,628,000 s): its buffer flushes every 60 s (43,800 times),
@@ -142,7 +142,7 @@ def test_summary_at_rest_is_the_month_without_requests(fixed: PriceTable) -> Non
     assert summary.at_rest == pytest.approx(estimate(replace(USAGE, requests=0), fixed).total)
     # a million more requests: Lambda requests and compute, the HTTP API, logs (ingested and kept), captured rows kept;
     # the flush timer, the drift reads and the alias reads stay what one environment does
-    per_million = 0.20 + 1e6 * 0.003 * 2 * 0.00001 + 1.00 + 1.1 * 0.50 + 1.1 * 0.03 + 0.5e6 * 400 / 1e9 * 3 * 0.023
+    per_million = 0.20 + 1e6 * 0.003 * 2 * 0.00001 + 1.00 + 0.8 * 0.50 + 0.8 * 0.03 + 0.5e6 * 400 / 1e9 * 3 * 0.023
     assert summary.per_million == pytest.approx(per_million, rel=1e-9)
     assert 3.0 + 3.0 + 1.2 < summary.at_rest < summary.total
 
@@ -237,3 +237,33 @@ def test_an_unreadable_price_table(tmp_path: Path) -> None:
     with pytest.raises(PriceTableError, match="cannot read the price table"):
         load_prices(tmp_path / "bad.yaml")
     assert PRICES.is_file()
+
+
+class _Pages:
+    """A CloudWatch client whose GetMetricData answers in two pages, and a Lambda client that knows one function."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str | None] = []
+
+    def get_metric_data(self, **request: object) -> dict[str, object]:
+        self.tokens.append(request.get("NextToken"))  # type: ignore[arg-type]
+        if "NextToken" not in request:
+            values = {"invocations": [10.0], "duration": [50.0], "samples": [10.0]}
+            return {"MetricDataResults": [{"Id": k, "Values": v} for k, v in values.items()], "NextToken": "page-2"}
+        values = {"invocations": [30.0], "duration": [100.0], "samples": [30.0]}
+        return {"MetricDataResults": [{"Id": k, "Values": v} for k, v in values.items()]}
+
+    def get_function_configuration(self, FunctionName: str) -> dict[str, object]:
+        return {"FunctionName": FunctionName}  # no MemorySize, no Architectures: Lambda's defaults
+
+
+def test_observe_reads_every_page_and_lambdas_defaults() -> None:
+    from datetime import UTC, datetime
+
+    from serverless_mlops.cost.cloudwatch import observe
+
+    pages = _Pages()
+    seen = observe("f", cloudwatch=pages, lambda_=pages, days=10, now=datetime(2026, 12, 7, 10, 30, tzinfo=UTC))
+    assert pages.tokens == [None, "page-2"]
+    assert (seen.invocations, seen.duration_ms, seen.memory_mb, seen.architecture) == (40.0, 150 / 40, 128, "x86_64")
+    assert seen.requests_a_month == pytest.approx(40 / 10 * 730 / 24)
