@@ -120,3 +120,16 @@ def test_the_build_refuses_placeholders_and_wheels_of_another_platform(tmp_path:
     dist(pure, "oddity", "1.0", ["py3-none-any", "cp312-cp312-win_amd64"], ["oddity/__init__.py"])
     with pytest.raises(LayerBuildError, match=r"oddity 1\.0 .* is a wheel for another platform than manylinux_2_34_aarch64"):
         check_wheels(pure, ARM)
+
+
+def test_aarch64_libraries_are_stripped_by_binutils_cross_strip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(elf.platform, "machine", lambda: "x86_64")
+    assert elf.strip_tool("x86_64") == "strip"
+    assert elf.strip_tool(None) == "strip"  # not an ELF file: strip says so itself
+    monkeypatch.setattr(elf.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert elf.strip_tool("aarch64") == "aarch64-linux-gnu-strip"
+    monkeypatch.setattr(elf.shutil, "which", lambda tool: None)
+    with pytest.raises(elf.StripError, match=r"aarch64-linux-gnu-strip is missing: .*apt-get install binutils-aarch64-linux-gnu"):
+        elf.strip_tool("aarch64")
+    monkeypatch.setattr(elf.platform, "machine", lambda: "aarch64")  # on a Graviton build machine its own strip
+    assert elf.strip_tool("aarch64") == "strip"
