@@ -150,7 +150,12 @@ class Usage:
     def checked(self) -> Usage:
         problems = [
             f"--{name}: {value}; must not be negative"
-            for name, value in (("requests", self.requests), ("retrainings", self.retrainings), ("batch-rows", self.batch_rows))
+            for name, value in (
+                ("requests", self.requests),
+                ("retrainings", self.retrainings),
+                ("batch-rows", self.batch_rows),
+                ("provisioned", self.provisioned),
+            )
             if value < 0
         ]
         if not 128 <= self.memory_mb <= 10240:

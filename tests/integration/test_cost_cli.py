@@ -173,6 +173,8 @@ def test_from_cloudwatch_errors_are_one_line(aws: None, capsys: pytest.CaptureFi
         ([WINE, "--requests", "5/fortnight"], "error: --requests '5/fortnight': expected a count"),
         ([WINE, "--memory", "64"], "error: --memory: 64 MB; Lambda allows 128 to 10,240"),
         ([WINE, "--rows-per-request", "0"], "error: --rows-per-request: 0; at least 1"),
+        ([WINE, "--provisioned", "-1"], "error: --provisioned: -1; must not be negative"),
+        ([WINE, "--retrainings", "-2"], "error: --retrainings: -2.0; must not be negative"),
         ([WINE, "--prices", "/nonexistent/prices.yaml"], "error: /nonexistent/prices.yaml: price table not found"),
     ],
 )
