@@ -177,8 +177,13 @@ def build_app(
     stage = stage or app.node.try_get_context("stage")
     if stage is not None and stage not in STAGES:
         raise ConfigError(f"stage: must be one of {', '.join(STAGES)}, got {stage!r}")
-    deployment = load_deployment(config, stage=stage)
-    ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)
+    if str(app.node.try_get_context("pipeline")).lower() == "true":  # -c pipeline=true: the deploy pipeline (infra/pipeline.py)
+        from infra.pipeline import build_pipeline
+
+        build_pipeline(app, config=config, pipeline_config=app.node.try_get_context("pipeline_config"))
+    else:
+        deployment = load_deployment(config, stage=stage)
+        ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)
     if nag:
         add_nag_checks(app)
     return app

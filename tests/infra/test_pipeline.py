@@ -1,0 +1,214 @@
+"""The deploy pipeline (``-c pipeline=true``, infra/pipeline.py) as synthesized from infra/pipeline.yaml: source →
+synth (lint, test, synth) → self-mutation → each stage in order, an approval before the stage that asks, the model gate
+and the smoke test after each; the artifact store encrypted with a rotated key; cdk-nag clean. And the pipeline
+config's mistakes, each one line naming the field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.app import ServerlessMlopsStack, build_app
+from infra.config import ConfigError
+from infra.pipeline import PIPELINE_STACK, PipelineStack
+from infra.stages import DEFAULT_PIPELINE_CONFIG, load_pipeline, merged
+from tests.helpers.template import NO_STAGING
+from tests.infra.test_checks import KNOWN_WARNINGS, _plugin_reports
+
+
+@dataclass
+class PipelineSynth:
+    stack: PipelineStack
+    raw: dict[str, Any]
+    assembly_dir: Path
+    stage_templates: dict[str, dict[str, Any]]  # stack name → template
+
+    def resources(self, kind: str) -> dict[str, Any]:
+        return {name: r for name, r in self.raw["Resources"].items() if r["Type"] == kind}
+
+    def stages(self) -> list[dict[str, Any]]:
+        ((_, pipeline),) = self.resources("AWS::CodePipeline::Pipeline").items()
+        return pipeline["Properties"]["Stages"]  # type: ignore[no-any-return]
+
+    def stage(self, name: str) -> dict[str, Any]:
+        (found,) = [stage for stage in self.stages() if stage["Name"] == name]
+        return found
+
+    def commands(self, project: dict[str, Any]) -> list[str]:
+        """Every command of a CodeBuild project's inline buildspec, phase by phase."""
+        spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+        return [command for phase in spec["phases"].values() for command in phase.get("commands", [])]
+
+    def project_of(self, action: dict[str, Any]) -> dict[str, Any]:
+        return self.raw["Resources"][action["Configuration"]["ProjectName"]["Ref"]]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> PipelineSynth:
+    app = build_app(context={**NO_STAGING, "pipeline": "true"})
+    stack = app.node.find_child(PIPELINE_STACK)
+    assert isinstance(stack, PipelineStack)
+    assembly = app.synth()  # the cdk-nag plugins raise on any unacknowledged finding, in the pipeline and in each stage
+    templates = {s.stack_name: s.template for s in assembly.stacks_recursively}
+    return PipelineSynth(stack, templates[PIPELINE_STACK], Path(assembly.directory), templates)
+
+
+def test_source_synth_self_mutation_then_each_stage_in_order(pipeline: PipelineSynth) -> None:
+    names = [stage["Name"] for stage in pipeline.stages()]
+    assert names[:3] == ["Source", "Build", "UpdatePipeline"], names
+    assert [name for name in names if name in ("Dev", "Prod")] == ["Dev", "Prod"]
+    assert names.index("Dev") < names.index("Prod")
+    (source,) = pipeline.stage("Source")["Actions"]
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    config = load_pipeline().config
+    assert source["Configuration"]["ConnectionArn"] == config.source.connection_arn
+    assert source["Configuration"]["FullRepositoryId"] == config.source.repository
+    assert source["Configuration"]["BranchName"] == config.source.branch
+    (mutate,) = pipeline.stage("UpdatePipeline")["Actions"]
+    assert "cdk -a . deploy" in " ".join(pipeline.commands(pipeline.project_of(mutate)))
+
+
+def test_codebuild_runs_lint_test_and_synth_with_the_layers(pipeline: PipelineSynth) -> None:
+    (synth,) = pipeline.stage("Build")["Actions"]
+    project = pipeline.project_of(synth)
+    commands = pipeline.commands(project)
+    assert commands == ["make install", "make lint", "make test", "make synth PIPELINE=true"]
+    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+    assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "22"}
+    assert spec["artifacts"]["base-directory"] == "cdk.out"
+
+
+def actions_by_order(stage: dict[str, Any]) -> list[tuple[int, str, str]]:
+    return sorted((action["RunOrder"], action["Name"], action["ActionTypeId"]["Provider"]) for action in stage["Actions"])
+
+
+def test_approval_before_prod_only_and_the_checks_after_each_stage(pipeline: PipelineSynth) -> None:
+    dev, prod = actions_by_order(pipeline.stage("Dev")), actions_by_order(pipeline.stage("Prod"))
+    assert not [action for action in dev if action[2] == "Manual"]
+    assert prod[0][1:] == ("Approve-prod", "Manual"), prod
+    for stage, actions in (("dev", dev), ("prod", prod)):
+        deploy = max(order for order, _, provider in actions if provider == "CloudFormation")
+        (gate,) = [order for order, name, _ in actions if name == "ModelGate"]
+        (smoke,) = [order for order, name, _ in actions if name == "Smoke"]
+        assert deploy < gate < smoke, (stage, actions)
+        by_name = {action["Name"]: action for action in pipeline.stage(stage.capitalize())["Actions"]}
+        assert by_name[f"serverless-mlops-{stage}.Deploy"]["Configuration"]["StackName"] == f"serverless-mlops-{stage}"
+        region = "us-east-1"
+        assert pipeline.commands(pipeline.project_of(by_name["Smoke"]))[-1] == (
+            f".venv/bin/mlops --region {region} smoke --stack serverless-mlops-{stage}"
+        )
+        assert pipeline.commands(pipeline.project_of(by_name["ModelGate"]))[-1] == (
+            f".venv/bin/mlops --region {region} retrain-if-changed --stack serverless-mlops-{stage}"
+        )
+
+
+def test_artifacts_are_encrypted_with_a_rotated_key(pipeline: PipelineSynth) -> None:
+    ((_, resource),) = pipeline.resources("AWS::CodePipeline::Pipeline").items()
+    store = resource["Properties"]["ArtifactStore"]
+    assert store["EncryptionKey"]["Type"] == "KMS"
+    key_id = store["EncryptionKey"]["Id"]["Fn::GetAtt"][0]
+    assert pipeline.raw["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+    (bucket,) = pipeline.resources("AWS::S3::Bucket").values()
+    (rule,) = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+
+
+def test_cdk_nag_found_nothing_unacknowledged(pipeline: PipelineSynth) -> None:
+    report = json.loads((pipeline.assembly_dir / "validation-report.json").read_text(encoding="utf-8"))
+    plugins = _plugin_reports(report)
+    assert {"AwsSolutions", "Serverless"} <= {plugin["pluginName"] for plugin in plugins}
+    for plugin in plugins:
+        if plugin["pluginName"] in ("AwsSolutions", "Serverless"):
+            assert plugin["violations"] == [], plugin["pluginName"]
+        else:  # the stages' own warning: the shipped deployment.yaml subscribes nobody to alerts
+            assert {(v["ruleName"], v["severity"]) for v in plugin["violations"]} <= {(rule, "warning") for rule in KNOWN_WARNINGS}
+
+
+def test_each_stage_is_its_stack_in_its_account_with_its_overrides(pipeline: PipelineSynth) -> None:
+    config = load_pipeline().config
+    for stage in config.stages:
+        deploy = pipeline.stack.stages[[s.name for s in config.stages].index(stage.name)]
+        assert isinstance(deploy.stack, ServerlessMlopsStack)
+        assert (deploy.stack.stack_name, deploy.stack.account, deploy.stack.region) == (
+            f"serverless-mlops-{stage.name}",
+            stage.account,
+            stage.region,
+        )
+        assert deploy.stack.deployment.stage == stage.name
+    refresh = {
+        name: function["Properties"]["Environment"]["Variables"]["MLOPS_REFRESH_SECONDS"]
+        for name, template in pipeline.stage_templates.items()
+        if name != PIPELINE_STACK
+        for function in template["Resources"].values()
+        if function["Type"] == "AWS::Lambda::Function"
+        and "MLOPS_REFRESH_SECONDS" in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert refresh == {"serverless-mlops-dev": "5", "serverless-mlops-prod": "30"}  # deployment.yaml's 5; prod's override
+
+
+# -- the config ---------------------------------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, change: dict[str, Any]) -> Path:
+    import yaml
+
+    document = merged(yaml.safe_load(DEFAULT_PIPELINE_CONFIG.read_text(encoding="utf-8")), change)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+PROD = {"name": "prod", "account": "222222222222", "region": "eu-west-1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"source": {"connection_arn": "arn:aws:iam::1:role/x"}}, "source.connection_arn: expected a CodeConnections ARN"),
+        ({"account": "12345"}, "account: String should match pattern"),
+        ({"stages": [PROD, PROD]}, "each stage may appear once; repeated: prod"),
+        ({"stages": [{**PROD, "name": "qa"}]}, "stages[0] (qa).name: Input should be 'dev' or 'prod'"),
+        ({"stages": [{**PROD, "overrides": {"stage": "dev"}}]}, "stages[0] (prod).overrides: 'stage' comes from the stage's name"),
+        ({"stages": []}, "stages: List should have at least 1 item"),
+        ({"github": {"repository": "org/repo", "ref": "main"}}, "github.ref: String should match pattern"),
+    ],
+)
+def test_a_wrong_pipeline_config_names_the_field(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    path = write_config(tmp_path, change)
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path)
+    assert str(caught.value).startswith(f"{path}: invalid pipeline config: ")
+    assert message in str(caught.value), str(caught.value)
+
+
+def test_a_wrong_override_names_the_stage_and_the_deployment_field(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"stages": [{**PROD, "overrides": {"inference": {"timeout_seconds": 99}}}]})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: stages[0] (prod): "), message
+    assert "inference.timeout_seconds: Input should be less than 30" in message
+
+
+def test_overrides_merge_mappings_key_by_key_and_replace_the_rest(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"stages": [{**PROD, "overrides": {"inference": {"memory_mb": 2048}, "alerts": []}}]})
+    deployment = load_pipeline(path).deployments["prod"]
+    assert deployment.stage == "prod"
+    assert deployment.config.inference.memory_mb == 2048
+    assert deployment.config.inference.refresh_seconds == 5  # the rest of inference: deployment.yaml's
+    assert merged({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
+
+
+def test_a_missing_or_broken_pipeline_config_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pipeline config not found"):
+        load_pipeline(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- one\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_pipeline(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline(tmp_path / "bad.yaml")
