@@ -21,6 +21,7 @@ from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
 from infra.packaging import Layer, StackBase
+from infra.pipeline import build_pipeline
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
@@ -178,9 +179,7 @@ def build_app(
     if stage is not None and stage not in STAGES:
         raise ConfigError(f"stage: must be one of {', '.join(STAGES)}, got {stage!r}")
     if str(app.node.try_get_context("pipeline")).lower() == "true":  # -c pipeline=true: the deploy pipeline (infra/pipeline.py)
-        from infra.pipeline import build_pipeline
-
-        build_pipeline(app, config=config, pipeline_config=app.node.try_get_context("pipeline_config"))
+        build_pipeline(app, make_stack=ServerlessMlopsStack, config=config, pipeline_config=app.node.try_get_context("pipeline_config"))
     else:
         deployment = load_deployment(config, stage=stage)
         ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)

@@ -227,6 +227,14 @@ class Deployment:
         return self.config.stage == "prod"
 
 
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings merge key by key, anything else (a list too) is replaced."""
+    result = dict(base)
+    for key, value in overrides.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+    return result
+
+
 def load_deployment(path: str | Path | None = None, *, stage: str | None = None, overrides: dict[str, Any] | None = None) -> Deployment:
     """Read, validate and resolve the deployment config; ``stage`` (from the CDK context) overrides the file's, and
     ``overrides`` (a pipeline stage's, infra/stages.py) are merged in, mappings key by key."""
@@ -244,8 +252,6 @@ def load_deployment(path: str | Path | None = None, *, stage: str | None = None,
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: invalid deployment config: expected a mapping at the top level")
     if overrides:
-        from infra.stages import merged
-
         document = merged(document, overrides)
     if stage is not None:
         document = {**document, "stage": stage}

@@ -14,6 +14,7 @@ stage. The artifact bucket is encrypted with a customer-managed KMS key (rotated
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from constructs import Construct
 
 from infra.config import Deployment
 from infra.nag import acknowledge
-from infra.stages import Pipeline, PipelineStage
+from infra.stages import Pipeline, PipelineStage, load_pipeline
 
 PIPELINE_STACK = "serverless-mlops-pipeline"
 # the synth step's commands, in order: what a developer runs before a push, then the assembly the pipeline deploys
@@ -49,15 +50,19 @@ def smoke_commands(stage: PipelineStage) -> list[str]:
     return [INSTALL, f".venv/bin/mlops --region {stage.region} smoke --stack {stack_name(stage.name)}"]
 
 
+# the stack a stage deploys (infra.app.ServerlessMlopsStack, passed in by the app that imports this module)
+StackFactory = Callable[..., cdk.Stack]
+
+
 class DeployStage(cdk.Stage):
     """One stage of the pipeline: the stack of ``deployment`` in the stage's account and region."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: PipelineStage, deployment: Deployment) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: PipelineStage, deployment: Deployment, make_stack: StackFactory
+    ) -> None:
         super().__init__(scope, construct_id, env=cdk.Environment(account=stage.account, region=stage.region))
-        from infra.app import ServerlessMlopsStack  # the app imports this module
-
         name = stack_name(stage.name)
-        self.stack = ServerlessMlopsStack(self, name, deployment=deployment, stack_name=name)
+        self.stack = make_stack(self, name, deployment=deployment, stack_name=name)
 
 
 def verify_statements(stage: PipelineStage) -> list[iam.PolicyStatement]:
@@ -106,7 +111,7 @@ def verify_statements(stage: PipelineStage) -> list[iam.PolicyStatement]:
 class PipelineStack(cdk.Stack):
     """The pipeline: source, synth (lint, test, synth), then each stage with its approval and checks."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline, make_stack: StackFactory) -> None:
         config = pipeline.config
         super().__init__(
             scope,
@@ -136,7 +141,9 @@ class PipelineStack(cdk.Stack):
         )
         self.stages: list[DeployStage] = []
         for stage in config.stages:
-            deploy = DeployStage(self, stage.name.capitalize(), stage=stage, deployment=pipeline.deployments[stage.name])
+            deploy = DeployStage(
+                self, stage.name.capitalize(), stage=stage, deployment=pipeline.deployments[stage.name], make_stack=make_stack
+            )
             gate = pipelines.CodeBuildStep(
                 "ModelGate",
                 commands=gate_commands(stage),
@@ -253,8 +260,10 @@ def _rendered(value: Any) -> str:
     return str(value)
 
 
-def build_pipeline(app: cdk.App, *, config: str | Path | None = None, pipeline_config: str | Path | None = None) -> PipelineStack:
-    from infra.stages import load_pipeline
-
+def build_pipeline(
+    app: cdk.App, *, make_stack: StackFactory, config: str | Path | None = None, pipeline_config: str | Path | None = None
+) -> PipelineStack:
+    """The pipeline stack from ``pipeline_config`` (default infra/pipeline.yaml), each stage ``make_stack`` of
+    ``config`` (default infra/deployment.yaml) with the stage's overrides."""
     pipeline = load_pipeline(pipeline_config, deployment=config)
-    return PipelineStack(app, PIPELINE_STACK, pipeline=pipeline)
+    return PipelineStack(app, PIPELINE_STACK, pipeline=pipeline, make_stack=make_stack)

@@ -95,14 +95,6 @@ class Pipeline:
         self.source = source
 
 
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in: mappings merge key by key, anything else (a list too) is replaced."""
-    result = dict(base)
-    for key, value in overrides.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
-    return result
-
-
 def load_pipeline(path: str | Path | None = None, *, deployment: str | Path | None = None) -> Pipeline:
     """Read and validate the pipeline config, and load each stage's deployment (``deployment``'s config plus the
     stage's overrides)."""

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from infra.app import ServerlessMlopsStack, build_app
-from infra.config import ConfigError
+from infra.config import ConfigError, merged
 from infra.pipeline import PIPELINE_STACK, PipelineStack
-from infra.stages import DEFAULT_PIPELINE_CONFIG, load_pipeline, merged
+from infra.stages import DEFAULT_PIPELINE_CONFIG, load_pipeline
 from tests.helpers.template import NO_STAGING
 from tests.infra.test_checks import KNOWN_WARNINGS, _plugin_reports
 
