@@ -23,6 +23,7 @@ Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="a
 # owner/name as GitHub spells them: letters, digits, '-', '_' and '.'
 Repository = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$", description="owner/name")]
 Branch = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,200}$", description="a branch name")]
+GITHUB_ROLE_NAME = "serverless-mlops-github-deploy"  # the role GitHub Actions assumes (infra/github_oidc.py)
 CONNECTION_ARN = r"arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}"
 
 
@@ -95,9 +96,8 @@ class Pipeline:
         self.source = source
 
 
-def load_pipeline(path: str | Path | None = None, *, deployment: str | Path | None = None) -> Pipeline:
-    """Read and validate the pipeline config, and load each stage's deployment (``deployment``'s config plus the
-    stage's overrides)."""
+def read_pipeline_config(path: str | Path | None = None) -> tuple[PipelineConfig, Path]:
+    """The validated pipeline config (without the stages' deployments) and the file it came from."""
     import yaml
 
     source = Path(path) if path is not None else DEFAULT_PIPELINE_CONFIG
@@ -112,9 +112,15 @@ def load_pipeline(path: str | Path | None = None, *, deployment: str | Path | No
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: invalid pipeline config: expected a mapping at the top level")
     try:
-        config = PipelineConfig.model_validate(document)
+        return PipelineConfig.model_validate(document), source
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid pipeline config: " + "; ".join(validation_problems(exc, document))) from exc
+
+
+def load_pipeline(path: str | Path | None = None, *, deployment: str | Path | None = None) -> Pipeline:
+    """Read and validate the pipeline config, and load each stage's deployment (``deployment``'s config plus the
+    stage's overrides)."""
+    config, source = read_pipeline_config(path)
     deployments: dict[str, Deployment] = {}
     for index, stage in enumerate(config.stages):
         try:

@@ -6,6 +6,7 @@ config's mistakes, each one line naming the field."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ import pytest
 
 from infra.app import ServerlessMlopsStack, build_app
 from infra.config import ConfigError, merged
+from infra.github_oidc import GITHUB_STACK
 from infra.pipeline import PIPELINE_STACK, PipelineStack
-from infra.stages import DEFAULT_PIPELINE_CONFIG, load_pipeline
+from infra.stages import DEFAULT_PIPELINE_CONFIG, GITHUB_ROLE_NAME, load_pipeline
 from tests.helpers.template import NO_STAGING
 from tests.infra.test_checks import KNOWN_WARNINGS, _plugin_reports
 
@@ -212,3 +214,61 @@ def test_a_missing_or_broken_pipeline_config_is_one_line(tmp_path: Path) -> None
     (tmp_path / "bad.yaml").write_text("a: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_pipeline(tmp_path / "bad.yaml")
+
+
+# -- GitHub Actions: the OIDC role (-c github=true) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def github() -> tuple[dict[str, Any], Path, list[str]]:
+    """The GitHub role's template, the assembly directory, and the nested assemblies (one per stage)."""
+    app = build_app(context={**NO_STAGING, "github": "true"})
+    assembly = app.synth()  # cdk-nag: raises on any unacknowledged finding
+    (stack,) = [s for s in assembly.stacks_recursively if s.stack_name == GITHUB_STACK]
+    nested = sorted(path.name for path in Path(assembly.directory).glob("assembly-*"))
+    return stack.template, Path(assembly.directory), nested
+
+
+def test_the_github_role_trusts_one_repository_and_ref_only(github: tuple[dict[str, Any], Path, list[str]]) -> None:
+    template, _, _ = github
+    config = load_pipeline().config
+    assert config.github is not None
+    (provider,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::OIDCProvider"]
+    assert provider["Properties"] == {"ClientIdList": ["sts.amazonaws.com"], "Url": "https://token.actions.githubusercontent.com"}
+    (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert role["Properties"]["RoleName"] == GITHUB_ROLE_NAME
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    repository, ref = config.github.repository, config.github.ref
+    assert statement["Condition"] == {  # StringEquals only: no StringLike, no wildcard
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": [f"repo:{repository}:ref:{ref}"]
+            + [f"repo:{repository}:environment:{stage.name}" for stage in config.stages],
+        }
+    }
+    assert "*" not in json.dumps(statement)
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    assumed = policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert assumed["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+    assert all(re.fullmatch(r"arn:aws:iam::\d{12}:role/cdk-hnb659fds-[a-z-]+-role-\d{12}-[a-z0-9-]+", arn) for arn in assumed["Resource"])
+
+
+def test_the_github_app_has_each_stage_as_an_assembly_and_is_nag_clean(github: tuple[dict[str, Any], Path, list[str]]) -> None:
+    _, directory, nested = github
+    assert nested == ["assembly-Dev", "assembly-Prod"]  # what the workflow's deploy jobs deploy
+    report = json.loads((directory / "validation-report.json").read_text(encoding="utf-8"))
+    for plugin in _plugin_reports(report):
+        if plugin["pluginName"] in ("AwsSolutions", "Serverless"):
+            assert plugin["violations"] == [], plugin["pluginName"]
+
+
+def test_github_needs_the_github_section(tmp_path: Path) -> None:
+    import yaml
+
+    document = yaml.safe_load(DEFAULT_PIPELINE_CONFIG.read_text(encoding="utf-8"))
+    del document["github"]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"github: -c github=true needs the github section"):
+        build_app(context={**NO_STAGING, "github": "true", "pipeline_config": str(path)})
