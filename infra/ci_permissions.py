@@ -22,6 +22,17 @@ def stack_name(stage: str) -> str:
     return f"serverless-mlops-{stage}"
 
 
+CHECKS_PROFILE = "stage-checks"
+
+
+def checks_role_arn(stage: PipelineStage) -> str:
+    return f"arn:aws:iam::{stage.account}:role/{stack_name(stage.name)}-checks"
+
+
+def checks_assume_statement(stage: PipelineStage) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[checks_role_arn(stage)])
+
+
 def verify_statements(stage: PipelineStage) -> list[iam.PolicyStatement]:
     """What the model gate and the smoke test call in the stage: its stack, functions, API, tables, bucket and workflow.
 

@@ -15,7 +15,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.ci_permissions import acknowledge_wildcards, verify_statements
+from infra.ci_permissions import acknowledge_wildcards, checks_assume_statement, verify_statements
 from infra.nag import default_policy
 from infra.stages import GITHUB_ROLE_NAME as ROLE_NAME
 from infra.stages import GithubOidc, PipelineConfig
@@ -65,8 +65,8 @@ class GithubDeployRole(Construct):
             for role in BOOTSTRAP_ROLES
         ]
         self.role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole", "sts:TagSession"], resources=bootstrap))
-        for stage in config.stages:
-            for statement in verify_statements(stage):
+        for stage in config.stages:  # the checks: here, or through the stage's checks role in its own account
+            for statement in verify_statements(stage) if stage.account == config.account else [checks_assume_statement(stage)]:
                 self.role.add_to_policy(statement)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
@@ -22,10 +23,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
 
-from infra.ci_permissions import NO_ACCESS_LOGS, acknowledge_wildcards, stack_name, verify_statements
+from infra.ci_permissions import (
+    CHECKS_PROFILE,
+    NO_ACCESS_LOGS,
+    acknowledge_wildcards,
+    checks_assume_statement,
+    checks_role_arn,
+    stack_name,
+    verify_statements,
+)
 from infra.config import ConfigError, Deployment
 from infra.nag import acknowledge
-from infra.stages import Pipeline, PipelineStage, load_pipeline
+from infra.stages import GITHUB_ROLE_NAME, Pipeline, PipelineStage, load_pipeline
 
 PIPELINE_STACK = "serverless-mlops-pipeline"
 # the synth step's commands, in order: what a developer runs before a push, then the assembly the pipeline deploys
@@ -37,12 +46,57 @@ RUNTIMES = {"python": "3.11", "nodejs": "22"}
 GATE_MINUTES = 480  # CodeBuild's longest build: the model gate waits for a retraining workflow to end
 
 
-def gate_commands(stage: PipelineStage) -> list[str]:
-    return [INSTALL, f".venv/bin/mlops --region {stage.region} retrain-if-changed --stack {stack_name(stage.name)}"]
+def gate_commands(stage: PipelineStage, *, cross_account: bool = False) -> list[str]:
+    return [
+        *_setup(stage, cross_account),
+        f"{_as(cross_account)}.venv/bin/mlops --region {stage.region} retrain-if-changed --stack {stack_name(stage.name)}",
+    ]
 
 
-def smoke_commands(stage: PipelineStage) -> list[str]:
-    return [INSTALL, f".venv/bin/mlops --region {stage.region} smoke --stack {stack_name(stage.name)}"]
+def smoke_commands(stage: PipelineStage, *, cross_account: bool = False) -> list[str]:
+    return [
+        *_setup(stage, cross_account),
+        f"{_as(cross_account)}.venv/bin/mlops --region {stage.region} smoke --stack {stack_name(stage.name)}",
+    ]
+
+
+def _setup(stage: PipelineStage, cross_account: bool) -> list[str]:
+    """``make install``; for a stage in another account, a profile that assumes the stage's checks role with the
+    build's own credentials (CodeBuild's container credentials)."""
+    if not cross_account:
+        return [INSTALL]
+    return [
+        INSTALL,
+        f"aws configure set profile.{CHECKS_PROFILE}.role_arn {checks_role_arn(stage)}",
+        f"aws configure set profile.{CHECKS_PROFILE}.credential_source EcsContainer",
+    ]
+
+
+def _as(cross_account: bool) -> str:
+    return f"AWS_PROFILE={CHECKS_PROFILE} " if cross_account else ""
+
+
+class ChecksStack(cdk.Stack):
+    """For a stage in another account than the pipeline's: the role the checks after its deploy assume there
+    (``serverless-mlops-<stage>-checks``), trusted only by the pipeline's roles and the GitHub role in the pipeline's account."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: PipelineStage, trusted_account: str, **kwargs: Any) -> None:
+        super().__init__(
+            scope, construct_id, description=f"serverless-mlops: the role the checks after a {stage.name} deploy assume", **kwargs
+        )
+        trusted = [f"arn:aws:iam::{trusted_account}:role/{PIPELINE_STACK}-*", f"arn:aws:iam::{trusted_account}:role/{GITHUB_ROLE_NAME}"]
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=f"{stack_name(stage.name)}-checks",
+            assumed_by=iam.AccountPrincipal(trusted_account).with_conditions({"ArnLike": {"aws:PrincipalArn": trusted}}),
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        for statement in verify_statements(stage):
+            self.role.add_to_policy(statement)
+        policy = self.role.node.find_child("DefaultPolicy").node.default_child
+        assert isinstance(policy, iam.CfnPolicy)
+        acknowledge_wildcards(policy)
 
 
 # the stack a stage deploys (infra.app.ServerlessMlopsStack, passed in by the app that imports this module)
@@ -53,11 +107,21 @@ class DeployStage(cdk.Stage):
     """One stage of the pipeline: the stack of ``deployment`` in the stage's account and region."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: PipelineStage, deployment: Deployment, make_stack: StackFactory
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: PipelineStage,
+        deployment: Deployment,
+        make_stack: StackFactory,
+        checks_account: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id, env=cdk.Environment(account=stage.account, region=stage.region))
         name = stack_name(stage.name)
         self.stack = make_stack(self, name, deployment=deployment, stack_name=name)
+        self.checks: ChecksStack | None = None
+        if checks_account is not None and checks_account != stage.account:
+            self.checks = ChecksStack(self, f"{name}-checks", stage=stage, trusted_account=checks_account, stack_name=f"{name}-checks")
 
 
 class PipelineStack(cdk.Stack):
@@ -94,15 +158,23 @@ class PipelineStack(cdk.Stack):
         self.stages: list[DeployStage] = []
         for stage in config.stages:
             deploy = DeployStage(
-                self, stage.name.capitalize(), stage=stage, deployment=pipeline.deployments[stage.name], make_stack=make_stack
+                self,
+                stage.name.capitalize(),
+                stage=stage,
+                deployment=pipeline.deployments[stage.name],
+                make_stack=make_stack,
+                checks_account=config.account,
             )
+            cross = deploy.checks is not None
+            # same account: the step's own role may run the checks; another account: it may assume the stage's checks role
+            grants = [checks_assume_statement(stage)] if cross else verify_statements(stage)
             gate = pipelines.CodeBuildStep(
                 "ModelGate",
-                commands=gate_commands(stage),
-                role_policy_statements=verify_statements(stage),
+                commands=gate_commands(stage, cross_account=cross),
+                role_policy_statements=grants,
                 timeout=cdk.Duration.minutes(GATE_MINUTES),
             )
-            smoke = pipelines.CodeBuildStep("Smoke", commands=smoke_commands(stage), role_policy_statements=verify_statements(stage))
+            smoke = pipelines.CodeBuildStep("Smoke", commands=smoke_commands(stage, cross_account=cross), role_policy_statements=grants)
             smoke.add_step_dependency(gate)  # a retrained model is served before the smoke test predicts with it
             pre = (
                 [pipelines.ManualApprovalStep(f"Approve-{stage.name}", comment=f"deploy {stack_name(stage.name)}")]
@@ -149,4 +221,11 @@ def build_ci(
         GithubStack(app, GITHUB_STACK, config=loaded.config)
         if not pipeline:
             for stage in loaded.config.stages:
-                DeployStage(app, stage.name.capitalize(), stage=stage, deployment=loaded.deployments[stage.name], make_stack=make_stack)
+                DeployStage(
+                    app,
+                    stage.name.capitalize(),
+                    stage=stage,
+                    deployment=loaded.deployments[stage.name],
+                    make_stack=make_stack,
+                    checks_account=loaded.config.account,
+                )

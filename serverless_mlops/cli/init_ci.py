@@ -19,6 +19,13 @@ import typer
 from serverless_mlops.errors import MlopsError
 
 WORKFLOW = Path(".github") / "workflows" / "deploy.yml"
+CHECKS_STEP = """      - name: the stage's checks role
+        uses: aws-actions/configure-aws-credentials@v4
+        with:
+          role-to-assume: {role}
+          aws-region: {region}
+          role-chaining: true
+"""
 
 
 def _template(name: str) -> str:
@@ -35,6 +42,7 @@ def _filled(template: str, values: dict[str, str]) -> str:
 
 def github_workflow(config_path: Path | None = None) -> str:
     """The deploy workflow for the pipeline config at ``config_path`` (default infra/pipeline.yaml)."""
+    from infra.ci_permissions import checks_role_arn
     from infra.stages import GITHUB_ROLE_NAME, read_pipeline_config
 
     config, source = read_pipeline_config(config_path)
@@ -48,6 +56,8 @@ def github_workflow(config_path: Path | None = None) -> str:
     previous = "synth"
     for stage in config.stages:
         approval = "needs approval: give this environment required reviewers" if stage.needs_approval else "no approval"
+        # a stage in another account: the checks run as its checks role (infra/pipeline.py ChecksStack), chained
+        checks = "" if stage.account == config.account else CHECKS_STEP.format(role=checks_role_arn(stage), region=stage.region)
         jobs.append(
             _filled(
                 _template("github-deploy-stage.yml"),
@@ -58,6 +68,7 @@ def github_workflow(config_path: Path | None = None) -> str:
                     "ROLE_ARN": role,
                     "REGION": stage.region,
                     "ASSEMBLY": stage.name.capitalize(),
+                    "CHECKS_CREDENTIALS": checks,
                 },
             ).rstrip("\n")
         )

@@ -272,3 +272,93 @@ def test_github_needs_the_github_section(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"github: -c github=true needs the github section"):
         build_app(context={**NO_STAGING, "github": "true", "pipeline_config": str(path)})
+
+
+# -- a stage in another account ---------------------------------------------------------------------------------------
+
+OTHER = "222222222222"
+
+
+@pytest.fixture(scope="module")
+def cross_account(tmp_path_factory: pytest.TempPathFactory) -> PipelineSynth:
+    """The pipeline with prod in another account than the pipeline's."""
+    path = write_config(tmp_path_factory.mktemp("cross"), {})
+    import yaml
+
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["stages"][1]["account"] = OTHER
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    app = build_app(context={**NO_STAGING, "pipeline": "true", "pipeline_config": str(path)})
+    stack = app.node.find_child(PIPELINE_STACK)
+    assert isinstance(stack, PipelineStack)
+    assembly = app.synth()  # cdk-nag on the pipeline, both stages and prod's checks stack
+    templates = {s.stack_name: s.template for s in assembly.stacks_recursively}
+    return PipelineSynth(stack, templates[PIPELINE_STACK], Path(assembly.directory), templates)
+
+
+def test_a_stage_in_another_account_is_checked_through_its_own_checks_role(cross_account: PipelineSynth) -> None:
+    assert set(cross_account.stage_templates) == {
+        PIPELINE_STACK,
+        "serverless-mlops-dev",
+        "serverless-mlops-prod",
+        "serverless-mlops-prod-checks",
+    }
+    dev, prod = cross_account.stack.stages
+    assert dev.checks is None
+    assert prod.checks is not None
+    assert (prod.checks.account, prod.checks.stack_name) == (OTHER, "serverless-mlops-prod-checks")
+    checks = cross_account.stage_templates["serverless-mlops-prod-checks"]
+    (role,) = [r for r in checks["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert role["Properties"]["RoleName"] == "serverless-mlops-prod-checks"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {
+        "ArnLike": {
+            "aws:PrincipalArn": [
+                "arn:aws:iam::111111111111:role/serverless-mlops-pipeline-*",
+                f"arn:aws:iam::111111111111:role/{GITHUB_ROLE_NAME}",
+            ]
+        }
+    }
+    by_name = {action["Name"]: action for action in cross_account.stage("Prod")["Actions"]}
+    commands = cross_account.commands(cross_account.project_of(by_name["Smoke"]))
+    assert commands == [
+        "make install",
+        "aws configure set profile.stage-checks.role_arn arn:aws:iam::222222222222:role/serverless-mlops-prod-checks",
+        "aws configure set profile.stage-checks.credential_source EcsContainer",
+        "AWS_PROFILE=stage-checks .venv/bin/mlops --region us-east-1 smoke --stack serverless-mlops-prod",
+    ]
+    # the step's role may assume that role (and use the pipeline's artifacts), not call prod's resources itself
+    granted = json.dumps(cross_account.raw["Resources"])
+    assert "arn:aws:iam::222222222222:role/serverless-mlops-prod-checks" in granted
+    assert ":222222222222:function:" not in granted
+    dev_commands = cross_account.commands(cross_account.project_of({a["Name"]: a for a in cross_account.stage("Dev")["Actions"]}["Smoke"]))
+    assert dev_commands == ["make install", ".venv/bin/mlops --region us-east-1 smoke --stack serverless-mlops-dev"]
+
+
+def test_the_github_role_can_use_an_existing_provider() -> None:
+    import aws_cdk as cdk
+
+    from infra.github_oidc import GithubStack
+
+    config = load_pipeline().config
+    config = config.model_copy(update={"github": config.github.model_copy(update={"create_provider": False})})  # type: ignore[union-attr]
+    app = cdk.App()
+    stack = GithubStack(app, "github", config=config)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::OIDCProvider"]
+    (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Federated"]
+    assert principal == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111111111111:oidc-provider/token.actions.githubusercontent.com"]]
+    }
+
+
+def test_pipeline_and_github_together_hold_the_stages_in_the_pipeline() -> None:
+    app = build_app(context={**NO_STAGING, "pipeline": "true", "github": "true"}, nag=False)
+    assert {child.node.id for child in app.node.children} >= {PIPELINE_STACK, GITHUB_STACK}
+    assert not {"Dev", "Prod"} & {child.node.id for child in app.node.children}  # no second copy of the stages
+
+
+def test_an_unreadable_pipeline_config_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the pipeline config"):
+        load_pipeline(tmp_path)  # a directory

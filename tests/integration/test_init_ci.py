@@ -134,3 +134,37 @@ def test_what_init_ci_refuses(tmp_path: Path, written: tuple[Path, dict[str, Any
     code, _, err = run("init-ci", "--github", "--config", str(tmp_path / "pipeline.yaml"), "--dir", str(tmp_path))
     assert code == 1
     assert "github.ref: the workflow deploys on a push to a branch (refs/heads/NAME), got 'refs/tags/v1'" in err[0]
+
+
+def test_a_stage_in_another_account_runs_its_checks_as_its_checks_role(tmp_path: Path) -> None:
+    document = yaml.safe_load((ROOT / "infra" / "pipeline.yaml").read_text(encoding="utf-8"))
+    document["stages"][1]["account"] = "222222222222"
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    code, _, err = run("init-ci", "--github", "--config", str(tmp_path / "pipeline.yaml"), "--dir", str(tmp_path))
+    assert code == 0, err
+    path = tmp_path / ".github" / "workflows" / "deploy.yml"
+    assert schema_problems(path) == ""
+    jobs = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]
+    chained = {
+        name: [step["with"] for step in job["steps"] if step.get("with", {}).get("role-chaining")]
+        for name, job in jobs.items()
+        if name.startswith("deploy-")
+    }
+    assert chained == {
+        "deploy-dev": [],
+        "deploy-prod": [
+            {
+                "role-to-assume": "arn:aws:iam::222222222222:role/serverless-mlops-prod-checks",
+                "aws-region": "us-east-1",
+                "role-chaining": True,
+            }
+        ],
+    }
+
+
+def test_an_unfilled_placeholder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serverless_mlops.cli import init_ci
+
+    monkeypatch.setattr(init_ci, "_template", lambda name: "name: @@NEW_FIELD@@\n")
+    code, _, err = run("init-ci", "--github", "--dir", "/nonexistent")
+    assert (code, err) == (1, ["error: the workflow template has an unfilled placeholder near '@@NEW_FIELD@@\\n'"])
