@@ -80,11 +80,11 @@ layers: install  ## build the Lambda layers without docker (cached under layers/
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-synth: install layers node_modules/.package-lock.json  ## cdk synth into cdk.out/ (no AWS credentials; infra/deployment.yaml, or CONFIG=path)
+synth: install layers node_modules/.package-lock.json  ## cdk synth into cdk.out/ (no AWS credentials; infra/deployment.yaml, or CONFIG=path; PIPELINE=true: the deploy pipeline, GITHUB=true: the GitHub Actions role and each stage, from infra/pipeline.yaml)
 	@major=$$(node --version | sed -E 's/^v([0-9]+).*/\1/'); [ "$$major" -ge $(firstword $(NODE_SUPPORTED)) ] || \
 		echo "note: node $$(node --version) is older than the pinned aws-cdk CLI supports (Node $(subst $() ,/,$(NODE_SUPPORTED))); synth works, but deploy from a supported Node"
 	CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
-		npx --no-install cdk synth --no-notices --quiet $(if $(CONFIG),-c config=$(CONFIG))
+		npx --no-install cdk synth --no-notices --quiet $(if $(CONFIG),-c config=$(CONFIG)) $(if $(PIPELINE),-c pipeline=true) $(if $(GITHUB),-c github=true)
 
 bench: install  ## every benchmarks/*.py (not _helpers) in turn (each prints its figures); figures go into docs/benchmarks.md
 	@set -e; for script in benchmarks/[!_]*.py; do echo "== $$script"; $(PY) $$script; done

@@ -21,6 +21,7 @@ from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
 from infra.packaging import Layer, StackBase
+from infra.pipeline import build_ci
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
@@ -179,8 +180,14 @@ def build_app(
     stage = stage or app.node.try_get_context("stage")
     if stage is not None and stage not in STAGES:
         raise ConfigError(f"stage: must be one of {', '.join(STAGES)}, got {stage!r}")
-    deployment = load_deployment(config, stage=stage)
-    ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)
+    # -c pipeline=true: the deploy pipeline; -c github=true: the GitHub Actions role and each stage (infra/pipeline.py)
+    pipeline, github = (str(app.node.try_get_context(key)).lower() == "true" for key in ("pipeline", "github"))
+    if pipeline or github:
+        pipeline_config = app.node.try_get_context("pipeline_config")
+        build_ci(app, make_stack=ServerlessMlopsStack, pipeline=pipeline, github=github, config=config, pipeline_config=pipeline_config)
+    else:
+        deployment = load_deployment(config, stage=stage)
+        ServerlessMlopsStack(app, f"serverless-mlops-{deployment.stage}", deployment=deployment, train_step=train_step)
     if nag:
         add_nag_checks(app)
     return app

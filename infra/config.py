@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -287,8 +287,17 @@ class Deployment:
         return self.config.stage == "prod"
 
 
-def load_deployment(path: str | Path | None = None, *, stage: str | None = None) -> Deployment:
-    """Read, validate and resolve the deployment config; ``stage`` (from the CDK context) overrides the file's."""
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings merge key by key, anything else (a list too) is replaced."""
+    result = dict(base)
+    for key, value in overrides.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+    return result
+
+
+def load_deployment(path: str | Path | None = None, *, stage: str | None = None, overrides: dict[str, Any] | None = None) -> Deployment:
+    """Read, validate and resolve the deployment config; ``stage`` (from the CDK context) overrides the file's, and
+    ``overrides`` (a pipeline stage's, infra/stages.py) are merged in, mappings key by key."""
     import yaml
 
     source = Path(path) if path is not None else DEFAULT_CONFIG
@@ -302,6 +311,8 @@ def load_deployment(path: str | Path | None = None, *, stage: str | None = None)
         raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: invalid deployment config: expected a mapping at the top level")
+    if overrides:
+        document = merged(document, overrides)
     if stage is not None:
         document = {**document, "stage": stage}
     try:

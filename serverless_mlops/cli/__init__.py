@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from serverless_mlops.cli import cost, drift, models, retrain
+from serverless_mlops.cli import cost, drift, gate, init_ci, models, retrain
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import smoke as smoke_command
@@ -26,5 +26,7 @@ retrain.register_commands(app)
 local_command.register_commands(app)
 smoke_command.register_commands(app)
 cost.register_commands(app)
+gate.register_commands(app)
+init_ci.register_commands(app)
 
 __all__ = ["app", "main", "typer"]

@@ -193,3 +193,55 @@ def test_the_stack_outputs_name_the_api() -> None:
 def test_either_a_stack_or_an_api_url() -> None:
     code, _, err = run("smoke")
     assert (code, err) == (1, ["error: pass either --stack NAME or --api-url URL"])
+
+
+def lambda_resource(handler: str, variables: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "python3.12",
+            "Handler": handler,
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "def lambda_handler(event, context): return {}"},
+            "Environment": {"Variables": variables},
+        },
+    }
+
+
+def test_the_stack_resources_name_the_served_models_and_the_drift_function() -> None:
+    # what `--stack` finds among the stack's resources (the stack has no output naming them): the inference function's
+    # MLOPS_MODELS and the drift function's physical name, by their handlers; the outputs name the table and bucket
+    from serverless_mlops.cli.smoke import stack_target
+    from serverless_mlops.local.environment import HANDLERS
+    from serverless_mlops.settings import Settings
+
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    template = {
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
+            "Inference": lambda_resource(HANDLERS["inference"], {"MLOPS_MODELS": "wine,diabetes"}),
+            "Drift": lambda_resource(HANDLERS["drift_check"], {}),
+            "Training": lambda_resource(HANDLERS["training"], {"MLOPS_MODELS": "ghost"}),
+        },
+        "Outputs": {
+            "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/"},
+            "RegistryTableName": {"Value": "registry-from-stack"},
+            "ArtifactBucketName": {"Value": "bucket-from-stack"},
+        },
+    }
+    settings = Settings.from_env({}, region="us-east-1", table="registry-from-flag", bucket="bucket-from-flag")
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudformation.create_stack(StackName="serverless-mlops-dev", TemplateBody=json.dumps(template))
+        drift = cloudformation.describe_stack_resource(StackName="serverless-mlops-dev", LogicalResourceId="Drift")
+        drift_name = drift["StackResourceDetail"]["PhysicalResourceId"]
+        target = stack_target("serverless-mlops-dev", settings, [], None)
+        assert (target.api_url, target.models, target.drift_function) == (
+            "https://abc.execute-api.us-east-1.amazonaws.com",
+            ["wine", "diabetes"],
+            drift_name,
+        )
+        assert (target.settings.table, target.settings.bucket) == ("registry-from-stack", "bucket-from-stack")
+        # what the caller names wins over what the stack tells
+        chosen = stack_target("serverless-mlops-dev", settings, ["wine"], "my-drift")
+        assert (chosen.models, chosen.drift_function) == (["wine"], "my-drift")
