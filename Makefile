@@ -36,7 +36,7 @@ check-lowest: install layers  ## the same on the lowest releases pyproject's flo
 demo: install  ## the whole loop on the synthesized stack, locally (moto, in-process Lambdas, HTTP API); nothing left running
 	$(VENV)/bin/mlops demo
 
-test: install layers  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
+test: install layers node_modules/.package-lock.json  ## the whole suite (moto, no AWS, no docker; the first run builds the layers from the pip registry)
 	$(PY) -m pytest -n 2 --durations=10 --cov --cov-report=term
 
 # the suite by tier (make test runs them all): unit is pure (no I/O: tests/unit/conftest.py refuses network connections),

@@ -15,18 +15,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 
 from infra.nag import acknowledge
-from infra.stages import PipelineStage
-
-
-def stack_name(stage: str) -> str:
-    return f"serverless-mlops-{stage}"
-
+from infra.stages import PipelineStage, checks_role_arn, stack_name
 
 CHECKS_PROFILE = "stage-checks"
-
-
-def checks_role_arn(stage: PipelineStage) -> str:
-    return f"arn:aws:iam::{stage.account}:role/{stack_name(stage.name)}-checks"
 
 
 def checks_assume_statement(stage: PipelineStage) -> iam.PolicyStatement:

@@ -28,13 +28,11 @@ from infra.ci_permissions import (
     NO_ACCESS_LOGS,
     acknowledge_wildcards,
     checks_assume_statement,
-    checks_role_arn,
-    stack_name,
     verify_statements,
 )
 from infra.config import ConfigError, Deployment
 from infra.nag import acknowledge
-from infra.stages import GITHUB_ROLE_NAME, Pipeline, PipelineStage, load_pipeline
+from infra.stages import GITHUB_ROLE_NAME, Pipeline, PipelineStage, checks_role_arn, load_pipeline, stack_name
 
 PIPELINE_STACK = "serverless-mlops-pipeline"
 # the synth step's commands, in order: what a developer runs before a push, then the assembly the pipeline deploys

@@ -27,6 +27,17 @@ GITHUB_ROLE_NAME = "serverless-mlops-github-deploy"  # the role GitHub Actions a
 CONNECTION_ARN = r"arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}"
 
 
+def stack_name(stage: str) -> str:
+    """The stack of a stage (as the main app names it: infra/app.py)."""
+    return f"serverless-mlops-{stage}"
+
+
+def checks_role_arn(stage: PipelineStage) -> str:
+    """The role the post-deploy checks assume in a stage in another account (infra/pipeline.py ChecksStack). Here, not
+    in infra/ci_permissions.py, so `mlops init-ci` needs no aws_cdk (and no jsii runtime) to name it."""
+    return f"arn:aws:iam::{stage.account}:role/{stack_name(stage.name)}-checks"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -42,8 +42,7 @@ def _filled(template: str, values: dict[str, str]) -> str:
 
 def github_workflow(config_path: Path | None = None) -> str:
     """The deploy workflow for the pipeline config at ``config_path`` (default infra/pipeline.yaml)."""
-    from infra.ci_permissions import checks_role_arn
-    from infra.stages import GITHUB_ROLE_NAME, read_pipeline_config
+    from infra.stages import GITHUB_ROLE_NAME, checks_role_arn, read_pipeline_config
 
     config, source = read_pipeline_config(config_path)
     if config.github is None:

