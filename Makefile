@@ -45,7 +45,7 @@ test: install layers node_modules/.package-lock.json  ## the whole suite (moto, 
 unit: install  ## pure tests: no network, no moto, no synth (seconds)
 	$(PY) -m pytest -n 2 -q tests/unit
 
-integration: install layers  ## the library, handlers and CLI on moto's in-process AWS (tests/integration)
+integration: install layers node_modules/.package-lock.json  ## the library, handlers and CLI on moto's in-process AWS (tests/integration)
 	$(PY) -m pytest -n 2 -q tests/integration
 
 infra-tests: install layers  ## the synthesized CDK app: template assertions, cdk-nag, cfn-lint, the layers (tests/infra)
