@@ -39,6 +39,14 @@ class PredictRequest(BaseModel):
     # repr=False: powertools logs route arguments at DEBUG; payload values must never reach a log
     instances: list[dict[str, Any]] | None = Field(default=None, repr=False, description="rows as objects keyed by feature name")
     inputs: list[list[Any]] | None = Field(default=None, repr=False, description="rows as arrays of values in signature order")
+    ids: list[str] | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "optional prediction ids, one per row in the rows' order: non-empty, at most 128 printable characters, "
+            "distinct within the request (default: '{request id}-{row index}'); report labels under them later"
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
@@ -76,6 +84,10 @@ class PredictResponse(BaseModel):
     version: int
     predictions: list[Any] = Field(description="labels for classifiers, values for regressors")
     probabilities: list[list[float]] | None = Field(default=None, description="per-class probabilities (classifiers only)")
+    ids: list[str] = Field(
+        default_factory=list,
+        description="each row's prediction id (the request's ids, or '{request id}-{row index}'): keep it to report the label",
+    )
 
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]
@@ -99,7 +111,10 @@ class InferRequest(BaseModel):
     or a single ``[N, F]`` tensor with the values of each row in signature order."""
 
     id: str | None = Field(default=None, max_length=256)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="``ids``: optional prediction ids, one per row (as v1's ``ids``); other parameters are ignored",
+    )
     inputs: list[InferInputTensor] = Field(min_length=1, repr=False)
     outputs: list[InferRequestedOutput] | None = None
 
@@ -115,6 +130,7 @@ class InferResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="``ids``: each row's prediction id (see v1's ``ids``)")
     outputs: list[InferOutputTensor]
 
 
