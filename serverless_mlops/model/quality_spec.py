@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from serverless_mlops.errors import SpecError
 from serverless_mlops.model.schedule import ScheduleExpression
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
@@ -93,12 +94,12 @@ class Quality(BaseModel):
         return parse_duration(self.label_delay)
 
     def check_task(self, classification: bool) -> None:
-        """Raise ValueError naming ``quality.floors.X`` / ``quality.max_drop.X`` for a metric the task has not."""
+        """Raise SpecError naming ``quality.floors.X`` / ``quality.max_drop.X`` for a metric the task has not."""
         for section in ("floors", "max_drop"):
             for metric in getattr(self, section):
                 if metric.for_classification != classification:
                     kind = "classifier" if classification else "regressor"
-                    raise ValueError(f"quality.{section}.{metric.value}: a {kind} has no such metric")
+                    raise SpecError(f"quality.{section}.{metric.value}: a {kind} has no such metric")
 
     def describe(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

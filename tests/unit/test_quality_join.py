@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from serverless_mlops.drift.result import Window
+from serverless_mlops.errors import SpecError
 from serverless_mlops.model.quality_spec import Quality, parse_duration
 from serverless_mlops.model.spec import ModelSpec
 from serverless_mlops.quality.check import check_quality
@@ -230,6 +231,6 @@ def test_quality_section_durations_and_metrics_fit_the_task() -> None:
     with pytest.raises(ValidationError, match="schedule"):
         Quality(schedule="every day")
     Quality(floors={"rmse": 3.0}).check_task(classification=False)
-    with pytest.raises(ValueError, match=r"quality\.max_drop\.rmse: a classifier has no such metric"):
+    with pytest.raises(SpecError, match=r"quality\.max_drop\.rmse: a classifier has no such metric"):
         Quality(max_drop={"rmse": 3.0}).check_task(classification=True)
     assert ModelSpec.model_fields["quality"].default == Quality()
