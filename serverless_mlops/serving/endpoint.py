@@ -49,10 +49,13 @@ from serverless_mlops.serving.model_cache import LoadedModel, ModelCache
 from serverless_mlops.serving.prediction_ids import prediction_ids
 from serverless_mlops.serving.request_parsing import PayloadTooLargeError
 from serverless_mlops.serving.v2_tensors import metadata_tensors, output_tensors, requested_outputs, tensors_to_rows
+from serverless_mlops.store.registry import PRODUCTION
 
 if TYPE_CHECKING:
     from serverless_mlops.serving.onnx_model import Prediction
+    from serverless_mlops.store.artifacts import ArtifactStore
     from serverless_mlops.store.lifecycle import Backends
+    from serverless_mlops.store.registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +287,15 @@ class Endpoint:
 
         aws = self.settings.aws
         return self.capture.flush(S3CaptureSink(aws.bucket, client("s3", aws), kms_key_id=aws.kms_key_id))
+
+    # -- ground truth ------------------------------------------------------------------------------------------------
+    def ground_truth_target(self, name: str) -> tuple[ModelVersion, ArtifactStore]:
+        """For ``POST /v1/models/{name}/labels``: the production version of a model this endpoint serves (its task and
+        classes validate the labels; NotFoundError when there is none) and the artifact store to write them to, both on
+        clients budgeted by ``MLOPS_LABELS_BUDGET_MS`` (default 1,000 ms a call). Loads no model."""
+        self._check_name(name)
+        backends = self.budgeted(self.settings.labels_budget_ms)
+        return backends.registry.resolve(name, PRODUCTION), backends.store
 
     # -- metadata and health -----------------------------------------------------------------------------------------
     @staticmethod

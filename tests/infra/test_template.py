@@ -95,12 +95,13 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
     assert writers == {"RetrainingTraining", "RetrainingRelease", "RetrainingApproverPolicy", "RetrainingReleaserPolicy"}
 
 
-def test_inference_reads_artifacts_and_writes_only_captures(synth: Synth) -> None:
+def test_inference_reads_artifacts_and_writes_only_captures_and_labels(synth: Synth) -> None:
     grants = s3_grants(synth, "InferenceHandlerRoleDefaultPolicy")
-    assert set(grants) == {"/artifacts/*", "/capture/*"}
+    assert set(grants) == {"/artifacts/*", "/capture/*", "/ground-truth/*"}
     assert "s3:PutObject" not in grants["/artifacts/*"]
-    assert "s3:PutObject" in grants["/capture/*"]
-    assert not {a for a in grants["/capture/*"] if a.startswith("s3:Get")}
+    for written in ("/capture/*", "/ground-truth/*"):  # written, never read back: a caller cannot read others' labels
+        assert "s3:PutObject" in grants[written]
+        assert not {a for a in grants[written] if a.startswith(("s3:Get", "s3:Delete"))}
 
 
 def test_drift_reads_artifacts_and_captures_and_writes_reports_and_alerts(synth: Synth) -> None:
@@ -119,6 +120,8 @@ def test_every_route_is_authorized(dev: Synth, prod: Synth) -> None:
         assert routes
         for route in routes.values():
             assert route["Properties"]["AuthorizationType"] == kind
+        # the function routes every path itself (predict, labels, V2): one authorized proxy route serves them all
+        assert {route["Properties"]["RouteKey"] for route in routes.values()} == {"ANY /{proxy+}"}
     prod.template.has_resource_properties(
         "AWS::ApiGatewayV2::Authorizer",
         {
