@@ -13,6 +13,7 @@ from __future__ import annotations
 import typer
 
 from serverless_mlops.cli import drift, models, retrain
+from serverless_mlops.cli import labels as labels_command
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import quality as quality_command
 from serverless_mlops.cli import serve as serve_command
@@ -27,5 +28,6 @@ retrain.register_commands(app)
 local_command.register_commands(app)
 smoke_command.register_commands(app)
 quality_command.register_commands(app)
+labels_command.register_commands(app)
 
 __all__ = ["app", "main", "typer"]
