@@ -65,17 +65,11 @@ class LabelsError(InvalidInputError):
 
 
 # -- validating one row ----------------------------------------------------------------------------------------------
-def _class_text(value: Any) -> str | None:
-    """The text a class is matched by: ``1``, ``1.0`` and ``"1"`` all name class 1 (a bool names nothing)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
+def _class_text(value: str | int | float) -> str:
+    """The text a class is matched by: ``1``, ``1.0`` and ``"1"`` all name class 1."""
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value
-    return None
+    return str(value)
 
 
 class _LabelRule:
@@ -104,9 +98,9 @@ class _LabelRule:
                 return None, "a regressor's label is a finite number"
             return number, None
         text = _class_text(value.strip() if isinstance(value, str) else value)
-        if self.classes is None:
-            return (value if isinstance(value, str | int) else text or ""), None
-        if text is None or text not in self.classes:
+        if self.classes is None:  # a classifier registered without its classes: the label as given
+            return (value if isinstance(value, str | int) else text), None
+        if text not in self.classes:
             return None, f"not {self.expected}"
         return self.classes[text], None
 

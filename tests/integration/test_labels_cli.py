@@ -91,8 +91,10 @@ def test_a_missing_file_an_unknown_model_and_a_regressors_text_label(
 ) -> None:
     code, _, err = run(capsys, "labels", "put", "wine", str(tmp_path / "nope.csv"))
     assert (code, "nope.csv: no such file" in err) == (1, True)
-    code, _, err = run(capsys, "labels", "put", "wine", str(tmp_path))
-    assert code == 1
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    code, _, err = run(capsys, "labels", "put", "wine", str(folder))
+    assert (code, "is a directory" in err) == (1, True)
     path = tmp_path / "d.csv"
     path.write_text("id,label\nd-1,151.5\nd-2,high\n", encoding="utf-8")
     code, _, err = run(capsys, "labels", "put", "diabetes", str(path))

@@ -121,9 +121,16 @@ def test_files_that_are_empty_unreadable_or_of_another_kind_are_refused() -> Non
     assert str(_error('id,label\n"a,1', "x.csv")).startswith("x.csv: line 2: not CSV: unexpected end of data")
 
 
-def test_a_csv_with_a_byte_order_mark_and_crlf_lines_reads() -> None:
-    labels = parse_labels("\ufeffid,label\r\na,1\r\n".encode(), "x.csv", "binary_classification", [0, 1])
+def test_a_csv_with_a_byte_order_mark_crlf_and_blank_lines_reads() -> None:
+    labels = parse_labels("\ufeff\r\nid,label\r\n\r\na,1\r\n\r\n".encode(), "x.csv", "binary_classification", [0, 1])
     assert labels == [Label("a", 1, None, 0)]
+
+
+def test_a_classifier_without_classes_keeps_labels_as_given() -> None:
+    labels = parse_labels(
+        [{"id": "a", "label": "x"}, {"id": "b", "label": 3}, {"id": "c", "label": 2.0}], "request", "binary_classification"
+    )
+    assert [label.label for label in labels] == ["x", 3, "2"]
 
 
 def test_the_last_label_of_an_id_wins_across_objects_and_lines() -> None:
