@@ -5,6 +5,8 @@ quality check reads them, the last label of an id winning."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serverless_mlops.local.http_api import LocalServer
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.quality.labels import MAX_LABELS_PER_REQUEST, read_ground_truth
 from serverless_mlops.serving.endpoint import Endpoint
@@ -20,6 +23,7 @@ from serverless_mlops.serving.endpoint_settings import EndpointSettings
 from serverless_mlops.store.lifecycle import Backends
 from tests.helpers.events import LambdaContext, emf_records, load_event
 from tests.helpers.inference import Clock, Handler, call, endpoint, handler_for, moto_backends, records, register, strict_json
+from tests.helpers.specs import ROOT
 
 BC = "breast-cancer"
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -195,3 +199,42 @@ def test_one_bad_field_is_a_422_naming_its_row_and_field(property_handler: Handl
 def test_valid_labels_are_stored(property_handler: Handler, labels: list[dict[str, Any]]) -> None:
     status, answer = _invoke(property_handler, BC, json.dumps({"labels": labels}))
     assert (status, answer["received"], answer["distinct_ids"]) == (200, len(labels), len({label["id"] for label in labels}))
+
+
+# -- docs/quality.md's examples, sent as written --------------------------------------------------------------------
+def _section() -> str:
+    page = (ROOT / "docs" / "quality.md").read_text(encoding="utf-8")
+    return page.split("\n## Prediction ids and labels\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_pages_curl_examples_answer_as_written(backends: Backends, trained_models: dict[str, TrainedModel]) -> None:
+    register(backends, trained_models["wine"], "wine-1", promote=True)
+    handler = handler_for(endpoint(backends, Clock()))
+    (block,) = re.findall(r"```sh\n(.*?)```", _section(), re.DOTALL)
+    commands = re.split(r"\n(?=curl )", block.strip())
+    assert len(commands) == 3
+    for text in commands:
+        command, _, comment = text.partition("\n#")
+        args = shlex.split(command.replace("\\\n", " "))
+        expected = "".join(line.lstrip("#").strip() for line in ("#" + comment).splitlines())
+        path = "/" + next(a for a in args if a.startswith("localhost:8080")).split("/", 1)[1]
+        status, answer, _ = call(handler, "POST", path, json.loads(args[args.index("-d") + 1]))
+        assert answer == json.loads(expected), (path, status, answer)
+    truth = read_ground_truth(backends.store.s3, backends.store.bucket, "wine", *DAY, task="multiclass_classification", classes=[0, 1, 2])
+    assert {key: label.label for key, label in truth.labels.items()} == {"order-1842": 0}
+
+
+def test_the_pages_python_client_predicts_and_reports_a_label(
+    backends: Backends, trained_models: dict[str, TrainedModel], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(backends, trained_models["wine"], "wine-1", promote=True)
+    (code,) = re.findall(r"```python\n(.*?)```", _section(), re.DOTALL)
+    with LocalServer(handler_for(endpoint(backends, Clock()))) as server:
+        monkeypatch.setenv("MLOPS_API_URL", server.url + "/")  # the stack's ApiUrl ends in a slash
+        exec(compile(code, "docs/quality.md", "exec"), {"__name__": "example"})  # the page's own example
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed == "{'model': 'wine', 'version': 1, 'received': 1, 'distinct_ids': 1}"
+    assert "# " + printed in code
+    truth = read_ground_truth(backends.store.s3, backends.store.bucket, "wine", *DAY, task="multiclass_classification", classes=[0, 1, 2])
+    (label,) = truth.labels.values()
+    assert label.label == 0
