@@ -184,15 +184,20 @@ verdict · generated {html.escape(result.generated_at)}</p>
     return body.encode("utf-8")
 
 
-def _history(s3: Any, bucket: str, model: str, current: dict[str, Any]) -> list[dict[str, Any]]:
-    """The last :data:`HISTORY` earlier reports (by window label: they sort by time) and the current one."""
+def quality_report_keys(s3: Any, bucket: str, model: str) -> list[str]:
+    """The keys of every quality.json of ``model``, oldest window first (window labels start with their start time)."""
     keys: list[str] = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{REPORTS_PREFIX}/{model}/quality/"):
         keys.extend(item["Key"] for item in page.get("Contents", []) if item["Key"].endswith("/" + JSON_NAME))
+    return sorted(keys)
+
+
+def _history(s3: Any, bucket: str, model: str, current: dict[str, Any]) -> list[dict[str, Any]]:
+    """The last :data:`HISTORY` earlier reports and the current one."""
     own = quality_prefix(model, current["window"]["label"]) + JSON_NAME
     documents = []
-    for key in sorted(k for k in keys if k != own)[-HISTORY:]:
+    for key in [k for k in quality_report_keys(s3, bucket, model) if k != own][-HISTORY:]:
         try:
             documents.append(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         except (ValueError, KeyError):
@@ -218,11 +223,7 @@ def write_quality_report(s3: Any, bucket: str, result: QualityResult, *, kms_key
 
 def latest_quality_report(s3: Any, bucket: str, model: str) -> dict[str, str] | None:
     """The URIs of the newest quality report of ``model`` (by window label), or None."""
-    keys: list[str] = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{REPORTS_PREFIX}/{model}/quality/"):
-        keys.extend(item["Key"] for item in page.get("Contents", []) if item["Key"].endswith("/" + JSON_NAME))
+    keys = quality_report_keys(s3, bucket, model)
     if not keys:
         return None
-    key = max(keys)
-    return {"json": f"s3://{bucket}/{key}", "html": f"s3://{bucket}/{key.removesuffix(JSON_NAME)}{HTML_NAME}"}
+    return {"json": f"s3://{bucket}/{keys[-1]}", "html": f"s3://{bucket}/{keys[-1].removesuffix(JSON_NAME)}{HTML_NAME}"}
