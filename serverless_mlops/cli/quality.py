@@ -98,7 +98,7 @@ def check(
     )
     for number, breach in result.breaches():
         rule = breach.rule.replace("_", " ")
-        say(f"[red]breach[/red] v{number}: {breach.metric} {breach.value:.4f} crossed its {rule} {breach.threshold:.4f}")
+        say(f"[red]breach[/red] v{number}: {breach.metric} {breach.value:.4f} crossed its {rule} {breach.threshold:.4g}")
     for v in result.versions:
         for note in v.notes:
             say(f"v{v.version}: {escape(note)}")

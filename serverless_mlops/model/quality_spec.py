@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -100,6 +100,3 @@ class Quality(BaseModel):
                 if metric.for_classification != classification:
                     kind = "classifier" if classification else "regressor"
                     raise SpecError(f"quality.{section}.{metric.value}: a {kind} has no such metric")
-
-    def describe(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

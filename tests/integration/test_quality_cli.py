@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import webbrowser
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +23,9 @@ END = "2026-12-07T12:00Z"
 
 @pytest.fixture
 def registered(backends: Backends, trained_models: dict[str, TrainedModel]) -> Backends:
-    version = register_run(trained_models["wine"], backends, by="cli-test")
+    trained = trained_models["wine"]
+    record = trained.record.model_copy(update={"spec": trained.record.spec | {"quality": {"floors": {"log_loss": 1e-6}}}})
+    version = register_run(dataclasses.replace(trained, record=record), backends, by="cli-test")
     backends.registry.promote("wine", version.version, by="cli-test")
     frame = fresh_sample("wine", 250, seed=7)
     records = records_for(trained_models["wine"], frame, when=MADE)
@@ -30,6 +35,7 @@ def registered(backends: Backends, trained_models: dict[str, TrainedModel]) -> B
     store.s3.put_object(Bucket=store.bucket, Key=capture_key("wine", MADE, "x"), Body=encode_records(records))
     labels = [Label(f"w-{i}", int(t), None) for i, t in enumerate(frame["target"])] + [Label("nobody", 1, None)]
     write_labels(store.s3, store.bucket, "wine", labels, now=MADE + timedelta(hours=3))
+    store.s3.put_object(Bucket=store.bucket, Key="ground-truth/wine/2026/12/05/bad.csv", Body=b"id,label\nx,9\n")
     return backends
 
 
@@ -44,7 +50,11 @@ def test_check_prints_realized_and_estimated_per_version_and_json(registered: Ba
     code, out, err = run(capsys, "quality", "check", "wine", "--window", "7d", "--end", END)
     assert code == 0, err
     assert "wine: 2026-11-30T12:00:00.000Z → 2026-12-07T12:00:00.000Z" in out
-    assert "ok: 250 of 251 labels joined (1 unmatched, 0 late, 0 before their prediction)" in out
+    text = " ".join(out.split())  # the console wraps at 80 columns
+    assert "breach: 250 of 251 labels joined (1 unmatched, 0 late, 0 before their prediction)" in text
+    assert "breach v1: log_loss" in text  # a ceiling of 1e-6: any model crosses it
+    assert "crossed its floor 1e-06" in text
+    assert "ground-truth/wine/2026/12/05/bad.csv: line 2, field label: not one of the model's classes" in text
     assert "accuracy" in out
     assert "roc_auc" in out
 
@@ -61,6 +71,22 @@ def test_check_prints_realized_and_estimated_per_version_and_json(registered: Ba
     code, out, err = run(capsys, "quality", "report", "wine", "--json")
     assert code == 0, err
     assert json.loads(out) == document["report"]
+
+
+def test_report_prints_and_opens_the_newest_report(
+    registered: Backends, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(capsys, "quality", "check", "wine", "--end", END, "--write-report")
+    assert code == 0, err
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    code, out, err = run(capsys, "quality", "report", "wine", "--open")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("/reports/wine/quality/20261130T1200Z-20261207T1200Z/quality.html")
+    assert "opened" in out
+    (uri,) = opened
+    assert uri.startswith("file://")
+    assert "Quality report: wine" in Path(uri.removeprefix("file://")).read_text(encoding="utf-8")
 
 
 def test_bad_input_is_one_line_and_exit_1(registered: Backends, capsys: pytest.CaptureFixture[str]) -> None:
