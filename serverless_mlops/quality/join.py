@@ -20,12 +20,14 @@ again on the captured features: the same graph, so the same numbers the endpoint
 from __future__ import annotations
 
 import io
+import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import IO, Any
+from itertools import compress
+from typing import IO, Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -100,12 +102,36 @@ class Joined:
     probabilities: str  # "captured", "recomputed", "mixed", or "none"
 
 
-@dataclass(frozen=True)
-class _Match:
+class _Match(NamedTuple):  # a tuple: a hundred thousand of them are made while reading
     ts: str
     version: int
     prediction: Any
     probabilities: NDArray[np.float64] | None
+
+
+def _text(value: Any) -> str:
+    """A served label as the classes are matched: its text (a float that is a whole number, as the integer)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+@dataclass
+class _Staged:
+    """What one capture object adds, merged only once all of it has been read."""
+
+    versions: dict[int, VersionRows] = field(default_factory=dict)
+    matches: dict[str, _Match] = field(default_factory=dict)
+    duplicates: int = 0
+    without_id: int = 0
+
+    def add(self, prediction_id: str, match: _Match) -> None:
+        earlier = self.matches.get(prediction_id)
+        if earlier is not None:
+            self.duplicates += 1
+            if earlier.ts > match.ts:
+                return
+        self.matches[prediction_id] = match
 
 
 class Joiner:
@@ -137,45 +163,66 @@ class Joiner:
 
     # -- reading -----------------------------------------------------------------------------------------------------
     def add_stream(self, stream: IO[bytes], source: str) -> None:
-        """One capture object, read whole before any of it counts: one that cannot be read (or scored) is skipped as a
-        whole and named in ``skipped``."""
+        """One capture object, a block of lines at a time; nothing of it counts unless all of it reads (and scores):
+        one that cannot is skipped as a whole and named in ``skipped``."""
+        staged = _Staged()
         try:
-            rows: list[_Row] = []
             for block in _blocks(stream):
                 try:
-                    rows.extend(_DECODER.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]"))
+                    rows = _DECODER.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     raise CaptureFormatError(source, f"not capture rows ({exc})") from exc
-            self.add_rows(rows)
+                self._stage(rows, staged)
         except (OSError, EOFError, zlib.error, MlopsError) as exc:
             self.skipped.append(SkippedSource(source, str(exc)))
             return
+        self._commit(staged)
         self.sources.append(source)
 
     def add_rows(self, rows: Sequence[Any]) -> None:
-        """Decoded capture rows (:class:`_Row`, or dicts in the capture format). All or nothing: the probabilities of
-        every version are computed before any row counts."""
+        """Decoded capture rows (:class:`_Row`, or dicts in the capture format), all or nothing."""
         typed = [r for r in rows if isinstance(r, _Row)]
         if len(typed) < len(rows):
             try:
                 typed = _DECODER.decode(msgspec.json.encode(list(rows)))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 raise CaptureFormatError("capture rows", str(exc)) from exc
-        by_version: dict[int, list[_Row]] = {}
-        for row in typed:
-            if self.since <= row.ts < self.until:
-                by_version.setdefault(row.version, []).append(row)
-        scored = [(version, group, self._probabilities(version, group)) for version, group in by_version.items()]
-        for version, group, probabilities in scored:
-            self._add_version(version, group, probabilities)
+        staged = _Staged()
+        self._stage(typed, staged)
+        self._commit(staged)
+
+    def _stage(self, rows: list[_Row], staged: _Staged) -> None:
+        if not rows:
+            return
+        since, until = self.since, self.until
+        stamps = [r.ts for r in rows]
+        if not (since <= min(stamps) and max(stamps) < until):  # a block inside the window: no row-by-row filter
+            rows = [r for r in rows if since <= r.ts < until]
+            if not rows:
+                return
+        versions = [r.version for r in rows]
+        groups: dict[int, list[_Row]] = {}
+        if min(versions) == max(versions):
+            groups[versions[0]] = rows
+        else:
+            for row in rows:
+                groups.setdefault(row.version, []).append(row)
+        for version, group in groups.items():
+            self._stage_version(version, group, self._probabilities(version, group), staged)
 
     def _probabilities(self, version: int, rows: list[_Row]) -> NDArray[np.float64] | None:
         if self.classes is None:
             return None
         width = len(self.classes)
-        if all(r.probabilities is not None and len(r.probabilities) == width for r in rows):
-            self._captured += len(rows)
-            return np.array([r.probabilities for r in rows], dtype=np.float64)
+        captured = [r.probabilities for r in rows]
+        if captured.count(None) == 0:
+            try:
+                found = np.array(captured, dtype=np.float64)
+            except ValueError:  # rows of different lengths
+                found = np.zeros(0)
+            if found.shape == (len(rows), width):
+                self._captured += len(rows)
+                return found
         if self.scorer is None:
             return None
         if not all(r.features for r in rows):
@@ -184,31 +231,49 @@ class Joiner:
         self._recomputed += len(rows)
         return np.asarray(self.scorer(version, records), dtype=np.float64)
 
-    def _add_version(self, version: int, rows: list[_Row], probabilities: NDArray[np.float64] | None) -> None:
-        target = self.versions.get(version) or VersionRows(version)
+    def _stage_version(self, version: int, rows: list[_Row], probabilities: NDArray[np.float64] | None, staged: _Staged) -> None:
+        target = staged.versions.get(version) or VersionRows(version)
+        predictions = [r.prediction for r in rows]
         if self.classes is not None and probabilities is not None:
-            codes = np.array([self._codes.get(str(r.prediction), -1) for r in rows], dtype=np.int64)
+            codes = self._class_codes(predictions)
             unknown = codes < 0
             if unknown.any():  # a label outside the classes (should not happen): the most probable class
                 codes[unknown] = probabilities[unknown].argmax(axis=1)
             target.codes.append(codes)
             target.probabilities.append(probabilities)
         target.predictions += len(rows)
-        self.versions[version] = target
-        labels = self.labels
-        for i, row in enumerate(rows):
-            if row.id is None:
-                self.without_id += 1
-                continue
-            if row.id not in labels:
-                continue
+        staged.versions[version] = target
+        ids = [r.id for r in rows]
+        staged.without_id += ids.count(None)
+        for i in compress(range(len(ids)), map(self.labels.__contains__, ids)):  # label keys are text: None never matches
+            row = rows[i]
             match = _Match(row.ts, version, row.prediction, None if probabilities is None else probabilities[i])
-            earlier = self.matches.get(row.id)
+            staged.add(str(row.id), match)
+
+    def _class_codes(self, predictions: list[Any]) -> NDArray[np.int64]:
+        """Each served label's index among the classes (-1: not one of them), computed once per distinct value."""
+        values = np.asarray(predictions)
+        if values.dtype.kind in "iub" or (values.dtype.kind == "U" and values.ndim == 1):
+            distinct, inverse = np.unique(values, return_inverse=True)
+            table = np.array([self._codes.get(str(v.item()), -1) for v in distinct], dtype=np.int64)
+            return table[inverse.reshape(-1)]
+        return np.array([self._codes.get(_text(p), -1) for p in predictions], dtype=np.int64)
+
+    def _commit(self, staged: _Staged) -> None:
+        for version, rows in staged.versions.items():
+            target = self.versions.setdefault(version, VersionRows(version))
+            target.predictions += rows.predictions
+            target.codes.extend(rows.codes)
+            target.probabilities.extend(rows.probabilities)
+        self.without_id += staged.without_id
+        self.duplicates += staged.duplicates
+        for prediction_id, match in staged.matches.items():
+            earlier = self.matches.get(prediction_id)
             if earlier is not None:
                 self.duplicates += 1
-                if earlier.ts > row.ts:
+                if earlier.ts > match.ts:
                     continue
-            self.matches[row.id] = match
+            self.matches[prediction_id] = match
 
     # -- joining -----------------------------------------------------------------------------------------------------
     def result(self) -> Joined:
