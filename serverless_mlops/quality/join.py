@@ -252,8 +252,11 @@ class Joiner:
 
     def _class_codes(self, predictions: list[Any]) -> NDArray[np.int64]:
         """Each served label's index among the classes (-1: not one of them), computed once per distinct value."""
-        values = np.asarray(predictions)
-        if values.dtype.kind in "iub" or (values.dtype.kind == "U" and values.ndim == 1):
+        try:
+            values = np.asarray(predictions)
+        except ValueError:  # values of different shapes (a nested value among labels)
+            values = np.zeros((0, 0))
+        if values.ndim == 1 and values.dtype.kind in "iubU":
             distinct, inverse = np.unique(values, return_inverse=True)
             table = np.array([self._codes.get(str(v.item()), -1) for v in distinct], dtype=np.int64)
             return table[inverse.reshape(-1)]

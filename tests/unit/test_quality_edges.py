@@ -197,3 +197,20 @@ def test_bad_rows_and_rows_without_features_are_errors_naming_the_problem() -> N
     odd = Joiner({"a": Label("a", 1)}, start=start, end=start + timedelta(days=1), label_delay=timedelta(days=1), classes=[0, 1])
     odd.add_rows([{"ts": timestamp(start), "version": 1, "prediction": 7, "id": "a", "probabilities": [0.2, 0.8]}])
     assert odd.result().versions[1].all_codes().tolist() == [1]
+
+
+def test_served_labels_of_any_json_type_find_their_class_and_ragged_probabilities_are_not_used() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    when = timestamp(start)
+    joiner = Joiner({}, start=start, end=start + timedelta(days=1), label_delay=timedelta(days=1), classes=[0, 1, 2])
+    rows = [
+        {"ts": when, "version": 1, "prediction": 1.0, "probabilities": [0.1, 0.8, 0.1]},  # a float that is a whole number
+        {"ts": when, "version": 1, "prediction": "2", "probabilities": [0.1, 0.1, 0.8]},
+        {"ts": when, "version": 1, "prediction": [0], "probabilities": [0.8, 0.1, 0.1]},  # not a class: the most probable
+    ]
+    joiner.add_rows(rows)
+    assert joiner.result().versions[1].all_codes().tolist() == [1, 2, 0]
+    ragged = Joiner({}, start=start, end=start + timedelta(days=1), label_delay=timedelta(days=1), classes=[0, 1, 2])
+    ragged.add_rows([{"ts": when, "version": 1, "prediction": 1, "probabilities": [0.2, 0.8]}, rows[0]])
+    assert ragged.result().probabilities == "none"  # two values for three classes: no probabilities, no scorer
+    assert ragged.result().versions[1].predictions == 2
