@@ -13,6 +13,7 @@ import pytest
 from functions.quality_check.app import emf_records
 from serverless_mlops.drift.result import Window
 from serverless_mlops.errors import MlopsError
+from serverless_mlops.model import calibration
 from serverless_mlops.model.calibration import MAX_POINTS, calibrate, fit_calibration
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality.alerts import quality_alert_key, send_quality_alert_once
@@ -38,6 +39,11 @@ def test_calibration_keeps_a_class_without_both_outcomes_raw_thins_long_curves_a
     assert np.allclose(mapped.sum(axis=1), 1.0)
     zero = {"method": "isotonic_ovr", "curves": [{"x": [0.0, 1.0], "y": [0.0, 0.0]}] * 3}
     assert np.allclose(calibrate(zero, scores), scores)  # every curve maps a row to 0: its raw probabilities stay
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibration, "MAX_POINTS", 3)
+        thinned = fit_calibration(truth, scores, ["a", "b", "c"])
+    assert [len(curve["x"]) for curve in thinned["curves"][:2]] == [3, 3]  # evenly spaced knots, the ends kept
+    assert thinned["curves"][0]["x"][0] == found["curves"][0]["x"][0]
     with pytest.raises(ValueError, match="unknown calibration method 'platt'"):
         calibrate({"method": "platt", "curves": []}, scores)
     with pytest.raises(ValueError, match="calibration has 3 classes, the probabilities 2"):
@@ -214,3 +220,31 @@ def test_served_labels_of_any_json_type_find_their_class_and_ragged_probabilitie
     ragged.add_rows([{"ts": when, "version": 1, "prediction": 1, "probabilities": [0.2, 0.8]}, rows[0]])
     assert ragged.result().probabilities == "none"  # two values for three classes: no probabilities, no scorer
     assert ragged.result().versions[1].predictions == 2
+
+
+def test_a_duplicate_id_across_capture_objects_keeps_the_latest_row() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    joiner = Joiner({"a": Label("a", 1)}, start=start, end=start + timedelta(days=1), label_delay=timedelta(days=1), classes=None)
+    later, earlier = timestamp(start + timedelta(hours=2)), timestamp(start + timedelta(hours=1))
+    joiner.add_rows(
+        [{"ts": later, "version": 1, "prediction": 2.0, "id": "a"}, {"ts": earlier, "version": 1, "prediction": 9.0, "id": "a"}]
+    )
+    joiner.add_rows([{"ts": earlier, "version": 1, "prediction": 5.0, "id": "a"}])  # another object, an older row
+    joined = joiner.result()
+    assert joined.counts.duplicate_predictions == 2
+    assert joined.versions[1].labelled.predicted == [2.0]
+
+
+def test_the_functions_dependencies_come_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.quality_check import app
+
+    monkeypatch.setenv("MLOPS_ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts")
+    monkeypatch.setenv("MLOPS_RETRAIN_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:retraining")
+    app.default_dependencies.cache_clear()
+    try:
+        deps = app.default_dependencies()
+        assert deps.notifier.topic_arn == "arn:aws:sns:us-east-1:123456789012:alerts"
+        assert deps.notifier.sns is not None
+        assert deps.notifier.retrain is not None
+    finally:
+        app.default_dependencies.cache_clear()
