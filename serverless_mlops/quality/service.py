@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from serverless_mlops.drift.service import make_window
 from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.model.profile import load_profile
@@ -59,8 +61,11 @@ def quality_config(entry: ModelVersion) -> Quality:
     """The quality section of the spec ``entry`` was trained from (defaults for a spec without one)."""
     try:
         return Quality.model_validate(entry.spec.get("quality", {}))
-    except ValueError as exc:
-        raise DataError(f"model {entry.model!r} version {entry.version}: invalid quality section: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"quality.{'.'.join(str(part) for part in err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
+        )
+        raise DataError(f"model {entry.model!r} version {entry.version}: invalid quality section: {problems}") from exc
 
 
 def _calibration(backends: Backends, entry: ModelVersion) -> dict[str, Any] | None:

@@ -177,3 +177,14 @@ def test_a_window_without_labels_is_insufficient_and_events_are_validated(world:
 def app_context() -> Any:
     arn = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:quality-check"
     return LambdaContext(function_name="quality-check", aws_request_id="req-1", invoked_function_arn=arn)
+
+
+def test_an_invalid_quality_section_on_a_version_is_an_error_naming_it(backends: Backends, trained_models: dict[str, TrainedModel]) -> None:
+    from serverless_mlops.errors import DataError
+    from serverless_mlops.quality.service import run_quality_check
+
+    version = register_run(_with_quality(trained_models["wine"], {"window": "a week"}), backends, by="quality-test")
+    backends.registry.promote("wine", version.version, by="quality-test")
+    expected = r"^model 'wine' version 1: invalid quality section: quality\.window: expected a positive duration such as '30m'"
+    with pytest.raises(DataError, match=expected + r", '12h' or '7d', got 'a week'$"):
+        run_quality_check("wine", backends, end=END)
