@@ -22,6 +22,7 @@ from infra.monitoring import Monitoring
 from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
 from infra.packaging import Layer, StackBase
 from infra.pipeline import build_ci
+from infra.quality import QualityChecks
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
@@ -60,6 +61,14 @@ class ServerlessMlopsStack(cdk.Stack):
             layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
             inference=self.inference,
         )
+        self.quality = QualityChecks(  # issue 18: the quality check, under the monitoring construct it reports to
+            self.monitoring,
+            base,
+            layer=self.inference_layer,
+            topic=self.monitoring.topic,
+            failures=self.monitoring.failures,
+            dashboard=self.monitoring.dashboard,
+        )
         self.training_layer = Layer(
             self, "TrainingLayer", group="training", architecture="x86_64"
         )  # whatever the config says: layers/rules.py X86_ONLY
@@ -76,6 +85,7 @@ class ServerlessMlopsStack(cdk.Stack):
         self.monitoring.connect_retraining(
             self.retraining.state_machine, {"Training": self.retraining.training.function, "Release": self.retraining.release.function}
         )
+        self.quality.connect_retraining(self.retraining.state_machine)
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,
@@ -99,6 +109,7 @@ def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
     acknowledge_function(stack.inference.handler, bucket=bucket, invocation="http")
     monitoring = stack.monitoring
     acknowledge_function(monitoring.handler, bucket=bucket, invocation="async", publishes=True)
+    acknowledge_function(stack.quality.handler, bucket=bucket, invocation="async", publishes=True)
     queue = monitoring.failures.node.default_child
     assert queue is not None
     acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)

@@ -75,8 +75,9 @@ class InferenceApi(Construct):
             snap_start=settings.snap_start,
         )
         function = self.handler.function
-        # least privilege: read models and the registry, write captured requests; nothing else in the bucket
-        self.handler.grant_objects(base.bucket, read=("artifacts",), put=("capture",))
+        # least privilege: read models and the registry, write captured requests and reported labels (POST
+        # /v1/models/{name}/labels writes ground-truth/, issue 18); nothing else in the bucket
+        self.handler.grant_objects(base.bucket, read=("artifacts",), put=("capture", "ground-truth"))
         base.table.grant_read_data(function)
 
         provisioned = settings.concurrency.provisioned

@@ -21,6 +21,7 @@ import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from functions.inference import error_map, snapstart
+from functions.inference.routes_labels import labels_router
 from functions.inference.routes_v1 import document_v1, v1_router
 from functions.inference.routes_v2 import API_VERSION, v2_router
 from functions.inference.telemetry import PowertoolsTelemetry, logger, metrics, obs, record_latency, start_request
@@ -35,7 +36,8 @@ TITLE = "serverless-mlops inference"
 # The OpenAPI document's description (a contract: docs/openapi.json holds it as written)
 DESCRIPTION = """Predictions from registered scikit-learn models, served as verified ONNX by serverless-mlops.
 
-Routes: ``POST /v1/models/{name}/predict`` (``?version=`` or ``?alias=``, default alias ``production``), and the Open
+Routes: ``POST /v1/models/{name}/predict`` (``?version=`` or ``?alias=``, default alias ``production``; each row's
+prediction id in ``ids``), ``POST /v1/models/{name}/labels`` (ground truth by prediction id, up to 1,000 a request), and the Open
 Inference Protocol (KServe V2): ``POST /v2/models/{name}[/versions/{v}]/infer``, ``GET /v2/models/{name}[/versions/{v}]``,
 ``GET /v2/models/{name}[/versions/{v}]/ready``, ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2``.
 
@@ -73,6 +75,7 @@ def build_api(endpoint: EndpointProvider = default_endpoint) -> APIGatewayHttpRe
     )
     app.include_router(v1_router(endpoint))
     app.include_router(v2_router(endpoint))
+    app.include_router(labels_router(endpoint))  # issue 18: ground truth by prediction id
 
     @functools.cache
     def openapi_document() -> str:

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from functions.inference.telemetry import count_error, logger
 from serverless_mlops.aws import SERVICE_ERRORS
 from serverless_mlops.errors import InvalidInputError, NotFoundError
+from serverless_mlops.quality.label_rows import TooManyLabelsError
 from serverless_mlops.serving.api_models import ErrorResponse
 from serverless_mlops.serving.model_cache import UnavailableError
 from serverless_mlops.serving.request_parsing import (
@@ -38,6 +39,7 @@ SERVICE_RETRY_AFTER = 5  # seconds, on a 503 for a failed registry or S3 call (e
 CLIENT_STATUS: dict[type[InvalidInputError], int] = {
     MalformedBodyError: 400,
     PayloadTooLargeError: 413,
+    TooManyLabelsError: 413,
     UnsupportedMediaTypeError: 415,
     InvalidInputError: 422,
 }
@@ -47,7 +49,7 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     for status, text in {
         400: "malformed body (not JSON, bad base64)",
         404: "unknown model, version, alias or route",
-        413: "too many rows or bytes",
+        413: "too many rows, labels or bytes",
         415: "body is not JSON",
         422: "invalid request or feature values (details name row and field)",
         503: "the model, the registry or the artifact store is unavailable right now (Retry-After)",

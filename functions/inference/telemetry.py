@@ -1,7 +1,8 @@
 """The inference function's logger, metrics and tracer (service ``inference``), and what it counts.
 
 ``ModelLoadFailures`` and the capture failures come from the endpoint (:class:`PowertoolsTelemetry`); ``Rows``,
-``ModelVersion`` and ``Latency`` from the routes that served a model (:func:`record_served`); ``Errors`` by code from
+``ModelVersion`` and ``Latency`` from the routes that served a model (:func:`record_served`); ``LabelsReceived`` from the
+labels route (:func:`record_labels`); ``Errors`` by code from
 the error map (:func:`count_error`). Health, metadata and OpenAPI requests publish no metric, on purpose.
 """
 
@@ -46,6 +47,12 @@ def record_served(model: str, version: int, rows: int) -> None:
     metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
     metrics.add_metric(name="ModelVersion", unit=MetricUnit.NoUnit, value=version)
     _served.model = model
+
+
+def record_labels(model: str, labels: int) -> None:
+    """A labels request stored ``labels`` labels for ``model`` (``LabelsReceived``, ``model`` dimension; no latency)."""
+    metrics.add_dimension(name="model", value=model)
+    metrics.add_metric(name="LabelsReceived", unit=MetricUnit.Count, value=labels)
 
 
 def start_request() -> None:

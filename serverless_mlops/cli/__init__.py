@@ -13,7 +13,9 @@ from __future__ import annotations
 import typer
 
 from serverless_mlops.cli import cost, drift, gate, init_ci, models, retrain
+from serverless_mlops.cli import labels as labels_command
 from serverless_mlops.cli import local as local_command
+from serverless_mlops.cli import quality as quality_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import smoke as smoke_command
 from serverless_mlops.cli.common import app
@@ -28,5 +30,7 @@ smoke_command.register_commands(app)
 cost.register_commands(app)
 gate.register_commands(app)
 init_ci.register_commands(app)
+quality_command.register_commands(app)
+labels_command.register_commands(app)
 
 __all__ = ["app", "main", "typer"]

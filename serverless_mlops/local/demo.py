@@ -9,8 +9,10 @@ a user would — HTTP for predictions, the AWS APIs for the rest, and the ``mlop
 3. send drifted traffic (every feature of breast-cancer read one standard deviation high, as after a
    recalibrated instrument), let its labels arrive as feedback, fire the drift schedule, and read the alert the
    SNS topic delivers to an SQS queue, and the HTML report;
-4. follow the retraining workflow the alert started, to a promotion;
-5. see the new version serve, roll back with ``mlops rollback``, see the old version serve again.
+4. report the true labels of part of the drifted traffic by prediction id (``POST /v1/models/{name}/labels``), fire the
+   quality schedule, and compare realized with estimated (CBPE) accuracy; the quality alert arrives in the inbox;
+5. follow the retraining workflow the drift alert started, to a promotion;
+6. see the new version serve, roll back with ``mlops rollback``, see the old version serve again.
 
 :func:`run_tour` is the tour on a running environment and returns what each step observed (the end-to-end test
 asserts on it); :func:`run_demo` adds the template, the environment and the summary table. What the tour does through
@@ -43,6 +45,7 @@ DRIFTING_MODEL = "breast-cancer"
 DRIFTED_ROWS = 1000  # the inference environment's capture buffer writes to S3 every 1,000 rows (or 60 s)
 ROWS_PER_REQUEST = 100
 LABELLED_ROWS = 300  # the drifted rows whose outcome is known by the time the schedule fires
+QUALITY_LABELS = 300  # the drifted rows whose label is reported by prediction id (at least the spec's quality.min_labels)
 SHIFT_STDS = 1.0
 SEED = 7
 
@@ -101,6 +104,7 @@ class TourResult:
     seeded: list[Seeded] = field(default_factory=list)
     served: dict[str, list[Served]] = field(default_factory=dict)  # by phase: initial, drifted, retrained, rolled_back
     drift: dict[str, Any] = field(default_factory=dict)  # the drift function's result
+    quality: dict[str, Any] = field(default_factory=dict)  # the quality function's result
     alerts: list[Alert] = field(default_factory=list)
     report_html: Path | None = None
     workflow_states: list[str] = field(default_factory=list)
@@ -123,6 +127,7 @@ class _Tour:
         self.result = TourResult()
         self._specs: dict[str, Any] = {}
         self._frames: dict[str, Any] = {}
+        self._drifted: tuple[list[str], list[Any]] = ([], [])  # the drifted rows' prediction ids and true labels
         from serverless_mlops.store.lifecycle import Backends
 
         self.backends = Backends.from_settings(self.info.settings)
@@ -171,6 +176,18 @@ class _Tour:
         except urllib.error.HTTPError as exc:
             body = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
             raise TourError(f"POST /v1/models/{model}/predict answered {exc.code}: {body}") from exc
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body to the local HTTP API; a non-2xx answer is a TourError naming it."""
+        request = urllib.request.Request(  # noqa: S310 - the local API's own http://127.0.0.1 URL
+            f"{self.info.api_url}{path}", data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - 127.0.0.1
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            text = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
+            raise TourError(f"POST {path} answered {exc.code}: {text}") from exc
 
     def served_by(self, model: str, version: int, rows: list[dict[str, Any]], timeout: float) -> tuple[dict[str, Any], float]:
         """Predict until ``version`` answers (a warm environment re-reads the alias every MLOPS_REFRESH_SECONDS)."""
@@ -234,6 +251,8 @@ class _Tour:
             for start in range(0, DRIFTED_ROWS, ROWS_PER_REQUEST):
                 answer = self.predict(model, self.rows(drifted.iloc[start : start + ROWS_PER_REQUEST], spec))
                 versions.add(answer["version"])
+                self._drifted[0].extend(answer.get("ids", []))
+            self._drifted[1].extend(drifted[spec.target].tolist())
             self.result.served["drifted"] = [Served(model, v, []) for v in sorted(versions)]
             self.say(
                 f"   {DRIFTED_ROWS} rows in {DRIFTED_ROWS // ROWS_PER_REQUEST} requests, every feature {SHIFT_STDS:g} std high"
@@ -249,7 +268,7 @@ class _Tour:
             client("s3", self.info.settings).put_object(Bucket=self.info.bucket, Key=key, Body=buffer.getvalue().encode())
             self.say(f"   the outcomes of {LABELLED_ROWS} of them arrive as feedback: s3://{self.info.bucket}/{key}")
 
-            fired = fire_schedules(self.info, model)
+            fired = fire_schedules(self.info, model, function="drift_check")
             result = fired[0].result
             if fired[0].errored or not isinstance(result, dict):
                 raise TourError(f"the drift check of {model} failed: {result}")
@@ -283,10 +302,58 @@ class _Tour:
         path.write_bytes(body)
         return path.resolve()
 
+    def quality(self) -> None:
+        model = DRIFTING_MODEL
+        with self.step(4, "labels for part of the drifted traffic arrive; the quality check: realized vs estimated") as outcome:
+            ids, truth = self._drifted
+            if len(ids) < QUALITY_LABELS:
+                raise TourError(f"the predict answers returned {len(ids)} prediction ids for {len(truth)} rows")
+            labels = [{"id": pid, "label": label} for pid, label in zip(ids[:QUALITY_LABELS], truth[:QUALITY_LABELS], strict=True)]
+            answer = self.post(f"/v1/models/{model}/labels", {"labels": labels})
+            self.say(
+                f"   POST /v1/models/{model}/labels: {answer.get('received')} labels of the drifted rows, named by the ids the"
+                " predict answers returned"
+            )
+            fired = fire_schedules(self.info, model, function="quality_check")
+            result = fired[0].result
+            if fired[0].errored or not isinstance(result, dict):
+                raise TourError(f"the quality check of {model} failed: {result}")
+            self.result.quality = result
+            served = [v for v in result["versions"] if v["labelled"]]
+            if not served:
+                raise TourError(f"the quality check joined no label to a prediction: {result}")
+            version = served[0]
+            realized, estimated = version["realized"].get("accuracy"), version["estimated"].get("accuracy")
+            self.say(
+                f"   quality function {fired[0].seconds:.1f} s: version {version['version']}, {version['labelled']} of"
+                f" {version['predictions']} predictions labelled ({version['coverage']:.0%})"
+            )
+            shown = "not estimated" if estimated is None else f"{estimated:.3f}"
+            self.say(f"   accuracy realized (labels) {realized:.3f}, estimated before labels (CBPE) {shown}")
+            if estimated is not None and abs(estimated - realized) > 0.03:
+                self.say(
+                    "   the estimate is off: CBPE holds while only the inputs move; these labels say the same inputs now mean"
+                    " other outcomes, which only labels can tell"
+                )
+            notices = receive_alerts(self.info, wait_seconds=10 if result["status"] == "breach" else 0)
+            self.result.alerts.extend(notices)
+            quality_alerts = [a for a in notices if a.attributes.get("kind") == "quality" or a.subject.startswith("Quality:")]
+            if result["status"] == "breach" and not quality_alerts:
+                raise TourError(f"no quality alert reached the inbox {self.info.alerts_queue_url}; the check said {result['status']}")
+            for alert in quality_alerts:
+                self.say(f"   alert in the inbox: [bold]{escape(alert.subject)}[/bold]")
+            if result.get("report"):
+                self.say(f"   report: {result['report']['html']}")
+            estimate = "" if estimated is None else f", estimated {estimated:.3f}"
+            outcome.append(
+                f"{result['status']}: accuracy {realized:.3f} realized{estimate}"
+                + (f'; alert "{quality_alerts[0].subject}"' if quality_alerts else "")
+            )
+
     def retrain(self) -> None:
         from serverless_mlops.aws import client
 
-        with self.step(4, "the alert started the retraining workflow") as outcome:
+        with self.step(5, "the alert started the retraining workflow") as outcome:
             execution = self.result.drift.get("retraining_execution")
             if not execution:
                 raise TourError(f"the drift check started no retraining: {self.result.drift}")
@@ -307,7 +374,7 @@ class _Tour:
 
     def serve_and_roll_back(self) -> None:
         model = DRIFTING_MODEL
-        with self.step(5, "the new version serves; roll back with mlops rollback") as outcome:
+        with self.step(6, "the new version serves; roll back with mlops rollback") as outcome:
             spec = self.spec(model)
             sample = self.frame(model).sample(3, random_state=SEED)
             rows = self.rows(sample, spec)
@@ -351,13 +418,14 @@ class _Tour:
 
 
 def run_tour(env: LocalEnvironment, *, cli: TourCli, console: Console | None = None, out_dir: Path = Path("build/demo")) -> TourResult:
-    """The five steps of the module docstring on a running environment; raises TourError when a step does not see
+    """The six steps of the module docstring on a running environment; raises TourError when a step does not see
     what it should."""
     tour = _Tour(env, cli, console or Console(highlight=False, soft_wrap=True), out_dir)
     tour.result.endpoint_url, tour.result.api_url = env.info.endpoint_url, env.info.api_url
     tour.train_and_promote()
     tour.predict_over_http()
     tour.drift()
+    tour.quality()
     tour.retrain()
     tour.serve_and_roll_back()
     return tour.result

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 HANDLERS = {
     "inference": "functions.inference.app.lambda_handler",
     "drift_check": "functions.drift_check.app.lambda_handler",
+    "quality_check": "functions.quality_check.app.lambda_handler",
     "training": "functions.training.app.lambda_handler",
     "release": "functions.release.app.lambda_handler",
 }
@@ -109,13 +110,16 @@ class Fired:
     seconds: float
 
 
-def fire_schedules(info: LocalInfo, model: str | None = None, now: datetime | None = None) -> list[Fired]:
-    """Fire the template's schedules now (all, or those whose input names ``model``), as EventBridge would: each
+def fire_schedules(info: LocalInfo, model: str | None = None, now: datetime | None = None, *, function: str | None = None) -> list[Fired]:
+    """Fire the template's schedules now (all, or those whose input names ``model``; only those targeting the
+    function ``function``, a short name such as ``drift_check``, if given), as EventBridge would: each
     target gets the rule's input through moto's Lambda Invoke API. The event time is the end of the current minute,
     so what was captured up to now falls inside the window of a check that ends at the event time."""
     if model is not None and model not in info.models:
         raise NotFoundError(f"model {model!r} is not deployed in {info.stack_name}; deployed: {', '.join(info.models) or 'none'}")
     targets = [t for t in info.schedules if model is None or t.model == model]
+    if function is not None:
+        targets = [t for t in targets if t.function == info.functions.get(function)]
     if not targets:
         raise NotFoundError(f"{info.stack_name} has no schedule{f' for {model!r}' if model else ''}")
     moment = (now or datetime.now(UTC)).astimezone(UTC)

@@ -333,6 +333,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
     import numpy as np
 
+    from serverless_mlops.model.calibration import fit_calibration
     from serverless_mlops.model.profile import build_profile, dump_profile
 
     estimator = resolve_estimator(spec, source)
@@ -358,6 +359,8 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
         "categorical" if spec.task.is_classification else "numeric",
         seed=spec.split.seed,
     )
+    if spec.task.is_classification and len(outputs) > 1:  # for CBPE (serverless_mlops.quality): calibrated on the holdout
+        profile["calibration"] = fit_calibration(holdout[spec.target].to_numpy(), outputs[1], signature.classes or [])
     record = RunRecord(
         run_id=uuid.uuid4().hex,
         model=spec.name,

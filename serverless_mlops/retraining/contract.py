@@ -58,7 +58,7 @@ ALREADY_RUNNING_ERROR: Final = "RetrainingInProgress"  # PrepareData: the model'
 FAILED_ERROR: Final = "RetrainingFailed"
 
 # -- triggers --------------------------------------------------------------------------------------------------------
-Trigger = Literal["schedule", "drift", "manual"]
+Trigger = Literal["schedule", "drift", "quality", "manual"]
 Outcome = Literal["promoted", "rejected", "failed"]
 
 # -- the retraining table (serverless_mlops/retraining/table.py): its items' partition keys, which IAM conditions name --

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 
 class ErrorDetail(BaseModel):
@@ -39,6 +39,14 @@ class PredictRequest(BaseModel):
     # repr=False: powertools logs route arguments at DEBUG; payload values must never reach a log
     instances: list[dict[str, Any]] | None = Field(default=None, repr=False, description="rows as objects keyed by feature name")
     inputs: list[list[Any]] | None = Field(default=None, repr=False, description="rows as arrays of values in signature order")
+    ids: list[str] | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "optional prediction ids, one per row in the rows' order: non-empty, at most 128 printable characters, "
+            "distinct within the request (default: '{request id}-{row index}'); report labels under them later"
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
@@ -76,6 +84,47 @@ class PredictResponse(BaseModel):
     version: int
     predictions: list[Any] = Field(description="labels for classifiers, values for regressors")
     probabilities: list[list[float]] | None = Field(default=None, description="per-class probabilities (classifiers only)")
+    ids: list[str] = Field(
+        default_factory=list,
+        description="each row's prediction id (the request's ids, or '{request id}-{row index}'): keep it to report the label",
+    )
+
+
+# One label row as the labels route documents it (the route validates rows itself, naming row and field, against the
+# model's task and classes: serverless_mlops.quality.label_rows.parse_labels)
+LABEL_ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "the prediction id the predict answer returned"},
+        "label": {
+            "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "number"}],
+            "description": 'the true class (one of the model\'s classes: 1 or "1" names class 1) or, for a regressor, the true value',
+        },
+        "event_time": {"type": "string", "description": "optional: when the labelled event happened, ISO 8601 (no offset: UTC)"},
+    },
+    "required": ["id", "label"],
+    "additionalProperties": False,
+}
+
+
+class LabelsRequest(BaseModel):
+    """Ground truth for earlier predictions, named by their ids."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"labels": [{"id": "order-1842", "label": 1, "event_time": "2026-12-07T10:15:00Z"}]}]},
+    )
+
+    labels: list[Annotated[dict[str, Any], WithJsonSchema(LABEL_ROW_SCHEMA)]] = Field(
+        min_length=1, repr=False, description="1 to 1,000 labels; when an id is labelled again, the last label wins"
+    )
+
+
+class LabelsResponse(BaseModel):
+    model: str
+    version: int = Field(description="the production version whose task and classes validated the labels")
+    received: int = Field(description="labels stored")
+    distinct_ids: int = Field(description="distinct prediction ids among them")
 
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]
@@ -99,7 +148,10 @@ class InferRequest(BaseModel):
     or a single ``[N, F]`` tensor with the values of each row in signature order."""
 
     id: str | None = Field(default=None, max_length=256)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="``ids``: optional prediction ids, one per row (as v1's ``ids``); other parameters are ignored",
+    )
     inputs: list[InferInputTensor] = Field(min_length=1, repr=False)
     outputs: list[InferRequestedOutput] | None = None
 
@@ -115,6 +167,7 @@ class InferResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = None
+    parameters: dict[str, Any] | None = Field(default=None, description="``ids``: each row's prediction id (see v1's ``ids``)")
     outputs: list[InferOutputTensor]
 
 

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from serverless_mlops.aws import backoff
+from serverless_mlops.serving.prediction_ids import default_ids
 from serverless_mlops.store.artifacts import encryption_args
 from serverless_mlops.store.capture_format import capture_key, timestamp
 
@@ -89,6 +90,7 @@ class _Captured:
     kind: RowsKind
     data: Sequence[Any]
     predictions: Sequence[Any]
+    ids: Sequence[str]
 
     @property
     def size(self) -> int:
@@ -110,12 +112,13 @@ class _Captured:
             {
                 "ts": ts,
                 "request_id": self.request_id,
+                "id": prediction_id,
                 "model": self.model,
                 "version": self.version,
                 "features": row,
                 "prediction": prediction,
             }
-            for row, prediction in zip(features, self.predictions, strict=True)
+            for row, prediction, prediction_id in zip(features, self.predictions, self.ids, strict=True)
         ]
 
 
@@ -157,10 +160,15 @@ class CaptureBuffer:
         kind: RowsKind,
         data: Sequence[Any],
         predictions: Sequence[Any],
+        *,
+        ids: Sequence[str] | None = None,
     ) -> None:
         """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
-        order; ``columns``: one array per feature) and its predictions. The caller must not mutate them later."""
-        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions)
+        order; ``columns``: one array per feature), its predictions and their ids (the endpoint's; default
+        ``{request_id}-{index}``). The caller must not mutate them later."""
+        if ids is None:
+            ids = default_ids(request_id, len(predictions))
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids)
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size

@@ -46,12 +46,16 @@ from serverless_mlops.serving.api_models import (
 from serverless_mlops.serving.capture_writer import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
 from serverless_mlops.serving.endpoint_settings import MODEL_NAME, EndpointSettings
 from serverless_mlops.serving.model_cache import LoadedModel, ModelCache
+from serverless_mlops.serving.prediction_ids import prediction_ids
 from serverless_mlops.serving.request_parsing import PayloadTooLargeError
 from serverless_mlops.serving.v2_tensors import metadata_tensors, output_tensors, requested_outputs, tensors_to_rows
+from serverless_mlops.store.registry import PRODUCTION
 
 if TYPE_CHECKING:
     from serverless_mlops.serving.onnx_model import Prediction
+    from serverless_mlops.store.artifacts import ArtifactStore
     from serverless_mlops.store.lifecycle import Backends
+    from serverless_mlops.store.registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +239,13 @@ class Endpoint:
         else:
             kind, data = "rows", request.inputs or []
         self._check_rows(len(data))
+        ids = prediction_ids(request.ids, len(data), request_id)
         failed = self.models.failed_checks
         loaded = self.select(name, version=version, alias=alias)
         result = loaded.model.predict_records(data) if kind == "records" else loaded.model.predict_rows(data)
-        self._captured(loaded, request_id, kind, data, result, flush=self.models.failed_checks == failed)
+        self._captured(loaded, request_id, kind, data, result, ids, flush=self.models.failed_checks == failed)
         return PredictResponse.model_construct(
-            model=name, version=loaded.entry.version, predictions=result.predictions, probabilities=result.probabilities
+            model=name, version=loaded.entry.version, predictions=result.predictions, probabilities=result.probabilities, ids=ids
         )
 
     def infer(self, name: str, request: InferRequest, *, version: str | None = None, request_id: str | None = None) -> InferResponse:
@@ -250,18 +255,28 @@ class Endpoint:
         signature = loaded.entry.signature
         kind, data, rows = tensors_to_rows(signature, request.inputs)
         self._check_rows(rows)
+        ids = prediction_ids(_given_ids(request.parameters), rows, request_id, field="parameters.ids")
         wanted = requested_outputs(signature, request.outputs)
         result = loaded.model.predict_columns(data) if kind == "columns" else loaded.model.predict_rows(data)
-        self._captured(loaded, request.id or request_id, kind, data, result, flush=self.models.failed_checks == failed)
+        self._captured(loaded, request.id or request_id, kind, data, result, ids, flush=self.models.failed_checks == failed)
         return InferResponse.model_construct(
             model_name=name,
             model_version=str(loaded.entry.version),
             id=request.id,
+            parameters={"ids": ids},
             outputs=[tensor for tensor in output_tensors(signature, result) if tensor.name in wanted],
         )
 
     def _captured(
-        self, loaded: LoadedModel, request_id: str | None, kind: RowsKind, data: Sequence[Any], result: Prediction, *, flush: bool
+        self,
+        loaded: LoadedModel,
+        request_id: str | None,
+        kind: RowsKind,
+        data: Sequence[Any],
+        result: Prediction,
+        ids: Sequence[str],
+        *,
+        flush: bool,
     ) -> None:
         """Buffer a sampled request; flush if due, unless ``flush`` is false (this request's alias check failed: it has
         spent its budget on a failing dependency, and the next request, which the check's back-off spares, flushes)."""
@@ -270,7 +285,7 @@ class Endpoint:
             return
         if rate >= 1 or self._sample() < rate:
             entry = loaded.entry
-            self.capture.add(entry.model, entry.version, request_id, entry.signature.feature_names, kind, data, result.predictions)
+            self.capture.add(entry.model, entry.version, request_id, entry.signature.feature_names, kind, data, result.predictions, ids=ids)
         if flush:
             self.capture.maybe_flush()
 
@@ -284,6 +299,15 @@ class Endpoint:
 
         aws = self.settings.aws
         return self.capture.flush(S3CaptureSink(aws.bucket, client("s3", aws), kms_key_id=aws.kms_key_id))
+
+    # -- ground truth ------------------------------------------------------------------------------------------------
+    def ground_truth_target(self, name: str) -> tuple[ModelVersion, ArtifactStore]:
+        """For ``POST /v1/models/{name}/labels``: the production version of a model this endpoint serves (its task and
+        classes validate the labels; NotFoundError when there is none) and the artifact store to write them to, both on
+        clients budgeted by ``MLOPS_LABELS_BUDGET_MS`` (default 1,000 ms a call). Loads no model."""
+        self._check_name(name)
+        backends = self.budgeted(self.settings.labels_budget_ms)
+        return backends.registry.resolve(name, PRODUCTION), backends.store
 
     # -- metadata and health -----------------------------------------------------------------------------------------
     @staticmethod
@@ -326,3 +350,14 @@ class Endpoint:
             log.warning("not ready: %s: %s", type(exc).__name__, exc)
             return Readiness(ready=False)
         return Readiness(ready=True)
+
+
+def _given_ids(parameters: Mapping[str, Any] | None) -> Sequence[Any] | None:
+    """An Open Inference Protocol request's own prediction ids (``parameters.ids``), if it gives any."""
+    if not parameters or parameters.get("ids") is None:
+        return None
+    ids = parameters["ids"]
+    if not isinstance(ids, list):
+        problem = "parameters.ids is a list of strings, one per row"
+        raise InvalidInputError(f"invalid ids: {problem}", [{"row": None, "field": "parameters.ids", "problem": problem}])
+    return ids

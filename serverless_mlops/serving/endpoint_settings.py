@@ -34,6 +34,7 @@ class EndpointSettings(FunctionSettings):
     model_reload_budget_ms: int = Field(default=2000, ge=100, le=30_000, alias="MLOPS_MODEL_RELOAD_BUDGET_MS")
     model_load_budget_ms: int = Field(default=4000, ge=100, le=30_000, alias="MLOPS_MODEL_LOAD_BUDGET_MS")
     backoff_max_seconds: float = Field(default=300.0, ge=1, le=3600, alias="MLOPS_BACKOFF_MAX_SECONDS")
+    labels_budget_ms: int = Field(default=1000, ge=10, le=10_000, alias="MLOPS_LABELS_BUDGET_MS")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -164,7 +164,7 @@ def details_from_validation(errors: Sequence[Mapping[str, Any]]) -> tuple[str, s
             details.append({"row": None, "field": None, "problem": f"the body is not valid JSON{position}: {reason}"})
             continue
         row: int | None = None
-        if len(path) >= 2 and path[0] in ("instances", "inputs") and isinstance(path[1], int):
+        if len(path) >= 2 and path[0] in ("instances", "inputs", "ids", "labels") and isinstance(path[1], int):
             row = path[1]
             field: str | None = ".".join(str(p) for p in [path[0], *path[2:]])
         else:

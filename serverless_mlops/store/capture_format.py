@@ -3,11 +3,13 @@
 Objects live in the artifact bucket under ``capture/{model}/{yyyy}/{mm}/{dd}/{hh}/`` (UTC hour of capture), one
 gzip-compressed JSON Lines object per flush, named ``{yyyymmddThhmmss}-{id}.jsonl.gz``. Each line is one row::
 
-    {"ts": "2026-11-25T21:04:05.123Z", "request_id": "...", "model": "diabetes", "version": 3,
+    {"ts": "2026-11-25T21:04:05.123Z", "request_id": "...", "id": "...-0", "model": "diabetes", "version": 3,
      "features": {"age": 52.0, "sex": "a", ...}, "prediction": 151.2}
 
-``prediction`` is the label for classifiers and the value for regressors. Nothing here imports numpy or boto3, so
-the inference path stays light.
+``prediction`` is the label for classifiers and the value for regressors. ``id`` is the row's prediction id, the one
+the response returned and ground truth names (:func:`id_problem` is the rule it follows: the caller's own, or
+``{request id}-{row index}``); rows captured before prediction ids existed have none, so readers must not require it.
+Nothing here imports numpy or boto3, so the inference path stays light.
 """
 
 from __future__ import annotations
@@ -24,6 +26,23 @@ from serverless_mlops.errors import DataError
 CAPTURE_PREFIX = "capture"
 SUFFIX = ".jsonl.gz"
 REQUIRED_FIELDS = ("ts", "model", "version", "features", "prediction")
+ID_FIELD = "id"  # the prediction id (optional in old rows)
+MAX_ID_LENGTH = 128
+
+
+def id_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a prediction id, or None: a non-empty string of at most
+    :data:`MAX_ID_LENGTH` printable characters (no control characters or line breaks, so it fits a CSV cell and a log
+    line as it is). Shared by the endpoint (caller-supplied ids) and ground truth (labels name predictions by id)."""
+    if not isinstance(value, str):
+        return "an id is a string"
+    if not value:
+        return "an id must not be empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"an id is at most {MAX_ID_LENGTH} characters; got {len(value)}"
+    if not value.isprintable():
+        return "an id holds printable characters only (no control characters, tabs or line breaks)"
+    return None
 
 
 class CaptureFormatError(DataError):

@@ -37,6 +37,7 @@ RETRAIN_SCHEDULE = "cron(0 3 ? * MON *)"
 HANDLERS = {
     "inference": "functions.inference.app.lambda_handler",
     "drift_check": "functions.drift_check.app.lambda_handler",
+    "quality_check": "functions.quality_check.app.lambda_handler",
     "training": "functions.training.app.lambda_handler",
     "release": "functions.release.app.lambda_handler",
 }

@@ -78,6 +78,7 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
         for path in (
             "Inference/Handler/Function", "Inference/Handler/Role/DefaultPolicy",
             "Monitoring/DriftCheck/Function", "Monitoring/DriftCheck/Role/DefaultPolicy", "Monitoring/Failures",
+            "Monitoring/QualityCheck/Function", "Monitoring/QualityCheck/Role/DefaultPolicy",
             "Retraining/Training/Function", "Retraining/Training/Role/DefaultPolicy",
             "Retraining/Release/Function", "Retraining/Release/Role/DefaultPolicy",
             "Retraining/StateMachine/Role/DefaultPolicy",

@@ -51,6 +51,7 @@ def test_no_function_may_list_the_whole_bucket(synth: Synth) -> None:
 def test_each_function_lists_exactly_the_prefixes_it_reads(synth: Synth) -> None:
     assert set(listable(synth, "inference")) == {"artifacts/*"}
     assert set(listable(synth, "drift_check")) == {"artifacts/*", "capture/*"}
+    assert set(listable(synth, "quality_check")) == {"artifacts/*", "capture/*", "ground-truth/*", "reports/*"}
     for function in HANDLERS:
         assert set(listable(synth, function)) == readable(synth, function), function
     # the listing is no wider than the function's reads: the release function cannot list captured requests
@@ -76,12 +77,21 @@ class RecordingS3:
 def _listings() -> dict[str, tuple[str, list[str]]]:
     """Each listing function of the deployed code → (the function that runs it, the Prefixes it asks S3 for)."""
     from serverless_mlops.drift.capture_reader import capture_keys
+    from serverless_mlops.quality.labels import ground_truth_keys
+    from serverless_mlops.quality.report import quality_report_keys
     from serverless_mlops.retraining.candidate_steps import feedback_keys
 
-    drift, training = RecordingS3(), RecordingS3()
+    drift, training, labels, reports = RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3()
     capture_keys(drift, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
     feedback_keys(training, "bucket", "wine")
-    return {"capture_keys": ("drift_check", drift.prefixes), "feedback_keys": ("training", training.prefixes)}
+    ground_truth_keys(labels, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
+    quality_report_keys(reports, "bucket", "wine")
+    return {
+        "capture_keys": ("drift_check", drift.prefixes),
+        "feedback_keys": ("training", training.prefixes),
+        "ground_truth_keys": ("quality_check", labels.prefixes),
+        "quality_report_keys": ("quality_check", reports.prefixes),
+    }
 
 
 def test_every_listing_the_code_makes_is_inside_its_functions_condition(dev: Synth) -> None:

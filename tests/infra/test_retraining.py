@@ -245,7 +245,11 @@ def test_release_reads_runs_and_artifacts_and_publishes_alerts(synth: Synth) -> 
     assert not [a for actions in grants.values() for a in actions if a.startswith(("s3:Put", "s3:Delete"))]
     (topic_id,) = synth.resources("AWS::SNS::Topic")
     grants = [(n, s) for n, kind, s in statements(synth) if kind == "AWS::IAM::Policy" and "sns:Publish" in as_list(s["Action"])]
-    assert {name.split("RoleDefaultPolicy")[0] for name, _s in grants} == {"MonitoringDriftCheck", "RetrainingRelease"}
+    assert {name.split("RoleDefaultPolicy")[0] for name, _s in grants} == {
+        "MonitoringDriftCheck",
+        "MonitoringQualityCheck",
+        "RetrainingRelease",
+    }
     assert all(statement["Resource"] == {"Ref": topic_id} for _name, statement in grants)
 
 
@@ -339,8 +343,8 @@ def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, p
     role_id = target["RoleArn"]["Fn::GetAtt"][0]
     (policy,) = [s for n, _k, s in statements(retrain) if n.startswith(re.sub(r"[0-9A-F]{8}$", "", role_id) + "DefaultPolicy")]
     assert (policy["Action"], policy["Resource"]) == ("states:StartExecution", {"Ref": machine_id})
-    # only wine asked for scheduled retraining; every spec still has its drift schedule
-    assert len(retrain.resources("AWS::Events::Rule")) == len(retrain.stack.deployment.specs) + 1
+    # only wine asked for scheduled retraining; every spec still has its drift and its quality schedule
+    assert len(retrain.resources("AWS::Events::Rule")) == 2 * len(retrain.stack.deployment.specs) + 1
 
 
 def _readme_examples() -> tuple[str, str]:

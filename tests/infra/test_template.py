@@ -28,7 +28,7 @@ def functions(synth: Synth) -> dict[str, dict]:
 
 
 def test_every_function_sets_memory_timeout_tracing_and_the_runtime(synth: Synth) -> None:
-    assert len(functions(synth)) == 4  # inference, drift check, training, release
+    assert len(functions(synth)) == 5  # inference, drift check, quality check, training, release
     for name, function in functions(synth).items():
         properties = function["Properties"]
         assert properties["MemorySize"] >= 128, name
@@ -95,12 +95,13 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
     assert writers == {"RetrainingTraining", "RetrainingRelease", "RetrainingApproverPolicy", "RetrainingReleaserPolicy"}
 
 
-def test_inference_reads_artifacts_and_writes_only_captures(synth: Synth) -> None:
+def test_inference_reads_artifacts_and_writes_only_captures_and_labels(synth: Synth) -> None:
     grants = s3_grants(synth, "InferenceHandlerRoleDefaultPolicy")
-    assert set(grants) == {"/artifacts/*", "/capture/*"}
+    assert set(grants) == {"/artifacts/*", "/capture/*", "/ground-truth/*"}
     assert "s3:PutObject" not in grants["/artifacts/*"]
-    assert "s3:PutObject" in grants["/capture/*"]
-    assert not {a for a in grants["/capture/*"] if a.startswith("s3:Get")}
+    for written in ("/capture/*", "/ground-truth/*"):  # written, never read back: a caller cannot read others' labels
+        assert "s3:PutObject" in grants[written]
+        assert not {a for a in grants[written] if a.startswith(("s3:Get", "s3:Delete"))}
 
 
 def test_drift_reads_artifacts_and_captures_and_writes_reports_and_alerts(synth: Synth) -> None:
@@ -119,6 +120,8 @@ def test_every_route_is_authorized(dev: Synth, prod: Synth) -> None:
         assert routes
         for route in routes.values():
             assert route["Properties"]["AuthorizationType"] == kind
+        # the function routes every path itself (predict, labels, V2): one authorized proxy route serves them all
+        assert {route["Properties"]["RouteKey"] for route in routes.values()} == {"ANY /{proxy+}"}
     prod.template.has_resource_properties(
         "AWS::ApiGatewayV2::Authorizer",
         {
@@ -172,8 +175,8 @@ def test_topic_and_queue_are_encrypted_and_ssl_only(synth: Synth) -> None:
 
 def test_a_schedule_and_a_drift_alarm_per_model_from_its_spec(synth: Synth) -> None:
     specs = synth.stack.deployment.specs
-    rules = synth.resources("AWS::Events::Rule")
-    assert len(rules) == len(specs)
+    rules = {name: r for name, r in synth.resources("AWS::Events::Rule").items() if name.startswith("MonitoringSchedule")}
+    assert len(rules) == len(specs)  # the quality schedules: tests/infra/test_quality.py
     for spec in specs:
         (rule,) = [r for r in rules.values() if r["Properties"]["ScheduleExpression"] == spec.drift.schedule and spec.name in dumps(r)]
         (target,) = rule["Properties"]["Targets"]
@@ -196,7 +199,8 @@ def test_a_schedule_and_a_drift_alarm_per_model_from_its_spec(synth: Synth) -> N
 def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> None:
     limits = synth.stack.deployment.config.alarms
     alarms = list(synth.resources("AWS::CloudWatch::Alarm").values())
-    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4  # the API's, drift per model, the workflow's
+    floors = sum(len(spec.quality.floors) for spec in synth.stack.deployment.specs)
+    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4 + floors  # the API's, drift per model, the workflow's, quality
     assert all(a["Properties"]["AlarmActions"] for a in alarms)
     (rate,) = [a for a in alarms if "Metrics" in a["Properties"]]
     assert rate["Properties"]["Threshold"] == limits.error_rate_percent

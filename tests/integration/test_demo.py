@@ -16,7 +16,7 @@ from rich.console import Console
 from serverless_mlops.cli import main
 from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.local.assembly import ROOT
-from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, TourResult, run_demo
+from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, QUALITY_LABELS, TourResult, run_demo
 from serverless_mlops.retraining import contract as c
 from tests.helpers.workflow import HAPPY_PATH
 
@@ -78,7 +78,25 @@ def test_step_3_drifted_traffic_raises_an_alert_with_the_drift_and_a_report(tour
     assert f"HTML report: {result.report_html}" in output
 
 
-def test_step_4_the_alert_starts_the_workflow_which_promotes_a_better_model(tour: tuple[TourResult, str, set[int | None]]) -> None:
+def test_step_4_labels_by_prediction_id_give_realized_beside_estimated_accuracy_and_a_quality_alert(
+    tour: tuple[TourResult, str, set[int | None]],
+) -> None:
+    result, output, _ = tour
+    quality = result.quality
+    (served,) = [v for v in quality["versions"] if v["labelled"]]
+    assert (served["version"], served["labelled"]) == (1, QUALITY_LABELS)
+    assert quality["join"]["joined"] == QUALITY_LABELS
+    realized, estimated = served["realized"]["accuracy"], served["estimated"]["accuracy"]
+    assert realized < 0.9  # the spec's floor: the drifted rows' labels say the model is wrong more often
+    assert quality["status"] == "breach"
+    assert estimated is not None
+    alert = next(a for a in result.alerts if a.subject.startswith("Quality:"))
+    assert alert.attributes["kind"] == "quality"
+    assert alert.message["breaches"][0]["metric"] == "accuracy"
+    assert f"accuracy realized (labels) {realized:.3f}, estimated before labels (CBPE) {estimated:.3f}" in output
+
+
+def test_step_5_the_alert_starts_the_workflow_which_promotes_a_better_model(tour: tuple[TourResult, str, set[int | None]]) -> None:
     result, output, _ = tour
     assert result.drift["retraining_execution"].rsplit(":", 1)[-1].startswith(f"{DRIFTING_MODEL}-drift-")
     assert result.workflow_terminal == c.STATE_PROMOTED
@@ -87,18 +105,18 @@ def test_step_4_the_alert_starts_the_workflow_which_promotes_a_better_model(tour
     assert evaluation["passed"] is True
     assert evaluation["candidate"] > evaluation["champion"]["value"]
     assert result.workflow_output["promotion"] == {"alias": "production", "from_version": 1, "to_version": 2, "revision": 2}
-    notices = [a.subject for a in result.alerts if not a.subject.startswith("Drift:")]
+    notices = [a.subject for a in result.alerts if not a.subject.startswith(("Drift:", "Quality:"))]
     assert any(subject.startswith(f"Retraining {DRIFTING_MODEL}: v2 promoted") for subject in notices)
     assert "promoted: breast-cancer v1 → v2 in production" in output
 
 
-def test_step_5_the_new_version_serves_then_the_rollback_serves_the_old_one(tour: tuple[TourResult, str, set[int | None]]) -> None:
+def test_step_6_the_new_version_serves_then_the_rollback_serves_the_old_one(tour: tuple[TourResult, str, set[int | None]]) -> None:
     result, output, _ = tour
     assert [(s.version, len(s.predictions)) for s in result.served["retrained"]] == [(2, 3)]
     assert [(s.version, len(s.predictions)) for s in result.served["rolled_back"]] == [(1, 3)]
     initial = result.served["initial"][0]
     retrained, rolled_back = result.served["retrained"][0], result.served["rolled_back"][0]
-    assert initial.model == DRIFTING_MODEL  # the same three rows (same seed) in steps 2 and 5
+    assert initial.model == DRIFTING_MODEL  # the same three rows (same seed) in steps 2 and 6
     assert rolled_back.probabilities == initial.probabilities  # version 1 again, exactly
     assert retrained.probabilities != initial.probabilities  # version 2 is another model
     history = [(h["revision"], h["action"], h["from_version"], h["to_version"]) for h in result.history]
@@ -115,7 +133,7 @@ def test_step_5_the_new_version_serves_then_the_rollback_serves_the_old_one(tour
 
 def test_the_summary_table_lists_every_step_and_nothing_is_left_running(tour: tuple[TourResult, str, set[int | None]]) -> None:
     result, output, threads_before = tour
-    assert [s.number for s in result.steps] == [1, 2, 3, 4, 5]
+    assert [s.number for s in result.steps] == [1, 2, 3, 4, 5, 6]
     assert all(s.outcome for s in result.steps)
     assert "the loop, end to end, in" in output
     for step in result.steps:
@@ -149,7 +167,7 @@ def test_a_second_run_through_the_cli_works(dev_synth: Path, tmp_path: Path, cap
     printed = capsys.readouterr()
     document = json.loads(printed.out)  # --json: only the document on stdout, the narration on stderr
     assert document["drift_report"] == str((out / f"drift-report-{DRIFTING_MODEL}.html").resolve())
-    assert [step["step"] for step in document["steps"]] == [1, 2, 3, 4, 5]
+    assert [step["step"] for step in document["steps"]] == [1, 2, 3, 4, 5, 6]
     assert [h["action"] for h in document["production_history"]] == ["promote", "promote", "rollback"]
     assert "the loop, end to end, in" in printed.err
     assert (out / f"drift-report-{DRIFTING_MODEL}.html").is_file()

@@ -42,14 +42,13 @@ def get(url: str) -> tuple[int, dict[str, Any]]:
 def test_the_stack_is_described_for_clients(running: LocalEnvironment) -> None:
     info = running.info
     assert info.models == ["breast-cancer", "wine", "diabetes"]
-    assert set(info.functions) == {"inference", "drift_check", "training", "release"}
+    assert set(info.functions) == {"inference", "drift_check", "quality_check", "training", "release"}
     assert all(name.startswith("serverless-mlops-dev-") for name in info.functions.values())
-    assert [(s.model, s.expression) for s in info.schedules] == [
-        ("breast-cancer", "rate(1 day)"),
-        ("diabetes", "rate(1 day)"),
-        ("wine", "rate(6 hours)"),
-    ]
-    assert {s.function for s in info.schedules} == {info.functions["drift_check"]}
+    drift = [(s.model, s.expression) for s in info.schedules if s.function == info.functions["drift_check"]]
+    assert drift == [("breast-cancer", "rate(1 day)"), ("diabetes", "rate(1 day)"), ("wine", "rate(6 hours)")]
+    quality = [(s.model, s.expression) for s in info.schedules if s.function == info.functions["quality_check"]]
+    assert quality == drift  # no spec sets quality.schedule: each model's quality check runs on its drift schedule
+    assert {s.function for s in info.schedules} == {info.functions["drift_check"], info.functions["quality_check"]}
     assert get(f"{info.api_url}/v2/health/live") == (200, {"live": True})
 
 

@@ -60,15 +60,17 @@ def test_settings_defaults_and_every_variable() -> None:
 def test_dependency_budgets_default_small_and_can_be_set() -> None:
     default = EndpointSettings.from_env({})
     assert (default.alias_check_budget_ms, default.capture_flush_budget_ms, default.model_reload_budget_ms) == (200, 400, 2000)
-    assert (default.backoff_max_seconds, default.model_load_budget_ms) == (300, 4000)
+    assert (default.backoff_max_seconds, default.model_load_budget_ms, default.labels_budget_ms) == (300, 4000, 1000)
     env = {
         "MLOPS_MODEL_LOAD_BUDGET_MS": "6000",
         "MLOPS_ALIAS_CHECK_BUDGET_MS": "150",
         "MLOPS_CAPTURE_FLUSH_BUDGET_MS": "250",
         "MLOPS_MODEL_RELOAD_BUDGET_MS": "3000",
         "MLOPS_BACKOFF_MAX_SECONDS": "120",
+        "MLOPS_LABELS_BUDGET_MS": "1500",
     }
     settings = EndpointSettings.from_env(env)
+    assert settings.labels_budget_ms == 1500
     assert (settings.alias_check_budget_ms, settings.capture_flush_budget_ms, settings.model_reload_budget_ms) == (150, 250, 3000)
     assert (settings.backoff_max_seconds, settings.model_load_budget_ms) == (120, 6000)
 
@@ -98,6 +100,8 @@ def test_a_budgeted_client_makes_one_attempt_within_the_budget() -> None:
         ("MLOPS_MODEL_RELOAD_BUDGET_MS", "5", "MLOPS_MODEL_RELOAD_BUDGET_MS"),
         ("MLOPS_BACKOFF_MAX_SECONDS", "0", "MLOPS_BACKOFF_MAX_SECONDS"),
         ("MLOPS_MODEL_LOAD_BUDGET_MS", "31000", "MLOPS_MODEL_LOAD_BUDGET_MS"),
+        ("MLOPS_LABELS_BUDGET_MS", "0", "MLOPS_LABELS_BUDGET_MS"),
+        ("MLOPS_LABELS_BUDGET_MS", "60000", "MLOPS_LABELS_BUDGET_MS"),
     ],
 )
 def test_invalid_settings_name_the_variable(name: str, value: str, expected: str) -> None:
@@ -133,6 +137,12 @@ def test_validation_errors_become_details_with_row_and_field_never_values() -> N
     _, _, details = details_from_validation(_errors({"inputs": [[1], 5], "bogus": 1}))
     assert {"row": 1, "field": "inputs", "problem": "Input should be a valid list"} in details
     assert {"row": None, "field": "bogus", "problem": "unknown field"} in details
+    _, _, details = details_from_validation(_errors({"instances": [{}, {}], "ids": ["a", 7]}))
+    assert details == [{"row": 1, "field": "ids", "problem": "Input should be a valid string"}]  # a prediction id, by row
+    _, _, details = details_from_validation(
+        [{"loc": ("body", "labels", 2), "type": "dict_type", "msg": "Input should be a valid dictionary"}]
+    )
+    assert details == [{"row": 2, "field": "labels", "problem": "Input should be a valid dictionary"}]  # a label row, by row
     _, _, details = details_from_validation([{"loc": ("body",), "type": "missing", "msg": "Field required"}])
     assert details == [{"row": None, "field": "body", "problem": "the request body is missing"}]
     _, _, details = details_from_validation(

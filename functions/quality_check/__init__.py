@@ -1,0 +1,1 @@
+"""The quality-check Lambda (issue 18)."""
