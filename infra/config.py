@@ -173,6 +173,13 @@ class DriftCheck(_Strict):
     reserved_concurrency: ReservedConcurrency = None
 
 
+class QualityCheck(_Strict):
+    # a week of captures: a million rows' probabilities and the labelled rows, with headroom
+    memory_mb: MemoryMb = 2048
+    timeout_seconds: LambdaTimeout = 600
+    reserved_concurrency: ReservedConcurrency = None
+
+
 class TrainFunction(_Strict):
     """The training function (PrepareData, Train, Evaluate): fits scikit-learn models, so memory is CPU here."""
 
@@ -235,6 +242,7 @@ class DeploymentConfig(_Strict):
     auth: Auth = Auth()
     inference: Inference = Inference()
     drift: DriftCheck = DriftCheck()
+    quality: QualityCheck = QualityCheck()
     alarms: Alarms = Alarms()
     retraining: RetrainingConfig = RetrainingConfig()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30

@@ -31,8 +31,6 @@ from infra.packaging import NAMESPACE, Layer, PythonFunction, StackBase
 from serverless_mlops.model.quality_spec import QualityMetric
 
 SERVICE = "quality_check"
-MEMORY_MB = 2048  # a week of captures: a million rows' probabilities and the labelled rows, with headroom
-TIMEOUT_SECONDS = 600
 
 
 def realized_metric(model: str, metric: str, statistic: str = "Average") -> cloudwatch.Metric:
@@ -88,8 +86,9 @@ class QualityChecks:
             function="quality_check",
             description="serverless-mlops quality check: ground truth joined to captured predictions, realized and estimated metrics",
             layers=[layer],
-            memory_mb=MEMORY_MB,
-            timeout=cdk.Duration.seconds(TIMEOUT_SECONDS),
+            memory_mb=config.quality.memory_mb,
+            timeout=cdk.Duration.seconds(config.quality.timeout_seconds),
+            reserved_concurrency=config.quality.reserved_concurrency,
             environment={**base.environment, "POWERTOOLS_SERVICE_NAME": SERVICE, "MLOPS_ALERT_TOPIC_ARN": topic.topic_arn},
             log_retention_days=config.log_retention_days,
             logging=config.logging,

@@ -86,6 +86,7 @@ def estimate_command(
         rows_per_request=rows_per_request,
         drift_checks=runs_a_month(spec.drift.schedule),
         drift_window_hours=spec.drift.window_hours,
+        quality_alarms=len(spec.quality.floors),
         retrainings=retrainings,
         batch_rows=parse_requests(batch_rows),
         provisioned=provisioned,

@@ -139,6 +139,7 @@ class Usage:
     kms_keys: int = 3  # customer-managed keys: artifacts, alerts, logs
     stack_alarms: int = 11  # the API's 4, the workflow's 3 and its functions' 4
     alarms_per_model: int = 1  # the model's drift alarm
+    quality_alarms: int = 0  # one per floor in the specs' quality.floors (infra/quality.py)
     dashboards: int = 1
     models: int = 1  # deployed models that share the at-rest lines
     provisioned: int = 0  # provisioned environments on the live alias, all month
@@ -355,9 +356,14 @@ def estimate(usage: Usage, prices: PriceTable) -> Estimate:
         "cloudwatch_logs_storage_gb_month",
         f"{u.log_retention_days} days kept, uncompressed (an upper bound)",
     )
-    alarms = u.stack_alarms + u.alarms_per_model * u.models
+    alarms = u.stack_alarms + u.alarms_per_model * u.models + u.quality_alarms
     add(
-        "CloudWatch", "alarms", alarms, "alarms", "cloudwatch_alarm_month", f"the stack's {u.stack_alarms} and {u.alarms_per_model} a model"
+        "CloudWatch",
+        "alarms",
+        alarms,
+        "alarms",
+        "cloudwatch_alarm_month",
+        f"the stack's {u.stack_alarms}, {u.alarms_per_model} a model and {u.quality_alarms} on quality floors",
     )
     add(
         "CloudWatch",

@@ -25,6 +25,7 @@ inference:
   snap_start: true
   concurrency: {{reserved: 50}}
 drift: {{reserved_concurrency: 3}}
+quality: {{reserved_concurrency: 1}}
 retraining:
   train: {{reserved_concurrency: 2}}
   release: {{reserved_concurrency: 5}}
@@ -75,7 +76,7 @@ def test_the_tuned_config_reaches_every_function(tuned: Synth) -> None:
         }, name
         assert properties["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG", name
     reserved = {name: properties.get("ReservedConcurrentExecutions") for name, properties in functions.items()}
-    assert reserved == {"inference": 50, "drift_check": 3, "training": 2, "release": 5}
+    assert reserved == {"inference": 50, "drift_check": 3, "quality_check": 1, "training": 2, "release": 5}
     # SnapStart on the inference function only: its versions are what the live alias serves
     assert functions["inference"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert all("SnapStart" not in properties for name, properties in functions.items() if name != "inference")
@@ -146,9 +147,12 @@ def test_bad_options_name_the_field(tmp_path: Path, body: str, message: str) -> 
 
 
 def test_the_estimates_stack_counts_are_the_templates(dev: Synth) -> None:
-    usage = Usage(requests=0, estimator="", features=1, models=len(dev.stack.deployment.specs))
+    specs = dev.stack.deployment.specs
+    floors = sum(len(spec.quality.floors) for spec in specs)
+    usage = Usage(requests=0, estimator="", features=1, models=len(specs), quality_alarms=floors)
+    assert floors > 0  # the example specs set quality floors, so their alarms are counted
     assert len(dev.resources("AWS::KMS::Key")) == usage.kms_keys
-    assert len(dev.resources("AWS::CloudWatch::Alarm")) == usage.stack_alarms + usage.alarms_per_model * usage.models
+    assert len(dev.resources("AWS::CloudWatch::Alarm")) == usage.stack_alarms + usage.alarms_per_model * usage.models + floors
     assert len(dev.resources("AWS::CloudWatch::Dashboard")) == usage.dashboards
     # the state machine is STANDARD: transitions are what it bills
     (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()

@@ -80,7 +80,11 @@ def put_days(function: str, now: datetime, days: list[tuple[int, float, list[flo
 
 
 def test_estimate_prints_the_bill_and_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "250")  # one table row a line
+    from serverless_mlops.cli.common import console
+
+    # one table row a line: the CLI's console is made at import, so COLUMNS set now would come too late in a worker
+    # that imported the CLI for an earlier test
+    monkeypatch.setattr(console, "width", 250)
     code, out, err = run(capsys, "cost", "estimate", WINE, "--requests", "1M/month", "--memory", "512", "--arch", "arm64")
     assert code == 0, err
     assert "wine: 1,000,000 requests a month of 1 row(s), 512 MB arm64" in out
