@@ -14,6 +14,7 @@ import typer
 
 from serverless_mlops.cli import drift, models, retrain
 from serverless_mlops.cli import local as local_command
+from serverless_mlops.cli import release as release_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import smoke as smoke_command
 from serverless_mlops.cli.common import app
@@ -25,5 +26,6 @@ serve_command.register_commands(app)
 retrain.register_commands(app)
 local_command.register_commands(app)
 smoke_command.register_commands(app)
+release_command.register_commands(app)  # issue 17: mlops release start|status|abort
 
 __all__ = ["app", "main", "typer"]

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_mlops.errors import SpecError
+from serverless_mlops.model.release_spec import ReleaseSpec
 
 ModelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="lower-case letters, digits, '-'")]
 
@@ -203,6 +204,7 @@ class ModelSpec(_Strict):
     evaluation: Evaluation
     drift: Drift = Drift()
     retraining: Retraining = Retraining()
+    release: ReleaseSpec = ReleaseSpec()  # how a new version goes out and what rolls it back (model/release_spec.py)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

@@ -12,6 +12,7 @@ Bottom up (a module may import its own component and any lower layer; siblings i
 4. ``store``: the artifact store, the registry, the capture format
 5. ``serving``: the ONNX model, the endpoint, the model cache, the capture writer
 6. ``drift``
+6½. ``release`` (the release workflow; below ``retraining``, whose Promote may hand a version over to it)
 7. ``retraining`` (its ``contract`` is where ``functions`` and ``infra`` meet)
 8. ``functions`` and ``infra``: siblings, the deployed handlers and the CDK app
 9. ``local``: the laptop stand-in for AWS (synthesizes ``infra``'s app, runs ``functions``' handlers)
@@ -39,6 +40,7 @@ LAYERING = Layering(
         [f"{DOMAIN}.store"],
         [f"{DOMAIN}.serving"],
         [f"{DOMAIN}.drift"],
+        [f"{DOMAIN}.release"],
         [f"{DOMAIN}.retraining"],
         ["functions", "infra"],
         [f"{DOMAIN}.local"],
