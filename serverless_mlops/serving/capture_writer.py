@@ -89,6 +89,7 @@ class _Captured:
     kind: RowsKind
     data: Sequence[Any]
     predictions: Sequence[Any]
+    shadow: tuple[int, Sequence[Any]] | None = None  # (version, predictions) of the alias's shadow, if it scored these rows
 
     @property
     def size(self) -> int:
@@ -106,7 +107,7 @@ class _Captured:
             features = [dict(zip(names, row, strict=True)) for row in self.data]
         else:
             features = [dict(zip(names, row, strict=True)) for row in zip(*self.data, strict=True)]
-        return [
+        lines = [
             {
                 "ts": ts,
                 "request_id": self.request_id,
@@ -117,6 +118,11 @@ class _Captured:
             }
             for row, prediction in zip(features, self.predictions, strict=True)
         ]
+        if self.shadow is not None:
+            version, predictions = self.shadow
+            for line, prediction in zip(lines, predictions, strict=True):
+                line["shadow"] = {"version": version, "prediction": prediction}
+        return lines
 
 
 class CaptureBuffer:
@@ -157,10 +163,12 @@ class CaptureBuffer:
         kind: RowsKind,
         data: Sequence[Any],
         predictions: Sequence[Any],
+        shadow: tuple[int, Sequence[Any]] | None = None,
     ) -> None:
         """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
-        order; ``columns``: one array per feature) and its predictions. The caller must not mutate them later."""
-        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions)
+        order; ``columns``: one array per feature), its predictions and, if a shadow scored them, ``(shadow version,
+        its predictions)``. The caller must not mutate them later."""
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, shadow)
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size

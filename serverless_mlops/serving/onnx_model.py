@@ -62,6 +62,15 @@ def _type_name(value: Any) -> str:
     )
 
 
+class InvalidOutputError(InvalidInputError):
+    """The model's output for some rows is not a finite number: answered as the client's 422 (values far outside the
+    training data are the usual cause), and counted as invalid outputs of the version (``rows``)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]], *, rows: int) -> None:
+        super().__init__(message, details)
+        self.rows = rows
+
+
 def _finite(output: np.ndarray) -> np.ndarray:
     """The model's output, unless some row's is NaN or infinite (valid float32 inputs far outside the training data
     can overflow a linear model): JSON has no such numbers, so those rows are refused, by number."""
@@ -71,7 +80,7 @@ def _finite(output: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(~finite)
         problem = "the model's output for this row is not a finite number (values far outside the training data?)"
         details = [{"row": int(row), "field": None, "problem": problem} for row in bad[:MAX_DETAILS]]
-        raise InvalidInputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details)
+        raise InvalidOutputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details, rows=len(bad))
     return output
 
 

@@ -6,7 +6,9 @@ gzip-compressed JSON Lines object per flush, named ``{yyyymmddThhmmss}-{id}.json
     {"ts": "2026-11-25T21:04:05.123Z", "request_id": "...", "model": "diabetes", "version": 3,
      "features": {"age": 52.0, "sex": "a", ...}, "prediction": 151.2}
 
-``prediction`` is the label for classifiers and the value for regressors. Nothing here imports numpy or boto3, so
+``prediction`` is the label for classifiers and the value for regressors. A row the alias's shadow also scored has
+an optional ``"shadow": {"version": 4, "prediction": 148.9}`` (what the shadow version predicted; never returned to the
+caller), which ``mlops shadow report`` compares with ``prediction``. Nothing here imports numpy or boto3, so
 the inference path stays light.
 """
 
@@ -24,6 +26,7 @@ from serverless_mlops.errors import DataError
 CAPTURE_PREFIX = "capture"
 SUFFIX = ".jsonl.gz"
 REQUIRED_FIELDS = ("ts", "model", "version", "features", "prediction")
+SHADOW_FIELD = "shadow"  # optional: {"version": int, "prediction": ...}
 
 
 class CaptureFormatError(DataError):
@@ -96,4 +99,12 @@ def decode_records(data: bytes, source: str) -> Iterator[dict[str, Any]]:
             raise CaptureFormatError(source, f"missing {', '.join(missing)}", number)
         if not isinstance(row["features"], dict):
             raise CaptureFormatError(source, "'features' must be an object", number)
+        shadow = row.get(SHADOW_FIELD)
+        if shadow is not None and not (
+            isinstance(shadow, dict)
+            and isinstance(shadow.get("version"), int)
+            and not isinstance(shadow["version"], bool)
+            and "prediction" in shadow
+        ):
+            raise CaptureFormatError(source, "'shadow' must be an object with an integer 'version' and a 'prediction'", number)
         yield row
