@@ -16,6 +16,7 @@ from serverless_mlops.cli import drift, models, retrain
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import release as release_command
 from serverless_mlops.cli import serve as serve_command
+from serverless_mlops.cli import shadow as shadow_command
 from serverless_mlops.cli import smoke as smoke_command
 from serverless_mlops.cli.common import app
 from serverless_mlops.cli.entry_point import main
@@ -27,5 +28,6 @@ retrain.register_commands(app)
 local_command.register_commands(app)
 smoke_command.register_commands(app)
 release_command.register_commands(app)  # issue 17: mlops release start|status|abort
+shadow_command.register_commands(app)  # issue 17: mlops shadow start|stop|report
 
 __all__ = ["app", "main", "typer"]
