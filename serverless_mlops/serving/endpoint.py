@@ -54,7 +54,7 @@ from serverless_mlops.serving.capture_writer import CaptureBuffer, CaptureSink, 
 from serverless_mlops.serving.endpoint_settings import MODEL_NAME, EndpointSettings
 from serverless_mlops.serving.model_cache import LoadedModel, ModelCache
 from serverless_mlops.serving.request_parsing import PayloadTooLargeError
-from serverless_mlops.serving.rollout import Answer, answer
+from serverless_mlops.serving.rollout import Answer, Rows, answer
 from serverless_mlops.serving.v2_tensors import metadata_tensors, output_tensors, requested_outputs, tensors_to_rows
 from serverless_mlops.store.registry import PRODUCTION
 
@@ -266,11 +266,7 @@ class Endpoint:
             kind, data = "rows", request.inputs or []
         self._check_rows(len(data))
         failed = self.models.failed_checks
-
-        def run(model: OnnxModel) -> Prediction:
-            return model.predict_records(data) if kind == "records" else model.predict_rows(data)
-
-        scored = self._answer(name, run, version=version, alias=alias, key=routing_key or request_id)
+        scored = self._answer(name, Rows(kind, data), version=version, alias=alias, key=routing_key or request_id)
         result = scored.result
         self._captured(scored, request_id, kind, data, flush=self.models.failed_checks == failed)
         return PredictResponse.model_construct(
@@ -288,11 +284,7 @@ class Endpoint:
         kind, data, rows = tensors_to_rows(signature, request.inputs)
         self._check_rows(rows)
         wanted = requested_outputs(signature, request.outputs)
-
-        def run(model: OnnxModel) -> Prediction:
-            return model.predict_columns(data) if kind == "columns" else model.predict_rows(data)
-
-        scored = self._answer(name, run, version=number, alias=None, key=routing_key or request.id or request_id)
+        scored = self._answer(name, Rows(kind, data), version=number, alias=None, key=routing_key or request.id or request_id)
         self._captured(scored, request.id or request_id, kind, data, flush=self.models.failed_checks == failed)
         return InferResponse.model_construct(
             model_name=name,

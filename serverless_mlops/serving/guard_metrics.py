@@ -33,6 +33,7 @@ and :func:`metric_data` turns one back into ``PutMetricData`` items for a local 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -81,19 +82,20 @@ def emf_record(
 ) -> dict[str, Any]:
     """One CloudWatch embedded-metric-format record holding ``values`` (metric name → value) for one version/role."""
     return {
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [list(DIMENSIONS)],
-                    "Metrics": [{"Name": name, "Unit": UNITS[name]} for name in values],
-                }
-            ],
-        },
-        **dimensions(model, version, role),
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _directive(namespace, tuple(values))},
+        "service": SERVICE,
+        "model": model,
+        "version": str(version),
+        "role": role,
         **values,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _directive(namespace: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The metric directive of a record holding ``names`` (a request path makes the same few shapes over and over;
+    callers only serialize it)."""
+    return [{"Namespace": namespace, "Dimensions": [list(DIMENSIONS)], "Metrics": [{"Name": name, "Unit": UNITS[name]} for name in names]}]
 
 
 def metric_data(record: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -151,14 +153,15 @@ def agreement(
 ) -> tuple[int, float]:
     """``(rows agreed, sum of per-row largest |Δ probability|)`` between two outputs for the same rows (see the module
     docstring for what agreeing means; the probability sum is 0 without probabilities on both sides)."""
+    agreed = 0
     if classification:
-        agreed = sum(1 for p, s in zip(production, shadow, strict=True) if p == s)
+        for p, s in zip(production, shadow, strict=True):
+            agreed += p == s
     else:
-        agreed = sum(1 for p, s in zip(production, shadow, strict=True) if abs(s - p) <= tolerance * max(abs(p), 1.0))
+        for p, s in zip(production, shadow, strict=True):
+            agreed += abs(s - p) <= tolerance * max(abs(p), 1.0)
     delta = 0.0
     if production_probabilities is not None and shadow_probabilities is not None:
-        delta = math.fsum(
-            max((abs(a - b) for a, b in zip(p_row, s_row, strict=True)), default=0.0)
-            for p_row, s_row in zip(production_probabilities, shadow_probabilities, strict=True)
-        )
+        for p_row, s_row in zip(production_probabilities, shadow_probabilities, strict=True):
+            delta += max([abs(a - b) for a, b in zip(p_row, s_row, strict=True)], default=0.0)
     return agreed, delta

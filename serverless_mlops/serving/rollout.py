@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,23 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[str, int, gm.Role, dict[str, float]], None]  # (model, version, role, metric → value)
 Run = Callable[["OnnxModel"], "Prediction"]
+
+
+class Rows:
+    """One request's rows (``records``, ``rows`` or ``columns``), as a :data:`Run`: validated into ONNX inputs once per
+    distinct input signature, so a shadow (or a canary) with the champion's features reuses the champion's inputs."""
+
+    def __init__(self, kind: str, data: Sequence[Any]) -> None:
+        self.kind = kind
+        self.data = data
+        self._key: str | None = None
+        self._feeds: dict[str, Any] | None = None
+
+    def __call__(self, model: OnnxModel) -> Prediction:
+        if self._feeds is None or model.inputs_key != self._key:
+            self._feeds = model.feeds_for(self.kind, self.data)
+            self._key = model.inputs_key
+        return model.predict_feeds(self._feeds)
 
 
 @dataclass(frozen=True)

@@ -237,7 +237,7 @@ def test_a_canary_raising_while_scoring_falls_back_to_the_champion(
     def boom(_data: Any) -> Any:
         raise RuntimeError("onnxruntime fell over")
 
-    canary.loaded.model.predict_records = boom  # type: ignore[method-assign]
+    canary.loaded.model.predict_feeds = boom  # type: ignore[method-assign]
     capsys.readouterr()
     assert predict(ep, "k").version == 1
     assert totals(capsys.readouterr().out)["2", "canary"] == Counter({gm.REQUESTS: 1, gm.ERRORS: 1, gm.CANARY_FALLBACKS: 1})
@@ -304,7 +304,7 @@ def test_a_shadow_that_raises_changes_nothing_but_its_error_count(
     def boom(_data: Any) -> Any:
         raise MemoryError("the shadow ran out of memory")
 
-    shadow.loaded.model.predict_records = boom  # type: ignore[method-assign]
+    shadow.loaded.model.predict_feeds = boom  # type: ignore[method-assign]
     broken = [predict(ep, f"k{i}", rows=2).model_dump_json() for i in range(5)]
     broken_sums = totals(capsys.readouterr().out)
 
