@@ -52,6 +52,8 @@ def test_start_and_stop_move_the_alias_shadow_and_record_who(cli: Any, backends:
     assert_one_error_line(cli("shadow", "stop", MODEL, "2"), "the shadow of 'breast-cancer' production is version 3, not 2")
     stopped: Result = cli("shadow", "stop", MODEL, "3")
     assert "shadow version 3 stopped" in stopped.out
+    cli("shadow", "start", MODEL, "2")
+    assert cli("--json", "shadow", "stop", MODEL).json()["shadow"] is None
     assert backends.registry.get_alias(MODEL, "production").shadow is None
     assert_one_error_line(cli("shadow", "stop", MODEL), "has no shadow")
 
@@ -107,6 +109,15 @@ def test_report_gives_agreement_per_version_pair_from_the_captured_rows(
     assert "0.0%" in shown.out
     nothing: Result = cli("shadow", "report", MODEL, "--window", "2020-01-01T00:00Z/2020-01-02T00:00Z")
     assert "no captured rows with a shadow's prediction" in nothing.out
+    served_at = 1_900_000_000 - 3600  # the rows' hour, read whole, but only rows inside the window count
+    just_after = json.loads(cli("--json", "shadow", "report", MODEL, "--window", f"{_iso(served_at + 1)}/{_iso(served_at + 2)}").out)
+    assert just_after["comparisons"] == []
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def test_regression_agreement_uses_the_tolerance_and_reports_the_mean_difference() -> None:

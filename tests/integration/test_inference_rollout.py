@@ -18,10 +18,12 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.serving import guard_metrics as gm
 from serverless_mlops.serving.api_models import PredictRequest
 from serverless_mlops.serving.endpoint import Endpoint
+from serverless_mlops.serving.onnx_model import InvalidOutputError
 from serverless_mlops.store.capture_format import decode_records
 from serverless_mlops.store.lifecycle import Backends
 from tests.helpers.events import emf_records
@@ -362,3 +364,78 @@ def test_the_shadow_samples_a_stable_share_of_keys(
     shadowed = totals(capsys.readouterr().out)["2", "shadow"][gm.REQUESTS]
     half_width = Z_999 * math.sqrt(2000 * 0.2 * 0.8)
     assert 400 - half_width <= shadowed <= 400 + half_width
+
+
+# -- what else a version can do wrong --------------------------------------------------------------------------------
+
+
+def test_a_shadow_that_cannot_load_is_counted_and_changes_no_answer(
+    backends: Backends, bc: TrainedModel, clock: Clock, trained_models: dict[str, TrainedModel], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _tampered_version(backends, trained_models[MODEL])
+    ep = endpoint(backends, clock)
+    before = [predict(ep, f"k{i}").model_dump_json() for i in range(4)]
+    backends.registry.set_shadow(MODEL, bad, 1.0, by="t")
+    clock.now += 30
+    capsys.readouterr()
+    assert [predict(ep, f"k{i}").model_dump_json() for i in range(4)] == before
+    assert totals(capsys.readouterr().out)[str(bad), "shadow"] == Counter({gm.REQUESTS: 4, gm.ERRORS: 4})
+
+
+def _patch(ep: Endpoint, which: str, error: Exception) -> None:
+    served = ep.models.serve(MODEL)
+    loaded = served.champion if which == "champion" else served.canary.loaded  # type: ignore[union-attr]
+    assert loaded is not None
+
+    def fail(_feeds: Any) -> Any:
+        raise error
+
+    loaded.model.predict_feeds = fail  # type: ignore[method-assign]
+
+
+def test_a_champion_failing_is_counted_against_its_version_and_the_request_fails(
+    backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ep = endpoint(backends, clock)
+    _patch(ep, "champion", RuntimeError("onnxruntime fell over"))
+    capsys.readouterr()
+    with pytest.raises(RuntimeError):
+        predict(ep, "k")
+    assert totals(capsys.readouterr().out)["1", "production"] == Counter({gm.REQUESTS: 1, gm.ERRORS: 1})
+
+
+def test_a_champion_with_non_finite_outputs_answers_422_and_counts_them(
+    backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ep = endpoint(backends, clock)
+    _patch(ep, "champion", InvalidOutputError("2 row(s) give a prediction that is not a finite number", [], rows=2))
+    capsys.readouterr()
+    status, error, _ = call(handler_for(ep), "POST", BC, {"instances": _rows(3)})
+    assert (status, error["error"]) == (422, "invalid_input")
+    assert totals(capsys.readouterr().out)["1", "production"] == Counter({gm.REQUESTS: 1, gm.INVALID_OUTPUTS: 2})
+
+
+def test_a_canary_with_non_finite_outputs_falls_back_and_a_client_mistake_is_the_clients(
+    backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backends.registry.set_canary(MODEL, 2, 100, release_id="rel", by="t")
+    ep = endpoint(backends, clock)
+    _patch(ep, "canary", InvalidOutputError("1 row(s) give a prediction that is not a finite number", [], rows=1))
+    capsys.readouterr()
+    assert predict(ep, "k").version == 1
+    assert totals(capsys.readouterr().out)["2", "canary"] == Counter({gm.REQUESTS: 1, gm.INVALID_OUTPUTS: 1, gm.CANARY_FALLBACKS: 1})
+
+    _patch(ep, "canary", InvalidInputError("1 invalid value(s) in the request", [{"row": 0, "field": "x", "problem": "missing"}]))
+    with pytest.raises(InvalidInputError):
+        predict(ep, "k")
+
+
+def test_an_alias_other_than_production_is_routed_but_reports_no_guard_metrics(
+    backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backends.registry.set_alias(MODEL, "staging", 1, by="t")
+    backends.registry.set_canary(MODEL, 2, 100, release_id="rel", alias="staging", by="t")
+    ep = endpoint(backends, clock)
+    capsys.readouterr()
+    assert predict(ep, "k", alias="staging").version == 2
+    assert guard_records(capsys.readouterr().out) == []

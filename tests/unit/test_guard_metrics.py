@@ -25,6 +25,7 @@ def test_an_emf_record_names_every_dimension_and_unit_and_reads_back_as_metric_d
         {"Name": "GuardLatency", "Unit": "Milliseconds"},
     ]
     assert {k: record[k] for k in gm.DIMENSIONS} == {"service": "inference", "model": "wine", "version": "7", "role": "canary"}
+    assert gm.dimensions("wine", 7, gm.CANARY) == {k: record[k] for k in gm.DIMENSIONS}, "what a GetMetricData query names"
 
     namespace, data = gm.metric_data(record)
     assert namespace == "ServerlessMlops"
