@@ -78,6 +78,8 @@ class ServerlessMlopsStack(cdk.Stack):
         self.release = Release(
             self, "Release", base, topic=self.monitoring.topic, coordination=self.retraining.table, layer=self.inference_layer
         )
+        # retraining.promote_with: release: the retraining workflow's Promote starts a release instead of switching
+        self.release.connect_retraining(self.retraining.release)
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,

@@ -199,6 +199,12 @@ class Release(Construct):
         )
         self.operator_policy = self._operator_policy(registry)
 
+    def connect_retraining(self, function: PythonFunction) -> None:
+        """Let the retraining workflow's release function start this machine (``retraining.promote_with: release``):
+        its ARN and StartExecution on it. The function already reads the coordination table (the release lock)."""
+        function.function.add_environment("MLOPS_RELEASE_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
+        self.state_machine.grant_start_execution(function.function)
+
     def lock_statement(self, actions: list[str]) -> iam.PolicyStatement:
         """``actions`` on the coordination table's release lock items only (partition key ``RELEASE#…``; single-item
         actions, which always name one key)."""

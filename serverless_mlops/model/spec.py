@@ -190,6 +190,10 @@ class Drift(_Strict):
 
 class Retraining(_Strict):
     schedule: ScheduleExpression | None = Field(default=None, description="EventBridge schedule expression; none means on demand")
+    promote_with: Literal["switch", "release"] = Field(
+        default="switch",
+        description="switch: Promote moves production at once; release: Promote starts the release workflow (docs/releasing.md)",
+    )
 
 
 class ModelSpec(_Strict):

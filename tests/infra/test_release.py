@@ -193,3 +193,13 @@ def test_the_functions_run_on_the_inference_layer(synth: Synth, handler: str) ->
     (layer,) = properties["Layers"]
     assert layer["Ref"].startswith("InferenceLayer")
     assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_the_retraining_release_function_may_start_a_release(synth: Synth) -> None:
+    """``retraining.promote_with: release``: its Promote starts this machine (ARN in its environment, StartExecution)."""
+    release_machine = {"Ref": synth.resource_id("AWS::StepFunctions::StateMachine", "ReleaseStateMachine")}
+    retraining_release = "functions.release.app.lambda_handler"
+    env = synth.raw["Resources"][function_id(synth, retraining_release)]["Properties"]["Environment"]["Variables"]
+    assert env["MLOPS_RELEASE_STATE_MACHINE_ARN"] == release_machine
+    starts = [s for s in role_statements(synth, retraining_release) if "states:StartExecution" in as_list(s["Action"])]
+    assert [(as_list(s["Action"]), s["Resource"]) for s in starts] == [(["states:StartExecution"], release_machine)]

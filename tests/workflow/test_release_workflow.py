@@ -5,6 +5,7 @@ Every test ends with each release execution in a terminal state (the ``release``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +13,14 @@ import pytest
 from serverless_mlops.cli.entry_point import main
 from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.release_spec import ReleaseSpec
 from serverless_mlops.release import contract as r
-from serverless_mlops.release.control import abort_release, release_status
+from serverless_mlops.release.control import abort_release, release_status, wait_for_end
+from serverless_mlops.retraining import contract as c
 from serverless_mlops.serving.guard_metrics import CANARY, PRODUCTION
 from tests.helpers.release import ReleaseHarness, release_stack
-from tests.helpers.workflow import MODEL, WorkflowSynth
+from tests.helpers.specs import example_spec
+from tests.helpers.workflow import MODEL, Workflow, WorkflowSynth
 
 CANARY_PATH = [r.STATE_BEGIN, r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
 
@@ -193,3 +197,25 @@ def test_a_failing_check_clears_the_canary_and_notifies_the_failure(release: Rel
     assert message["attributes"]["outcome"] == "failed"
     assert "DataError: metrics unreadable" in message["body"]["reason"]
     assert release.locks.get(MODEL) is None
+
+
+def test_retraining_hands_a_better_candidate_to_the_release_workflow(workflow: Workflow, weak_champion: TrainedModel) -> None:
+    """``retraining.promote_with: release``: Promote starts a release of the new version instead of switching."""
+    spec = example_spec(MODEL)
+    retraining = spec.retraining.model_copy(update={"promote_with": "release"})
+    release_section = ReleaseSpec(strategy="canary10-1s", max_extensions=0)  # no traffic here: too little to judge
+    workflow.publish_spec(spec.model_copy(update={"retraining": retraining, "release": release_section}))
+    champion = workflow.register_champion(weak_champion)
+    outcome = workflow.wait(workflow.start())
+
+    assert (outcome.status, outcome.terminal) == ("SUCCEEDED", c.STATE_PROMOTED)
+    promotion = outcome.output["promotion"]
+    assert promotion["from_version"] == champion
+    assert promotion["release"].startswith(workflow.stack.output("ReleaseStateMachineArn").replace(":stateMachine:", ":execution:"))
+    (message,) = workflow.messages()
+    assert message["release"] == promotion["release"]
+    described = wait_for_end(workflow.sfn, promotion["release"], timeout=30)
+    output = json.loads(described["output"])
+    assert (output["version"], output["champion"], output["requested_by"]) == (promotion["to_version"], champion, "retraining")
+    assert output["outcome"] == "rolled_back"  # the rules of docs/releasing.md, not an instant switch
+    assert workflow.production() == champion
