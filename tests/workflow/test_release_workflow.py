@@ -219,3 +219,46 @@ def test_retraining_hands_a_better_candidate_to_the_release_workflow(workflow: W
     assert (output["version"], output["champion"], output["requested_by"]) == (promotion["to_version"], champion, "retraining")
     assert output["outcome"] == "rolled_back"  # the rules of docs/releasing.md, not an instant switch
     assert workflow.production() == champion
+
+
+def test_the_release_commands_wait_answer_json_and_refuse_bad_options(
+    release: ReleaseHarness, versions: tuple[int, int], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, candidate = versions
+    monkeypatch.delenv("MLOPS_RELEASE_STATE_MACHINE_ARN", raising=False)
+    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate))
+    assert (code, "no release state machine: pass --state-machine ARN" in text) == (1, True)
+    machine = ["--state-machine", release.arn]
+    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--strategy", "blue-green", *machine)
+    assert (code, "--strategy: expected all-at-once" in text) == (1, True)
+    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "5 minutes", *machine)
+    assert (code, "--bake: expected a duration like 30s" in text) == (1, True)
+    code, text = cli(release, capsys, "release", "start", MODEL, "9", *machine)
+    assert code == 1
+    # no traffic: too little to judge after the extra bakes, rolled back; --wait reports it and exits 0 (it ended)
+    settings = release.settings
+    options = ["--bucket", settings.bucket, "--table", settings.table, "--retraining-table", settings.retraining_table]
+    capsys.readouterr()
+    code = main([*options, "release", "start", MODEL, str(candidate), "--bake", "0s", "--wait", "--json", *machine])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = captured.out
+    document = json.loads(printed[printed.rindex('{\n  "execution_arn"') :])
+    assert (document["status"], document["output"]["outcome"]) == ("SUCCEEDED", "rolled_back")
+    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "0s", "--wait", *machine)
+    assert code == 0
+    assert "breast-cancer v2: rolled_back: too little traffic to judge" in text
+    code, text = cli(release, capsys, "release", "status", MODEL)
+    assert "no release running" in text
+    capsys.readouterr()
+    assert main([*options, "release", "status", MODEL, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["production"], status["canary"], status["release"]) == (1, None, None)
+    # started without --wait: the execution's name, then abort --json
+    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "2s", *machine)
+    assert (code, "releasing breast-cancer v2: breast-cancer-v2-" in text) == (0, True)
+    (running,) = [e["executionArn"] for e in release.sfn.list_executions(stateMachineArn=release.arn, statusFilter="RUNNING")["executions"]]
+    release.wait(running, until=r.STATE_BAKE)  # Begin has taken the lock
+    capsys.readouterr()
+    assert main([*options, "release", "abort", MODEL, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["aborted_by"].startswith("arn:aws:sts::")
