@@ -17,7 +17,7 @@ from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.local.metrics import EmfForwarder, emf_records
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.release import lock, steps
-from serverless_mlops.release.control import abort_release, release_id, release_status, start_release
+from serverless_mlops.release.control import abort_release, release_id, release_status, start_release, wait_for_end
 from serverless_mlops.release.lock import ReleaseInProgress, ReleaseLockTable
 from serverless_mlops.release.metrics import GuardMetricsReader
 from serverless_mlops.release.state import ReleaseState, ReleaseStateError, parse_release_event
@@ -259,3 +259,21 @@ def test_emf_records_become_metrics_and_other_lines_are_skipped(settings: Settin
     refusing = EmfForwarder(client("cloudwatch", Settings(endpoint_url="http://127.0.0.1:9", region="us-east-1"), budget_ms=200))
     assert refusing.forward(json.dumps(record)) == 0
     assert refusing.failures == 1
+
+
+def test_lock_writes_are_conditional_on_the_holder(backends: Backends, locks: ReleaseLockTable, two: tuple[int, int]) -> None:
+    _, candidate = two
+    begun(backends, locks, candidate)
+    assert not locks.mark_aborted(MODEL, "someone-else", by="ann", reason="")
+    assert not locks.delete(MODEL, "arn:someone-else")
+    assert locks.get(MODEL) is not None
+    assert locks.delete(MODEL, ARN)
+
+
+def test_waiting_for_a_release_gives_up_after_its_timeout(settings: Settings, backends: Backends) -> None:
+    class Running:
+        def describe_execution(self, executionArn: str) -> dict[str, str]:
+            return {"status": "RUNNING"}
+
+    with pytest.raises(MlopsError, match=r"release r1 still running after 0\.05 s"):
+        wait_for_end(Running(), ARN, timeout=0.05, poll_seconds=0.01)
