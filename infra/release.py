@@ -20,6 +20,8 @@ the guards: docs/releasing.md).
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -198,6 +200,42 @@ class Release(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self.operator_policy = self._operator_policy(registry)
+        self.alarms = self._alarms(topic)
+
+    def _alarms(self, topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
+        """Alarms on the alert topic for what no Notify state can report: an execution that failed past its own
+        failure notification, timed out at the machine's timeout, or was stopped by hand (StopExecution skips the
+        rollback: the canary may still be set, `mlops release abort` clears it), and the two functions' errors."""
+        period = cdk.Duration.minutes(5)
+        machine = self.state_machine
+        watched: dict[str, tuple[str, cloudwatch.IMetric]] = {
+            "ReleaseFailed": ("the release workflow failed (an execution ended FAILED)", machine.metric_failed(period=period)),
+            "ReleaseTimedOut": (
+                "a release timed out at the machine's timeout, before any notification",
+                machine.metric_timed_out(period=period),
+            ),
+            "ReleaseAborted": (
+                "a release execution was stopped by hand: its canary may still be set (mlops release status / abort)",
+                machine.metric_aborted(period=period),
+            ),
+            "WorkflowErrors": ("the release workflow function raised errors", self.workflow.function.metric_errors(period=period)),
+            "GuardsErrors": ("the release guards function (CheckGuards) raised errors", self.guards.function.metric_errors(period=period)),
+        }
+        created = {}
+        for construct_id, (description, metric) in watched.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(actions.SnsAction(topic))
+            created[construct_id] = alarm
+        return created
 
     def connect_retraining(self, function: PythonFunction) -> None:
         """Let the retraining workflow's release function start this machine (``retraining.promote_with: release``):

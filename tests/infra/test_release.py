@@ -203,3 +203,18 @@ def test_the_retraining_release_function_may_start_a_release(synth: Synth) -> No
     assert env["MLOPS_RELEASE_STATE_MACHINE_ARN"] == release_machine
     starts = [s for s in role_statements(synth, retraining_release) if "states:StartExecution" in as_list(s["Action"])]
     assert [(as_list(s["Action"]), s["Resource"]) for s in starts] == [(["states:StartExecution"], release_machine)]
+
+
+def test_what_no_notification_can_report_raises_an_alarm_on_the_alert_topic(synth: Synth) -> None:
+    (topic,) = synth.resources("AWS::SNS::Topic")
+    machine = synth.resource_id("AWS::StepFunctions::StateMachine", "ReleaseStateMachine")
+    alarms = {name: a["Properties"] for name, a in synth.resources("AWS::CloudWatch::Alarm").items() if name.startswith("Release")}
+    assert len(alarms) == 5
+    metrics = set()
+    for properties in alarms.values():
+        assert properties["AlarmActions"] == [{"Ref": topic}]
+        assert (properties["Threshold"], properties["TreatMissingData"]) == (1, "notBreaching")
+        metrics.add(properties["MetricName"])
+        if properties["Namespace"] == "AWS/States":
+            assert properties["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine}}]
+    assert metrics == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "Errors"}

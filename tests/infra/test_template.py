@@ -207,7 +207,8 @@ def test_a_schedule_and_a_drift_alarm_per_model_from_its_spec(synth: Synth) -> N
 def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> None:
     limits = synth.stack.deployment.config.alarms
     alarms = list(synth.resources("AWS::CloudWatch::Alarm").values())
-    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4  # the API's, drift per model, the workflow's
+    # the API's, drift per model, the retraining workflow's, the release workflow's (tests/infra/test_release.py)
+    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4 + 5
     assert all(a["Properties"]["AlarmActions"] for a in alarms)
     (rate,) = [a for a in alarms if "Metrics" in a["Properties"]]
     assert rate["Properties"]["Threshold"] == limits.error_rate_percent
