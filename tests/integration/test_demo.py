@@ -128,8 +128,10 @@ def test_step_7_a_broken_candidate_is_rolled_back_by_itself(tour: tuple[TourResu
     release = result.releases["broken"]
     assert (release["outcome"], release["version"], release["champion"]) == ("rolled_back", 3, 2)
     assert release["outcome_reason"].startswith("invalid-output rate 100% > 1% over ")
-    # every answer came from the champion: the canary's invalid outputs fell back to it (counted as guard metrics)
-    assert set(result.release_traffic["broken"]) == {2}
+    # the broken version answered nothing: its invalid outputs fell back to the champion (counted as guard metrics);
+    # v1 may answer the first requests, until the endpoint's next refresh sees step 6's promotion
+    assert 3 not in result.release_traffic["broken"]
+    assert result.release_traffic["broken"][2] > 0
     assert "rolled back: production stays v2; invalid-output rate 100%" in output
 
 
