@@ -23,6 +23,7 @@ from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag
 from infra.packaging import Layer, StackBase
 from infra.pipeline import build_ci
 from infra.quality import QualityChecks
+from infra.release import Release
 from infra.retraining import Retraining, TrainStep
 from infra.storage import ArtifactStore, ModelRegistry
 from layers.build import LayerBuildError
@@ -86,6 +87,12 @@ class ServerlessMlopsStack(cdk.Stack):
             self.retraining.state_machine, {"Training": self.retraining.training.function, "Release": self.retraining.release.function}
         )
         self.quality.connect_retraining(self.retraining.state_machine)
+        # issue 17: the release workflow (canary/linear rollout, guards, automatic rollback; infra/release.py)
+        self.release = Release(
+            self, "Release", base, topic=self.monitoring.topic, coordination=self.retraining.table, layer=self.inference_layer
+        )
+        # retraining.promote_with: release: the retraining workflow's Promote starts a release instead of switching
+        self.release.connect_retraining(self.retraining.release)
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,
@@ -96,6 +103,8 @@ class ServerlessMlopsStack(cdk.Stack):
             # attach to the people who decide (mlops approve/reject) and who release (mlops promote/rollback)
             "ApproverPolicyArn": self.retraining.approver_policy.managed_policy_arn,
             "ReleaserPolicyArn": self.retraining.releaser_policy.managed_policy_arn,
+            "ReleaseStateMachineArn": self.release.state_machine.state_machine_arn,
+            "ReleaseOperatorPolicyArn": self.release.operator_policy.managed_policy_arn,  # mlops release start/status/abort
         }
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
@@ -115,6 +124,7 @@ def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
     acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
     acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
     _acknowledge_retraining(stack, bucket)
+    _acknowledge_release(stack, bucket)
 
 
 def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:
@@ -159,6 +169,47 @@ def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> 
         "CDK's BucketDeployment handler copies the specs once per deploy; the deploy's events record it, a trace adds nothing",
     )
     # its role is the Retraining construct's SpecsRole (specs/ only), whose findings that construct acknowledges
+
+
+def _acknowledge_release(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:
+    """The release workflow's findings (infra/release.py), each with its reason."""
+    release = stack.release
+    acknowledge_function(release.workflow, bucket=bucket, invocation="workflow", publishes=True)
+    acknowledge_function(release.guards, bucket=bucket, invocation="workflow")
+    guard_reads = release.guard_reads.node.default_child
+    assert guard_reads is not None
+    acknowledge(
+        guard_reads,
+        "AwsSolutions-IAM5[Resource::*]",
+        "cloudwatch:GetMetricData supports no resource-level permissions: AWS requires '*' (CheckGuards reads the guard metrics)",
+    )
+    acknowledge(
+        guard_reads,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
+        "DescribeAlarms of the alarms a spec names (release.guards.alarms), which are any of the account's: read-only",
+    )
+    machine_policy = default_policy(release.state_machine.role)
+    acknowledge(
+        machine_policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing (PutTraceSegments, PutTelemetryRecords, GetSampling*) and Step Functions' log delivery "
+        "(logs:CreateLogDelivery, PutResourcePolicy, DescribeLogGroups, ...) support no resource-level permissions: AWS requires '*'",
+    )
+    for function in (release.workflow, release.guards):
+        function_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            machine_policy,
+            f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+            "from LambdaInvoke's grant: lambda:InvokeFunction on this one function and its versions and aliases (ARN:*)",
+        )
+    operator = release.operator_policy.node.default_child
+    assert operator is not None
+    machine_id = stack.get_logical_id(release.state_machine.node.default_child)  # type: ignore[arg-type]
+    acknowledge(
+        operator,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<{machine_id}.Name>:*]",
+        "the executions of the release machine (each named by its release id), to follow one: read-only",
+    )
 
 
 def _bucket_deployment_handler(stack: cdk.Stack) -> lambda_.Function:

@@ -41,6 +41,14 @@ class ConflictError(MlopsError):
         self.current_revision = current_revision
 
 
+class ReleaseInProgressError(ConflictError):
+    """A release holds the alias's canary: only that release may move the alias or its canary (``release_id``)."""
+
+    def __init__(self, message: str, *, release_id: str, current_revision: int | None = None) -> None:
+        super().__init__(message, current_revision=current_revision)
+        self.release_id = release_id
+
+
 class RegistryError(MlopsError):
     """The registry refused an operation for a reason other than a conflict (e.g. an archived version)."""
 

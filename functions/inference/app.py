@@ -24,10 +24,10 @@ from functions.inference import error_map, snapstart
 from functions.inference.routes_labels import labels_router
 from functions.inference.routes_v1 import document_v1, v1_router
 from functions.inference.routes_v2 import API_VERSION, v2_router
-from functions.inference.telemetry import PowertoolsTelemetry, logger, metrics, obs, record_latency, start_request
+from functions.inference.telemetry import PowertoolsTelemetry, logger, metrics, obs, record_latency, served_version, start_request
 from serverless_mlops.errors import InvalidInputError
 from serverless_mlops.serving.endpoint import Endpoint, EndpointProvider
-from serverless_mlops.serving.request_parsing import JSON, check_body, json_body
+from serverless_mlops.serving.request_parsing import JSON, VERSION_HEADER, check_body, json_body
 from serverless_mlops.settings import ConfigurationError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -115,6 +115,8 @@ def create_handler(endpoint: EndpointProvider = default_endpoint) -> Handler:
             return error_map.refused_before_routing(exc)
         start_request()
         response: dict[str, Any] = app.resolve(event, context)
+        if (version := served_version()) is not None:  # which version answered: in the body's field and this header
+            response.setdefault("headers", {})[VERSION_HEADER] = str(version)
         record_latency((time.perf_counter() - started) * 1000)
         return response
 

@@ -11,7 +11,7 @@ from functions.inference.error_map import responses
 from functions.inference.telemetry import record_served
 from serverless_mlops.serving.api_models import PredictQuery, PredictRequest, PredictResponse
 from serverless_mlops.serving.endpoint import EndpointProvider
-from serverless_mlops.serving.request_parsing import predict_query, request_id
+from serverless_mlops.serving.request_parsing import predict_query, request_id, routing_key
 
 PREDICT_PATH = "/v1/models/{name}/predict"
 
@@ -24,7 +24,9 @@ def v1_router(endpoint: EndpointProvider) -> APIGatewayHttpRouter:
     def predict(name: str, body: PredictRequest) -> PredictResponse:
         event = router.current_event.raw_event
         query = predict_query(event.get("queryStringParameters"), event.get("rawQueryString"))
-        result = endpoint().predict(name, body, version=query.version, alias=query.alias, request_id=request_id(event))
+        result = endpoint().predict(
+            name, body, version=query.version, alias=query.alias, request_id=request_id(event), routing_key=routing_key(event)
+        )
         record_served(name, result.version, len(result.predictions))
         return result
 

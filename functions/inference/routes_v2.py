@@ -13,7 +13,7 @@ from functions.inference.error_map import SERVICE_RETRY_AFTER, responses
 from functions.inference.telemetry import record_served
 from serverless_mlops.serving.api_models import InferRequest, InferResponse, Liveness, ModelMetadata, ModelReadiness, Readiness
 from serverless_mlops.serving.endpoint import EndpointProvider
-from serverless_mlops.serving.request_parsing import JSON, request_id
+from serverless_mlops.serving.request_parsing import JSON, request_id, routing_key
 
 API_VERSION = "1.0"
 
@@ -34,7 +34,8 @@ def v2_router(endpoint: EndpointProvider) -> APIGatewayHttpRouter:
         tags=["v2"],
     )
     def infer(name: str, body: InferRequest) -> InferResponse:
-        return _served(name, endpoint().infer(name, body, request_id=request_id(router.current_event.raw_event)))
+        event = router.current_event.raw_event
+        return _served(name, endpoint().infer(name, body, request_id=request_id(event), routing_key=routing_key(event)))
 
     @router.post(
         "/v2/models/<name>/versions/<version>/infer",

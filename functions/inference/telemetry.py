@@ -4,16 +4,23 @@
 ``ModelVersion`` and ``Latency`` from the routes that served a model (:func:`record_served`); ``LabelsReceived`` from the
 labels route (:func:`record_labels`); ``Errors`` by code from
 the error map (:func:`count_error`). Health, metadata and OpenAPI requests publish no metric, on purpose.
+
+The guard metrics (per model version and role, :mod:`serverless_mlops.serving.guard_metrics`) are one EMF record per
+version that scored a request, printed as the endpoint reports them (:meth:`PowertoolsTelemetry.guard`): their
+dimensions (``service``, ``model``, ``version``, ``role``) differ from the invocation's record, so they cannot join it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 
+import msgspec
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.observability import observability
+from serverless_mlops.serving import guard_metrics
 
 obs = observability("inference")
 logger, metrics = obs.logger, obs.metrics
@@ -21,6 +28,7 @@ logger, metrics = obs.logger, obs.metrics
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 _served = threading.local()
+_encoder = msgspec.json.Encoder()
 
 
 class PowertoolsTelemetry:
@@ -33,6 +41,12 @@ class PowertoolsTelemetry:
     def capture_failed(self, what: str, rows: int, reason: str) -> None:
         logger.warning(f"data capture {what}", extra={"rows": rows, "reason": reason})
         obs.count("CaptureFlushFailures" if what == "flush" else "CaptureRowsDropped", rows if what == "dropped" else 1)
+
+    def guard(self, model: str, version: int, role: guard_metrics.Role, values: dict[str, float]) -> None:
+        record = guard_metrics.emf_record(
+            values, model=model, version=version, role=role, namespace=obs.namespace, timestamp_ms=int(time.time() * 1000)
+        )
+        print(_encoder.encode(record).decode())  # as powertools prints its records: one JSON line on stdout
 
 
 def count_error(code: str) -> None:
@@ -47,6 +61,7 @@ def record_served(model: str, version: int, rows: int) -> None:
     metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
     metrics.add_metric(name="ModelVersion", unit=MetricUnit.NoUnit, value=version)
     _served.model = model
+    _served.version = version
 
 
 def record_labels(model: str, labels: int) -> None:
@@ -58,6 +73,12 @@ def record_labels(model: str, labels: int) -> None:
 def start_request() -> None:
     """Forget the previous request's model (a thread serves one request at a time)."""
     _served.model = None
+    _served.version = None
+
+
+def served_version() -> int | None:
+    """The version that answered this request, if a model did (the handler puts it in ``x-model-version``)."""
+    return getattr(_served, "version", None)
 
 
 def record_latency(milliseconds: float) -> None:

@@ -36,6 +36,9 @@ class ReleaseSettings(FunctionSettings):
     REQUIRED = ("MLOPS_RETRAINING_TABLE",)  # locks and approval requests
 
     alert_topic_arn: str | None = Field(default=None, alias="MLOPS_ALERT_TOPIC_ARN", description="approval requests and outcomes go here")
+    release_state_machine_arn: str | None = Field(
+        default=None, alias="MLOPS_RELEASE_STATE_MACHINE_ARN", description="retraining.promote_with: release starts it"
+    )
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,26 @@ class Dependencies:
     backends: Backends
     sns: Any
     topic_arn: str | None
+    releaser: release_steps.Releaser | None = None
 
 
 @lru_cache(maxsize=1)
 def default_dependencies() -> Dependencies:
     """Clients built once per cold start from the environment."""
     settings = ReleaseSettings.from_env()
-    return Dependencies(backends=Backends.from_settings(settings.aws), sns=client("sns", settings.aws), topic_arn=settings.alert_topic_arn)
+    backends = Backends.from_settings(settings.aws)
+    releaser = None
+    if settings.release_state_machine_arn:
+        from serverless_mlops.release.control import start_release
+        from serverless_mlops.release.lock import ReleaseLockTable
+
+        sfn, machine = client("stepfunctions", settings.aws), settings.release_state_machine_arn
+        locks = ReleaseLockTable(settings.aws.retraining_table, client("dynamodb", settings.aws))
+
+        def releaser(model: str, version: int, reason: str) -> str:
+            return start_release(sfn, machine, locks, model, version, requested_by="retraining", reason=reason)
+
+    return Dependencies(backends=backends, sns=client("sns", settings.aws), topic_arn=settings.alert_topic_arn, releaser=releaser)
 
 
 def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
@@ -64,7 +80,7 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
             state, backends, deps.sns, deps.topic_arn, token=task.token or "", execution_arn=arn, execution_name=name
         )
     elif task.step == PROMOTE:
-        state = release_steps.promote(state, backends, execution_name=name)
+        state = release_steps.promote(state, backends, execution_name=name, releaser=deps.releaser)
     elif task.step == REJECT:
         state = release_steps.reject(state, backends, execution_name=name)
     else:  # NOTIFY: parse_task_event admits RELEASE_STEPS only

@@ -16,7 +16,9 @@ from serverless_mlops.cli import cost, drift, gate, init_ci, models, retrain
 from serverless_mlops.cli import labels as labels_command
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import quality as quality_command
+from serverless_mlops.cli import release as release_command
 from serverless_mlops.cli import serve as serve_command
+from serverless_mlops.cli import shadow as shadow_command
 from serverless_mlops.cli import smoke as smoke_command
 from serverless_mlops.cli.common import app
 from serverless_mlops.cli.entry_point import main
@@ -32,5 +34,7 @@ gate.register_commands(app)
 init_ci.register_commands(app)
 quality_command.register_commands(app)
 labels_command.register_commands(app)
+release_command.register_commands(app)  # issue 17: mlops release start|status|abort
+shadow_command.register_commands(app)  # issue 17: mlops shadow start|stop|report
 
 __all__ = ["app", "main", "typer"]

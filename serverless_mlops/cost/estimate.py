@@ -137,7 +137,7 @@ class Usage:
     log_retention_days: int = 30
     # what the stack creates, counted in its synthesized template by tests/infra/test_tuning.py
     kms_keys: int = 3  # customer-managed keys: artifacts, alerts, logs
-    stack_alarms: int = 11  # the API's 4, the workflow's 3 and its functions' 4
+    stack_alarms: int = 16  # the API's 4, the retraining workflow's 3 and its functions' 4, the release workflow's 5
     alarms_per_model: int = 1  # the model's drift alarm
     quality_alarms: int = 0  # one per floor in the specs' quality.floors (infra/quality.py)
     dashboards: int = 1

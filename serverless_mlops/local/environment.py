@@ -32,6 +32,7 @@ from serverless_mlops.aws import client
 from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.local.deployment import LocalDeployment, deployed_locally
 from serverless_mlops.local.lambda_runtime import LocalInvoker
+from serverless_mlops.local.metrics import EmfForwarder
 from serverless_mlops.local.moto import FAKE_CREDENTIALS
 from serverless_mlops.local.provisioner import LocalStack
 from serverless_mlops.local.schedules import ScheduledTarget, scheduled_targets, transform_input
@@ -230,13 +231,16 @@ class LocalEnvironment:
 class _Integration:
     """The HTTP API's Lambda integration: each request's event goes to the inference function, in its environment."""
 
-    def __init__(self, invoker: LocalInvoker, environment: Mapping[str, str]) -> None:
+    def __init__(self, invoker: LocalInvoker, environment: Mapping[str, str], metrics: EmfForwarder | None = None) -> None:
         self.invoker = invoker
         self.handler = HANDLERS["inference"]
         self.environment = environment
+        self.metrics = metrics  # the function's EMF records into moto's CloudWatch, as CloudWatch Logs does on AWS
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         result, errored, logs = self.invoker.call(self.handler, self.environment, event, context)
+        if self.metrics is not None:
+            self.metrics.forward(logs)
         if errored:
             print(logs, flush=True)  # the function's log, as CloudWatch would hold it
             return FUNCTION_ERROR_RESPONSE
@@ -296,7 +300,7 @@ def local_environment(
         if "inference" not in functions:
             raise MlopsError(f"{stack_name}: the template has no function with handler {HANDLERS['inference']}")
         environment = stack.environment(functions["inference"])
-        integration = _Integration(deployment.invoker, environment)
+        integration = _Integration(deployment.invoker, environment, EmfForwarder(client("cloudwatch", stack.settings)))
         api = LocalServer(
             integration, port=api_port or 0, function_name=functions["inference"], region=stack.region, on_shutdown=integration.flush
         )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from serverless_mlops.errors import SpecError
 from serverless_mlops.model.quality_spec import Quality
+from serverless_mlops.model.release_spec import ReleaseSpec
 from serverless_mlops.model.schedule import ScheduleExpression
 
 ModelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="lower-case letters, digits, '-'")]
@@ -164,6 +165,10 @@ class Drift(_Strict):
 
 class Retraining(_Strict):
     schedule: ScheduleExpression | None = Field(default=None, description="EventBridge schedule expression; none means on demand")
+    promote_with: Literal["switch", "release"] = Field(
+        default="switch",
+        description="switch: Promote moves production at once; release: Promote starts the release workflow (docs/releasing.md)",
+    )
 
 
 class ModelSpec(_Strict):
@@ -179,6 +184,7 @@ class ModelSpec(_Strict):
     drift: Drift = Drift()
     quality: Quality = Quality()
     retraining: Retraining = Retraining()
+    release: ReleaseSpec = ReleaseSpec()  # how a new version goes out and what rolls it back (model/release_spec.py)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError
@@ -140,8 +141,12 @@ def request_approval(
 
 
 # -- promote / reject -------------------------------------------------------------------------------------------------
-def promote(state: WorkflowState, backends: Backends, *, execution_name: str) -> WorkflowState:
-    """Move production to the version if it is still where Evaluate saw it (else ConflictError: nothing promoted)."""
+Releaser = Callable[[str, int, str], str]  # (model, version, reason) → the release execution's ARN
+
+
+def promote(state: WorkflowState, backends: Backends, *, execution_name: str, releaser: Releaser | None = None) -> WorkflowState:
+    """Move production to the version if it is still where Evaluate saw it (else ConflictError: nothing promoted); with
+    the spec's ``retraining.promote_with: release``, start the release workflow for it instead (``releaser``)."""
     version, evaluation = state.need_version(), state.need_evaluation()
     champion = evaluation.champion
     expected = champion.alias_revision if champion else 0
@@ -152,6 +157,16 @@ def promote(state: WorkflowState, backends: Backends, *, execution_name: str) ->
     reason = f"retraining ({_trigger(state)}): {change or evaluation.reason}"
     if state.approval is not None and state.approval.approved:  # the alias history names who let it through
         reason += f"; approved by {state.approval.by}"
+    spec = backends.registry.describe(state.model, version.number).spec
+    if champion is not None and (spec.get("retraining") or {}).get("promote_with") == "release":
+        if releaser is None:
+            raise MlopsError(f"model {state.model!r}: retraining.promote_with is release, but MLOPS_RELEASE_STATE_MACHINE_ARN is not set")
+        execution = releaser(state.model, version.number, reason)
+        current = backends.registry.get_alias(state.model, PRODUCTION)
+        promotion = Promotion(
+            alias=PRODUCTION, from_version=champion.version, to_version=version.number, revision=current.revision, release=execution
+        )
+        return state.model_copy(update={"promotion": promotion})
     try:
         alias = backends.registry.promote(state.model, version.number, alias=PRODUCTION, expected_revision=expected, by=by, reason=reason)
     except ConflictError as exc:
@@ -264,6 +279,9 @@ def notification_message(state: WorkflowState, *, execution_arn: str) -> tuple[O
         approved = f"; approved by {state.approval.by}" if state.approval and state.approval.approved else ""
         body |= {"reason": f"{evaluation.reason}{approved}", "change": change}
         subject = f"Retraining {model}: v{number} promoted, {change}"
+        if state.promotion is not None and state.promotion.release:  # retraining.promote_with: release
+            body["release"] = state.promotion.release
+            subject = f"Retraining {model}: v{number} handed to the release workflow, {change}"
     else:
         body["reason"] = _rejection_reason(state)
         subject = (f"Retraining {model}: v{number} not promoted" if number else f"Retraining {model}: not promoted") + f", {body['reason']}"

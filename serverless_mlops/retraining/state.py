@@ -103,6 +103,7 @@ class Promotion(_Part):
     from_version: int | None = None
     to_version: int
     revision: int
+    release: str | None = None  # retraining.promote_with: release: the release execution that rolls it out instead
 
 
 class Notification(_Part):

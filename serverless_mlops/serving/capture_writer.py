@@ -91,6 +91,7 @@ class _Captured:
     data: Sequence[Any]
     predictions: Sequence[Any]
     ids: Sequence[str]
+    shadow: tuple[int, Sequence[Any]] | None = None  # (version, predictions) of the alias's shadow, if it scored these rows
 
     @property
     def size(self) -> int:
@@ -108,7 +109,7 @@ class _Captured:
             features = [dict(zip(names, row, strict=True)) for row in self.data]
         else:
             features = [dict(zip(names, row, strict=True)) for row in zip(*self.data, strict=True)]
-        return [
+        lines = [
             {
                 "ts": ts,
                 "request_id": self.request_id,
@@ -120,6 +121,11 @@ class _Captured:
             }
             for row, prediction, prediction_id in zip(features, self.predictions, self.ids, strict=True)
         ]
+        if self.shadow is not None:
+            version, predictions = self.shadow
+            for line, prediction in zip(lines, predictions, strict=True):
+                line["shadow"] = {"version": version, "prediction": prediction}
+        return lines
 
 
 class CaptureBuffer:
@@ -162,13 +168,15 @@ class CaptureBuffer:
         predictions: Sequence[Any],
         *,
         ids: Sequence[str] | None = None,
+        shadow: tuple[int, Sequence[Any]] | None = None,
     ) -> None:
         """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
-        order; ``columns``: one array per feature), its predictions and their ids (the endpoint's; default
-        ``{request_id}-{index}``). The caller must not mutate them later."""
+        order; ``columns``: one array per feature), its predictions, their ids (the endpoint's; default
+        ``{request_id}-{index}``) and, if a shadow scored them, ``(shadow version, its predictions)``. The caller must
+        not mutate them later."""
         if ids is None:
             ids = default_ids(request_id, len(predictions))
-        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids)
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids, shadow)
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size

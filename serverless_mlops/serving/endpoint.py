@@ -19,6 +19,12 @@ registry with the alias-check budget. Loading with nothing to fall back on (cold
 Whatever cannot be answered because a dependency failed raises :class:`UnavailableError` or lets a botocore error
 through (:data:`serverless_mlops.aws.SERVICE_ERRORS`); the handler answers both with 503 and ``Retry-After``.
 
+During a release (:mod:`serverless_mlops.serving.rollout`): a request that names an alias (not a version) is routed
+between the alias's version and its canary by a stable hash of its routing key (``x-routing-key``, else the request
+id), may be scored again by the alias's shadow, and reports the guard metrics of each version that scored it
+(:mod:`serverless_mlops.serving.guard_metrics`; only for the ``production`` alias, whose versions the release workflow
+watches). A request for a version by number is served by that version alone, with no guard metrics.
+
 Nothing here imports scikit-learn, scipy, pandas, pickle or joblib, and nothing reads the environment at import time.
 """
 
@@ -28,6 +34,7 @@ import logging
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,11 +55,13 @@ from serverless_mlops.serving.endpoint_settings import MODEL_NAME, EndpointSetti
 from serverless_mlops.serving.model_cache import LoadedModel, ModelCache
 from serverless_mlops.serving.prediction_ids import prediction_ids
 from serverless_mlops.serving.request_parsing import PayloadTooLargeError
+from serverless_mlops.serving.rollout import Answer, Rows, answer
 from serverless_mlops.serving.v2_tensors import metadata_tensors, output_tensors, requested_outputs, tensors_to_rows
 from serverless_mlops.store.registry import PRODUCTION
 
 if TYPE_CHECKING:
-    from serverless_mlops.serving.onnx_model import Prediction
+    from serverless_mlops.serving.guard_metrics import Role
+    from serverless_mlops.serving.onnx_model import OnnxModel, Prediction
     from serverless_mlops.store.artifacts import ArtifactStore
     from serverless_mlops.store.lifecycle import Backends
     from serverless_mlops.store.registry import ModelVersion
@@ -72,15 +81,25 @@ class Telemetry(Protocol):
 
     def capture_failed(self, what: str, rows: int, reason: str) -> None: ...
 
+    def guard(self, model: str, version: int, role: Role, values: dict[str, float]) -> None:
+        """One version's guard metrics for one request (names: :mod:`serverless_mlops.serving.guard_metrics`)."""
+
 
 class LogTelemetry:
-    """The default: warnings through the standard logging module."""
+    """The default: warnings through the standard logging module (guard metrics are for the function's EMF: none)."""
 
     def model_load_failed(self, model: str, reason: str) -> None:
         log.warning("model %s failed to load (%s); serving the last good model if there is one", model, reason)
 
     def capture_failed(self, what: str, rows: int, reason: str) -> None:
         log.warning("data capture %s: %d row(s) (%s)", what, rows, reason)
+
+    def guard(self, model: str, version: int, role: Role, values: dict[str, float]) -> None:
+        return None
+
+
+def _unreported(model: str, version: int, role: Role, values: dict[str, float]) -> None:
+    return None
 
 
 # -- the service -----------------------------------------------------------------------------------------------------
@@ -209,6 +228,10 @@ class Endpoint:
 
     def select(self, name: str, *, version: int | None = None, alias: str | None = None) -> LoadedModel:
         """The loaded model for ``name`` at ``version`` or ``alias`` (default production)."""
+        self._check_selection(name, version, alias)
+        return self.models.get(name, version=version, alias=alias)
+
+    def _check_selection(self, name: str, version: int | None, alias: str | None) -> None:
         self._check_name(name)
         if version is not None and alias is not None:
             problem = "give either ?version= or ?alias=, not both"
@@ -218,7 +241,18 @@ class Endpoint:
             raise InvalidInputError(
                 f"invalid alias: {problem}", [{"row": None, "field": "alias", "problem": problem}], code="invalid_request"
             )
-        return self.models.get(name, version=version, alias=alias)
+
+    def _answer(
+        self, name: str, run: Callable[[OnnxModel], Prediction], *, version: int | None, alias: str | None, key: str | None
+    ) -> Answer:
+        """Score a request: by ``version`` alone, or by what ``alias`` (default production) serves, routed by ``key``."""
+        self._check_selection(name, version, alias)
+        if version is not None:
+            loaded = self.models.get(name, version=version)
+            return Answer(loaded, run(loaded.model))
+        served = self.models.serve(name, alias)
+        report = self.telemetry.guard if alias in (None, PRODUCTION) else _unreported
+        return answer(served, run, key or uuid.uuid4().hex, report)
 
     def _check_rows(self, rows: int) -> None:
         if rows > self._max_rows:
@@ -229,9 +263,16 @@ class Endpoint:
 
     # -- predictions -------------------------------------------------------------------------------------------------
     def predict(
-        self, name: str, request: PredictRequest, *, version: int | None = None, alias: str | None = None, request_id: str | None = None
+        self,
+        name: str,
+        request: PredictRequest,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        request_id: str | None = None,
+        routing_key: str | None = None,
     ) -> PredictResponse:
-        """``POST /v1/models/{name}/predict``."""
+        """``POST /v1/models/{name}/predict`` (``routing_key``: the caller's ``x-routing-key``, else ``request_id``)."""
         kind: RowsKind
         data: list[Any]
         if request.instances is not None:
@@ -241,42 +282,37 @@ class Endpoint:
         self._check_rows(len(data))
         ids = prediction_ids(request.ids, len(data), request_id)
         failed = self.models.failed_checks
-        loaded = self.select(name, version=version, alias=alias)
-        result = loaded.model.predict_records(data) if kind == "records" else loaded.model.predict_rows(data)
-        self._captured(loaded, request_id, kind, data, result, ids, flush=self.models.failed_checks == failed)
+        scored = self._answer(name, Rows(kind, data), version=version, alias=alias, key=routing_key or request_id)
+        result = scored.result
+        self._captured(scored, request_id, kind, data, ids, flush=self.models.failed_checks == failed)
         return PredictResponse.model_construct(
-            model=name, version=loaded.entry.version, predictions=result.predictions, probabilities=result.probabilities, ids=ids
+            model=name, version=scored.loaded.entry.version, predictions=result.predictions, probabilities=result.probabilities, ids=ids
         )
 
-    def infer(self, name: str, request: InferRequest, *, version: str | None = None, request_id: str | None = None) -> InferResponse:
-        """``POST /v2/models/{name}[/versions/{version}]/infer`` (Open Inference Protocol)."""
+    def infer(
+        self, name: str, request: InferRequest, *, version: str | None = None, request_id: str | None = None, routing_key: str | None = None
+    ) -> InferResponse:
+        """``POST /v2/models/{name}[/versions/{version}]/infer`` (Open Inference Protocol; without a version, routed
+        like v1's alias requests by ``routing_key``, else the request's id)."""
         failed = self.models.failed_checks
-        loaded = self.select(name, version=self._path_version(name, version))
-        signature = loaded.entry.signature
+        number = self._path_version(name, version)
+        signature = self.select(name, version=number).entry.signature
         kind, data, rows = tensors_to_rows(signature, request.inputs)
         self._check_rows(rows)
         ids = prediction_ids(_given_ids(request.parameters), rows, request_id, field="parameters.ids")
         wanted = requested_outputs(signature, request.outputs)
-        result = loaded.model.predict_columns(data) if kind == "columns" else loaded.model.predict_rows(data)
-        self._captured(loaded, request.id or request_id, kind, data, result, ids, flush=self.models.failed_checks == failed)
+        scored = self._answer(name, Rows(kind, data), version=number, alias=None, key=routing_key or request.id or request_id)
+        self._captured(scored, request.id or request_id, kind, data, ids, flush=self.models.failed_checks == failed)
         return InferResponse.model_construct(
             model_name=name,
-            model_version=str(loaded.entry.version),
+            model_version=str(scored.loaded.entry.version),
             id=request.id,
             parameters={"ids": ids},
-            outputs=[tensor for tensor in output_tensors(signature, result) if tensor.name in wanted],
+            outputs=[tensor for tensor in output_tensors(scored.loaded.entry.signature, scored.result) if tensor.name in wanted],
         )
 
     def _captured(
-        self,
-        loaded: LoadedModel,
-        request_id: str | None,
-        kind: RowsKind,
-        data: Sequence[Any],
-        result: Prediction,
-        ids: Sequence[str],
-        *,
-        flush: bool,
+        self, scored: Answer, request_id: str | None, kind: RowsKind, data: Sequence[Any], ids: Sequence[str], *, flush: bool
     ) -> None:
         """Buffer a sampled request; flush if due, unless ``flush`` is false (this request's alias check failed: it has
         spent its budget on a failing dependency, and the next request, which the check's back-off spares, flushes)."""
@@ -284,8 +320,18 @@ class Endpoint:
         if rate <= 0:
             return
         if rate >= 1 or self._sample() < rate:
-            entry = loaded.entry
-            self.capture.add(entry.model, entry.version, request_id, entry.signature.feature_names, kind, data, result.predictions, ids=ids)
+            entry, shadow = scored.loaded.entry, scored.shadow
+            self.capture.add(
+                entry.model,
+                entry.version,
+                request_id,
+                entry.signature.feature_names,
+                kind,
+                data,
+                scored.result.predictions,
+                ids=ids,
+                shadow=(shadow.version, shadow.predictions) if shadow is not None else None,
+            )
         if flush:
             self.capture.maybe_flush()
 

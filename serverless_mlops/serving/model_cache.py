@@ -26,6 +26,12 @@ budget-bounded request per back-off interval per alias. With nothing loaded yet,
 raises :class:`NotFoundError` and any other failure raises :class:`ModelUnavailableError` carrying a retry delay;
 further requests within that delay fail fast instead of downloading the artifact again.
 
+Canary and shadow: the alias's item also names the versions beside it (a release's canary, a shadow). Each check
+reads them with the alias and loads a new one with the reload backends, so the champion is never unloaded for them;
+:meth:`ModelCache.serve` returns the champion with both (:class:`Served`). A canary or shadow that fails to load is
+reported like any refresh failure and left out (``loaded`` None) until the next check tries again; the champion,
+already loaded, goes on serving.
+
 Thread-safe: reads take no lock; loading and refreshing take one, and a request that finds a refresh already in
 progress serves the current model instead of waiting for it.
 """
@@ -37,7 +43,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from serverless_mlops.aws import backoff
 from serverless_mlops.errors import MlopsError, NotFoundError
@@ -46,9 +52,11 @@ from serverless_mlops.store.registry import PRODUCTION
 if TYPE_CHECKING:
     from serverless_mlops.serving.onnx_model import OnnxModel
     from serverless_mlops.store.lifecycle import Backends
-    from serverless_mlops.store.registry import ModelVersion
+    from serverless_mlops.store.registry import Alias, Canary, ModelVersion, Shadow
 
 Loader = Callable[["Backends", "ModelVersion"], "OnnxModel"]
+T = TypeVar("T")
+SpecT = TypeVar("SpecT", "Canary", "Shadow")
 FailureCallback = Callable[[str, str], None]
 
 
@@ -79,12 +87,36 @@ class LoadedModel:
     model: OnnxModel
 
 
+@dataclass(frozen=True)
+class Beside(Generic[SpecT]):
+    """A version served beside an alias's own (``spec``: the registry's canary or shadow), and its model if loaded."""
+
+    spec: SpecT
+    loaded: LoadedModel | None
+
+
+@dataclass(frozen=True)
+class Served:
+    """What an alias serves: its version (``champion``), and the canary and shadow beside it, if any."""
+
+    champion: LoadedModel
+    canary: Beside[Canary] | None = None
+    shadow: Beside[Shadow] | None = None
+
+
 @dataclass
 class _AliasState:
     loaded: LoadedModel
     checked_at: float
     wait: float  # seconds from checked_at to the next check: refresh_seconds, or the back-off after failures
     failures: int = 0  # consecutive failed checks
+    canary: Beside[Canary] | None = None
+    shadow: Beside[Shadow] | None = None
+
+    def served(self) -> Served:
+        if self.canary is None and self.shadow is None:
+            return Served(self.loaded)
+        return Served(self.loaded, self.canary, self.shadow)
 
 
 def _default_loader(backends: Backends, entry: ModelVersion) -> OnnxModel:
@@ -137,30 +169,34 @@ class ModelCache:
                 return loaded
             with self._lock:
                 return self._cold(name, f"version {version}", lambda: self._version(name, version))
+        return self.serve(name, alias).champion
+
+    def serve(self, name: str, alias: str | None = None) -> Served:
+        """What ``name``'s ``alias`` (default production) serves: its version, with its canary and shadow."""
         key = (name, alias or PRODUCTION)
         state = self._aliases.get(key)
         if state is not None:
             now = self._clock()
             if now - state.checked_at < state.wait:
-                return state.loaded
+                return state.served()
             if not self._lock.acquire(blocking=False):  # someone is refreshing: serve what we have meanwhile
-                return state.loaded
+                return state.served()
             try:
-                return self._refresh(key, state, now)
+                return self._refresh(key, state, now).served()
             finally:
                 self._lock.release()
         with self._lock:
             state = self._aliases.get(key)
-            if state is not None:  # loaded by another thread while we waited
-                return state.loaded
-            return self._cold(name, f"alias {key[1]}", lambda: self._load_alias(key))
+            if state is None:  # not loaded by another thread while we waited
+                state = self._cold(name, f"alias {key[1]}", lambda: self._load_alias(key))
+            return state.served()
 
     def loaded(self) -> list[LoadedModel]:
         """What is in memory now (for readiness reports)."""
         return list(self._versions.values())
 
     # -- loading -------------------------------------------------------------------------------------------------
-    def _cold(self, name: str, which: str, load: Callable[[], LoadedModel]) -> LoadedModel:
+    def _cold(self, name: str, which: str, load: Callable[[], T]) -> T:
         """Load with nothing to fall back on: NotFoundError passes through, any other failure becomes
         ModelUnavailableError, and repeats within ``refresh_seconds`` fail fast without downloading again."""
         now = self._clock()
@@ -183,20 +219,21 @@ class ModelCache:
         self._failed_until.pop((name, which), None)
         return loaded
 
-    def _load_alias(self, key: tuple[str, str]) -> LoadedModel:
+    def _load_alias(self, key: tuple[str, str]) -> _AliasState:
         name, alias = key
-        version = self._backends().registry.get_alias(name, alias).version
-        loaded = self._version(name, version)
-        self._aliases[key] = _AliasState(loaded, self._clock(), self.refresh_seconds)
-        return loaded
+        found = self._backends().registry.get_alias(name, alias)
+        state = _AliasState(self._version(name, found.version), self._clock(), self.refresh_seconds)
+        self._aliases[key] = state
+        self._beside(name, state, found)
+        return state
 
-    def _refresh(self, key: tuple[str, str], state: _AliasState, now: float) -> LoadedModel:
+    def _refresh(self, key: tuple[str, str], state: _AliasState, now: float) -> _AliasState:
         """Re-check an alias with the budgeted backends; on any failure keep the last good model and back off."""
         state.checked_at = now
         try:
-            version = self._checks().registry.get_alias(*key).version
-            if version != state.loaded.entry.version:
-                state.loaded = self._version(key[0], version, self._reloads)
+            found = self._checks().registry.get_alias(*key)
+            if found.version != state.loaded.entry.version:
+                state.loaded = self._version(key[0], found.version, self._reloads)
         except Exception as exc:
             self.failed_checks += 1
             state.failures += 1
@@ -204,7 +241,25 @@ class ModelCache:
             self._report(key[0], exc)
         else:
             state.failures, state.wait = 0, self.refresh_seconds
-        return state.loaded
+            self._beside(key[0], state, found)
+        return state
+
+    def _beside(self, name: str, state: _AliasState, found: Alias) -> None:
+        """Take the alias's canary and shadow as ``found`` names them, loading a version not yet in hand with the
+        reload backends; one that fails to load is reported and left unloaded until the next check."""
+        state.canary = self._one_beside(name, state.canary, found.canary)
+        state.shadow = self._one_beside(name, state.shadow, found.shadow)
+
+    def _one_beside(self, name: str, had: Beside[SpecT] | None, spec: SpecT | None) -> Beside[SpecT] | None:
+        if spec is None:
+            return None
+        if had is not None and had.loaded is not None and had.loaded.entry.version == spec.version:
+            return had if had.spec == spec else Beside(spec, had.loaded)
+        try:
+            return Beside(spec, self._version(name, spec.version, self._reloads))
+        except Exception as exc:
+            self._report(name, exc)
+            return Beside(spec, None)
 
     def _version(self, name: str, version: int, backends_for: Callable[[], Backends] | None = None) -> LoadedModel:
         """A version from memory, or fetched, verified and opened with ``backends_for`` (default: the cold-load
@@ -223,7 +278,9 @@ class ModelCache:
             raise ArtifactUnavailableError(f"model {name!r} version {version}: {exc}") from exc
         loaded = LoadedModel(entry, model)
         self._versions[(name, version)] = loaded
-        pinned = {id(state.loaded) for state in self._aliases.values()} | {id(loaded)}
+        pinned = {id(loaded)}
+        for state in self._aliases.values():
+            pinned.update(id(m) for m in (state.loaded, state.canary and state.canary.loaded, state.shadow and state.shadow.loaded) if m)
         for cached_key, cached in list(self._versions.items()):
             if len(self._versions) <= self._capacity:
                 break

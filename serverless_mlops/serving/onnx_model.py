@@ -6,6 +6,7 @@ scikit-learn, scipy, pickle or joblib, and the only model format it loads is ONN
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ def _type_name(value: Any) -> str:
     )
 
 
+class InvalidOutputError(InvalidInputError):
+    """The model's output for some rows is not a finite number: answered as the client's 422 (values far outside the
+    training data are the usual cause), and counted as invalid outputs of the version (``rows``)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]], *, rows: int) -> None:
+        super().__init__(message, details)
+        self.rows = rows
+
+
 def _finite(output: np.ndarray) -> np.ndarray:
     """The model's output, unless some row's is NaN or infinite (valid float32 inputs far outside the training data
     can overflow a linear model): JSON has no such numbers, so those rows are refused, by number."""
@@ -71,7 +81,7 @@ def _finite(output: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero(~finite)
         problem = "the model's output for this row is not a finite number (values far outside the training data?)"
         details = [{"row": int(row), "field": None, "problem": problem} for row in bad[:MAX_DETAILS]]
-        raise InvalidInputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details)
+        raise InvalidOutputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details, rows=len(bad))
     return output
 
 
@@ -96,6 +106,8 @@ class OnnxModel:
         self._ranged = any(self._features[i].range is not None for i in self._numeric_at)
         self._low = np.array([[low] for low, _ in ranges], dtype=np.float64)
         self._high = np.array([[high] for _, high in ranges], dtype=np.float64)
+        # what validation and the ONNX inputs depend on: models with equal keys take each other's feeds (predict_feeds)
+        self.inputs_key = json.dumps([f.model_dump(mode="json") for f in signature.features], sort_keys=True)
         outputs = [signature.label_output, signature.probabilities_output] if signature.is_classification else [signature.value_output]
         self._outputs = [o for o in outputs if o is not None]
 
@@ -177,6 +189,31 @@ class OnnxModel:
 
     def predict_records(self, records: Sequence[Any]) -> Prediction:
         """Predict from objects keyed by feature name (extra keys are ignored)."""
+        return self._run(self.feeds_for_records(records))
+
+    def predict_columns(self, columns: Sequence[Sequence[Any]]) -> Prediction:
+        """Predict from one sequence of values per feature, in signature order, all of one length (KServe V2 tensors)."""
+        return self._run(self.feeds_for_columns(columns))
+
+    def predict_rows(self, rows: Sequence[Any]) -> Prediction:
+        """Predict from arrays of values in signature order."""
+        return self._run(self.feeds_for_rows(rows))
+
+    def predict_feeds(self, feeds: dict[str, np.ndarray]) -> Prediction:
+        """Predict from validated inputs (:meth:`feeds_for`), of this model or of one with the same ``inputs_key`` (a
+        shadow scoring the rows production just scored skips validating them again)."""
+        return self._run(feeds)
+
+    def feeds_for(self, kind: str, data: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The validated ONNX inputs for ``data`` given as ``records``, ``rows`` or ``columns``."""
+        if kind == "records":
+            return self.feeds_for_records(data)
+        if kind == "columns":
+            return self.feeds_for_columns(data)
+        return self.feeds_for_rows(data)
+
+    def feeds_for_records(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The ONNX inputs for objects keyed by feature name, validated (:class:`InvalidInputError` names row and field)."""
         if not records:
             raise InvalidInputError("no instances to predict", [{"row": None, "field": "instances", "problem": "empty"}])
         try:
@@ -186,10 +223,10 @@ class OnnxModel:
         feeds = self._fast_feeds(columns) if columns is not None else None
         if feeds is None:
             self._raise_for_records(records)
-        return self._run(feeds)
+        return feeds
 
-    def predict_columns(self, columns: Sequence[Sequence[Any]]) -> Prediction:
-        """Predict from one sequence of values per feature, in signature order, all of one length (KServe V2 tensors)."""
+    def feeds_for_columns(self, columns: Sequence[Sequence[Any]]) -> dict[str, np.ndarray]:
+        """The ONNX inputs for one sequence of values per feature, validated."""
         width = len(self._features)
         if len(columns) != width:
             problem = f"expected {width} columns in signature order, got {len(columns)}"
@@ -203,10 +240,10 @@ class OnnxModel:
         feeds = self._fast_feeds([list(column) for column in columns])
         if feeds is None:
             self._raise_for_rows([list(row) for row in zip(*columns, strict=True)])
-        return self._run(feeds)
+        return feeds
 
-    def predict_rows(self, rows: Sequence[Any]) -> Prediction:
-        """Predict from arrays of values in signature order."""
+    def feeds_for_rows(self, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The ONNX inputs for arrays of values in signature order, validated."""
         if not rows:
             raise InvalidInputError("no inputs to predict", [{"row": None, "field": "inputs", "problem": "empty"}])
         width = len(self._features)
@@ -215,7 +252,7 @@ class OnnxModel:
             feeds = self._fast_feeds([list(column) for column in zip(*rows, strict=True)])
         if feeds is None:
             self._raise_for_rows(rows)
-        return self._run(feeds)
+        return feeds
 
 
 def load_model(backends: Backends, entry: ModelVersion, *, threads: int = 1) -> OnnxModel:

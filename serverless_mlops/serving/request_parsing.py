@@ -182,3 +182,14 @@ def request_id(event: Mapping[str, Any]) -> str | None:
     """The HTTP API's id of this request (``requestContext.requestId``), which captured rows carry."""
     context = event.get("requestContext") or {}
     return context.get("requestId")
+
+
+ROUTING_HEADER = "x-routing-key"
+VERSION_HEADER = "x-model-version"
+
+
+def routing_key(event: Mapping[str, Any]) -> str | None:
+    """The caller's ``x-routing-key`` (HTTP API lower-cases header names), else the request's id: what a rollout
+    routes by, so one caller sticks to one version (:mod:`serverless_mlops.serving.routing`)."""
+    headers = event.get("headers") or {}
+    return headers.get(ROUTING_HEADER) or request_id(event)

@@ -9,6 +9,8 @@ gzip-compressed JSON Lines object per flush, named ``{yyyymmddThhmmss}-{id}.json
 ``prediction`` is the label for classifiers and the value for regressors. ``id`` is the row's prediction id, the one
 the response returned and ground truth names (:func:`id_problem` is the rule it follows: the caller's own, or
 ``{request id}-{row index}``); rows captured before prediction ids existed have none, so readers must not require it.
+A row the alias's shadow also scored has an optional ``"shadow": {"version": 4, "prediction": 148.9}`` (what the
+shadow version predicted; never returned to the caller), which ``mlops shadow report`` compares with ``prediction``.
 Nothing here imports numpy or boto3, so the inference path stays light.
 """
 
@@ -43,6 +45,9 @@ def id_problem(value: object) -> str | None:
     if not value.isprintable():
         return "an id holds printable characters only (no control characters, tabs or line breaks)"
     return None
+
+
+SHADOW_FIELD = "shadow"  # optional: {"version": int, "prediction": ...}
 
 
 class CaptureFormatError(DataError):
@@ -115,4 +120,12 @@ def decode_records(data: bytes, source: str) -> Iterator[dict[str, Any]]:
             raise CaptureFormatError(source, f"missing {', '.join(missing)}", number)
         if not isinstance(row["features"], dict):
             raise CaptureFormatError(source, "'features' must be an object", number)
+        shadow = row.get(SHADOW_FIELD)
+        if shadow is not None and not (
+            isinstance(shadow, dict)
+            and isinstance(shadow.get("version"), int)
+            and not isinstance(shadow["version"], bool)
+            and "prediction" in shadow
+        ):
+            raise CaptureFormatError(source, "'shadow' must be an object with an integer 'version' and a 'prediction'", number)
         yield row

@@ -9,7 +9,11 @@ Items (partition key ``pk``, sort key ``sk``):
 | ``MODELS``       | ``MODEL#{name}``   | one per model, so models can be listed with a paged Query   |
 | ``MODEL#{name}`` | ``V#{0000000007}`` | version 7: status, run id, and its document (JSON)          |
 | ``MODEL#{name}`` | ``RUN#{run_id}``   | which version a training run became (idempotent register)   |
-| ``MODEL#{name}`` | ``ALIAS#{alias}``  | the alias's version, revision and history                   |
+| ``MODEL#{name}`` | ``ALIAS#{alias}``  | the alias's version, revision, history, canary and shadow   |
+
+An alias may carry a **canary** (another version served to ``weight`` percent of requests, owned by one release, named
+by its ``release_id``) and a **shadow** (another version that scores a ``sample`` of the served requests in the
+background, never answering). Both move with the alias's revision (optimistic concurrency) and are kept in its history.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ PRODUCTION = "production"
 STAGING = "staging"
 
 Status = Literal["registered", "rejected", "archived"]
+AliasAction = Literal["set", "promote", "rollback", "canary", "canary-clear", "shadow", "shadow-clear"]
+MOVES: frozenset[str] = frozenset({"set", "promote", "rollback"})  # the actions that change the alias's version
 T = TypeVar("T")
 
 
@@ -67,16 +73,42 @@ class ModelVersion(BaseModel):
     spec: dict[str, Any] = Field(default_factory=dict)  # the model spec it was trained from (drift thresholds, gate)
 
 
+class Canary(BaseModel):
+    """A version served to ``weight`` percent (0..100) of an alias's requests, by the release ``release_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    weight: float = Field(ge=0, le=100)
+    release_id: str = Field(min_length=1)
+
+
+class Shadow(BaseModel):
+    """A version that scores a ``sample`` (0 < sample <= 1) of an alias's requests in the background, never answering."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    sample: float = Field(gt=0, le=1)
+
+
 class AliasChange(BaseModel):
+    """One entry of an alias's history. For ``set``/``promote``/``rollback`` the alias moved ``from_version`` →
+    ``to_version``; for ``canary``/``shadow`` (and their ``-clear``) ``from_version`` is the version the alias served
+    and ``to_version`` the canary's or shadow's version, with ``weight``/``release_id`` (canary) or ``sample`` (shadow)."""
+
     model_config = ConfigDict(frozen=True)
 
     revision: int
     from_version: int | None
     to_version: int
-    action: Literal["set", "promote", "rollback"]
+    action: AliasAction
     at: str
     by: str
     reason: str = ""
+    weight: float | None = None
+    release_id: str | None = None
+    sample: float | None = None
 
 
 class Alias(BaseModel):
@@ -89,6 +121,8 @@ class Alias(BaseModel):
     updated_at: str
     updated_by: str
     history: list[AliasChange] = Field(default_factory=list)
+    canary: Canary | None = None
+    shadow: Shadow | None = None
 
 
 class Page(BaseModel, Generic[T]):
@@ -175,13 +209,16 @@ def alias_from_item(model: str, item: dict[str, Any]) -> Alias:
         updated_at=item["updated_at"]["S"],
         updated_by=item["updated_by"]["S"],
         history=[AliasChange.model_validate_json(entry["S"]) for entry in item.get("history", {}).get("L", [])],
+        canary=Canary.model_validate_json(item["canary"]["S"]) if "canary" in item else None,
+        shadow=Shadow.model_validate_json(item["shadow"]["S"]) if "shadow" in item else None,
     )
 
 
 class Registry(Protocol):
     """The model registry's operations. Errors: NotFoundError (no such model, version or alias), ConflictError (an
-    alias moved since ``expected_revision`` was read; a run being registered by another caller), RegistryError
-    (refused: invalid alias name, aliasing a version that is not registered, archiving an aliased one, a bad token)."""
+    alias moved since ``expected_revision`` was read; a run being registered by another caller), ReleaseInProgressError
+    (a ConflictError: another release holds the alias's canary), RegistryError (refused: invalid alias name, aliasing
+    a version that is not registered, archiving an aliased one, a bad weight or sample, a bad token)."""
 
     def register(
         self,
@@ -223,12 +260,52 @@ class Registry(Protocol):
         by: str,
         reason: str = "",
         action: Literal["set", "promote", "rollback"] = "set",
+        release_id: str | None = None,
     ) -> Alias:
         """Point ``alias`` at ``version`` if the alias is still at ``expected_revision`` (0: must not exist yet; None:
-        whatever was just read)."""
+        whatever was just read). While the alias has a canary, only its release (``release_id``) may move it, and only
+        to the canary's version: that write also clears the canary."""
 
     def promote(
-        self, model: str, version: int, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str, reason: str = ""
+        self,
+        model: str,
+        version: int,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
     ) -> Alias: ...
     def rollback(self, model: str, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str, reason: str = "") -> Alias:
         """Point ``alias`` back at the version it served before the current one (repeatable: 3 → 2 → 1)."""
+
+    def set_canary(
+        self,
+        model: str,
+        version: int,
+        weight: float,
+        *,
+        release_id: str,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+    ) -> Alias:
+        """Serve ``version`` to ``weight`` percent (0..100) of ``alias``'s requests for the release ``release_id`` (the
+        alias must exist; the same release may change the weight; another release's canary is a
+        ReleaseInProgressError)."""
+
+    def clear_canary(
+        self, model: str, *, release_id: str, alias: str = PRODUCTION, expected_revision: int | None = None, by: str, reason: str = ""
+    ) -> Alias:
+        """Remove ``release_id``'s canary in one conditional write (the rollback; the alias's version is untouched).
+        No canary: the alias as it is."""
+
+    def set_shadow(
+        self, model: str, version: int, sample: float, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str
+    ) -> Alias:
+        """Let ``version`` score a ``sample`` (0 < sample <= 1) of ``alias``'s requests in the background."""
+
+    def clear_shadow(self, model: str, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str) -> Alias:
+        """Remove the shadow (no shadow: the alias as it is)."""

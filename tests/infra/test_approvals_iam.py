@@ -45,7 +45,11 @@ def _leading_keys(statement: dict[str, Any]) -> list[str] | None:
 def test_task_tokens_are_readable_by_the_release_function_and_approvers_only(synth: Synth) -> None:
     table = synth.resource_id("AWS::DynamoDB::GlobalTable", "RetrainingTable")
     grants = _on(synth, table)
-    assert set(grants) == {TRAINING, RELEASE, APPROVER}  # not inference, not drift, not the state machine
+    # not inference, not drift, not the state machine; the release workflow (issue 17) and its operators: RELEASE# only
+    release_workflow = {"ReleaseWorkflowRoleDefaultPolicy", "ReleaseOperatorPolicy"}
+    assert set(grants) == {TRAINING, RELEASE, APPROVER, *release_workflow}
+    for owner in release_workflow:
+        assert [_leading_keys(statement) for statement in grants.pop(owner)] == [["RELEASE#*"]], owner
     # training: its lock items only, single-item actions (a Scan names no key, so a LeadingKeys condition cannot hold it)
     assert [(_leading_keys(s), sorted(as_list(s["Action"]))) for s in grants[TRAINING]] == [
         ([f"{c.LOCK_PREFIX}*"], ["dynamodb:GetItem", "dynamodb:PutItem"])
@@ -71,12 +75,16 @@ def test_only_the_retraining_functions_know_the_retraining_table(synth: Synth) -
     table = synth.resource_id("AWS::DynamoDB::GlobalTable", "RetrainingTable")
     for name, function in synth.resources("AWS::Lambda::Function").items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
-        retraining = function["Properties"]["Handler"] in ("functions.training.app.lambda_handler", "functions.release.app.lambda_handler")
+        retraining = function["Properties"]["Handler"] in (
+            "functions.training.app.lambda_handler",
+            "functions.release.app.lambda_handler",
+            "functions.release_workflow.app.lambda_handler",  # its release locks (RELEASE# items, issue 17)
+        )
         assert (variables.get("MLOPS_RETRAINING_TABLE") == {"Ref": table}) == retraining, name
 
 
 def test_the_machine_logs_no_execution_data_and_only_wait_for_approval_carries_the_token(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.raw["Resources"][synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")]
     assert machine["Properties"]["LoggingConfiguration"]["IncludeExecutionData"] is False
     body = machine["Properties"]["DefinitionString"]
     text = "".join(p if isinstance(p, str) else "<>" for p in body["Fn::Join"][1]) if isinstance(body, dict) else body
@@ -93,7 +101,8 @@ def test_training_cannot_write_the_registry_and_only_releases_move_aliases(synth
     assert _actions(grants[TRAINING]) & REGISTRY_WRITES == set()
     assert "dynamodb:GetItem" in _actions(grants[TRAINING])  # it reads the champion
     writers = {owner for owner, found in grants.items() if _actions(found) & REGISTRY_WRITES}
-    assert writers == {RELEASE, RELEASER}
+    # and the release workflow (issue 17): its function, CheckGuards (the canary) and its operators (abort)
+    assert writers == {RELEASE, RELEASER, "ReleaseWorkflowRoleDefaultPolicy", "ReleaseGuardsRoleDefaultPolicy", "ReleaseOperatorPolicy"}
 
 
 def test_people_policies_are_stack_outputs_with_what_each_command_needs(synth: Synth) -> None:

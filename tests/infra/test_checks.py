@@ -83,6 +83,9 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
             "Retraining/Release/Function", "Retraining/Release/Role/DefaultPolicy",
             "Retraining/StateMachine/Role/DefaultPolicy",
             deployment, "Retraining/SpecsRole/DefaultPolicy",
+            "Release/Workflow/Function", "Release/Workflow/Role/DefaultPolicy", "Release/Guards/Function",
+            "Release/Guards/Role/DefaultPolicy", "Release/GuardReads", "Release/StateMachine/Role/DefaultPolicy",
+            "Release/OperatorPolicy",
         )
     }  # fmt: skip
 

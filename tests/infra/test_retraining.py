@@ -55,7 +55,7 @@ def _placeholder(part: dict[str, Any]) -> str:
 
 def definition(synth: Synth) -> dict[str, Any]:
     """The state machine's ASL, with Fn::Join's intrinsics replaced by placeholders (<LogicalId.Arn>, aws)."""
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.raw["Resources"][synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")]
     body = machine["Properties"]["DefinitionString"]
     parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
     return json.loads("".join(p if isinstance(p, str) else _placeholder(p) for p in parts))  # type: ignore[no-any-return]
@@ -169,7 +169,7 @@ def test_every_task_catches_everything_into_the_failure_notification(synth: Synt
 
 
 def test_the_machine_logs_every_event_without_data_and_traces(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.raw["Resources"][synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")]
     properties = machine["Properties"]
     assert properties["TracingConfiguration"] == {"Enabled": True}
     logging = properties["LoggingConfiguration"]
@@ -183,7 +183,7 @@ def test_the_machine_logs_every_event_without_data_and_traces(synth: Synth) -> N
 
 
 def test_the_state_machine_arn_is_a_stable_output(synth: Synth) -> None:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     output = synth.raw["Outputs"]["StateMachineArn"]
     assert output["Value"] == {"Ref": machine_id}
     assert output["Export"]["Name"] == f"{synth.stack.stack_name}-StateMachineArn"
@@ -245,10 +245,12 @@ def test_release_reads_runs_and_artifacts_and_publishes_alerts(synth: Synth) -> 
     assert not [a for actions in grants.values() for a in actions if a.startswith(("s3:Put", "s3:Delete"))]
     (topic_id,) = synth.resources("AWS::SNS::Topic")
     grants = [(n, s) for n, kind, s in statements(synth) if kind == "AWS::IAM::Policy" and "sns:Publish" in as_list(s["Action"])]
+    # and the release workflow's notifications (issue 17: the same topic, attribute kind=release)
     assert {name.split("RoleDefaultPolicy")[0] for name, _s in grants} == {
         "MonitoringDriftCheck",
         "MonitoringQualityCheck",
         "RetrainingRelease",
+        "ReleaseWorkflow",
     }
     assert all(statement["Resource"] == {"Ref": topic_id} for _name, statement in grants)
 
@@ -257,7 +259,9 @@ def test_the_machine_invokes_only_its_two_functions(synth: Synth) -> None:
     training = function_id(synth, "functions.training.app.lambda_handler")
     release = function_id(synth, "functions.release.app.lambda_handler")
     invokes = [(n, s) for n, _k, s in statements(synth) if "lambda:InvokeFunction" in as_list(s["Action"])]
-    assert {n.split("RoleDefaultPolicy")[0] for n, _s in invokes} == {"RetrainingStateMachine"}
+    # the release workflow's machine invokes its own two (tests/infra/test_release.py)
+    assert {n.split("RoleDefaultPolicy")[0] for n, _s in invokes} == {"RetrainingStateMachine", "ReleaseStateMachine"}
+    invokes = [(n, s) for n, s in invokes if n.startswith("RetrainingStateMachine")]
     resources = [json.dumps(r, sort_keys=True) for _n, s in invokes for r in as_list(s["Resource"])]
     assert resources
     assert all(training in r or release in r for r in resources)
@@ -330,7 +334,7 @@ def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, p
     for synth in (dev, prod):
         targets = [t for r in synth.resources("AWS::Events::Rule").values() for t in r["Properties"]["Targets"]]
         assert not [t for t in targets if "RoleArn" in t]  # no rule starts the state machine
-    (machine_id,) = retrain.resources("AWS::StepFunctions::StateMachine")
+    machine_id = retrain.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     rules = [r for r in retrain.resources("AWS::Events::Rule").values() if r["Properties"]["ScheduleExpression"] == RETRAIN_SCHEDULE]
     (rule,) = rules
     (target,) = rule["Properties"]["Targets"]

@@ -28,7 +28,7 @@ def functions(synth: Synth) -> dict[str, dict]:
 
 
 def test_every_function_sets_memory_timeout_tracing_and_the_runtime(synth: Synth) -> None:
-    assert len(functions(synth)) == 5  # inference, drift check, quality check, training, release
+    assert len(functions(synth)) == 7  # inference, drift check, quality check, training, release; the release workflow's two
     for name, function in functions(synth).items():
         properties = function["Properties"]
         assert properties["MemorySize"] >= 128, name
@@ -56,7 +56,7 @@ def test_handlers_and_environment_follow_the_contract(synth: Synth) -> None:
     assert inference["POWERTOOLS_SERVICE_NAME"] == "inference"
     assert drift["POWERTOOLS_SERVICE_NAME"] == "drift_check"
     assert "Ref" in drift["MLOPS_ALERT_TOPIC_ARN"]
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     assert drift["MLOPS_RETRAIN_STATE_MACHINE_ARN"] == {"Ref": machine_id}  # drift may start retraining (retrain_on_drift)
 
 
@@ -79,7 +79,13 @@ def test_resource_star_only_where_aws_requires_it(synth: Synth) -> None:
             continue
         if kind == "AWS::KMS::Key":
             continue  # a key policy's Resource is always "*" (this key)
-        allowed = MACHINE_STAR_ACTIONS if name.startswith("RetrainingStateMachineRoleDefaultPolicy") else XRAY_ACTIONS
+        allowed = (
+            MACHINE_STAR_ACTIONS
+            if name.startswith(("RetrainingStateMachineRoleDefaultPolicy", "ReleaseStateMachineRoleDefaultPolicy"))
+            else XRAY_ACTIONS
+        )
+        if name.startswith("ReleaseGuardReads"):
+            allowed = {"cloudwatch:GetMetricData"}  # CheckGuards' metric reads: no resource-level permissions
         assert set(as_list(statement["Action"])) <= allowed, (name, statement)
 
 
@@ -92,7 +98,12 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
             writers.add(name.split("RoleDefaultPolicy")[0] if "RoleDefaultPolicy" in name else name[:-8])  # ManagedPolicy: no hash
     # training: its lock (retraining table, LOCK# items only); release: versions, aliases, approvals; people's managed
     # policies: approvers (APPROVAL# items), releasers (aliases). tests/infra/test_approvals_iam.py checks each table
-    assert writers == {"RetrainingTraining", "RetrainingRelease", "RetrainingApproverPolicy", "RetrainingReleaserPolicy"}
+    # the release workflow (issue 17): its function (canary, promotion; RELEASE# lock items), CheckGuards (clears the
+    # canary on a breach) and the release operators' policy (abort: the lock's mark, the canary); tests/infra/test_release.py
+    assert writers == {
+        "RetrainingTraining", "RetrainingRelease", "RetrainingApproverPolicy", "RetrainingReleaserPolicy",
+        "ReleaseWorkflow", "ReleaseGuards", "ReleaseOperatorPolicy",
+    }  # fmt: skip
 
 
 def test_inference_reads_artifacts_and_writes_only_captures_and_labels(synth: Synth) -> None:
@@ -200,7 +211,8 @@ def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> Non
     limits = synth.stack.deployment.config.alarms
     alarms = list(synth.resources("AWS::CloudWatch::Alarm").values())
     floors = sum(len(spec.quality.floors) for spec in synth.stack.deployment.specs)
-    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4 + floors  # the API's, drift per model, the workflow's, quality
+    # the API's, drift per model, the retraining workflow's, the release workflow's (tests/infra/test_release.py), quality floors
+    assert len(alarms) == 4 + len(synth.stack.deployment.specs) + 3 + 4 + 5 + floors
     assert all(a["Properties"]["AlarmActions"] for a in alarms)
     (rate,) = [a for a in alarms if "Metrics" in a["Properties"]]
     assert rate["Properties"]["Threshold"] == limits.error_rate_percent
@@ -219,7 +231,7 @@ def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> Non
 
 def test_the_retraining_workflow_and_its_functions_are_watched_by_alarms(synth: Synth) -> None:
     """A machine-level timeout ends the workflow before any Notify state: only an alarm can tell someone."""
-    machine = next(iter(synth.resources("AWS::StepFunctions::StateMachine")))
+    machine = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     topic = next(iter(synth.resources("AWS::SNS::Topic")))
     for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
         synth.template.has_resource_properties(

@@ -131,9 +131,31 @@ def test_step_6_the_new_version_serves_then_the_rollback_serves_the_old_one(tour
     assert "rev 3  rollback 2 → 1" in output
 
 
+def test_step_7_the_retrained_version_goes_out_as_a_canary_and_is_promoted(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    release = result.releases["canary"]
+    assert (release["outcome"], release["version"], release["champion"]) == ("promoted", 2, 1)
+    assert release["checks"][-1]["decision"] == "promote"
+    assert release["checks"][-1]["candidate"]["requests"] >= 100  # the guards' minimum: real traffic on the canary
+    assert result.release_traffic["canary"].get(2, 0) >= 100  # as the HTTP answers said
+    assert "promoted: production → v2" in output
+
+
+def test_step_8_a_broken_candidate_is_rolled_back_by_itself(tour: tuple[TourResult, str, set[int | None]]) -> None:
+    result, output, _ = tour
+    release = result.releases["broken"]
+    assert (release["outcome"], release["version"], release["champion"]) == ("rolled_back", 3, 2)
+    assert release["outcome_reason"].startswith("invalid-output rate 100% > 1% over ")
+    # the broken version answered nothing: its invalid outputs fell back to the champion (counted as guard metrics);
+    # v1 may answer the first requests, until the endpoint's next refresh sees step 7's promotion
+    assert 3 not in result.release_traffic["broken"]
+    assert result.release_traffic["broken"][2] > 0
+    assert "rolled back: production stays v2; invalid-output rate 100%" in output
+
+
 def test_the_summary_table_lists_every_step_and_nothing_is_left_running(tour: tuple[TourResult, str, set[int | None]]) -> None:
     result, output, threads_before = tour
-    assert [s.number for s in result.steps] == [1, 2, 3, 4, 5, 6]
+    assert [s.number for s in result.steps] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(s.outcome for s in result.steps)
     assert "the loop, end to end, in" in output
     for step in result.steps:
@@ -167,7 +189,7 @@ def test_a_second_run_through_the_cli_works(dev_synth: Path, tmp_path: Path, cap
     printed = capsys.readouterr()
     document = json.loads(printed.out)  # --json: only the document on stdout, the narration on stderr
     assert document["drift_report"] == str((out / f"drift-report-{DRIFTING_MODEL}.html").resolve())
-    assert [step["step"] for step in document["steps"]] == [1, 2, 3, 4, 5, 6]
+    assert [step["step"] for step in document["steps"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [h["action"] for h in document["production_history"]] == ["promote", "promote", "rollback"]
     assert "the loop, end to end, in" in printed.err
     assert (out / f"drift-report-{DRIFTING_MODEL}.html").is_file()

@@ -466,7 +466,7 @@ def test_promote_moves_production_from_the_champion(env: Env, trained_run: Train
     _champion(env, weak_champion)
     state = release_steps.promote(_registered(env, trained_run), env.backends, execution_name=NAME)
     assert state.promotion is not None
-    assert state.promotion.model_dump() == {"alias": "production", "from_version": 1, "to_version": 2, "revision": 2}
+    assert state.promotion.model_dump() == {"alias": "production", "from_version": 1, "to_version": 2, "revision": 2, "release": None}
     alias = env.backends.registry.get_alias(MODEL, PRODUCTION)
     assert alias.version == 2
     assert alias.history[-1].by == f"retraining:{NAME}"

@@ -8,7 +8,7 @@ import pytest
 
 from serverless_mlops.errors import ArtifactIntegrityError, NotFoundError
 from serverless_mlops.serving.model_cache import ModelCache, ModelUnavailableError
-from serverless_mlops.store.registry import ModelVersion
+from serverless_mlops.store.registry import Canary, ModelVersion, Shadow
 
 
 class Clock:
@@ -20,13 +20,16 @@ class Clock:
 
 
 class Alias:
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, canary: Canary | None = None, shadow: Shadow | None = None) -> None:
         self.version = version
+        self.canary = canary
+        self.shadow = shadow
 
 
 class FakeRegistry:
     def __init__(self) -> None:
         self.aliases: dict[tuple[str, str], int] = {("m", "production"): 1}
+        self.beside: dict[tuple[str, str], tuple[Canary | None, Shadow | None]] = {}
         self.statuses: dict[tuple[str, int], str] = {("m", v): "registered" for v in (1, 2, 3)}
         self.down = False
         self.calls = 0
@@ -37,7 +40,7 @@ class FakeRegistry:
             raise ConnectionError("registry unreachable")
         if (model, alias) not in self.aliases:
             raise NotFoundError(f"model {model!r} has no alias {alias!r}")
-        return Alias(self.aliases[(model, alias)])
+        return Alias(self.aliases[(model, alias)], *self.beside.get((model, alias), (None, None)))
 
     def describe(self, model: str, version: int) -> ModelVersion:
         self.calls += 1
@@ -241,3 +244,45 @@ def test_a_refresh_in_progress_elsewhere_does_not_block_a_request(parts: Any) ->
     with cache._lock:  # another thread is refreshing
         assert cache.get("m").entry.version == 1
     assert cache.get("m").entry.version == 2
+
+
+def test_a_canary_and_a_shadow_load_beside_the_champion_and_stay_in_memory(parts: Any) -> None:
+    cache, backends, loader, clock, _ = parts
+    backends.registry.beside["m", "production"] = (Canary(version=2, weight=10, release_id="r"), Shadow(version=3, sample=0.5))
+    served = cache.serve("m")
+    assert served.champion.model == "session-1"
+    assert served.canary is not None
+    assert served.shadow is not None
+    assert (served.canary.loaded.model, served.shadow.loaded.model) == ("session-2", "session-3")  # type: ignore[union-attr]
+    assert sorted(loader.loads) == [1, 2, 3]
+
+    backends.registry.beside["m", "production"] = (Canary(version=2, weight=50, release_id="r"), Shadow(version=3, sample=0.5))
+    clock.now += 30
+    again = cache.serve("m")
+    assert again.canary is not None
+    assert again.canary.spec.weight == 50
+    assert again.shadow is served.shadow, "an unchanged shadow is kept as it was"
+    assert sorted(loader.loads) == [1, 2, 3], "a weight change loads nothing"
+    assert {m.entry.version for m in cache.loaded()} == {1, 2, 3}, "capacity 2, but nothing an alias serves is evicted"
+
+    backends.registry.beside["m", "production"] = (None, None)
+    clock.now += 30
+    assert cache.serve("m") == type(served)(served.champion)
+
+
+def test_a_canary_that_fails_to_load_is_reported_left_unloaded_and_retried_at_the_next_check(parts: Any) -> None:
+    cache, backends, loader, clock, failures = parts
+    cache.get("m")
+    loader.bad.add(2)
+    backends.registry.beside["m", "production"] = (Canary(version=2, weight=10, release_id="r"), None)
+    clock.now += 30
+    served = cache.serve("m")
+    assert served.champion.model == "session-1"
+    assert served.canary is not None
+    assert served.canary.loaded is None
+    assert failures == [("m", "ArtifactIntegrityError: version 2 failed verification")]
+
+    loader.bad.clear()
+    assert cache.serve("m").canary.loaded is None  # type: ignore[union-attr]  # within the interval: no retry
+    clock.now += 30
+    assert cache.serve("m").canary.loaded.model == "session-2"  # type: ignore[union-attr]

@@ -205,7 +205,11 @@ def test_two_concurrent_executions_for_one_model_promote_at_most_once(workflow: 
 def test_an_approval_nobody_gives_times_out_into_rejection(workflow_synth: WorkflowSynth) -> None:
     # the synthesized definition with WaitForApproval's timeout (the config's 1 h, the least it accepts) cut to 2 s
     template = json.loads(json.dumps(workflow_synth.template))
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    (machine,) = [
+        r
+        for n, r in template["Resources"].items()
+        if n.startswith("RetrainingStateMachine") and r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     waiting = '"TimeoutSeconds":3600,"ResultPath":"$.approval"'
     assert sum(isinstance(p, str) and waiting in p for p in parts) == 1
