@@ -12,7 +12,7 @@ Bottom up (a module may import its own component and any lower layer; siblings i
 4. ``store``: the artifact store, the registry, the capture format
 5. ``serving``: the ONNX model, the endpoint, the model cache, the capture writer
 6. ``drift``
-7. ``retraining`` (its ``contract`` is where ``functions`` and ``infra`` meet)
+7. ``retraining`` and ``batch`` (their ``contract`` modules are where ``functions`` and ``infra`` meet)
 8. ``functions`` and ``infra``: siblings, the deployed handlers and the CDK app
 9. ``local``: the laptop stand-in for AWS (synthesizes ``infra``'s app, runs ``functions``' handlers)
 10. ``cli``
@@ -39,7 +39,7 @@ LAYERING = Layering(
         [f"{DOMAIN}.store"],
         [f"{DOMAIN}.serving"],
         [f"{DOMAIN}.drift"],
-        [f"{DOMAIN}.retraining"],
+        [f"{DOMAIN}.retraining", f"{DOMAIN}.batch"],
         ["functions", "infra"],
         [f"{DOMAIN}.local"],
         [f"{DOMAIN}.cli"],
