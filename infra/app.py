@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.batch import BatchScoring, acknowledge_batch
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
@@ -73,6 +74,7 @@ class ServerlessMlopsStack(cdk.Stack):
         self.monitoring.connect_retraining(
             self.retraining.state_machine, {"Training": self.retraining.training.function, "Release": self.retraining.release.function}
         )
+        self.batch = BatchScoring(self, "Batch", base, layer=self.inference_layer)  # issue 20: mlops batch score
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,
@@ -83,6 +85,7 @@ class ServerlessMlopsStack(cdk.Stack):
             # attach to the people who decide (mlops approve/reject) and who release (mlops promote/rollback)
             "ApproverPolicyArn": self.retraining.approver_policy.managed_policy_arn,
             "ReleaserPolicyArn": self.retraining.releaser_policy.managed_policy_arn,
+            "BatchStateMachineArn": self.batch.state_machine.state_machine_arn,
         }
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
@@ -101,6 +104,7 @@ def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
     acknowledge(queue, "AwsSolutions-SQS3", FAILURES_QUEUE)
     acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
     _acknowledge_retraining(stack, bucket)
+    acknowledge_batch(stack.batch)
 
 
 def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:

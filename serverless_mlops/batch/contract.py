@@ -8,9 +8,9 @@ Layout (``{output}`` is the job's output prefix, ``{job}`` its id, ``batch/`` a 
   offset in it, the field and the problem (written only when a row was refused);
 - ``{output}_SUCCESS``: the job's manifest (rows in, scored, refused, version, duration, the shards), written last;
   ``{output}_FAILED`` instead when more shards failed than the tolerated share;
-- ``batch/{job}/job.json`` (the pinned job), ``batch/{job}/manifest.json`` (the shards: what the Distributed Map's
-  ItemReader reads), ``batch/{job}/done/00000.json`` (a shard's counts, written after its output: a re-run with the
-  same job id skips that shard), ``batch/{job}/errors/00000.json`` (why a shard's last attempt failed).
+- ``batch/jobs/{job}/job.json`` (the pinned job), ``batch/jobs/{job}/manifest.json`` (the shards: what the Distributed Map's
+  ItemReader reads), ``batch/jobs/{job}/done/00000.json`` (a shard's counts, written after its output: a re-run with the
+  same job id skips that shard), ``batch/jobs/{job}/errors/00000.json`` (why a shard's last attempt failed).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serverless_mlops.errors import MlopsError
 
-PREFIX = "batch"
+PREFIX = "batch/jobs"  # the jobs' own records; batch/ is also where inputs and outputs in the artifact bucket go
 SUCCESS = "_SUCCESS"
 FAILED = "_FAILED"
 VERSION_COLUMN = "model_version"
@@ -30,7 +30,7 @@ PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "probability_"
 FORMATS: dict[str, Literal["csv", "jsonl"]] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl"}
-JOB_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+JOB_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}"  # a Step Functions execution name can be one
 
 # the workflow's states (the CLI and the tests follow them by name)
 STATE_PREPARE = "Prepare"

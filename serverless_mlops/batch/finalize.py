@@ -1,8 +1,8 @@
 """Finalize: the job's outcome from the shards' recorded counts, written as ``_SUCCESS`` (or ``_FAILED``).
 
 It relies on nothing the Distributed Map returns (moto's ResultWriter writes nothing, and a real Map's result array
-is bounded by the 256 KiB state payload): each shard's counts are read from ``batch/{job}/done/``, and a shard without
-them failed, its last error read from ``batch/{job}/errors/``. When failed shards exceed the job's tolerated share,
+is bounded by the 256 KiB state payload): each shard's counts are read from ``batch/jobs/{job}/done/``, and a shard without
+them failed, its last error read from ``batch/jobs/{job}/errors/``. When failed shards exceed the job's tolerated share,
 ``_FAILED`` is written and :class:`BatchJobFailed` names them (Step Functions' own tolerated-failure settings are not
 used: moto ignores them, and the job must fail the same way in both).
 """

@@ -1,6 +1,6 @@
 """Prepare: pin the version a job scores with and split its input into shards, written as the job's JSON manifest.
 
-The alias is resolved once, here: every shard is scored by the version pinned in ``batch/{job}/job.json``, however the
+The alias is resolved once, here: every shard is scored by the version pinned in ``batch/jobs/{job}/job.json``, however the
 alias moves while the job runs. Splitting reads no data: a shard is a byte range of one object (``shard_bytes`` at
 most), and Score finishes the line that straddles its end (:meth:`Objects.blocks`). Only a CSV object's first line is
 read, to check that it names every feature. A re-run with the same job id finds ``job.json`` and returns the job as it

@@ -7,7 +7,7 @@ row by row with the same rules, and each bad row is written to the refused-rows 
 byte offset in it, the field and the problem, never the value; the other rows are scored. Output rows are the input
 lines as they were, plus the prediction columns and ``model_version``.
 
-A shard is done when its counts are written (``batch/{job}/done/NNNNN.json``, after the output): a re-run with the same
+A shard is done when its counts are written (``batch/jobs/{job}/done/NNNNN.json``, after the output): a re-run with the same
 job id returns those counts and reads nothing else.
 """
 
