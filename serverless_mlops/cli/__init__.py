@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from serverless_mlops.cli import drift, models, retrain
+from serverless_mlops.cli import batch, drift, models, retrain
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import smoke as smoke_command
@@ -25,5 +25,6 @@ serve_command.register_commands(app)
 retrain.register_commands(app)
 local_command.register_commands(app)
 smoke_command.register_commands(app)
+batch.register_commands(app)  # issue 20: mlops batch score
 
 __all__ = ["app", "main", "typer"]

@@ -76,7 +76,9 @@ def test_only_the_retraining_functions_know_the_retraining_table(synth: Synth) -
 
 
 def test_the_machine_logs_no_execution_data_and_only_wait_for_approval_carries_the_token(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.resources("AWS::StepFunctions::StateMachine")[
+        synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
+    ]
     assert machine["Properties"]["LoggingConfiguration"]["IncludeExecutionData"] is False
     body = machine["Properties"]["DefinitionString"]
     text = "".join(p if isinstance(p, str) else "<>" for p in body["Fn::Join"][1]) if isinstance(body, dict) else body

@@ -82,6 +82,9 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
             "Retraining/Release/Function", "Retraining/Release/Role/DefaultPolicy",
             "Retraining/StateMachine/Role/DefaultPolicy",
             deployment, "Retraining/SpecsRole/DefaultPolicy",
+            "Batch/JobFunction/Function", "Batch/JobFunction/Role/DefaultPolicy",
+            "Batch/ScoreFunction/Function", "Batch/ScoreFunction/Role/DefaultPolicy",
+            "Batch/StateMachine/Role/DefaultPolicy", "Batch/StateMachine/DistributedMapPolicy",
         )
     }  # fmt: skip
 

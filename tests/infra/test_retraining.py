@@ -55,7 +55,9 @@ def _placeholder(part: dict[str, Any]) -> str:
 
 def definition(synth: Synth) -> dict[str, Any]:
     """The state machine's ASL, with Fn::Join's intrinsics replaced by placeholders (<LogicalId.Arn>, aws)."""
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.resources("AWS::StepFunctions::StateMachine")[
+        synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
+    ]
     body = machine["Properties"]["DefinitionString"]
     parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
     return json.loads("".join(p if isinstance(p, str) else _placeholder(p) for p in parts))  # type: ignore[no-any-return]
@@ -169,7 +171,9 @@ def test_every_task_catches_everything_into_the_failure_notification(synth: Synt
 
 
 def test_the_machine_logs_every_event_without_data_and_traces(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.resources("AWS::StepFunctions::StateMachine")[
+        synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
+    ]
     properties = machine["Properties"]
     assert properties["TracingConfiguration"] == {"Enabled": True}
     logging = properties["LoggingConfiguration"]
@@ -183,7 +187,7 @@ def test_the_machine_logs_every_event_without_data_and_traces(synth: Synth) -> N
 
 
 def test_the_state_machine_arn_is_a_stable_output(synth: Synth) -> None:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     output = synth.raw["Outputs"]["StateMachineArn"]
     assert output["Value"] == {"Ref": machine_id}
     assert output["Export"]["Name"] == f"{synth.stack.stack_name}-StateMachineArn"
@@ -326,7 +330,7 @@ def test_a_schedule_rule_only_for_specs_with_a_retraining_schedule(dev: Synth, p
     for synth in (dev, prod):
         targets = [t for r in synth.resources("AWS::Events::Rule").values() for t in r["Properties"]["Targets"]]
         assert not [t for t in targets if "RoleArn" in t]  # no rule starts the state machine
-    (machine_id,) = retrain.resources("AWS::StepFunctions::StateMachine")
+    machine_id = retrain.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     rules = [r for r in retrain.resources("AWS::Events::Rule").values() if r["Properties"]["ScheduleExpression"] == RETRAIN_SCHEDULE]
     (rule,) = rules
     (target,) = rule["Properties"]["Targets"]

@@ -6,7 +6,7 @@ from tests.helpers.template import Synth, as_list, statements
 
 
 def test_connect_retraining_gives_drift_the_arn_and_start_execution_only(dev: Synth) -> None:
-    (machine_id,) = dev.resources("AWS::StepFunctions::StateMachine")
+    machine_id = dev.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     functions = dev.resources("AWS::Lambda::Function").values()
     (drift,) = [f for f in functions if f["Properties"]["Handler"] == "functions.drift_check.app.lambda_handler"]
     assert drift["Properties"]["Environment"]["Variables"]["MLOPS_RETRAIN_STATE_MACHINE_ARN"] == {"Ref": machine_id}

@@ -28,7 +28,7 @@ def functions(synth: Synth) -> dict[str, dict]:
 
 
 def test_every_function_sets_memory_timeout_tracing_and_the_runtime(synth: Synth) -> None:
-    assert len(functions(synth)) == 4  # inference, drift check, training, release
+    assert len(functions(synth)) == 6  # inference, drift check, training, release, batch job, batch score
     for name, function in functions(synth).items():
         properties = function["Properties"]
         assert properties["MemorySize"] >= 128, name
@@ -56,7 +56,7 @@ def test_handlers_and_environment_follow_the_contract(synth: Synth) -> None:
     assert inference["POWERTOOLS_SERVICE_NAME"] == "inference"
     assert drift["POWERTOOLS_SERVICE_NAME"] == "drift_check"
     assert "Ref" in drift["MLOPS_ALERT_TOPIC_ARN"]
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     assert drift["MLOPS_RETRAIN_STATE_MACHINE_ARN"] == {"Ref": machine_id}  # drift may start retraining (retrain_on_drift)
 
 
@@ -79,7 +79,8 @@ def test_resource_star_only_where_aws_requires_it(synth: Synth) -> None:
             continue
         if kind == "AWS::KMS::Key":
             continue  # a key policy's Resource is always "*" (this key)
-        allowed = MACHINE_STAR_ACTIONS if name.startswith("RetrainingStateMachineRoleDefaultPolicy") else XRAY_ACTIONS
+        machines = ("RetrainingStateMachineRoleDefaultPolicy", "BatchStateMachineRoleDefaultPolicy")
+        allowed = MACHINE_STAR_ACTIONS if name.startswith(machines) else XRAY_ACTIONS
         assert set(as_list(statement["Action"])) <= allowed, (name, statement)
 
 
@@ -215,7 +216,7 @@ def test_alarms_for_errors_latency_model_loads_and_failures(synth: Synth) -> Non
 
 def test_the_retraining_workflow_and_its_functions_are_watched_by_alarms(synth: Synth) -> None:
     """A machine-level timeout ends the workflow before any Notify state: only an alarm can tell someone."""
-    machine = next(iter(synth.resources("AWS::StepFunctions::StateMachine")))
+    machine = synth.resource_id("AWS::StepFunctions::StateMachine", "RetrainingStateMachine")
     topic = next(iter(synth.resources("AWS::SNS::Topic")))
     for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
         synth.template.has_resource_properties(

@@ -169,3 +169,49 @@ def test_a_failing_shard_is_retried_then_the_job_fails_naming_it_and_a_rerun_res
     assert (success["rows_in"], success["rows_scored"], success["rows_refused"], success["shards_failed"]) == (142, 140, 2, 0)
     assert "_FAILED" not in {k.rsplit("/", 1)[-1] for k in _keys(batch, "batch/out/")}
     assert success["shards"] == json.loads(batch.read(f"{c.PREFIX}/resumable/job.json"))["shards"]
+
+
+def _cli(workflow: Workflow, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from serverless_mlops.cli.entry_point import main
+
+    capsys.readouterr()
+    code = main(["--bucket", workflow.settings.bucket, "--table", workflow.settings.table, "batch", "score", MODEL, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_mlops_batch_score_waits_for_success_and_names_what_is_wrong_in_one_line(
+    batch: Batch, workflow: Workflow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch.put_inputs()
+    where = ["--input", f"s3://{batch.bucket}/batch/in/", "--output", f"s3://{batch.bucket}/batch/cli/"]
+    code, out, err = _cli(
+        workflow, capsys, *where, "--state-machine", batch.arn, "--wait", "--json", "--poll-seconds", "0.1", "--alias", "production"
+    )
+    assert code == 0, err
+    document = json.loads(out[out.rindex('{\n  "job_id"') :])  # the in-process Lambdas log to stdout before it
+    assert document["status"] == "SUCCEEDED"
+    assert (document["summary"]["rows_in"], document["summary"]["rows_scored"], document["summary"]["rows_refused"]) == (142, 140, 2)
+    assert document["summary"]["version"] == workflow.production()
+
+    code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn)
+    assert code == 0
+    assert "started batch job breast-cancer-" in out
+
+    code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn, "--version", "1", "--alias", "production")
+    assert code == 1
+    assert err.strip() == "error: invalid batch job: give version or alias, not both"
+    code, out, err = _cli(workflow, capsys, "--input", "/local/file.csv", "--output", where[3], "--state-machine", batch.arn)
+    assert code == 1
+    assert "input: expected s3://BUCKET/PREFIX, got '/local/file.csv'" in err
+    code, out, err = _cli(workflow, capsys, *where)
+    assert code == 1
+    assert "MLOPS_BATCH_STATE_MACHINE_ARN" in err
+
+    # a job that cannot run (no such version): --wait exits 1 with the machine's cause, in one line
+    code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn, "--version", "99", "--wait", "--poll-seconds", "0.1")
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "batch job breast-cancer-" in err
+    assert "failed" in err
+    assert "99" in err
