@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from serverless_mlops.batch.contract import PREDICTION_COLUMN, VERSION_COLUMN, Job, Shard, done_key, parse_s3_uri, refused_uri
 from serverless_mlops.batch.objects import Objects, Upload
@@ -34,6 +35,7 @@ from serverless_mlops.serving.request_parsing import json_body
 BLOCK_BYTES = 4 << 20
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 _encode = msgspec.json.Encoder().encode
+Outputs = tuple[np.ndarray, np.ndarray | None]  # (labels or values, probabilities)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
@@ -74,6 +76,11 @@ def _csv_value(value: Any) -> str:
     return text
 
 
+def _arrays(prediction: Prediction) -> Outputs:
+    probabilities = None if prediction.probabilities is None else np.asarray(prediction.probabilities, dtype=np.float64)
+    return np.asarray(prediction.predictions), probabilities
+
+
 def _parse_number(feature: FeatureSignature, text: str) -> tuple[Any, str | None]:
     if text == "":
         return None, "missing"
@@ -103,6 +110,7 @@ class ShardScorer:
             self.width = len(names)
             self.positions = [names.index(feature.name) for feature in self.features]
         self._records: dict[int, dict[str, Any]] = {}
+        self.numeric_only = all(feature.kind == "numeric" for feature in self.features)
 
     def header(self) -> bytes:
         """What the output object starts with: the CSV header plus the added columns (nothing for JSON Lines)."""
@@ -142,10 +150,10 @@ class ShardScorer:
     def _predict(
         self,
         rows: list[int],
-        run: Callable[[list[int]], Prediction],
+        run: Callable[[list[int]], Outputs],
         check: Callable[[int], list[tuple[str | None, str]]],
         refusals: _Refusals,
-    ) -> tuple[list[int], Prediction | None]:
+    ) -> tuple[list[int], Outputs | None]:
         """Score ``rows``; when validation refuses the block, walk it row by row (``check``), refuse the bad rows and
         score the rest; rows whose prediction is not finite (the model's own refusal) are refused too."""
         walked = False
@@ -167,7 +175,42 @@ class ShardScorer:
                 rows = [row for row in rows if row not in bad]
         return rows, None
 
-    def _csv(self, lines: list[str], indices: list[int], refusals: _Refusals) -> tuple[list[int], Prediction | None]:
+    def _csv(self, lines: list[str], indices: list[int], refusals: _Refusals) -> tuple[list[int], Outputs | None]:
+        if self.numeric_only and indices:
+            matrix = self._numeric_block([lines[i] for i in indices])
+            if matrix is not None:
+                return self._predict_matrix(indices, matrix, refusals)
+        return self._csv_rows(lines, indices, refusals)
+
+    def _numeric_block(self, lines: list[str]) -> np.ndarray | None:
+        """The feature columns of a block of unquoted CSV lines as a features x rows float64 matrix, parsed by numpy's
+        C reader; None when any line is not that simple (a quote, a field count unlike the header's, a value that is
+        not a number): such a block is parsed row by row, which names what is wrong."""
+        commas = self.width - 1
+        if any(line.count(",") != commas or '"' in line for line in lines):
+            return None
+        try:
+            matrix = np.loadtxt(lines, delimiter=",", dtype=np.float64, usecols=self.positions, ndmin=2, comments=None, quotechar=None)
+        except ValueError:
+            return None
+        return np.ascontiguousarray(matrix.T)
+
+    def _predict_matrix(self, rows: list[int], matrix: np.ndarray, refusals: _Refusals) -> tuple[list[int], Outputs | None]:
+        position_of = {row: position for position, row in enumerate(rows)}
+
+        def run(subset: list[int]) -> Outputs:
+            if len(subset) == len(rows):
+                return self.model.predict_matrix(matrix)
+            return self.model.predict_matrix(matrix[:, [position_of[row] for row in subset]])
+
+        def check(row: int) -> list[tuple[str | None, str]]:
+            values = matrix[:, position_of[row]].tolist()
+            found = [(f.name, value_problem(f, value)) for f, value in zip(self.features, values, strict=True)]
+            return [(name, problem) for name, problem in found if problem is not None]
+
+        return self._predict(rows, run, check, refusals)
+
+    def _csv_rows(self, lines: list[str], indices: list[int], refusals: _Refusals) -> tuple[list[int], Outputs | None]:
         parsed = csv.reader([lines[i] for i in indices])
         records = list(parsed)
         if len(records) != len(indices):  # a quoted field ran past its line: parse line by line
@@ -209,11 +252,11 @@ class ShardScorer:
             columns = [[column[p] for p in keep] for column in columns]
         position_of = {row: position for position, row in enumerate(rows)}
 
-        def run(subset: list[int]) -> Prediction:
+        def run(subset: list[int]) -> Outputs:
             if len(subset) == len(rows):
-                return self.model.predict_columns(columns)
+                return _arrays(self.model.predict_columns(columns))
             picks = [position_of[row] for row in subset]
-            return self.model.predict_columns([[column[p] for p in picks] for column in columns])
+            return _arrays(self.model.predict_columns([[column[p] for p in picks] for column in columns]))
 
         def check(row: int) -> list[tuple[str | None, str]]:
             position = position_of[row]
@@ -222,7 +265,7 @@ class ShardScorer:
 
         return self._predict(rows, run, check, refusals)
 
-    def _jsonl(self, lines: list[str], indices: list[int], refusals: _Refusals) -> tuple[list[int], Prediction | None]:
+    def _jsonl(self, lines: list[str], indices: list[int], refusals: _Refusals) -> tuple[list[int], Outputs | None]:
         rows: list[int] = []
         self._records = {}
         for i in indices:
@@ -237,8 +280,8 @@ class ShardScorer:
             rows.append(i)
             self._records[i] = record
 
-        def run(subset: list[int]) -> Prediction:
-            return self.model.predict_records([self._records[row] for row in subset])
+        def run(subset: list[int]) -> Outputs:
+            return _arrays(self.model.predict_records([self._records[row] for row in subset]))
 
         def check(row: int) -> list[tuple[str | None, str]]:
             record = self._records[row]
@@ -253,32 +296,29 @@ class ShardScorer:
         return self._predict(rows, run, check, refusals)
 
     # -- writing ---------------------------------------------------------------------------------------------------
-    def _output(self, lines: list[str], rows: list[int], prediction: Prediction | None) -> bytes:
-        if prediction is None or not rows:
+    def _output(self, lines: list[str], rows: list[int], outputs: Outputs | None) -> bytes:
+        if outputs is None or not rows:
             return b""
-        version = str(self.version)
-        labels = prediction.predictions
-        probabilities = prediction.probabilities if self.with_probabilities else None
+        labels, probabilities = outputs
+        if not self.with_probabilities:
+            probabilities = None
         if self.shard.format == "csv":
-            label_texts = (
-                [_csv_value(label) for label in labels] if labels and not isinstance(labels[0], float) else list(map(repr, labels))
-            )
+            version = str(self.version)
+            columns = [labels.astype(str).tolist() if labels.dtype.kind in "iuf" else [_csv_value(v) for v in labels.tolist()]]
             if probabilities is not None:
-                suffixes = [
-                    f",{label},{','.join(map(repr, probs))},{version}" for label, probs in zip(label_texts, probabilities, strict=True)
-                ]
-            else:
-                suffixes = [f",{label},{version}" for label in label_texts]
-            return ("\n".join(lines[row] + suffix for row, suffix in zip(rows, suffixes, strict=True)) + "\n").encode(
-                "utf-8", errors="surrogateescape"
-            )
-        classes = self.model.signature.classes or []
+                columns += [probabilities[:, k].astype(str).tolist() for k in range(probabilities.shape[1])]
+            suffixes = map(",".join, zip(*columns, strict=True))
+            text = "\n".join([f"{lines[row]},{suffix},{version}" for row, suffix in zip(rows, suffixes, strict=True)])
+            return (text + "\n").encode("utf-8", errors="surrogateescape")
+        classes = [str(c) for c in self.model.signature.classes or []]
+        values = labels.tolist()
+        chances = probabilities.tolist() if probabilities is not None else None
         out: list[bytes] = []
         for position, row in enumerate(rows):
             record = dict(self._records[row])
-            record[PREDICTION_COLUMN] = labels[position]
-            if probabilities is not None:
-                record["probabilities"] = dict(zip(map(str, classes), probabilities[position], strict=True))
+            record[PREDICTION_COLUMN] = values[position]
+            if chances is not None:
+                record["probabilities"] = dict(zip(classes, chances[position], strict=True))
             record[VERSION_COLUMN] = self.version
             out.append(_encode(record))
         return b"\n".join(out) + b"\n"

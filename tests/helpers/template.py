@@ -29,6 +29,7 @@ inference:
   timeout_seconds: 20
   concurrency: {{reserved: 20, provisioned: 2}}
   throttling: {{rate_limit: 10, burst_limit: 20}}
+batch: {{memory_mb: 3008, shard_mb: 128, max_concurrency: 500, tolerated_failure_percent: 1, buckets: [example-batch-data]}}
 """
 # the retraining schedule of the spec the `retrain` fixture deploys
 RETRAIN_SCHEDULE = "cron(0 3 ? * MON *)"
