@@ -81,8 +81,11 @@ class BatchRequest(_Frozen):
     def _one_selector(self) -> BatchRequest:
         if self.version is not None and self.alias is not None:
             raise ValueError("give version or alias, not both")
-        parse_s3_uri(self.input, "input")
-        parse_s3_uri(self.output, "output")
+        try:
+            parse_s3_uri(self.input, "input")
+            parse_s3_uri(self.output, "output")
+        except BatchError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
