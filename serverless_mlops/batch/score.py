@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,11 +370,3 @@ def score_shard(job: Job, shard: Shard, objects: Objects, load: ModelLoader, *, 
     document = result.document()
     objects.write_json(objects.bucket, done_key(job.job_id, shard.index), {k: v for k, v in document.items() if k != "skipped"})
     return result
-
-
-def summarize(results: Sequence[ShardResult]) -> dict[str, int]:
-    return {
-        "rows": sum(r.rows for r in results),
-        "scored": sum(r.scored for r in results),
-        "refused": sum(r.refused for r in results),
-    }

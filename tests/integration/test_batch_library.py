@@ -228,3 +228,57 @@ def test_an_upload_past_one_part_is_multipart(objects: Objects) -> None:
     aborted.write(b"y" * (6 << 20))
     aborted.abort()
     assert "Contents" not in objects.s3.list_objects_v2(Bucket=objects.bucket, Prefix="gone")
+
+
+def test_regression_quoted_columns_crlf_bad_bytes_and_a_long_last_line(
+    objects: Objects, backends: Backends, trained_models: dict[str, TrainedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import serverless_mlops.batch.objects as objects_module
+
+    monkeypatch.setattr(objects_module, "CONTINUATION_BYTES", 16)  # finishing a shard's last line takes several reads
+    version = register(backends, trained_models["diabetes"], "run-1", promote=True).version
+    data = pd.read_csv(ROOT / "models" / "data" / "diabetes.csv").drop(columns=["target"]).head(8)
+    data.insert(0, "note", ["plain", "has, comma", 'has "quote"', "x", "y", "z", "w", "v"])
+    lines = data.to_csv(index=False).splitlines()
+    raw = [line.encode() for line in lines]
+    assert raw[7].startswith(b"w,")
+    raw[7] = b"\xff\xfe" + raw[7][1:]  # not UTF-8: that row is refused, the others scored
+    put(objects, "in/d.csv", b"\r\n".join(raw) + b"\r\n")
+    request = c.BatchRequest(model="diabetes", input=f"s3://{objects.bucket}/in/", output=f"s3://{objects.bucket}/out/")
+    summary = run(objects, backends, request, job_id="job-reg", shard_bytes=300)
+    assert (summary["rows_in"], summary["rows_scored"], summary["rows_refused"]) == (8, 7, 1)
+    scored = outputs(objects, "out/")
+    assert list(scored.columns) == [*data.columns, "prediction", "model_version"]
+    assert sorted(scored["note"]) == sorted(n for n in data["note"] if n != "w")
+    expected, _ = onnx_outputs(trained_models["diabetes"], data.drop(columns=["note"]).to_dict("records"))
+    by_note = dict(zip(data["note"], expected, strict=True))
+    assert all(abs(row.prediction - by_note[row.note]) < 1e-5 for row in scored.itertuples())
+    assert (scored["model_version"] == version).all()
+    (refused,) = [json.loads(line) for key in _refused_keys(objects) for line in read(objects, key).splitlines()]
+    assert refused["problem"] == "not UTF-8 text"
+
+
+def _refused_keys(objects: Objects) -> list[str]:
+    listed = objects.s3.list_objects_v2(Bucket=objects.bucket, Prefix="out/refused/")
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def test_prepare_refuses_headers_it_cannot_use(objects: Objects, backends: Backends, trained_models: dict[str, TrainedModel]) -> None:
+    register(backends, trained_models[MODEL], "run-1", promote=True)
+    names = ",".join(f'"{n}"' for n in frame(1).columns)
+    cases = {
+        "in1/a.csv": (f"{names},prediction\n", "already has column\\(s\\) prediction, which scoring adds"),
+        "in2/a.csv": ("x" * (70 << 10), "longer than 65,536 bytes"),
+        "in3/a.csv": (b"\xff\xfe,a\n1,2\n", "not UTF-8 text"),
+    }
+    for key, (body, message) in cases.items():
+        put(objects, key, body)
+        prefix = key.split("/")[0]
+        with pytest.raises(c.BatchError, match=message):
+            prepare(
+                c.BatchRequest(model=MODEL, input=f"s3://{objects.bucket}/{prefix}/", output=f"s3://{objects.bucket}/o/"),
+                backends,
+                objects,
+                job_id=prefix,
+                shard_bytes=1 << 20,
+            )

@@ -104,3 +104,17 @@ def test_the_job_function_refuses_an_unknown_step() -> None:
 
     with pytest.raises(c.BatchError, match="step: expected 'prepare' or 'finalize', got 'train'"):
         handle({"step": "train"})
+
+
+def test_the_batch_functions_import_no_training_libraries() -> None:
+    """Score and the job function run on the inference layer (numpy, onnxruntime, msgspec, pydantic): no pandas, no
+    scikit-learn, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, functions.batch_score.app, functions.batch_job.app; "
+        "print(','.join(sorted(m for m in ('sklearn', 'scipy', 'joblib', 'skl2onnx', 'pandas', 'onnx') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
