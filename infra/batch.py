@@ -34,7 +34,7 @@ from serverless_mlops.batch import contract as c
 
 BATCH_PREFIX = "batch"
 DATA_BUCKET = "a bucket the deployment config lists under batch.buckets: jobs read their inputs from it and write their outputs to it"
-JOB_TIMEOUT_SECONDS = 120  # Prepare and Finalize: listings and small documents
+JOB_TIMEOUT_SECONDS = 600  # Prepare lists the input and reads each CSV header; Finalize reads every shard's counts
 
 
 class BatchScoring(Construct):
@@ -46,7 +46,7 @@ class BatchScoring(Construct):
         config = deployment.config
         settings = config.batch
         self.bucket = bucket
-        job_timeout = cdk.Duration.seconds(JOB_TIMEOUT_SECONDS * 5)
+        job_timeout = cdk.Duration.seconds(JOB_TIMEOUT_SECONDS)
         score_timeout = cdk.Duration.seconds(settings.timeout_seconds)
 
         self.job = PythonFunction(

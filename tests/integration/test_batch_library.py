@@ -220,10 +220,10 @@ def test_prepare_names_what_is_wrong(objects: Objects, backends: Backends, train
 def test_an_upload_past_one_part_is_multipart(objects: Objects) -> None:
     upload = Upload(objects, objects.bucket, "big.txt", "text/plain", part_bytes=5 << 20)
     chunk = b"x" * (3 << 20)
-    for _ in range(4):
+    for _ in range(5):
         upload.write(chunk)
-    upload.close()
-    assert objects.s3.head_object(Bucket=objects.bucket, Key="big.txt")["ContentLength"] == 12 << 20
+    upload.close()  # two full parts and the last 3 MiB
+    assert objects.s3.head_object(Bucket=objects.bucket, Key="big.txt")["ContentLength"] == 15 << 20
     aborted = Upload(objects, objects.bucket, "gone.txt", "text/plain", part_bytes=5 << 20)
     aborted.write(b"y" * (6 << 20))
     aborted.abort()
@@ -282,3 +282,43 @@ def test_prepare_refuses_headers_it_cannot_use(objects: Objects, backends: Backe
                 job_id=prefix,
                 shard_bytes=1 << 20,
             )
+
+
+def test_values_the_model_refuses_in_a_well_formed_block_are_named_and_the_rest_scored(
+    objects: Objects, backends: Backends, trained_models: dict[str, TrainedModel]
+) -> None:
+    register(backends, trained_models[MODEL], "run-1", promote=True)
+    rows = frame(6)
+    rows.loc[1, "mean area"] = float("inf")  # numpy's reader takes it; validation refuses it
+    rows.loc[4, "worst area"] = 1e39  # beyond float32
+    put(objects, "in/w.csv", rows.to_csv(index=False))
+    request = c.BatchRequest(model=MODEL, input=f"s3://{objects.bucket}/in/", output=f"s3://{objects.bucket}/out/")
+    summary = run(objects, backends, request, job_id="job-w", shard_bytes=1 << 20)
+    assert (summary["rows_in"], summary["rows_scored"], summary["rows_refused"]) == (6, 4, 2)
+    refused = [json.loads(line) for line in read(objects, "out/refused/part-00000.jsonl").splitlines()]
+    assert [(r["field"], r["problem"]) for r in refused] == [
+        ("mean area", "expected a finite number (NaN and infinity are refused)"),
+        ("worst area", "outside the float32 range the model computes in"),
+    ]
+
+
+def test_regression_rows_by_row_refusals_csv_and_json_lines(
+    objects: Objects, backends: Backends, trained_models: dict[str, TrainedModel]
+) -> None:
+    register(backends, trained_models["diabetes"], "run-1", promote=True)
+    data = pd.read_csv(ROOT / "models" / "data" / "diabetes.csv").drop(columns=["target"]).head(5)
+    text = data.to_csv(index=False).replace(f",{data.loc[2, 'bmi']},", ",nan,", 1)
+    put(objects, "in/a.csv", text)
+    records = data.to_dict("records")
+    del records[1]["sex"]
+    put(objects, "in/b.jsonl", "\n".join(json.dumps(r) for r in records) + "\n")
+    request = c.BatchRequest(model="diabetes", input=f"s3://{objects.bucket}/in/", output=f"s3://{objects.bucket}/out/")
+    summary = run(objects, backends, request, job_id="job-r2", shard_bytes=1 << 20)
+    assert (summary["rows_in"], summary["rows_scored"], summary["rows_refused"]) == (10, 8, 2)
+    problems = [json.loads(line) for key in _refused_keys(objects) for line in read(objects, key).splitlines()]
+    assert sorted((p["field"], p["problem"]) for p in problems) == [
+        ("bmi", "expected a finite number (NaN and infinity are refused)"),
+        ("sex", "missing"),
+    ]
+    scored = [json.loads(line) for line in read(objects, "out/part-00001.jsonl").splitlines()]
+    assert all(isinstance(r["prediction"], float) and "probabilities" not in r for r in scored)

@@ -118,3 +118,9 @@ def test_the_batch_functions_import_no_training_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_csv_values_are_quoted_only_when_they_must_be() -> None:
+    from serverless_mlops.batch.score import _csv_value
+
+    assert [_csv_value(v) for v in ("yes", 'say "hi", then', 0.5, 3)] == ["yes", '"say ""hi"", then"', "0.5", "3"]

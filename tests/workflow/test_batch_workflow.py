@@ -197,6 +197,10 @@ def test_mlops_batch_score_waits_for_success_and_names_what_is_wrong_in_one_line
     code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn)
     assert code == 0
     assert "started batch job breast-cancer-" in out
+    code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn, "--json", "--job-id", "named")
+    assert code == 0
+    started = json.loads(out[out.rindex('{\n  "job_id"') :])
+    assert (started["job_id"], started["status"]) == ("named", "RUNNING")
 
     code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn, "--version", "1", "--alias", "production")
     assert code == 1
