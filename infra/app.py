@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.batch import BatchScoring, acknowledge_batch
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
@@ -93,6 +94,7 @@ class ServerlessMlopsStack(cdk.Stack):
         )
         # retraining.promote_with: release: the retraining workflow's Promote starts a release instead of switching
         self.release.connect_retraining(self.retraining.release)
+        self.batch = BatchScoring(self, "Batch", base, layer=self.inference_layer)  # issue 20: mlops batch score
         self.outputs = {
             "ApiUrl": self.inference.url,
             "AlertTopicArn": self.monitoring.topic.topic_arn,
@@ -105,6 +107,7 @@ class ServerlessMlopsStack(cdk.Stack):
             "ReleaserPolicyArn": self.retraining.releaser_policy.managed_policy_arn,
             "ReleaseStateMachineArn": self.release.state_machine.state_machine_arn,
             "ReleaseOperatorPolicyArn": self.release.operator_policy.managed_policy_arn,  # mlops release start/status/abort
+            "BatchStateMachineArn": self.batch.state_machine.state_machine_arn,
         }
         for name, value in self.outputs.items():
             cdk.CfnOutput(self, name, value=value, export_name=f"{construct_id}-{name}")
@@ -125,6 +128,7 @@ def acknowledge_findings(stack: ServerlessMlopsStack) -> None:
     acknowledge(queue, "Serverless-SQSRedrivePolicy", FAILURES_QUEUE)
     _acknowledge_retraining(stack, bucket)
     _acknowledge_release(stack, bucket)
+    acknowledge_batch(stack.batch)
 
 
 def _acknowledge_retraining(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> None:

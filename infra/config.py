@@ -213,6 +213,29 @@ class RetrainingConfig(_Strict):
     ] = 72
 
 
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+
+
+class BatchConfig(_Strict):
+    """Batch scoring (``mlops batch score``; infra/batch.py): the Score function, shard size, fan-out, tolerance."""
+
+    memory_mb: MemoryMb = Field(default=2048, description="the Score function's memory (CPU grows with it)")
+    timeout_seconds: LambdaTimeout = Field(default=LAMBDA_MAX_TIMEOUT_SECONDS, description="the Score function's timeout: one shard")
+    shard_mb: Annotated[float, Field(ge=0.001, le=1024, description="bytes of input per shard (one child execution), in MiB")] = 64.0
+    max_concurrency: Annotated[int, Field(ge=1, le=10_000, description="child executions at once (Distributed Map's MaxConcurrency)")] = 100
+    tolerated_failure_percent: Annotated[
+        float, Field(ge=0, le=100, description="share of shards that may fail (after retries) while the job still succeeds")
+    ] = 0.0
+    retry: Retry = Field(default=Retry(max_attempts=2), description="how a shard's Score task retries any error")
+    buckets: list[BucketName] = Field(
+        default_factory=list, description="buckets jobs may read inputs from and write outputs to, beside the artifact bucket's batch/"
+    )
+
+    @property
+    def shard_bytes(self) -> int:
+        return int(self.shard_mb * 2**20)
+
+
 class Alarms(_Strict):
     error_rate_percent: Annotated[float, Field(gt=0, le=100)] = Field(default=5.0, description="5xx responses as % of requests")
     latency_p99_ms: Annotated[int, Field(ge=1)] = 1000
@@ -245,6 +268,7 @@ class DeploymentConfig(_Strict):
     quality: QualityCheck = QualityCheck()
     alarms: Alarms = Alarms()
     retraining: RetrainingConfig = RetrainingConfig()
+    batch: BatchConfig = BatchConfig()
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
     capture_retention_days: Annotated[int, Field(ge=32, description="days captured requests are kept (drift windows reach 31)")] = 90
     architecture: Literal["x86_64", "arm64"] = Field(

@@ -81,6 +81,7 @@ class Release(Construct):
                 "MLOPS_RELEASE_MAX_PLAN_SECONDS": str(int(MAX_PLAN.to_seconds())),
             },
             log_retention_days=config.log_retention_days,
+            logging=config.logging,
         )
         self.guards = PythonFunction(
             self,
@@ -92,6 +93,7 @@ class Release(Construct):
             timeout=FUNCTION_TIMEOUT,
             environment={**base.environment, "POWERTOOLS_SERVICE_NAME": GUARDS_SERVICE},
             log_retention_days=config.log_retention_days,
+            logging=config.logging,
         )
         workflow, guards = self.workflow.function, self.guards.function
         # least privilege. workflow: the registry's items to read and update (versions, the alias and its canary; no

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from serverless_mlops.cli import cost, drift, gate, init_ci, models, retrain
+from serverless_mlops.cli import batch, cost, drift, gate, init_ci, models, retrain
 from serverless_mlops.cli import labels as labels_command
 from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import quality as quality_command
@@ -36,5 +36,6 @@ quality_command.register_commands(app)
 labels_command.register_commands(app)
 release_command.register_commands(app)  # issue 17: mlops release start|status|abort
 shadow_command.register_commands(app)  # issue 17: mlops shadow start|stop|report
+batch.register_commands(app)  # issue 20: mlops batch score
 
 __all__ = ["app", "main", "typer"]

@@ -29,6 +29,7 @@ inference:
   timeout_seconds: 20
   concurrency: {{reserved: 20, provisioned: 2, autoscaling: {{min: 2, max: 10, utilization: 0.6}}}}
   throttling: {{rate_limit: 10, burst_limit: 20}}
+batch: {{memory_mb: 3008, shard_mb: 128, max_concurrency: 500, tolerated_failure_percent: 1, buckets: [example-batch-data]}}
 """
 # the retraining schedule of the spec the `retrain` fixture deploys
 RETRAIN_SCHEDULE = "cron(0 3 ? * MON *)"
@@ -40,6 +41,10 @@ HANDLERS = {
     "quality_check": "functions.quality_check.app.lambda_handler",
     "training": "functions.training.app.lambda_handler",
     "release": "functions.release.app.lambda_handler",
+    "release_workflow": "functions.release_workflow.app.lambda_handler",
+    "release_guards": "functions.release_guards.app.lambda_handler",
+    "batch_job": "functions.batch_job.app.lambda_handler",
+    "batch_score": "functions.batch_score.app.lambda_handler",
 }
 
 

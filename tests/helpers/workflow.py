@@ -34,6 +34,10 @@ models: [{ROOT}/models/{MODEL}.yaml]
 retraining:
   retry: {{interval_seconds: 1, backoff_rate: 1.0, max_attempts: 3}}
   approval_timeout_hours: 1
+batch:  # 2 KiB shards (a few per object), retried once after 1 s
+  shard_mb: 0.002
+  max_concurrency: 2
+  retry: {{interval_seconds: 1, backoff_rate: 1.0, max_attempts: 1}}
 """
 
 

@@ -86,6 +86,9 @@ def test_every_acknowledgment_carries_a_reason(synth: Synth) -> None:
             "Release/Workflow/Function", "Release/Workflow/Role/DefaultPolicy", "Release/Guards/Function",
             "Release/Guards/Role/DefaultPolicy", "Release/GuardReads", "Release/StateMachine/Role/DefaultPolicy",
             "Release/OperatorPolicy",
+            "Batch/JobFunction/Function", "Batch/JobFunction/Role/DefaultPolicy",
+            "Batch/ScoreFunction/Function", "Batch/ScoreFunction/Role/DefaultPolicy",
+            "Batch/StateMachine/Role/DefaultPolicy", "Batch/StateMachine/DistributedMapPolicy",
         )
     }  # fmt: skip
 

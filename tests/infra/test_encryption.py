@@ -90,7 +90,7 @@ def test_each_function_uses_the_bucket_key_only_for_its_own_prefixes(synth: Synt
         for name, kind, statement in _statements(synth)
         if kind == "AWS::IAM::Policy" and key_id in str(statement.get("Resource")) and statement["Effect"] == "Allow"
     }
-    ours = {name for name in users if name.startswith(("Inference", "Monitoring", "RetrainingTraining", "RetrainingRelease"))}
+    ours = {name for name in users if name.startswith(("Inference", "Monitoring", "RetrainingTraining", "RetrainingRelease", "Batch"))}
     assert users - ours <= {n for n in users if n.startswith("RetrainingSpecs")}
 
 

@@ -259,8 +259,8 @@ def test_the_machine_invokes_only_its_two_functions(synth: Synth) -> None:
     training = function_id(synth, "functions.training.app.lambda_handler")
     release = function_id(synth, "functions.release.app.lambda_handler")
     invokes = [(n, s) for n, _k, s in statements(synth) if "lambda:InvokeFunction" in as_list(s["Action"])]
-    # the release workflow's machine invokes its own two (tests/infra/test_release.py)
-    assert {n.split("RoleDefaultPolicy")[0] for n, _s in invokes} == {"RetrainingStateMachine", "ReleaseStateMachine"}
+    # the release workflow's machine and the batch scoring machine invoke their own (tests/infra/test_release.py, test_batch.py)
+    assert {n.split("RoleDefaultPolicy")[0] for n, _s in invokes} == {"RetrainingStateMachine", "ReleaseStateMachine", "BatchStateMachine"}
     invokes = [(n, s) for n, s in invokes if n.startswith("RetrainingStateMachine")]
     resources = [json.dumps(r, sort_keys=True) for _n, s in invokes for r in as_list(s["Resource"])]
     assert resources

@@ -28,7 +28,8 @@ def functions(synth: Synth) -> dict[str, dict]:
 
 
 def test_every_function_sets_memory_timeout_tracing_and_the_runtime(synth: Synth) -> None:
-    assert len(functions(synth)) == 7  # inference, drift check, quality check, training, release; the release workflow's two
+    # inference, drift check, quality check, training, release; the release workflow's two; batch job, batch score
+    assert len(functions(synth)) == 9
     for name, function in functions(synth).items():
         properties = function["Properties"]
         assert properties["MemorySize"] >= 128, name
@@ -79,11 +80,12 @@ def test_resource_star_only_where_aws_requires_it(synth: Synth) -> None:
             continue
         if kind == "AWS::KMS::Key":
             continue  # a key policy's Resource is always "*" (this key)
-        allowed = (
-            MACHINE_STAR_ACTIONS
-            if name.startswith(("RetrainingStateMachineRoleDefaultPolicy", "ReleaseStateMachineRoleDefaultPolicy"))
-            else XRAY_ACTIONS
+        machines = (
+            "RetrainingStateMachineRoleDefaultPolicy",
+            "ReleaseStateMachineRoleDefaultPolicy",
+            "BatchStateMachineRoleDefaultPolicy",
         )
+        allowed = MACHINE_STAR_ACTIONS if name.startswith(machines) else XRAY_ACTIONS
         if name.startswith("ReleaseGuardReads"):
             allowed = {"cloudwatch:GetMetricData"}  # CheckGuards' metric reads: no resource-level permissions
         assert set(as_list(statement["Action"])) <= allowed, (name, statement)

@@ -91,7 +91,7 @@ def test_provisioning_twice_changes_nothing_but_updates_functions(dev_template: 
         assert second.refs == first.refs
         assert second.environment(second.ref(drift_id))["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
         machines = client("stepfunctions", Settings()).list_state_machines()["stateMachines"]
-        assert len(machines) == len(first.logical_ids(STATE_MACHINE)) == 2  # retraining and release (issue 17)
+        assert len(machines) == len(first.logical_ids(STATE_MACHINE)) == 3  # retraining, release (issue 17), batch scoring
 
 
 def test_drift_check_runs_in_process_through_motos_lambda_api(dev_stack: LocalStack, trained_models: dict[str, TrainedModel]) -> None:

@@ -14,7 +14,7 @@ Bottom up (a module may import its own component and any lower layer; siblings i
 6. ``drift``; ``cost`` (a month's bill from a price table, for ``mlops cost``)
 7. ``quality``: ground truth, realized and estimated performance (may read captures the drift check's way)
 7½. ``release`` (the release workflow; below ``retraining``, whose Promote may hand a version over to it)
-8. ``retraining`` (its ``contract`` is where ``functions`` and ``infra`` meet)
+8. ``retraining`` and ``batch`` (their ``contract`` modules are where ``functions`` and ``infra`` meet)
 9. ``functions`` and ``infra``: siblings, the deployed handlers and the CDK app
 10. ``local``: the laptop stand-in for AWS (synthesizes ``infra``'s app, runs ``functions``' handlers)
 11. ``cli``
@@ -43,7 +43,7 @@ LAYERING = Layering(
         [f"{DOMAIN}.drift", f"{DOMAIN}.cost"],  # cost: prices times usage, for the CLI
         [f"{DOMAIN}.quality"],
         [f"{DOMAIN}.release"],
-        [f"{DOMAIN}.retraining"],
+        [f"{DOMAIN}.retraining", f"{DOMAIN}.batch"],
         ["functions", "infra"],
         [f"{DOMAIN}.local"],
         [f"{DOMAIN}.cli"],
