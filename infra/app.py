@@ -20,7 +20,7 @@ from infra.batch import BatchScoring, acknowledge_batch
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
-from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
+from infra.nag import FAILURES_QUEUE, account_arn, acknowledge, acknowledge_function, add_nag_checks, default_policy
 from infra.packaging import Layer, StackBase
 from infra.pipeline import build_ci
 from infra.quality import QualityChecks
@@ -189,7 +189,7 @@ def _acknowledge_release(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> Non
     )
     acknowledge(
         guard_reads,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
+        f"AwsSolutions-IAM5[Resource::{account_arn(stack, 'cloudwatch', 'alarm:*')}]",
         "DescribeAlarms of the alarms a spec names (release.guards.alarms), which are any of the account's: read-only",
     )
     machine_policy = default_policy(release.state_machine.role)
@@ -211,7 +211,7 @@ def _acknowledge_release(stack: ServerlessMlopsStack, bucket: s3.IBucket) -> Non
     machine_id = stack.get_logical_id(release.state_machine.node.default_child)  # type: ignore[arg-type]
     acknowledge(
         operator,
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<{machine_id}.Name>:*]",
+        f"AwsSolutions-IAM5[Resource::{account_arn(stack, 'states', f'execution:<{machine_id}.Name>:*')}]",
         "the executions of the release machine (each named by its release id), to follow one: read-only",
     )
 

@@ -26,7 +26,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.nag import acknowledge, acknowledge_function, bucket_objects, default_policy
+from infra.nag import account_arn, acknowledge, acknowledge_function, bucket_objects, default_policy
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
 from infra.retraining import TASK_MARGIN, add_retry
 from infra.storage import LogsKey
@@ -232,7 +232,7 @@ def acknowledge_batch(batch: BatchScoring) -> None:
     assert map_policy is not None
     machine_id = stack.get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
     selected = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_id}"}}]}}]}}'  # the machine's name, as cdk-nag prints it
-    executions = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{selected}"
+    executions = account_arn(stack, "states", f"execution:{selected}")
     for suffix in (":*", "/*:*"):
         acknowledge(
             map_policy,

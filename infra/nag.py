@@ -52,6 +52,19 @@ def bucket_objects(bucket: s3.IBucket, objects: str) -> str:
     return f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{objects}]"
 
 
+def account_arn(scope: IConstruct, service: str, resource: str) -> str:
+    """An ARN in ``scope``'s stack as cdk-nag prints it in a finding: ``arn:<AWS::Partition>:SERVICE:<AWS::Region>:
+    <AWS::AccountId>:RESOURCE`` for an environment-agnostic stack, the concrete partition, region and account for a stack
+    with an ``env`` (a pipeline stage's)."""
+    stack = cdk.Stack.of(scope)
+
+    def part(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if cdk.Token.is_unresolved(value) else value
+
+    partition, region, account = part(stack.partition, "Partition"), part(stack.region, "Region"), part(stack.account, "AccountId")
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
 def default_policy(role: iam.IRole) -> IConstruct:
     """The CloudFormation resource of the role's default policy, where CDK's grants put their statements."""
     policy = role.node.find_child("DefaultPolicy")

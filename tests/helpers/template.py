@@ -41,6 +41,10 @@ HANDLERS = {
     "quality_check": "functions.quality_check.app.lambda_handler",
     "training": "functions.training.app.lambda_handler",
     "release": "functions.release.app.lambda_handler",
+}
+# the functions that run only inside a state machine (the release workflow's, batch scoring's): their grants are pinned
+# by tests/infra/test_release.py and test_batch.py
+WORKFLOW_HANDLERS = {
     "release_workflow": "functions.release_workflow.app.lambda_handler",
     "release_guards": "functions.release_guards.app.lambda_handler",
     "batch_job": "functions.batch_job.app.lambda_handler",

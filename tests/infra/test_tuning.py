@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match
 from infra.config import ConfigError, load_deployment
 from serverless_mlops.cost.estimate import Usage
 from tests.helpers.specs import ROOT
-from tests.helpers.template import HANDLERS, Synth, synthesize
+from tests.helpers.template import HANDLERS, WORKFLOW_HANDLERS, Synth, synthesize
 
 TUNED_CONFIG = f"""
 stage: dev
@@ -42,7 +42,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 def by_handler(synth: Synth) -> dict[str, dict[str, Any]]:
     found = {f["Properties"]["Handler"]: f["Properties"] for f in synth.resources("AWS::Lambda::Function").values()}
-    return {name: found[handler] for name, handler in HANDLERS.items()}
+    return {name: found[handler] for name, handler in {**HANDLERS, **WORKFLOW_HANDLERS}.items()}
 
 
 def test_defaults_x86_json_logs_info_and_system_warn_nothing_reserved_no_snapstart(dev: Synth) -> None:
@@ -156,9 +156,10 @@ def test_the_estimates_stack_counts_are_the_templates(dev: Synth) -> None:
     assert len(dev.resources("AWS::KMS::Key")) == usage.kms_keys
     assert len(dev.resources("AWS::CloudWatch::Alarm")) == usage.stack_alarms + usage.alarms_per_model * usage.models + floors
     assert len(dev.resources("AWS::CloudWatch::Dashboard")) == usage.dashboards
-    # the state machine is STANDARD: transitions are what it bills
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
-    assert machine["Properties"].get("StateMachineType", "STANDARD") == "STANDARD"
+    # the state machines are STANDARD: transitions are what they bill
+    machines = dev.resources("AWS::StepFunctions::StateMachine").values()
+    assert len(machines) == 3  # retraining, release, batch scoring
+    assert {machine["Properties"].get("StateMachineType", "STANDARD") for machine in machines} == {"STANDARD"}
 
 
 def test_the_training_layer_is_x86_64_only() -> None:
