@@ -140,17 +140,26 @@ def build_pipeline(spec: ModelSpec, estimator: Any) -> Pipeline:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from serverless_mlops.model.families import native_categorical
+
     transformers: list[tuple[str, Any, list[str]]] = []
+    categories: list[list[str]] | str = "auto"
+    declared = [spec.feature(name).categories for name in spec.categorical_features]
+    if all(c is not None for c in declared):
+        categories = [list(c) for c in declared if c is not None]
+    if native_categorical(estimator):
+        # gradient boosting with native categorical and missing-value support: numeric features as they are,
+        # categorical ones as ordinal codes (unknown → NaN, which the trees treat as missing) that the estimator
+        # splits on as categories (categorical_features: their positions, the spec's categorical features)
+        from serverless_mlops.model.families import ordinal_pipeline
+
+        return ordinal_pipeline(spec, estimator, categories)
     if spec.numeric_features:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
         if not spec.estimator.class_.startswith(_SCALE_FREE_PREFIXES):
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), spec.numeric_features))
     if spec.categorical_features:
-        categories: list[list[str]] | str = "auto"
-        declared = [spec.feature(name).categories for name in spec.categorical_features]
-        if all(c is not None for c in declared):
-            categories = [list(c) for c in declared if c is not None]
         transformers.append(
             ("categorical", OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False), spec.categorical_features)
         )
@@ -164,6 +173,9 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
     initial_types = [
         (f.name, FloatTensorType([None, 1]) if f.type is FeatureKind.NUMERIC else StringTensorType([None, 1])) for f in spec.features
     ]
+    from serverless_mlops.model.converters import register_converters
+
+    register_converters()
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if spec.task.is_classification else None
     try:
         model = to_onnx(pipeline, initial_types=initial_types, options=options)

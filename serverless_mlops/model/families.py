@@ -1,0 +1,65 @@
+"""Estimator families a spec may name: scikit-learn's, LightGBM's and XGBoost's scikit-learn-style estimators.
+
+Each family says which optional dependency group installs it, whether it splits on categories natively (then the
+pipeline feeds it ordinal codes instead of one-hot columns) and the parity tolerance its ONNX conversion is held to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from serverless_mlops.model.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    module: str  # the top-level package of its estimators
+    group: str  # the optional dependency group (pyproject.toml) that installs it
+    classes: frozenset[str] | None  # the estimator classes a spec may name; None: any the module exports
+
+
+SKLEARN = Family("scikit-learn", "sklearn", "training", None)
+LIGHTGBM = Family("LightGBM", "lightgbm", "lightgbm", frozenset({"LGBMClassifier", "LGBMRegressor"}))
+XGBOOST = Family("XGBoost", "xgboost", "xgboost", frozenset({"XGBClassifier", "XGBRegressor"}))
+FAMILIES = (SKLEARN, LIGHTGBM, XGBOOST)
+
+_HIST_GRADIENT_BOOSTING = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+
+
+def family_of(class_path: str) -> Family | None:
+    """The family of a dotted estimator class path (sklearn.ensemble.RandomForestClassifier), None if none fits."""
+    top, _, rest = class_path.partition(".")
+    for family in FAMILIES:
+        if top == family.module and (family.classes is None or rest in family.classes):
+            return family
+    return None
+
+
+def native_categorical(estimator: Any) -> bool:
+    """HistGradientBoosting splits on categories itself: it gets ordinal codes, not one-hot columns."""
+    return type(estimator).__name__ in _HIST_GRADIENT_BOOSTING and type(estimator).__module__.startswith("sklearn.")
+
+
+def ordinal_pipeline(spec: ModelSpec, estimator: Any, categories: list[list[str]] | str) -> Pipeline:
+    """Numeric features unchanged (the trees route missing values), categorical ones as ordinal codes the estimator
+    treats as categories: ``categorical_features`` are their positions, the spec's categorical features, which is what
+    ``categorical_features="from_dtype"`` reads from a DataFrame's category dtype."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if spec.numeric_features:
+        transformers.append(("numeric", "passthrough", spec.numeric_features))
+    if spec.categorical_features:
+        encoder = OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value", unknown_value=np.nan, dtype=np.float64)
+        transformers.append(("categorical", encoder, spec.categorical_features))
+        first = len(spec.numeric_features)
+        estimator.set_params(categorical_features=list(range(first, first + len(spec.categorical_features))))
+    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("estimator", estimator)])
