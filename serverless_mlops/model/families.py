@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from serverless_mlops.model.spec import ModelSpec
-
 
 @dataclass(frozen=True)
 class Family:
@@ -45,7 +43,7 @@ def native_categorical(estimator: Any) -> bool:
     return type(estimator).__name__ in _HIST_GRADIENT_BOOSTING and type(estimator).__module__.startswith("sklearn.")
 
 
-def ordinal_pipeline(spec: ModelSpec, estimator: Any, categories: list[list[str]] | str) -> Pipeline:
+def ordinal_pipeline(numeric: list[str], categorical: list[str], estimator: Any, categories: list[list[str]] | str) -> Pipeline:
     """Numeric features unchanged (the trees route missing values), categorical ones as ordinal codes the estimator
     treats as categories: ``categorical_features`` are their positions, the spec's categorical features, which is what
     ``categorical_features="from_dtype"`` reads from a DataFrame's category dtype."""
@@ -55,11 +53,10 @@ def ordinal_pipeline(spec: ModelSpec, estimator: Any, categories: list[list[str]
     from sklearn.preprocessing import OrdinalEncoder
 
     transformers: list[tuple[str, Any, list[str]]] = []
-    if spec.numeric_features:
-        transformers.append(("numeric", "passthrough", spec.numeric_features))
-    if spec.categorical_features:
+    if numeric:
+        transformers.append(("numeric", "passthrough", numeric))
+    if categorical:
         encoder = OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value", unknown_value=np.nan, dtype=np.float64)
-        transformers.append(("categorical", encoder, spec.categorical_features))
-        first = len(spec.numeric_features)
-        estimator.set_params(categorical_features=list(range(first, first + len(spec.categorical_features))))
+        transformers.append(("categorical", encoder, categorical))
+        estimator.set_params(categorical_features=list(range(len(numeric), len(numeric) + len(categorical))))
     return Pipeline([("preprocess", ColumnTransformer(transformers)), ("estimator", estimator)])

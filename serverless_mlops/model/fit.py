@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from serverless_mlops.errors import MlopsError, ParityError, SpecError
 from serverless_mlops.model.data import Dataset, load_dataset
+from serverless_mlops.model.search import SearchResult
 from serverless_mlops.model.signature import FeatureSignature, Signature
 from serverless_mlops.model.spec import FeatureKind, Metric, ModelSpec, Task
 
@@ -71,6 +72,7 @@ class RunRecord(BaseModel):
     trained_at: str
     trained_by: str
     spec: dict[str, Any]
+    search: SearchResult | None = None  # the spec's hyperparameter search: chosen params and every candidate's cv scores
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,9 @@ def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
         raise SpecError(f"{source}: estimator.params: {str(exc).splitlines()[0]}") from exc
     if "random_state" in valid and "random_state" not in spec.estimator.params:
         estimator.set_params(random_state=spec.split.seed)
+    from serverless_mlops.model.search import check_params
+
+    check_params(spec, estimator, source)
     return estimator
 
 
@@ -153,7 +158,7 @@ def build_pipeline(spec: ModelSpec, estimator: Any) -> Pipeline:
         # splits on as categories (categorical_features: their positions, the spec's categorical features)
         from serverless_mlops.model.families import ordinal_pipeline
 
-        return ordinal_pipeline(spec, estimator, categories)
+        return ordinal_pipeline(spec.numeric_features, spec.categorical_features, estimator, categories)
     if spec.numeric_features:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
         if not spec.estimator.class_.startswith(_SCALE_FREE_PREFIXES):
@@ -352,10 +357,16 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     features = spec.numeric_features + spec.categorical_features
     train_frame, holdout = split_holdout(spec, dataset.frame, source=dataset.uri)
     pipeline = build_pipeline(spec, estimator)
-    try:
-        pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
-    except ValueError as exc:
-        raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
+    searched: SearchResult | None = None
+    if spec.search is not None:
+        from serverless_mlops.model.search import search
+
+        pipeline, searched = search(spec, pipeline, train_frame[features], train_frame[spec.target].to_numpy())
+    else:
+        try:
+            pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
+        except ValueError as exc:
+            raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
     onnx_bytes = _to_onnx(spec, pipeline)
     session = open_session(onnx_bytes)
     signature = _signature(spec, pipeline, session)
@@ -378,7 +389,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
         metrics=metrics,
         parity=parity,
         estimator=spec.estimator.class_,
-        params=json.loads(json.dumps(spec.estimator.params, default=str)),
+        params=json.loads(json.dumps({**spec.estimator.params, **(searched.best_params if searched else {})}, default=str)),
         data_uri=dataset.uri,
         data_sha256=dataset.sha256,
         train_rows=len(train_frame),
@@ -387,6 +398,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         trained_by=os.environ.get("MLOPS_USER") or os.environ.get("USER") or "unknown",
         spec=spec.model_dump(mode="json", by_alias=True),
+        search=searched,
     )
     return TrainedModel(record=record, onnx_bytes=onnx_bytes, profile_bytes=dump_profile(profile))
 

@@ -29,7 +29,8 @@ def test_a_hist_gradient_boosting_model_serves_its_onnx_answers(tmp_path: Path, 
     trained = train(spec)
     frame = family_frame(task).dropna().head(6)
     rows: list[dict[str, Any]] = [
-        {f.name: (row[f.name] if f.type.value == "categorical" else float(row[f.name])) for f in spec.features} for _, row in frame.iterrows()
+        {f.name: (row[f.name] if f.type.value == "categorical" else float(row[f.name])) for f in spec.features}
+        for _, row in frame.iterrows()
     ]
     rows[0]["colour"] = "mauve"  # allow_unknown: an unknown category reaches the model and takes the missing-value way
     labels, probabilities = onnx_outputs(trained, rows)
