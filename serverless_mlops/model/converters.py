@@ -22,6 +22,7 @@ skl2onnx looks up, so the estimator converts inside the same Pipeline as the pre
 from __future__ import annotations
 
 import functools
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -220,3 +221,34 @@ def register_converters() -> None:
         calculate_linear_regressor_output_shapes,
         convert_hist_gradient_boosting_regressor,
     )
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    classifier_shapes, regressor_shapes = calculate_linear_classifier_output_shapes, calculate_linear_regressor_output_shapes
+    if importlib.util.find_spec("lightgbm") is not None:  # the optional group [lightgbm]
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(
+            LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options=classifier_options,
+        )
+        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", regressor_shapes, convert_lightgbm, options={"split": None})
+    if importlib.util.find_spec("xgboost") is not None:  # the optional group [xgboost]
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+
+        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier", classifier_shapes, convert_xgboost, options=classifier_options)
+        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor", regressor_shapes, convert_xgboost)
+
+
+def target_opset(class_path: str) -> dict[str, int] | None:
+    """The opsets to convert to: skl2onnx's defaults for scikit-learn estimators (None); for LightGBM and XGBoost the
+    same, said explicitly (ai.onnx.ml 3), since onnxmltools' converters otherwise target onnx's newest ai.onnx.ml,
+    which skl2onnx 1.20 cannot assemble."""
+    from skl2onnx import get_latest_tested_opset_version
+
+    if class_path.startswith("sklearn."):
+        return None
+    return {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}

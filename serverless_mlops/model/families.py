@@ -19,11 +19,15 @@ class Family:
     module: str  # the top-level package of its estimators
     group: str  # the optional dependency group (pyproject.toml) that installs it
     classes: frozenset[str] | None  # the estimator classes a spec may name; None: any the module exports
+    # the estimators take any keyword (**kwargs, handed to the booster): params cannot be checked against get_params
+    open_params: bool = False
+    # classifiers that need the target's classes as 0..k-1 (XGBoost does not encode labels itself)
+    integer_classes: bool = False
 
 
 SKLEARN = Family("scikit-learn", "sklearn", "training", None)
-LIGHTGBM = Family("LightGBM", "lightgbm", "lightgbm", frozenset({"LGBMClassifier", "LGBMRegressor"}))
-XGBOOST = Family("XGBoost", "xgboost", "xgboost", frozenset({"XGBClassifier", "XGBRegressor"}))
+LIGHTGBM = Family("LightGBM", "lightgbm", "lightgbm", frozenset({"LGBMClassifier", "LGBMRegressor"}), open_params=True)
+XGBOOST = Family("XGBoost", "xgboost", "xgboost", frozenset({"XGBClassifier", "XGBRegressor"}), open_params=True, integer_classes=True)
 FAMILIES = (SKLEARN, LIGHTGBM, XGBOOST)
 
 _HIST_GRADIENT_BOOSTING = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")

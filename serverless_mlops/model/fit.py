@@ -42,7 +42,7 @@ RUN_FILE = "run.json"
 
 # Estimator families whose fitted model does not depend on feature scale: scaling them is useless, and for trees
 # harmful to parity (scaled float32 values land on the other side of split thresholds).
-_SCALE_FREE_PREFIXES = ("sklearn.ensemble.", "sklearn.tree.")
+_SCALE_FREE_PREFIXES = ("sklearn.ensemble.", "sklearn.tree.", "lightgbm.", "xgboost.")
 
 
 class ParityReport(BaseModel):
@@ -107,10 +107,20 @@ def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
     """Instantiate the spec's estimator; errors name the field and what was expected."""
     from sklearn.base import is_classifier, is_regressor
 
+    from serverless_mlops.model.families import SKLEARN, family_of
+
+    family = family_of(spec.estimator.class_) or SKLEARN
     try:
         module = importlib.import_module(spec.estimator.module)
         cls = getattr(module, spec.estimator.class_name)
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:
+        if family is not SKLEARN:
+            raise SpecError(
+                f"{source}: estimator.class: {spec.estimator.class_!r} needs the optional group [{family.group}], which is not "
+                f"installed: pip install 'serverless-mlops[{family.group}]'"
+            ) from exc
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not an importable scikit-learn class") from exc
+    except AttributeError as exc:
         raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not an importable scikit-learn class") from exc
     try:
         estimator = cls()
@@ -122,11 +132,11 @@ def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
         raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not a regressor, but task is regression")
     valid = estimator.get_params(deep=False)
     unknown = sorted(set(spec.estimator.params) - set(valid))
-    if unknown:
+    if unknown and not family.open_params:
         raise SpecError(f"{source}: estimator.params: unknown parameter(s) {', '.join(unknown)} for {spec.estimator.class_name}")
     try:
         estimator.set_params(**spec.estimator.params)
-        if hasattr(estimator, "_validate_params"):
+        if hasattr(estimator, "_parameter_constraints"):
             estimator._validate_params()
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{source}: estimator.params: {str(exc).splitlines()[0]}") from exc
@@ -178,12 +188,12 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
     initial_types = [
         (f.name, FloatTensorType([None, 1]) if f.type is FeatureKind.NUMERIC else StringTensorType([None, 1])) for f in spec.features
     ]
-    from serverless_mlops.model.converters import register_converters
+    from serverless_mlops.model.converters import register_converters, target_opset
 
     register_converters()
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if spec.task.is_classification else None
     try:
-        model = to_onnx(pipeline, initial_types=initial_types, options=options)
+        model = to_onnx(pipeline, initial_types=initial_types, options=options, target_opset=target_opset(spec.estimator.class_))
     except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         reason = reason if len(reason) <= 160 else reason[:160] + " …"
@@ -346,6 +356,24 @@ def split_holdout(spec: ModelSpec, frame: pd.DataFrame, *, source: str = "data")
     return train_frame, holdout
 
 
+def _check_classes(spec: ModelSpec, dataset: Dataset) -> None:
+    """XGBoost's classifiers need the target's classes as the integers 0..k-1; say so before fitting."""
+    import numpy as np
+
+    from serverless_mlops.model.families import family_of
+
+    family = family_of(spec.estimator.class_)
+    if not (spec.task.is_classification and family is not None and family.integer_classes):
+        return
+    classes = np.unique(dataset.frame[spec.target].astype(str))
+    if sorted(classes.tolist()) != sorted(str(i) for i in range(len(classes))):
+        shown = ", ".join(repr(c) for c in classes[:5]) + (" …" if len(classes) > 5 else "")
+        raise MlopsError(
+            f"{dataset.uri}: {spec.estimator.class_name} needs the classes of {spec.target!r} as 0..{len(classes) - 1}, found {shown}; "
+            "encode the target column as integers or choose a LightGBM or scikit-learn classifier"
+        )
+
+
 def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
     """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
     import numpy as np
@@ -355,6 +383,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     estimator = resolve_estimator(spec, source)
     dataset = dataset or load_dataset(spec, settings)
     features = spec.numeric_features + spec.categorical_features
+    _check_classes(spec, dataset)
     train_frame, holdout = split_holdout(spec, dataset.frame, source=dataset.uri)
     pipeline = build_pipeline(spec, estimator)
     searched: SearchResult | None = None

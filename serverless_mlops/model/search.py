@@ -54,7 +54,10 @@ def train_timeout_seconds() -> float:
 
 def check_params(spec: ModelSpec, estimator: Any, source: str) -> None:
     """Every searched parameter is one the estimator has."""
-    if spec.search is None:
+    from serverless_mlops.model.families import family_of
+
+    family = family_of(spec.estimator.class_)
+    if spec.search is None or (family is not None and family.open_params):
         return
     valid = estimator.get_params(deep=False)
     unknown = sorted(set(spec.search.params) - set(valid))

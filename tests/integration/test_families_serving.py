@@ -1,6 +1,6 @@
-"""Gradient-boosted models through the inference handler: trained, registered on moto, promoted and served; the
-handler answers what the registered ONNX graph answers, which matches the fitted estimator (tests/unit/
-test_gradient_boosting.py), for each task."""
+"""Gradient-boosted models (HistGradientBoosting, LightGBM, XGBoost) through the inference handler: trained, registered
+on moto, promoted and served; the handler answers what the registered ONNX graph answers, which matches the fitted
+estimator (the parity gate; tests/unit/test_gradient_boosting.py, test_boosting_families.py), for each task."""
 
 from __future__ import annotations
 
@@ -11,21 +11,27 @@ import numpy as np
 import pytest
 
 from serverless_mlops.model.fit import train
-from tests.helpers.families import TASKS, family_frame, family_spec
+from tests.helpers.families import family_frame, family_spec
 from tests.helpers.inference import Clock, call, endpoint, handler_for, moto_backends, onnx_outputs, register
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-HGB = {
-    "binary_classification": "sklearn.ensemble.HistGradientBoostingClassifier",
-    "multiclass_classification": "sklearn.ensemble.HistGradientBoostingClassifier",
-    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
-}
+CASES = [
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "binary_classification", {"max_iter": 40, "max_depth": 5}),
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "multiclass_classification", {"max_iter": 40, "max_depth": 5}),
+    ("sklearn.ensemble.HistGradientBoostingRegressor", "regression", {"max_iter": 40, "max_depth": 5}),
+    ("lightgbm.LGBMClassifier", "binary_classification", {"n_estimators": 40, "verbose": -1}),
+    ("lightgbm.LGBMClassifier", "multiclass_classification", {"n_estimators": 40, "verbose": -1}),
+    ("lightgbm.LGBMRegressor", "regression", {"n_estimators": 40, "verbose": -1}),
+    ("xgboost.XGBClassifier", "binary_classification", {"n_estimators": 40}),
+    ("xgboost.XGBRegressor", "regression", {"n_estimators": 40}),
+]
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_a_hist_gradient_boosting_model_serves_its_onnx_answers(tmp_path: Path, task: str) -> None:
-    spec = family_spec(tmp_path, task, HGB[task], {"max_iter": 40, "max_depth": 5})
+@pytest.mark.parametrize(("estimator", "task", "params"), CASES, ids=[f"{e.rsplit('.', 1)[1]}-{t}" for e, t, _ in CASES])
+def test_a_gradient_boosted_model_serves_its_onnx_answers(tmp_path: Path, estimator: str, task: str, params: dict[str, Any]) -> None:
+    pytest.importorskip(estimator.split(".", maxsplit=1)[0])
+    spec = family_spec(tmp_path, task, estimator, params)
     trained = train(spec)
     frame = family_frame(task).dropna().head(6)
     rows: list[dict[str, Any]] = [
