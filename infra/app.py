@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
+from infra.families import training_layer_group
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import FAILURES_QUEUE, acknowledge, acknowledge_function, add_nag_checks, default_policy
@@ -59,7 +60,8 @@ class ServerlessMlopsStack(cdk.Stack):
             layer=self.inference_layer,  # drift needs numpy, pydantic and powertools: all in the inference layer
             inference=self.inference,
         )
-        self.training_layer = Layer(self, "TrainingLayer", group="training")
+        # the training layer, plus the optional group of an estimator family the specs name (refused if too big)
+        self.training_layer = Layer(self, "TrainingLayer", group=training_layer_group(deployment, custom_train_step=train_step is not None))
         self.retraining = Retraining(
             self,
             "Retraining",
