@@ -117,3 +117,13 @@ def test_two_families_in_one_deployment_are_refused(tmp_path: Path) -> None:
         ConfigError, match=r"models\[0\] \(breast-cancer-lightgbm: lightgbm.LGBMClassifier\), models\[1\] .* two estimator families"
     ):
         training_layer_group(deployment)
+
+
+def test_cdk_synth_of_an_xgboost_deployment_stops_with_the_one_line(tmp_path: Path) -> None:
+    """The refusal is the app's: build_app (what `cdk synth` runs) raises it while composing the stack."""
+    from infra.app import build_app
+
+    config = _config(tmp_path, _variant(tmp_path, "diabetes", "xgboost.XGBRegressor"))
+    expected = r"models\[0\] \(diabetes-xgboost\): xgboost.XGBRegressor needs the training layer plus \[xgboost\]"
+    with pytest.raises(ConfigError, match=expected):
+        build_app(config, nag=False, outdir=tmp_path / "cdk.out")
