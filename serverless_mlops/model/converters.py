@@ -247,7 +247,7 @@ def register_converters() -> None:
         "ServerlessMlopsHistGradientBoostingClassifier",
         calculate_linear_classifier_output_shapes,
         convert_hist_gradient_boosting_classifier,
-        options={"zipmap": [True, False, "columns"]},  # zipmap: what skl2onnx's classifier parser reads; training passes False
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False]},  # both read by skl2onnx's classifier parser
     )
     update_registered_converter(
         HistGradientBoostingRegressor,
