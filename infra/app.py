@@ -18,6 +18,7 @@ from constructs import Construct
 
 from infra.batch import BatchScoring, acknowledge_batch
 from infra.config import ROOT, ConfigError, Deployment, load_deployment
+from infra.families import training_layer_group
 from infra.inference import InferenceApi
 from infra.monitoring import Monitoring
 from infra.nag import FAILURES_QUEUE, account_arn, acknowledge, acknowledge_function, add_nag_checks, default_policy
@@ -71,9 +72,14 @@ class ServerlessMlopsStack(cdk.Stack):
             failures=self.monitoring.failures,
             dashboard=self.monitoring.dashboard,
         )
+        # the training layer, plus the optional group of an estimator family the specs name (refused if too big); x86_64
+        # whatever the config says (layers/rules.py X86_ONLY)
         self.training_layer = Layer(
-            self, "TrainingLayer", group="training", architecture="x86_64"
-        )  # whatever the config says: layers/rules.py X86_ONLY
+            self,
+            "TrainingLayer",
+            group=training_layer_group(deployment, custom_train_step=train_step is not None),
+            architecture="x86_64",
+        )
         self.retraining = Retraining(
             self,
             "Retraining",

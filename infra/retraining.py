@@ -41,6 +41,7 @@ from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
 from infra.specs import PublishedSpecs
 from infra.storage import LogsKey, keyed_table
 from serverless_mlops.model.fit import CODE_VERSION_ENV, code_version
+from serverless_mlops.model.search import TRAIN_TIMEOUT_ENV
 from serverless_mlops.retraining import contract as c
 
 TRAINING_SERVICE = "training"
@@ -209,7 +210,13 @@ class Retraining(Construct):
             memory_mb=settings.train.memory_mb,
             timeout=train_timeout,
             # Lambda has no git: the commit synthesized is what a trained version's lineage names as its code
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE, CODE_VERSION_ENV: code_version()},
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": TRAINING_SERVICE,
+                CODE_VERSION_ENV: code_version(),
+                # a spec's hyperparameter search is refused when its estimated fits would outlast this function
+                TRAIN_TIMEOUT_ENV: str(int(train_timeout.to_seconds())),
+            },
             log_retention_days=config.log_retention_days,
             reserved_concurrency=settings.train.reserved_concurrency,
             logging=config.logging,

@@ -43,8 +43,10 @@ from layers import elf, lockfile
 from layers.rules import (
     BYTECODE,
     BYTECODE_MODES,
+    EXTENDS,
     PLATFORM,
     PLATFORM_WHEELS,
+    PROVIDE_LIBRARIES,
     PRUNE,
     PYTHON_VERSION,
     RUNTIME_PROVIDES,
@@ -53,6 +55,7 @@ from layers.rules import (
     STRIP_DIST_INFO,
     STRIP_SUFFIXES,
     STRIP_SYMBOLS,
+    base_layer,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +82,15 @@ def _requirement_name(requirement: str) -> str:
 
 
 def requirements(name: str, pyproject: Path = PYPROJECT) -> list[str]:
-    """The core dependencies plus the extra ``name`` from pyproject.toml, without what the Lambda runtime provides."""
+    """The core dependencies plus the extra ``name`` (or the extras a layer of ``EXTENDS`` combines) from pyproject.toml,
+    without what the Lambda runtime provides."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     extras: dict[str, list[str]] = project.get("optional-dependencies", {})
-    if name not in extras:
-        raise LayerBuildError(f"{pyproject}: no dependency group [{name}] for layer {name!r}; groups: {', '.join(sorted(extras))}")
-    wanted = [*project.get("dependencies", []), *extras[name]]
+    wanted = list(project.get("dependencies", []))
+    for group in EXTENDS.get(name, (name,)):
+        if group not in extras:
+            raise LayerBuildError(f"{pyproject}: no dependency group [{group}] for layer {name!r}; groups: {', '.join(sorted(extras))}")
+        wanted += extras[group]
     return sorted({req.strip() for req in wanted if _requirement_name(req) not in RUNTIME_PROVIDES})
 
 
@@ -95,6 +101,7 @@ def lock_inputs(
 
     Another platform or Python than the runtime's has a lock of its own (``layer-<name>-py313-<platform>``)."""
     group = f"layer-{name}"
+    groups = "] + [".join(EXTENDS.get(name, (name,)))
     if (platform, python_version) != (PLATFORM, PYTHON_VERSION):
         group += f"-py{python_version.replace('.', '')}-{platform}"
     return lockfile.LockInputs(
@@ -103,7 +110,7 @@ def lock_inputs(
         python_version,
         platform,
         only_binary=True,
-        description=f"the {name} Lambda layer (layers/build.py): the core plus [{name}], without the runtime's boto3.",
+        description=f"the {name} Lambda layer (layers/build.py): the core plus [{groups}], without the runtime's boto3.",
     )
 
 
@@ -118,7 +125,14 @@ def pip_platforms(platform: str) -> list[str]:
 
 
 def cache_key(
-    lock: str, platform: str, python_version: str, bytecode: str = "none", *, prune: list[str] | None = None, strip: bool = False
+    lock: str,
+    platform: str,
+    python_version: str,
+    bytecode: str = "none",
+    *,
+    prune: list[str] | None = None,
+    strip: bool = False,
+    provide: dict[str, str] | None = None,
 ) -> str:
     """``lock`` is the content of the layer's lock file (what it installs, to the hash); ``bytecode`` names the mode and
     the bytecode format (magic number), e.g. ``pycache:cpython-312:cb0d0d0a``; ``prune`` the layer's PRUNE patterns and
@@ -132,6 +146,8 @@ def cache_key(
             "prune": sorted(prune or []),
             "strip": strip,
             "format": BUILD_FORMAT,
+            # only when there are some, so the keys of layers that provide none stay what they were
+            **({"provide": provide} if provide else {}),
         },
         sort_keys=True,
     )
@@ -228,7 +244,8 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
     (``BYTECODE``). Without an interpreter of ``python_version`` on this machine the layer is built with ``none``
     and a one-line warning.
     """
-    bytecode = bytecode or BYTECODE.get(name, "pycache")
+    rules = base_layer(name)  # a layer of EXTENDS is built as its base layer is
+    bytecode = bytecode or BYTECODE.get(rules, "pycache")
     if bytecode not in BYTECODE_MODES:
         raise LayerBuildError(f"layer {name!r}: unknown bytecode mode {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}")
     try:
@@ -245,8 +262,16 @@ def build_layer(name: str, *, platform: str = PLATFORM, python_version: str = PY
         bytecode = "none"
     mode = f"{bytecode}:{python.cache_tag}:{python.magic}" if python is not None else "none"
     label = {"pycache": "pyc", "sourceless": "sourceless", "none": "nopyc"}[bytecode]
-    strip = name in STRIP_SYMBOLS
-    key = cache_key(lock.read_text(encoding="utf-8"), platform, python_version, mode, prune=list(PRUNE.get(name, {})), strip=strip)
+    strip = rules in STRIP_SYMBOLS
+    key = cache_key(
+        lock.read_text(encoding="utf-8"),
+        platform,
+        python_version,
+        mode,
+        prune=list(PRUNE.get(rules, {})),
+        strip=strip,
+        provide=PROVIDE_LIBRARIES.get(name),
+    )
     final = CACHE / f"{name}-py{python_version.replace('.', '')}-{platform}-{label}-{key}"
     if (final / "layer.json").is_file():
         return final
@@ -299,7 +324,8 @@ def _build_into(
         raise LayerBuildError(f"layer {name!r}: {exc}") from exc
     removed = _remove_distributions(target, RUNTIME_PROVIDES)
     _strip(target)
-    pruned = _prune(target, PRUNE.get(name, {}))
+    pruned = _prune(target, PRUNE.get(base_layer(name), {}))
+    provided = _provide_libraries(staging, target, PROVIDE_LIBRARIES.get(name, {}))
     stripped = strip_symbols(target) if strip else None
     installed_bytes = unzipped_size(target)
     compiled = precompile(target, python, sourceless=bytecode == "sourceless") if python is not None else 0
@@ -317,7 +343,8 @@ def _build_into(
         "bytecode": {"mode": bytecode, "python": python.version if python else None, "pyc_files": compiled},
         "precompiled": compiled > 0,
         "source_bytes": installed_bytes,
-        "unzipped_bytes": unzipped_size(target),
+        **({"provided": provided} if provided else {}),
+        "unzipped_bytes": unzipped_size(target) + (unzipped_size(staging / "lib") if provided else 0),
         "build_seconds": round(time.monotonic() - started, 1),
     }
 
@@ -350,6 +377,19 @@ def check_wheels(target: Path, platform: str, compiled: frozenset[str] = PLATFOR
 
 def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+
+def _provide_libraries(staging: Path, target: Path, wanted: dict[str, str]) -> dict[str, str]:
+    """Copy each library of ``wanted`` (soname -> glob under python/) into the layer's lib/; returns soname -> source."""
+    provided = {}
+    for soname, pattern in wanted.items():
+        found = sorted(target.glob(pattern))
+        if not found:
+            raise LayerBuildError(f"layer at {target}: nothing matches {pattern} to provide {soname} (PROVIDE_LIBRARIES)")
+        (staging / "lib").mkdir(exist_ok=True)
+        shutil.copyfile(found[0], staging / "lib" / soname)
+        provided[soname] = found[0].relative_to(target).as_posix()
+    return provided
 
 
 def _remove_distributions(target: Path, names: frozenset[str]) -> list[str]:
@@ -448,7 +488,7 @@ def precompile(target: Path, python: RuntimePython, *, sourceless: bool = False,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a Lambda layer from a pyproject dependency group (cached).")
-    parser.add_argument("name", help="the dependency group: inference or training")
+    parser.add_argument("name", help="the dependency group: inference or training; or training-lightgbm, training-xgboost (EXTENDS)")
     parser.add_argument("--platform", default=PLATFORM)
     parser.add_argument("--python-version", default=PYTHON_VERSION)
     parser.add_argument("--bytecode", choices=BYTECODE_MODES, help="how modules ship; default: the layer's own (BYTECODE)")
@@ -463,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"path": str(path), **manifest}, indent=2))
     else:
-        budget = SIZE_BUDGET.get(args.name)
+        budget = SIZE_BUDGET.get(base_layer(args.name))
         of_budget = f" of its {budget / 1e6:.1f} MB budget" if budget else ""
         print(f"{path}  {manifest['unzipped_bytes'] / 1e6:.1f} MB unzipped{of_budget}, {len(manifest['installed'])} distributions")
     return 0

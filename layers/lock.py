@@ -53,7 +53,7 @@ from layers.rules import PLATFORM, PLATFORMS
 
 DEV_PYTHON = "3.11"  # the oldest Python pyproject allows (requires-python); a universal lock covers the newer ones
 BENCH = ROOT / "benchmarks"
-LAYERS = ("inference", "training")
+LAYERS = ("inference", "training", "training-lightgbm", "training-xgboost")
 
 
 def _requirements_file(path: Path) -> list[str]:

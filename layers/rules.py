@@ -110,3 +110,26 @@ BYTECODE = {"inference": "pycache", "training": "sourceless"}
 # for training (scipy's and numpy's OpenBLAS, libyaml in PyYAML, ...). The dynamic symbol table, which the loader
 # and ctypes read, stays; tests/infra/test_layer_training.py loads every extension module of the result.
 STRIP_SYMBOLS = frozenset({"training"})
+# Layers that are another layer plus an optional dependency group: the training layer with an estimator family
+# (pyproject [lightgbm], [xgboost]), for a deployment whose specs name one. Each has its own lock
+# (locks/layer-training-<group>.txt) and is built, pruned, stripped and budgeted as its base layer is; a deployment
+# whose family layer does not fit Lambda's limit is refused at synth (infra/families.py).
+EXTENDS: dict[str, tuple[str, str]] = {
+    "training-lightgbm": ("training", "lightgbm"),
+    "training-xgboost": ("training", "xgboost"),
+}
+
+
+def base_layer(name: str) -> str:
+    """The layer whose rules (PRUNE, BYTECODE, STRIP_SYMBOLS, SIZE_BUDGET) ``name`` follows: itself, or what it extends."""
+    return EXTENDS[name][0] if name in EXTENDS else name
+
+
+# Shared libraries a layer's binaries name that the Lambda runtime lacks, copied into the layer's lib/ (Lambda puts
+# /opt/lib on LD_LIBRARY_PATH) from a copy the layer already holds: soname -> glob (relative to python/).
+# lightgbm's lib_lightgbm.so names the system's libgomp.so.1 (GNU OpenMP), which Amazon Linux 2023's minimal image,
+# the python3.12 runtime's, does not have; scikit-learn's wheel vendors the same runtime (auditwheel renamed it).
+# xgboost-cpu vendors its own.
+PROVIDE_LIBRARIES: dict[str, dict[str, str]] = {
+    "training-lightgbm": {"libgomp.so.1": "scikit_learn.libs/libgomp-*.so*"},
+}

@@ -1,4 +1,4 @@
-"""The example data sets behind models/*.yaml, written from the copies scikit-learn ships (no download).
+"""The example data sets behind models/*.yaml, written from the copies scikit-learn and statsmodels ship (no download).
 
 ``python -m serverless_mlops.model.examples models/data`` rewrites them; a test checks the committed files still match.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-EXAMPLES = ("breast_cancer", "wine", "diabetes")
+EXAMPLES = ("breast_cancer", "wine", "diabetes", "affairs")
+# statsmodels' occupation codes (its fair data set's NOTE), as the categories the affairs example names
+OCCUPATIONS = {1: "student", 2: "unskilled", 3: "white-collar", 4: "skilled", 5: "managerial", 6: "professional"}
 
 
 def example_frame(name: str):  # type: ignore[no-untyped-def]
@@ -22,6 +24,15 @@ def example_frame(name: str):  # type: ignore[no-untyped-def]
     elif name == "diabetes":
         frame = datasets.load_diabetes(as_frame=True, scaled=False).frame
         frame["sex"] = frame["sex"].astype(int).map({1: "a", 2: "b"})
+    elif name == "affairs":
+        # statsmodels' fair data (Fair 1978, 6,366 women): did she have an affair (time spent > 0), with the two
+        # occupations as named categories; statsmodels is a development dependency, read only to write this file
+        from statsmodels.datasets import fair
+
+        frame = fair.load_pandas().data
+        for column in ("occupation", "occupation_husb"):
+            frame[column] = frame[column].astype(int).map(OCCUPATIONS)
+        frame["affair"] = (frame.pop("affairs") > 0).astype(int)
     else:
         raise ValueError(f"unknown example {name!r}; expected one of {', '.join(EXAMPLES)}")
     return frame

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from serverless_mlops.errors import MlopsError, ParityError, SpecError
 from serverless_mlops.model.data import Dataset, load_dataset
+from serverless_mlops.model.search import SearchResult
 from serverless_mlops.model.signature import FeatureSignature, Signature
 from serverless_mlops.model.spec import FeatureKind, Metric, ModelSpec, Task
 
@@ -41,7 +42,7 @@ RUN_FILE = "run.json"
 
 # Estimator families whose fitted model does not depend on feature scale: scaling them is useless, and for trees
 # harmful to parity (scaled float32 values land on the other side of split thresholds).
-_SCALE_FREE_PREFIXES = ("sklearn.ensemble.", "sklearn.tree.")
+_SCALE_FREE_PREFIXES = ("sklearn.ensemble.", "sklearn.tree.", "lightgbm.", "xgboost.")
 
 
 class ParityReport(BaseModel):
@@ -71,6 +72,7 @@ class RunRecord(BaseModel):
     trained_at: str
     trained_by: str
     spec: dict[str, Any]
+    search: SearchResult | None = None  # the spec's hyperparameter search: chosen params and every candidate's cv scores
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,20 @@ def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
     """Instantiate the spec's estimator; errors name the field and what was expected."""
     from sklearn.base import is_classifier, is_regressor
 
+    from serverless_mlops.model.families import SKLEARN, family_of
+
+    family = family_of(spec.estimator.class_) or SKLEARN
     try:
         module = importlib.import_module(spec.estimator.module)
         cls = getattr(module, spec.estimator.class_name)
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:
+        if family is not SKLEARN:
+            raise SpecError(
+                f"{source}: estimator.class: {spec.estimator.class_!r} needs the optional group [{family.group}], which is not "
+                f"installed: pip install 'serverless-mlops[{family.group}]'"
+            ) from exc
+        raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not an importable scikit-learn class") from exc
+    except AttributeError as exc:
         raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not an importable scikit-learn class") from exc
     try:
         estimator = cls()
@@ -120,16 +132,19 @@ def resolve_estimator(spec: ModelSpec, source: str = "spec") -> Any:
         raise SpecError(f"{source}: estimator.class: {spec.estimator.class_!r} is not a regressor, but task is regression")
     valid = estimator.get_params(deep=False)
     unknown = sorted(set(spec.estimator.params) - set(valid))
-    if unknown:
+    if unknown and not family.open_params:
         raise SpecError(f"{source}: estimator.params: unknown parameter(s) {', '.join(unknown)} for {spec.estimator.class_name}")
     try:
         estimator.set_params(**spec.estimator.params)
-        if hasattr(estimator, "_validate_params"):
+        if hasattr(estimator, "_parameter_constraints"):
             estimator._validate_params()
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{source}: estimator.params: {str(exc).splitlines()[0]}") from exc
     if "random_state" in valid and "random_state" not in spec.estimator.params:
         estimator.set_params(random_state=spec.split.seed)
+    from serverless_mlops.model.search import check_params
+
+    check_params(spec, estimator, source)
     return estimator
 
 
@@ -140,17 +155,26 @@ def build_pipeline(spec: ModelSpec, estimator: Any) -> Pipeline:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from serverless_mlops.model.families import native_categorical
+
     transformers: list[tuple[str, Any, list[str]]] = []
+    categories: list[list[str]] | str = "auto"
+    declared = [spec.feature(name).categories for name in spec.categorical_features]
+    if all(c is not None for c in declared):
+        categories = [list(c) for c in declared if c is not None]
+    if native_categorical(estimator):
+        # gradient boosting with native categorical and missing-value support: numeric features as they are,
+        # categorical ones as ordinal codes (unknown → NaN, which the trees treat as missing) that the estimator
+        # splits on as categories (categorical_features: their positions, the spec's categorical features)
+        from serverless_mlops.model.families import ordinal_pipeline
+
+        return ordinal_pipeline(spec.numeric_features, spec.categorical_features, estimator, categories)
     if spec.numeric_features:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
         if not spec.estimator.class_.startswith(_SCALE_FREE_PREFIXES):
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), spec.numeric_features))
     if spec.categorical_features:
-        categories: list[list[str]] | str = "auto"
-        declared = [spec.feature(name).categories for name in spec.categorical_features]
-        if all(c is not None for c in declared):
-            categories = [list(c) for c in declared if c is not None]
         transformers.append(
             ("categorical", OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False), spec.categorical_features)
         )
@@ -164,9 +188,12 @@ def _to_onnx(spec: ModelSpec, pipeline: Pipeline) -> bytes:
     initial_types = [
         (f.name, FloatTensorType([None, 1]) if f.type is FeatureKind.NUMERIC else StringTensorType([None, 1])) for f in spec.features
     ]
+    from serverless_mlops.model.converters import register_converters, target_opset
+
+    register_converters()
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if spec.task.is_classification else None
     try:
-        model = to_onnx(pipeline, initial_types=initial_types, options=options)
+        model = to_onnx(pipeline, initial_types=initial_types, options=options, target_opset=target_opset(spec.estimator.class_))
     except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         reason = reason if len(reason) <= 160 else reason[:160] + " …"
@@ -329,6 +356,24 @@ def split_holdout(spec: ModelSpec, frame: pd.DataFrame, *, source: str = "data")
     return train_frame, holdout
 
 
+def _check_classes(spec: ModelSpec, dataset: Dataset) -> None:
+    """XGBoost's classifiers need the target's classes as the integers 0..k-1; say so before fitting."""
+    import numpy as np
+
+    from serverless_mlops.model.families import family_of
+
+    family = family_of(spec.estimator.class_)
+    if not (spec.task.is_classification and family is not None and family.integer_classes):
+        return
+    classes = np.unique(dataset.frame[spec.target].astype(str))
+    if sorted(classes.tolist()) != sorted(str(i) for i in range(len(classes))):
+        shown = ", ".join(repr(c) for c in classes[:5]) + (" …" if len(classes) > 5 else "")
+        raise MlopsError(
+            f"{dataset.uri}: {spec.estimator.class_name} needs the classes of {spec.target!r} as 0..{len(classes) - 1}, found {shown}; "
+            "encode the target column as integers or choose a LightGBM or scikit-learn classifier"
+        )
+
+
 def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings | None = None, source: str = "spec") -> TrainedModel:
     """Fit, evaluate, convert, check parity and profile; raises before packaging anything that fails."""
     import numpy as np
@@ -339,12 +384,19 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
     estimator = resolve_estimator(spec, source)
     dataset = dataset or load_dataset(spec, settings)
     features = spec.numeric_features + spec.categorical_features
+    _check_classes(spec, dataset)
     train_frame, holdout = split_holdout(spec, dataset.frame, source=dataset.uri)
     pipeline = build_pipeline(spec, estimator)
-    try:
-        pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
-    except ValueError as exc:
-        raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
+    searched: SearchResult | None = None
+    if spec.search is not None:
+        from serverless_mlops.model.search import search
+
+        pipeline, searched = search(spec, pipeline, train_frame[features], train_frame[spec.target].to_numpy())
+    else:
+        try:
+            pipeline.fit(train_frame[features], train_frame[spec.target].to_numpy())
+        except ValueError as exc:
+            raise MlopsError(f"{spec.name}: training failed: {str(exc).splitlines()[0]}") from exc
     onnx_bytes = _to_onnx(spec, pipeline)
     session = open_session(onnx_bytes)
     signature = _signature(spec, pipeline, session)
@@ -369,7 +421,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
         metrics=metrics,
         parity=parity,
         estimator=spec.estimator.class_,
-        params=json.loads(json.dumps(spec.estimator.params, default=str)),
+        params=json.loads(json.dumps({**spec.estimator.params, **(searched.best_params if searched else {})}, default=str)),
         data_uri=dataset.uri,
         data_sha256=dataset.sha256,
         train_rows=len(train_frame),
@@ -378,6 +430,7 @@ def train(spec: ModelSpec, *, dataset: Dataset | None = None, settings: Settings
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         trained_by=os.environ.get("MLOPS_USER") or os.environ.get("USER") or "unknown",
         spec=spec.model_dump(mode="json", by_alias=True),
+        search=searched,
     )
     return TrainedModel(record=record, onnx_bytes=onnx_bytes, profile_bytes=dump_profile(profile))
 

@@ -87,7 +87,14 @@ class Feature(_Strict):
 
 
 class Estimator(_Strict):
-    class_: Annotated[str, Field(alias="class", description="importable scikit-learn estimator, e.g. sklearn.linear_model.Ridge")]
+    class_: Annotated[
+        str,
+        Field(
+            alias="class",
+            description="importable scikit-learn estimator (sklearn.linear_model.Ridge), or lightgbm.LGBMClassifier/LGBMRegressor, "
+            "xgboost.XGBClassifier/XGBRegressor",
+        ),
+    ]
     params: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -95,8 +102,20 @@ class Estimator(_Strict):
     @field_validator("class_")
     @classmethod
     def _sklearn_path(cls, value: str) -> str:
-        if not re.fullmatch(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*", value):
-            raise ValueError(f"expected a dotted path to a scikit-learn estimator class (sklearn.module.Class), got {value!r}")
+        from serverless_mlops.model.families import LIGHTGBM, SKLEARN, XGBOOST, family_of
+
+        family = family_of(value)
+        if family is SKLEARN and re.fullmatch(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*", value):
+            return value
+        if family in (LIGHTGBM, XGBOOST):
+            return value
+        if value.startswith(("lightgbm.", "xgboost.")):
+            allowed = ", ".join(f"{f.module}.{c}" for f in (LIGHTGBM, XGBOOST) for c in sorted(f.classes or ()))
+            raise ValueError(f"expected one of {allowed}, got {value!r}")
+        raise ValueError(
+            "expected a dotted path to a scikit-learn estimator class (sklearn.module.Class), "
+            f"lightgbm.LGBMClassifier/LGBMRegressor or xgboost.XGBClassifier/XGBRegressor, got {value!r}"
+        )
         return value
 
     @property
@@ -132,6 +151,37 @@ class Evaluation(_Strict):
     min_improvement: Annotated[float, Field(ge=0.0, description="a candidate must beat the champion by this much")] = 0.0
     floor: float | None = Field(default=None, description="absolute bound the candidate must clear (min, or max for errors)")
     require_approval: bool = Field(default=False, description="promote to staging and wait for a person to approve")
+
+
+class Range(_Strict):
+    """Values drawn uniformly from [low, high] (integers when both bounds are integers), or log-uniformly."""
+
+    low: float | int
+    high: float | int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
+            raise ValueError(f"a range needs two finite bounds with low < high, got [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+
+class Search(_Strict):
+    """A small hyperparameter search run inside Train (scikit-learn's RandomizedSearchCV, scored by the spec's metric)."""
+
+    params: Annotated[
+        dict[str, Annotated[list[Any], Field(min_length=1)] | Range],
+        Field(min_length=1, description="estimator parameter -> a list of values or a {low, high, log} range"),
+    ]
+    n_iter: Annotated[int, Field(ge=1, le=200, description="candidates drawn")] = 10
+    cv: Annotated[int, Field(ge=2, le=10, description="cross-validation folds on the training split")] = 3
 
 
 class Correction(StrEnum):
@@ -185,6 +235,7 @@ class ModelSpec(_Strict):
     quality: Quality = Quality()
     retraining: Retraining = Retraining()
     release: ReleaseSpec = ReleaseSpec()  # how a new version goes out and what rolls it back (model/release_spec.py)
+    search: Search | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

@@ -60,6 +60,7 @@ def lineage_of(record: RunRecord, *, run_id: str | None = None, trigger: str = "
         execution_arn=execution_arn,
         trained_at=record.trained_at,
         trained_by=record.trained_by,
+        search=record.search.model_dump() if record.search else None,
     )
 
 

@@ -53,6 +53,7 @@ class Lineage(BaseModel):
     execution_arn: str | None = None
     trained_at: str | None = None
     trained_by: str | None = None
+    search: dict[str, Any] | None = None  # a hyperparameter search's chosen params and cv scores (model/search.py)
 
 
 class ModelVersion(BaseModel):

@@ -214,7 +214,15 @@ BAD_SPECS: list[Any] = [
     pytest.param(_feature(1, categories=[]), "features[1] (sex)", "must not be empty", id="empty-categories"),
     pytest.param(_feature(1, categories=["a", "a"]), "features[1] (sex)", "unique", id="repeated-categories"),
     pytest.param(_feature(0, type="text"), "features[0] (age).type", "'categorical'", id="bad-feature-type"),
-    pytest.param(_set("estimator", "class", value="xgboost.XGBRegressor"), "estimator.class", "sklearn.module.Class", id="not-sklearn"),
+    pytest.param(
+        _set("estimator", "class", value="catboost.CatBoostRegressor"), "estimator.class", "sklearn.module.Class", id="not-sklearn"
+    ),
+    pytest.param(
+        _set("estimator", "class", value="xgboost.XGBRanker"),
+        "estimator.class",
+        "expected one of lightgbm.LGBMClassifier",
+        id="xgboost-ranker",
+    ),
     pytest.param(
         _set("estimator", "class", value="sklearn.linear_model.ridge"), "estimator.class", "sklearn.module.Class", id="lowercase-class"
     ),
@@ -226,6 +234,16 @@ BAD_SPECS: list[Any] = [
     pytest.param(_set("split", value={"test_size": -0.2}), "split.test_size", "greater than 0", id="test-size-negative"),
     pytest.param(_set("split", value={"test_size": 1}), "split.test_size", "less than 1", id="test-size-one"),
     pytest.param(_set("split", value={"test_size": 1.5}), "split.test_size", "less than 1", id="test-size-above-one"),
+    pytest.param(_set("search", value={"params": {}}), "search.params", "at least 1 item", id="search-no-params"),
+    pytest.param(_set("search", value={"params": {"alpha": []}}), "search.params.alpha", "at least 1 item", id="search-empty-list"),
+    pytest.param(_set("search", value={"params": {"alpha": {"low": 2, "high": 1}}}), "search.params.alpha", "low < high", id="search-lo"),
+    pytest.param(
+        _set("search", value={"params": {"alpha": {"low": 0, "high": 1, "log": True}}}), "search.params.alpha", "low > 0", id="search-log"
+    ),
+    pytest.param(_set("search", value={"params": {"alpha": [1]}, "cv": 1}), "search.cv", "greater than or equal to 2", id="search-cv"),
+    pytest.param(
+        _set("search", value={"params": {"alpha": [1]}, "n_iter": 0}), "search.n_iter", "greater than or equal to 1", id="search-n-iter"
+    ),
 ]
 
 
