@@ -49,7 +49,7 @@ from pathlib import Path
 from layers import lockfile
 from layers.build import PYPROJECT, lock_inputs
 from layers.lockfile import LOCKS, ROOT, UNIVERSAL, LockInputs
-from layers.rules import PLATFORM, PLATFORMS
+from layers.rules import EXTENDS, PLATFORM, PLATFORMS
 
 DEV_PYTHON = "3.11"  # the oldest Python pyproject allows (requires-python); a universal lock covers the newer ones
 BENCH = ROOT / "benchmarks"
@@ -82,7 +82,10 @@ def groups(pyproject: Path = PYPROJECT, locks: Path = LOCKS) -> dict[str, LockIn
         )
     }
     for name in LAYERS:
-        for platform in PLATFORMS.values():  # the runtime's platform first: an architecture's new lock starts from its pins
+        # the runtime's platform first: an architecture's new lock starts from its pins; an estimator family's layer
+        # (EXTENDS) is x86_64 only, as the training layer it extends is deployed (X86_ONLY)
+        platforms = [PLATFORM] if name in EXTENDS else PLATFORMS.values()
+        for platform in platforms:
             inputs = lock_inputs(name, platform=platform, pyproject=pyproject)
             found[inputs.group] = inputs
     dev_lock = locks / "dev.txt"
