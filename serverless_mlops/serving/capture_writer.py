@@ -91,6 +91,7 @@ class _Captured:
     data: Sequence[Any]
     predictions: Sequence[Any]
     ids: Sequence[str]
+    probabilities: Sequence[Sequence[float]] | None = None  # a classifier's served probabilities, the model's class order
 
     @property
     def size(self) -> int:
@@ -108,7 +109,7 @@ class _Captured:
             features = [dict(zip(names, row, strict=True)) for row in self.data]
         else:
             features = [dict(zip(names, row, strict=True)) for row in zip(*self.data, strict=True)]
-        return [
+        lines = [
             {
                 "ts": ts,
                 "request_id": self.request_id,
@@ -120,6 +121,10 @@ class _Captured:
             }
             for row, prediction, prediction_id in zip(features, self.predictions, self.ids, strict=True)
         ]
+        if self.probabilities is not None:  # the quality check's CBPE reads them instead of re-running the model
+            for line, served in zip(lines, self.probabilities, strict=True):
+                line["probabilities"] = served
+        return lines
 
 
 class CaptureBuffer:
@@ -162,13 +167,15 @@ class CaptureBuffer:
         predictions: Sequence[Any],
         *,
         ids: Sequence[str] | None = None,
+        probabilities: Sequence[Sequence[float]] | None = None,
     ) -> None:
         """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
         order; ``columns``: one array per feature), its predictions and their ids (the endpoint's; default
-        ``{request_id}-{index}``). The caller must not mutate them later."""
+        ``{request_id}-{index}``) and, for a classifier, the probabilities it served (written with each row). The
+        caller must not mutate them later."""
         if ids is None:
             ids = default_ids(request_id, len(predictions))
-        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids)
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids, probabilities)
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size

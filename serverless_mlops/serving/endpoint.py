@@ -285,7 +285,17 @@ class Endpoint:
             return
         if rate >= 1 or self._sample() < rate:
             entry = loaded.entry
-            self.capture.add(entry.model, entry.version, request_id, entry.signature.feature_names, kind, data, result.predictions, ids=ids)
+            self.capture.add(
+                entry.model,
+                entry.version,
+                request_id,
+                entry.signature.feature_names,
+                kind,
+                data,
+                result.predictions,
+                ids=ids,
+                probabilities=result.probabilities,
+            )
         if flush:
             self.capture.maybe_flush()
 
