@@ -9,6 +9,8 @@ gzip-compressed JSON Lines object per flush, named ``{yyyymmddThhmmss}-{id}.json
 ``prediction`` is the label for classifiers and the value for regressors. ``id`` is the row's prediction id, the one
 the response returned and ground truth names (:func:`id_problem` is the rule it follows: the caller's own, or
 ``{request id}-{row index}``); rows captured before prediction ids existed have none, so readers must not require it.
+A classifier's row also holds ``probabilities``, the per-class probabilities it served (the model's class order), which
+the quality check's CBPE reads; regressors' rows and rows captured before it have none.
 Nothing here imports numpy or boto3, so the inference path stays light.
 """
 
