@@ -42,16 +42,22 @@ from serverless_mlops.store.capture_format import CaptureFormatError, parse_time
 Scorer = Callable[[int, Sequence[Mapping[str, Any]]], NDArray[np.float64]]
 
 
-class _Row(msgspec.Struct, kw_only=True, gc=False):
+class _Lean(msgspec.Struct, kw_only=True, gc=False):
+    """What the join needs of a captured row when it will not re-score it: the features are skipped, not kept."""
+
     ts: str
     version: int
     prediction: Any
     id: str | None = None
     probabilities: list[float] | None = None
+
+
+class _Row(_Lean, kw_only=True, gc=False):
     features: msgspec.Raw = msgspec.Raw()  # empty: the row has no features
 
 
 _DECODER = msgspec.json.Decoder(list[_Row])
+_LEAN_DECODER = msgspec.json.Decoder(list[_Lean])
 _FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
 
 
@@ -125,14 +131,6 @@ class _Staged:
     duplicates: int = 0
     without_id: int = 0
 
-    def add(self, prediction_id: str, match: _Match) -> None:
-        earlier = self.matches.get(prediction_id)
-        if earlier is not None:
-            self.duplicates += 1
-            if earlier.ts > match.ts:
-                return
-        self.matches[prediction_id] = match
-
 
 class Joiner:
     """Feed captured rows (:meth:`add_stream` / :meth:`add_rows`); :meth:`result` joins the labels to them."""
@@ -166,10 +164,11 @@ class Joiner:
         """One capture object, a block of lines at a time; nothing of it counts unless all of it reads (and scores):
         one that cannot is skipped as a whole and named in ``skipped``."""
         staged = _Staged()
+        decoder = _LEAN_DECODER if self.scorer is None else _DECODER  # nothing to re-score: the features are skipped
         try:
             for block in _blocks(stream):
                 try:
-                    rows = _DECODER.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
+                    rows = decoder.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     raise CaptureFormatError(source, f"not capture rows ({exc})") from exc
                 self._stage(rows, staged)
@@ -191,7 +190,7 @@ class Joiner:
         self._stage(typed, staged)
         self._commit(staged)
 
-    def _stage(self, rows: list[_Row], staged: _Staged) -> None:
+    def _stage(self, rows: Sequence[_Lean], staged: _Staged) -> None:
         if not rows:
             return
         since, until = self.since, self.until
@@ -201,16 +200,18 @@ class Joiner:
             if not rows:
                 return
         versions = [r.version for r in rows]
-        groups: dict[int, list[_Row]] = {}
+        groups: dict[int, Sequence[_Lean]] = {}
         if min(versions) == max(versions):
             groups[versions[0]] = rows
         else:
+            split: dict[int, list[_Lean]] = {}
             for row in rows:
-                groups.setdefault(row.version, []).append(row)
+                split.setdefault(row.version, []).append(row)
+            groups.update(split)
         for version, group in groups.items():
             self._stage_version(version, group, self._probabilities(version, group), staged)
 
-    def _probabilities(self, version: int, rows: list[_Row]) -> NDArray[np.float64] | None:
+    def _probabilities(self, version: int, rows: Sequence[_Lean]) -> NDArray[np.float64] | None:
         if self.classes is None:
             return None
         width = len(self.classes)
@@ -225,13 +226,13 @@ class Joiner:
                 return found
         if self.scorer is None:
             return None
-        if not all(r.features for r in rows):
+        if not all(isinstance(r, _Row) and r.features for r in rows):
             raise MlopsError("a captured row holds no features to recompute its probabilities from")
-        records = _FEATURES.decode(b"[" + b",".join(bytes(r.features) for r in rows) + b"]")
+        records = _FEATURES.decode(b"[" + b",".join(bytes(r.features) for r in rows if isinstance(r, _Row)) + b"]")
         self._recomputed += len(rows)
         return np.asarray(self.scorer(version, records), dtype=np.float64)
 
-    def _stage_version(self, version: int, rows: list[_Row], probabilities: NDArray[np.float64] | None, staged: _Staged) -> None:
+    def _stage_version(self, version: int, rows: Sequence[_Lean], probabilities: NDArray[np.float64] | None, staged: _Staged) -> None:
         target = staged.versions.get(version) or VersionRows(version)
         predictions = [r.prediction for r in rows]
         if self.classes is not None and probabilities is not None:
@@ -245,10 +246,17 @@ class Joiner:
         staged.versions[version] = target
         ids = [r.id for r in rows]
         staged.without_id += ids.count(None)
+        matches = staged.matches  # staged.add inlined: run for each of the labelled rows
         for i in compress(range(len(ids)), map(self.labels.__contains__, ids)):  # label keys are text: None never matches
             row = rows[i]
             match = _Match(row.ts, version, row.prediction, None if probabilities is None else probabilities[i])
-            staged.add(str(row.id), match)
+            key = str(row.id)
+            earlier = matches.get(key)
+            if earlier is not None:
+                staged.duplicates += 1
+                if earlier.ts > match.ts:
+                    continue
+            matches[key] = match
 
     def _class_codes(self, predictions: list[Any]) -> NDArray[np.int64]:
         """Each served label's index among the classes (-1: not one of them), computed once per distinct value."""

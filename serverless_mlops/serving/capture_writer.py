@@ -92,6 +92,7 @@ class _Captured:
     predictions: Sequence[Any]
     ids: Sequence[str]
     shadow: tuple[int, Sequence[Any]] | None = None  # (version, predictions) of the alias's shadow, if it scored these rows
+    probabilities: Sequence[Sequence[float]] | None = None  # a classifier's served probabilities, the model's class order
 
     @property
     def size(self) -> int:
@@ -125,6 +126,9 @@ class _Captured:
             version, predictions = self.shadow
             for line, prediction in zip(lines, predictions, strict=True):
                 line["shadow"] = {"version": version, "prediction": prediction}
+        if self.probabilities is not None:  # the quality check's CBPE reads them instead of re-running the model
+            for line, served in zip(lines, self.probabilities, strict=True):
+                line["probabilities"] = served
         return lines
 
 
@@ -169,14 +173,15 @@ class CaptureBuffer:
         *,
         ids: Sequence[str] | None = None,
         shadow: tuple[int, Sequence[Any]] | None = None,
+        probabilities: Sequence[Sequence[float]] | None = None,
     ) -> None:
         """Keep a validated request's rows (``records``: objects by feature name; ``rows``: arrays in signature
         order; ``columns``: one array per feature), its predictions, their ids (the endpoint's; default
-        ``{request_id}-{index}``) and, if a shadow scored them, ``(shadow version, its predictions)``. The caller must
-        not mutate them later."""
+        ``{request_id}-{index}``), if a shadow scored them ``(shadow version, its predictions)``, and for a classifier
+        the probabilities it served (written with each row). The caller must not mutate them later."""
         if ids is None:
             ids = default_ids(request_id, len(predictions))
-        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids, shadow)
+        captured = _Captured(self._clock(), model, version, request_id, names, kind, data, predictions, ids, shadow, probabilities)
         with self._lock:
             self._pending.append(captured)
             self._rows += captured.size

@@ -331,6 +331,7 @@ class Endpoint:
                 scored.result.predictions,
                 ids=ids,
                 shadow=(shadow.version, shadow.predictions) if shadow is not None else None,
+                probabilities=scored.result.probabilities,
             )
         if flush:
             self.capture.maybe_flush()

@@ -11,6 +11,8 @@ the response returned and ground truth names (:func:`id_problem` is the rule it 
 ``{request id}-{row index}``); rows captured before prediction ids existed have none, so readers must not require it.
 A row the alias's shadow also scored has an optional ``"shadow": {"version": 4, "prediction": 148.9}`` (what the
 shadow version predicted; never returned to the caller), which ``mlops shadow report`` compares with ``prediction``.
+A classifier's row also holds ``probabilities``, the per-class probabilities it served (the model's class order), which
+the quality check's CBPE reads; regressors' rows and rows captured before it have none.
 Nothing here imports numpy or boto3, so the inference path stays light.
 """
 

@@ -160,6 +160,7 @@ def test_captured_rows_land_in_s3_in_the_shared_format(served: Backends, clock: 
     assert [r["features"] for r in captured] == rows
     assert [r["prediction"] for r in captured] == first["predictions"] + second["predictions"]
     assert {(r["model"], r["version"], r["request_id"]) for r in captured} == {("diabetes", 1, "JKJaXmPLvHcESHA=")}
+    assert not any("probabilities" in r for r in captured)  # a regressor serves none
     tensors = [{"name": n, "shape": [1], "datatype": "BYTES" if n == "sex" else "FP64", "data": [rows[0][n]]} for n in names]
     call(handler, "POST", "/v2/models/diabetes/infer", {"id": "v2-req", "inputs": tensors})
     clock.now += 60
@@ -179,10 +180,15 @@ def test_capture_samples_requests(served: Backends, clock: Clock) -> None:
     ep = endpoint(served, clock, MLOPS_CAPTURE_SAMPLE=0.5)
     ep._sample = lambda: next(draws)
     handler = handler_for(ep)
+    served_probabilities = []
     for i in range(4):
-        call(handler, "POST", "/v1/models/wine/predict", {"instances": records("wine", 1, start=i)})
+        _, body, _ = call(handler, "POST", "/v1/models/wine/predict", {"instances": records("wine", 1, start=i)})
+        served_probabilities.append(body["probabilities"][0])
     ep.flush()
-    assert [r["features"] for r in _captured(served, "wine")] == [records("wine", 1, start=0)[0], records("wine", 1, start=2)[0]]
+    captured = _captured(served, "wine")
+    assert [r["features"] for r in captured] == [records("wine", 1, start=0)[0], records("wine", 1, start=2)[0]]
+    # a classifier's rows keep the probabilities it served (the quality check's CBPE reads them, re-running nothing)
+    assert [r["probabilities"] for r in captured] == [served_probabilities[0], served_probabilities[2]]
     none = endpoint(served, clock, MLOPS_CAPTURE_SAMPLE=0)
     call(handler_for(none), "POST", "/v1/models/wine/predict", {"instances": records("wine", 1)})
     assert none.capture.rows == 0
