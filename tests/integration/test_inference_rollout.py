@@ -76,6 +76,8 @@ def _rows(count: int) -> list[dict[str, Any]]:
 
 
 def predict(ep: Endpoint, key: str, rows: int = 1, **kwargs: Any) -> Any:
+    # a request id per key, so the answer's prediction ids ({request id}-{row}) are the same when a key asks again
+    kwargs.setdefault("request_id", f"request-{key}")
     return ep.predict(MODEL, PredictRequest(instances=_rows(rows)), routing_key=key, **kwargs)
 
 

@@ -71,7 +71,7 @@ def test_start_retraining_refuses_bad_input_by_name(aws: tuple[Backends, Any, An
     machine, _ = waiting_machine(sfn, sqs)
     with pytest.raises(MlopsError, match="invalid model name 'Wine!'"):
         start_retraining(sfn, machine, "Wine!")
-    with pytest.raises(MlopsError, match="invalid trigger 'cron': expected one of schedule, drift, manual"):
+    with pytest.raises(MlopsError, match="invalid trigger 'cron': expected one of schedule, drift, quality, manual"):
         start_retraining(sfn, machine, MODEL, trigger="cron")
     missing = machine.replace(":approval", ":nope")
     with pytest.raises(MlopsError, match=f"retraining state machine {missing} does not exist"):
