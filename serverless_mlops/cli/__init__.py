@@ -18,6 +18,7 @@ from serverless_mlops.cli import local as local_command
 from serverless_mlops.cli import quality as quality_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import smoke as smoke_command
+from serverless_mlops.cli import ui as ui_command
 from serverless_mlops.cli.common import app
 from serverless_mlops.cli.entry_point import main
 
@@ -32,5 +33,6 @@ gate.register_commands(app)
 init_ci.register_commands(app)
 quality_command.register_commands(app)
 labels_command.register_commands(app)
+ui_command.register_commands(app)
 
 __all__ = ["app", "main", "typer"]
