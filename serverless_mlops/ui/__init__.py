@@ -4,5 +4,6 @@
 inline SVG on the server, :mod:`app` is the Starlette app (Jinja2 templates, GET only, a strict
 Content-Security-Policy), :mod:`server` runs it with uvicorn on a socket bound to loopback by default.
 
-Above the domain (it reads drift and quality reports and the registry), below ``cli`` (which starts it).
+May import the domain (store, drift, quality, model, aws), starlette, jinja2 and uvicorn; never ``cli`` or ``local``:
+the CLI imports it (``mlops ui``), nothing else does.
 """
