@@ -39,11 +39,16 @@ def bars(points: list[Point], *, label: str, y_title: str, top: float | None = N
     if not points:
         return Markup("")
     values = [p.value for p in points if p.value is not None]
-    ceiling = top if top is not None else max([*values, threshold or 0.0, 1e-9]) * 1.1
+    if top is not None:
+        ceiling = top
+    elif values and min(values) >= 0.0 and max(values) <= 1.0:
+        ceiling = 1.0  # a share or a score: the whole scale, so a window's fall reads as a fall
+    else:
+        ceiling = max([*values, threshold or 0.0, 1e-9]) * 1.1
     inner_w = WIDTH - PAD_LEFT - PAD_RIGHT
     inner_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     step = inner_w / len(points)
-    width = max(2.0, step * 0.7)
+    width = min(max(2.0, step * 0.7), 28.0)
     parts = [
         f'<line class="axis" x1="{PAD_LEFT}" y1="{PAD_TOP + inner_h}" x2="{WIDTH - PAD_RIGHT}" y2="{PAD_TOP + inner_h}"/>',
         f'<text class="tick" x="{PAD_LEFT - 4}" y="{PAD_TOP + inner_h}" text-anchor="end">0</text>',

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +27,23 @@ from tests.helpers.drift_data import fresh_sample, records_for
 MADE = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 QUALITY_END = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 ROWS = 250
-PASS_MACHINE = {"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "Next": "Train"}, "Train": {"Type": "Pass", "End": True}}}
+# the retraining workflow's shape in miniature (moto runs it: the mock is started with execute_state_machine)
+MACHINE = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Next": "Train"},
+        "Train": {"Type": "Pass", "Next": "Gate"},
+        "Gate": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.outcome", "StringEquals": "rejected", "Next": "Rejected"}],
+            "Default": "Promote",
+        },
+        "Promote": {"Type": "Pass", "End": True},
+        "Rejected": {"Type": "Fail", "Error": "GateFailed", "Cause": "the candidate did not beat production"},
+    },
+}
+RUNS = {"wine-drift-20261205T1000Z": "promoted", "wine-manual-20261206T0800Z": "rejected", "diabetes-manual-20261206T0900Z": "promoted"}
+MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
 
 
 @dataclass(frozen=True)
@@ -79,14 +96,12 @@ def seed(backends: Backends, trained_models: dict[str, TrainedModel], settings: 
 
     sfn = client("stepfunctions", settings)
     role = "arn:aws:iam::123456789012:role/retraining"
-    arn = sfn.create_state_machine(name="retraining", definition=json.dumps(PASS_MACHINE), roleArn=role)["stateMachineArn"]
+    arn = sfn.create_state_machine(name="retraining", definition=json.dumps(MACHINE), roleArn=role)["stateMachineArn"]
     executions = [
-        sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"model": name.split("-")[0]}))["executionArn"]
-        for name in ("wine-drift-20261205T1000Z", "wine-manual-20261206T0800Z", "diabetes-manual-20261206T0900Z")
+        sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"outcome": outcome}))["executionArn"]
+        for name, outcome in RUNS.items()
     ]
+    deadline = time.monotonic() + 10
+    while any(sfn.describe_execution(executionArn=e)["status"] == "RUNNING" for e in executions) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return Seeded(backends, arn, drift.report, quality.report, executions)
-
-
-def numbers(document: Any) -> Any:
-    """The console's metrics as it prints them (four decimals)."""
-    return {k: f"{v:.4f}" for k, v in document.items()}

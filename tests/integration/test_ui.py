@@ -9,9 +9,11 @@ from html import unescape
 from typing import Any
 
 import pytest
+from moto import mock_aws
 from starlette.testclient import TestClient
 
 from serverless_mlops.aws import client
+from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
@@ -19,9 +21,17 @@ from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias
 from serverless_mlops.ui import data as data_module
 from serverless_mlops.ui.app import PAGE_POLICY, REPORT_POLICY, create_app
 from serverless_mlops.ui.data import ConsoleData
-from tests.helpers.console import Seeded, seed
+from tests.helpers.console import MOTO_CONFIG, Seeded, seed
 
 EVIL = "<script>alert('pwned')</script> & \"quotes\""
+
+
+@pytest.fixture
+def backends(settings: Settings) -> Iterator[Backends]:
+    """The shared fixture's backends, with moto running the state machines (so executions have a path and an outcome)."""
+    with mock_aws(config=MOTO_CONFIG):
+        ensure_resources(settings)
+        yield Backends.from_settings(settings)
 
 
 @pytest.fixture
@@ -74,7 +84,7 @@ def test_the_models_page_shows_each_model_as_the_registry_holds_it(ui: TestClien
     drift_status = seeded.drift_report["html"].rsplit("/", 3)[1]
     assert drift_status in page.text  # the badge links to the newest drift report
     assert re.search(r"(no drift|drift|insufficient data) report (ok|breach|insufficient labels) report", wine), wine
-    assert "running" in wine  # the newest retraining execution of wine
+    assert "failed" in wine  # the newest retraining execution of wine: its gate refused the candidate
     breast = row(page.text, "models", "breast-cancer")
     assert "no check yet no check yet none" in breast  # no report, no retraining: said in words
 
@@ -95,8 +105,10 @@ def test_the_model_page_lists_versions_history_charts_and_executions(ui: TestCli
     assert f"staging → v{registry.get_alias('wine', STAGING).version}" in words
     assert 'aria-label="share of drifted features per drift-check window"' in page.text
     assert re.search(r'aria-label="realized (f1|accuracy) per quality-check window"', page.text)
-    assert "wine-drift-20261205T1000Z" in words
-    assert "wine-manual-20261206T0800Z" in words
+    assert "wine-drift-20261205T1000Z succeeded" in words
+    assert "Prepare → Train → Gate → Promote" in words
+    assert "wine-manual-20261206T0800Z failed" in words
+    assert "Prepare → Train → Gate → Rejected" in words
     assert "diabetes-manual" not in words  # another model's execution
     assert "no release state machine configured" in words
 
