@@ -58,7 +58,7 @@ def bars(points: list[Point], *, label: str, y_title: str, top: float | None = N
     if threshold is not None and ceiling > 0:
         y = PAD_TOP + inner_h * (1 - min(threshold / ceiling, 1.0))
         parts.append(f'<line class="threshold" x1="{PAD_LEFT}" y1="{y:.1f}" x2="{WIDTH - PAD_RIGHT}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="tick" x="{WIDTH - PAD_RIGHT}" y="{y - 3:.1f}" text-anchor="end">threshold {_fmt(threshold)}</text>')
+        parts.append(f'<text class="tick" x="{PAD_LEFT + 3}" y="{y - 3:.1f}">threshold {_fmt(threshold)}</text>')
     described = []
     for i, point in enumerate(points):
         x = PAD_LEFT + i * step + (step - width) / 2

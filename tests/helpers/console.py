@@ -88,6 +88,15 @@ def seed(backends: Backends, trained_models: dict[str, TrainedModel], settings: 
         now=MADE + timedelta(hours=3),
     )
     drift = run_check("wine", backends, start=MADE - timedelta(hours=1), end=MADE + timedelta(hours=1), write=True)
+    # two more daily windows for the charts: one like training, one with every feature a standard deviation high
+    for day, shift in ((1, 0.0), (2, 1.0)):
+        when = MADE + timedelta(days=day)
+        later = fresh_sample("wine", ROWS, seed=7 + day)
+        features = [c for c in later.columns if c != "target"]
+        later[features] = later[features] + shift * later[features].std()
+        body = encode_records(records_for(wine, later, when=when))
+        store.s3.put_object(Bucket=store.bucket, Key=capture_key("wine", when, "seed"), Body=body)
+        run_check("wine", backends, start=when - timedelta(hours=1), end=when + timedelta(hours=1), write=True)
     quality = run_quality_check(
         "wine", backends, end=QUALITY_END, window=timedelta(days=7), scorer=lambda b: onnx_scorer(b, "wine"), write=True
     )
