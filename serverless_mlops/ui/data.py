@@ -10,6 +10,9 @@ Reads per page (no scan, nothing per version):
   name, and the state path of the newest :data:`TRACED` of them;
 - a version: the version, its baseline profile, the report listing.
 
+A report's JSON is read once per key and ETag (the listing gives both) and kept: listings stay fresh, reports that did
+not change are not read again.
+
 What the stack or the branch does not provide is said, not guessed: no state machine configured, no release fields on
 the alias, no reports yet.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ WINDOWS = 30  # drift and quality windows charted on a model's page
 TRACED = 5  # executions whose state path a model's page shows
 EXECUTIONS = 100  # executions listed per state machine (one ListExecutions page)
 THREADS = 8
+CACHED_DOCUMENTS = 2000  # report JSONs kept in memory, by key and ETag
 SERVICE_ERRORS = (BotoCoreError, ClientError)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,6 +53,7 @@ class Report:
     window: str
     key: str  # the JSON's key; the HTML sits beside it
     version: int | None = None
+    etag: str = ""  # as listed: a rewritten report (a window checked again) has another
 
     @property
     def html_key(self) -> str:
@@ -213,6 +219,8 @@ class ConsoleData:
         self.retraining_arn = retraining_arn
         self.release_arn = release_arn
         self.api_url = (api_url or "https://API_URL").rstrip("/")
+        self._documents: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     # -- helpers ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -233,20 +241,32 @@ class ConsoleData:
                 if len(parts) != 3:
                     continue
                 head, window, name = parts
+                etag = str(item.get("ETag", ""))
                 if head == "quality" and name == "quality.json":
-                    found.append(Report("quality", window, item["Key"]))
+                    found.append(Report("quality", window, item["Key"], etag=etag))
                 elif head.startswith("v") and head[1:].isdigit() and name == "report.json":
-                    found.append(Report("drift", window, item["Key"], int(head[1:])))
+                    found.append(Report("drift", window, item["Key"], int(head[1:]), etag))
         return sorted(found, key=lambda r: (r.window, r.version or 0))
 
     def document(self, report: Report | None) -> dict[str, Any] | None:
+        """A report's JSON, read once per (key, ETag): the listing that found it says whether it changed since."""
         if report is None:
             return None
+        cached = self._documents.get((report.key, report.etag)) if report.etag else None
+        if cached is not None:
+            return cached
         try:
             loaded = json.loads(self.s3.get_object(Bucket=self.bucket, Key=report.key)["Body"].read())
         except (*SERVICE_ERRORS, ValueError):
             return None
-        return loaded if isinstance(loaded, dict) else None
+        if not isinstance(loaded, dict):
+            return None
+        if report.etag:
+            with self._lock:
+                if len(self._documents) >= CACHED_DOCUMENTS:
+                    self._documents.pop(next(iter(self._documents)))  # the oldest entry
+                self._documents[(report.key, report.etag)] = loaded
+        return loaded
 
     def report_body(self, key: str) -> tuple[bytes, str]:
         """A report's bytes and content type; NotFoundError for anything but a report of this bucket."""

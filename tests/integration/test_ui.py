@@ -3,6 +3,7 @@ registry, the reports and the executions hold; values are escaped; only GET; the
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from html import unescape
@@ -231,3 +232,23 @@ def test_an_unreachable_aws_is_a_502_page(seeded: Seeded, settings: Settings) ->
         page = ui.get("/")
         assert page.status_code == 502
         assert "AWS did not answer" in page.text
+
+
+def test_a_report_is_read_once_per_etag_and_again_when_rewritten(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data_module, "CACHED_DOCUMENTS", 2)  # then the oldest entry makes room
+    store = seeded.backends.store
+    reads: list[str] = []
+    store.s3.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: reads.append(params["Key"]))
+    data = ConsoleData(seeded.backends)
+    wine = next(r for r in data.overview().rows if r.name == "wine")
+    assert wine.drift.report is not None
+    assert wine.drift.word == "drift"
+    assert len(reads) == 2  # the newest drift report and the newest quality report
+    reads.clear()
+    data.overview()
+    assert reads == []  # neither changed: their ETags are the ones read
+    rewritten = {**wine.drift.document, "status": "no_drift"}
+    store.s3.put_object(Bucket=store.bucket, Key=wine.drift.report.key, Body=json.dumps(rewritten).encode())
+    again = next(r for r in data.overview().rows if r.name == "wine")
+    assert reads == [wine.drift.report.key]
+    assert again.drift.word == "no drift"
