@@ -176,7 +176,7 @@ def release_fields(alias: Alias | None) -> tuple[dict[str, Any] | None, dict[str
 
 def drift_verdict(document: dict[str, Any] | None, report: Report | None) -> Verdict:
     if document is None:
-        return Verdict("no check yet", "none")
+        return Verdict("no check yet", "none") if report is None else Verdict("unreadable", "warn", "the report cannot be read", report)
     status = str(document.get("status", "unknown"))
     tone = {"drift": "bad", "no_drift": "ok", "insufficient_data": "warn"}.get(status, "none")
     detail = f"{document.get('drifted_features', '?')} of {document.get('checked_features', '?')} features, v{document.get('version', '?')}"
@@ -185,7 +185,7 @@ def drift_verdict(document: dict[str, Any] | None, report: Report | None) -> Ver
 
 def quality_verdict(document: dict[str, Any] | None, report: Report | None) -> Verdict:
     if document is None:
-        return Verdict("no check yet", "none")
+        return Verdict("no check yet", "none") if report is None else Verdict("unreadable", "warn", "the report cannot be read", report)
     status = str(document.get("status", "unknown"))
     tone = {"breach": "bad", "ok": "ok", "insufficient_labels": "warn", "no_predictions": "warn"}.get(status, "none")
     labelled = sum(int(v.get("labelled", 0)) for v in document.get("versions", []))

@@ -53,6 +53,7 @@ class ConsoleServer:
         self.url = url_of(sock)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         self._thread: threading.Thread | None = None
+        self._failure: OSError | None = None
 
     def serve_forever(self) -> None:
         try:
@@ -60,13 +61,19 @@ class ConsoleServer:
         finally:
             self.sock.close()
 
+    def _serve_in_thread(self) -> None:
+        try:
+            self.serve_forever()
+        except OSError as exc:  # the socket cannot serve (closed, refused by the loop): start() reports it
+            self._failure = exc
+
     def start(self, timeout: float = 10.0) -> ConsoleServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="mlops-ui", daemon=True)
+        self._thread = threading.Thread(target=self._serve_in_thread, name="mlops-ui", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise MlopsError(f"the console did not start on {self.url}")
+                raise MlopsError(f"the console did not start on {self.url}: {self._failure or 'no answer in time'}")
             time.sleep(0.02)
         return self
 
