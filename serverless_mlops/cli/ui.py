@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import webbrowser
 from typing import Annotated, Any
 
 import typer
 
-from serverless_mlops.cli.common import err_console, say, state
+from serverless_mlops.cli.common import emit_json, err_console, say, state
 
 RETRAIN_ENV = "MLOPS_RETRAIN_STATE_MACHINE_ARN"  # as mlops retrain reads it (mlops local env exports it)
 RELEASE_ENV = "MLOPS_RELEASE_STATE_MACHINE_ARN"
@@ -56,6 +57,9 @@ def ui(
     data = console_data(state_machine, release_state_machine, api_url)
     server = ConsoleServer(create_app(data), bind(address, port))
     where = "loopback only: no one else can reach it" if is_loopback(address) else f"on {address}: reachable by others"
+    if state.json:  # as mlops serve: the URL for a script that starts it in the background
+        emit_json({"url": server.url, "loopback": is_loopback(address), "read_only": True})
+        sys.stdout.flush()
     say(f"console on [bold]{server.url}[/bold] ({where}; read-only); Ctrl-C stops")
     if open_:
         threading.Timer(0.5, webbrowser.open, args=(server.url,)).start()

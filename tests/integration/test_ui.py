@@ -154,6 +154,7 @@ def test_every_value_is_escaped(ui: TestClient) -> None:
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def test_only_get(ui: TestClient, method: str) -> None:
+    assert ui.head("/models/wine").status_code == 200
     answer = ui.request(method, "/models/wine")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET, HEAD"

@@ -3,6 +3,7 @@ server itself over a real socket (the pages are tests/integration/test_ui.py's).
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import urllib.error
@@ -47,6 +48,12 @@ def test_it_binds_loopback_and_says_so(backends: Backends, served: list[Any], ca
     assert server.url.startswith("http://127.0.0.1:")
     assert f"console on {server.url} (loopback only: no one else can reach it; read-only); Ctrl-C stops" in out
     assert "warning" not in err
+
+
+def test_json_gives_the_url_alone(backends: Backends, served: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["--json", "ui", "--port", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"url": served[0].url, "loopback": True, "read_only": True}
 
 
 def test_another_address_only_when_asked_with_a_warning(backends: Backends, served: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
