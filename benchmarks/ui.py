@@ -4,9 +4,10 @@ The registry is filled on moto in-process: each model's first version is registe
 example's signature, artifacts and metrics), the other 199 are its item with the version number changed, written with
 BatchWriteItem; production points at the newest version, staging at the one before; each model has three drift
 reports and a quality report in the bucket, and the retraining state machine has an execution per model. Each page is
-fetched through Starlette's TestClient (the app ``mlops ui`` serves, without the socket) UI_BENCH_RUNS times (default
-15) after one warm-up; printed: the median and the slowest, the budget (300 ms), and the AWS requests each page makes
-(counted on botocore's before-call event), which stay the same whatever the number of versions.
+fetched through Starlette's TestClient (the app ``mlops ui`` serves, without the socket) once (the first load: no
+report read yet), then UI_BENCH_RUNS times (default 15); printed: the first load, the median and the slowest, the
+budget (300 ms), and the AWS requests a page makes once its reports are cached (counted on botocore's before-call
+event), which stay the same whatever the number of versions. The models page shows 25 models (its first page).
 """
 
 from __future__ import annotations
@@ -87,10 +88,12 @@ def main() -> None:
         for service in (backends.store.s3, sfn, backends.registry.db):  # type: ignore[attr-defined]
             service.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
         pages = {"models": "/", "model": "/models/model-07", "version": f"/models/model-07/versions/{VERSIONS}"}
-        print(f"{'page':<8} {'median ms':>10} {'max ms':>8} {'budget ms':>10} {'median/budget':>14} {'AWS requests':>13}")
+        print(f"{'page':<8} {'first ms':>9} {'median ms':>10} {'max ms':>8} {'budget ms':>10} {'median/budget':>14} {'AWS requests':>13}")
         with TestClient(create_app(data)) as ui:
             for page, path in pages.items():
-                assert ui.get(path).status_code == 200, path
+                began = time.perf_counter()
+                assert ui.get(path).status_code == 200, path  # the first load: no report read yet
+                first = (time.perf_counter() - began) * 1000
                 calls.clear()
                 ui.get(path)
                 requests = len(calls)
@@ -101,7 +104,8 @@ def main() -> None:
                     samples.append((time.perf_counter() - began) * 1000)
                     assert answer.status_code == 200
                 median = statistics.median(samples)
-                print(f"{page:<8} {median:>10.1f} {max(samples):>8.1f} {BUDGET_MS:>10.0f} {median / BUDGET_MS:>14.2f} {requests:>13}")
+                ratio = median / BUDGET_MS
+                print(f"{page:<8} {first:>9.1f} {median:>10.1f} {max(samples):>8.1f} {BUDGET_MS:>10.0f} {ratio:>14.2f} {requests:>13}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Reads per page (no scan, nothing per version):
 
-- models: one Query for a page of model names, one BatchGetItem for their production and staging aliases, one for the
+- models: one Query for a page of model names (25), one BatchGetItem for their production and staging aliases, one for the
   versions production serves, one S3 listing of ``reports/{model}/`` per model (in a few threads) plus the newest drift
   and quality report of each, and one ListExecutions of the retraining state machine;
 - a model: a page of its versions (newest first), its aliases, its report listing and the last :data:`WINDOWS` drift
@@ -34,7 +34,8 @@ from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.store.lifecycle import Backends
 from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias, ModelVersion
 
-PAGE_SIZE = 50  # models per page, versions per page
+MODELS_PAGE = 25  # models per page (each costs a report listing; MLflow's registry pages 25 at a time too)
+PAGE_SIZE = 50  # versions per page
 WINDOWS = 30  # drift and quality windows charted on a model's page
 TRACED = 5  # executions whose state path a model's page shows
 EXECUTIONS = 100  # executions listed per state machine (one ListExecutions page)
@@ -316,7 +317,7 @@ class ConsoleData:
 
     # -- pages --------------------------------------------------------------------------------------------------
     def overview(self, next_token: str | None = None) -> Overview:
-        page = self.registry.list_models(page_size=PAGE_SIZE, next_token=next_token)
+        page = self.registry.list_models(page_size=MODELS_PAGE, next_token=next_token)
         names = list(page.items)
         aliases = self.registry.aliases_of(names, (PRODUCTION, STAGING))
         serving = self.registry.describe_many([(n, aliases[(n, PRODUCTION)].version) for n in names if (n, PRODUCTION) in aliases])

@@ -175,6 +175,7 @@ def test_what_is_not_there_is_a_404_page_naming_it(ui: TestClient) -> None:
 
 def test_pages_of_versions_and_models(seeded: Seeded, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data_module, "PAGE_SIZE", 1)
+    monkeypatch.setattr(data_module, "MODELS_PAGE", 1)
     with console(seeded, settings) as ui:
         first = ui.get("/models/wine")
         assert "v2" in row(first.text, "versions", "v2")
