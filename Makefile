@@ -13,7 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz docs unit integration infra-tests e2e openapi
+.PHONY: install demo test lint format bench clean synth layers lock check-latest check-lowest fuzz docs unit integration infra-tests e2e openapi screenshots
 
 install: $(STAMP)  ## create .venv and install exactly what locks/dev.txt pins, then the project (quick when nothing changed)
 
@@ -53,6 +53,10 @@ infra-tests: install layers  ## the synthesized CDK app: template assertions, cd
 
 e2e: install layers  ## the whole loop locally: the retraining workflow run by moto's Step Functions, the CLI and triggers (tests/workflow)
 	$(PY) -m pytest -n 2 -q tests/workflow
+
+screenshots: install  ## the console's three pages (mlops ui) at 1280 px, seeded on moto, in Debian's chromium through Playwright: build/ui/ and docs/images/ui-*.png
+	@test -x /usr/bin/chromium || { echo "make screenshots needs /usr/bin/chromium: apt-get install chromium"; exit 1; }
+	MLOPS_UI_SCREENSHOTS=docs/images $(PY) -m pytest -q -p no:xdist -p no:cacheprovider tests/integration/test_ui_browser.py -k screenshots
 
 openapi: install  ## rewrite docs/openapi.json from the inference app (the committed contract tests/unit/test_openapi_contract.py checks)
 	$(PY) -m tests.helpers.openapi

@@ -20,6 +20,7 @@ from serverless_mlops.cli import release as release_command
 from serverless_mlops.cli import serve as serve_command
 from serverless_mlops.cli import shadow as shadow_command
 from serverless_mlops.cli import smoke as smoke_command
+from serverless_mlops.cli import ui as ui_command
 from serverless_mlops.cli.common import app
 from serverless_mlops.cli.entry_point import main
 
@@ -37,5 +38,6 @@ labels_command.register_commands(app)
 release_command.register_commands(app)  # issue 17: mlops release start|status|abort
 shadow_command.register_commands(app)  # issue 17: mlops shadow start|stop|report
 batch.register_commands(app)  # issue 20: mlops batch score
+ui_command.register_commands(app)
 
 __all__ = ["app", "main", "typer"]

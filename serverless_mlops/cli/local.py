@@ -33,6 +33,7 @@ from serverless_mlops.cli.local_daemon import (
     state_path,
     stop_daemon,
 )
+from serverless_mlops.cli.ui import DEFAULT_PORT as UI_PORT
 from serverless_mlops.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def next_steps(info: LocalInfo, example: str | None, model: str | None) -> list[
     lines += [
         f"curl -s {info.api_url}/openapi.json    # the API's OpenAPI document",
         "mlops list",
+        f"mlops ui    # the console on http://127.0.0.1:{UI_PORT}: models, versions, drift, quality, retraining (Ctrl-C stops)",
         f"mlops local tick {name}    # run its drift check now (the schedule's stand-in)",
         "mlops local alerts --wait 5    # what the alert topic's subscribers received",
     ]

@@ -594,4 +594,8 @@ def run_demo(
     console.print()
     console.print(summary_table(result, total))
     console.print(f"[green]done[/green]: the moto server and the HTTP API are stopped; the drift report is at {result.report_html}")
+    console.print(  # mlops ui's default port; the tour's stack is gone, a kept one shows the same pages
+        f"the console would show this: mlops local up, then mlops ui → http://127.0.0.1:8765/models/{DRIFTING_MODEL}"
+        " (versions, alias history, drift and quality, retraining)"
+    )
     return result

@@ -29,6 +29,7 @@ from serverless_mlops.store.registry import (
     PARTITION_KEY,
     PRODUCTION,
     SORT_KEY,
+    STAGING,
     Alias,
     AliasAction,
     AliasChange,
@@ -377,6 +378,33 @@ class DynamoDBRegistry:
             reason=reason,
             **extra,
         )
+
+    # -- batch reads: a page of models' aliases and served versions in a request or two, not one per model -------
+    def aliases_of(self, models: list[str], names: tuple[str, ...] = (PRODUCTION, STAGING)) -> dict[tuple[str, str], Alias]:
+        keys = [alias_key(model, name) for model in models for name in names]
+        return {(model, alias.name): alias for model, item in self._batch_get(keys) for alias in [alias_from_item(model, item)]}
+
+    def describe_many(self, versions: list[tuple[str, int]]) -> dict[tuple[str, int], ModelVersion]:
+        entries = (version_from_item(item) for _, item in self._batch_get([model_key(m, version_sk(v)) for m, v in versions]))
+        return {(entry.model, entry.version): entry for entry in entries}
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """The items of ``keys`` that exist (BatchGetItem, 100 keys a request, unprocessed keys asked again), each with
+        its model's name."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        unique = list({(k[PARTITION_KEY]["S"], k[SORT_KEY]["S"]): k for k in keys}.values())
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {self.table: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
+            for attempt in range(8):
+                response = self.db.batch_get_item(RequestItems=request)
+                found += [(item[PARTITION_KEY]["S"].removeprefix("MODEL#"), item) for item in response["Responses"].get(self.table, [])]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RegistryError(f"BatchGetItem on {self.table} left keys unprocessed after 8 attempts (throttled)")
+        return found
 
     def set_alias(
         self,

@@ -251,6 +251,12 @@ class Registry(Protocol):
     def resolve(self, model: str, alias: str = PRODUCTION) -> ModelVersion:
         """The version ``alias`` points at."""
 
+    def aliases_of(self, models: list[str], names: tuple[str, ...] = (PRODUCTION, STAGING)) -> dict[tuple[str, str], Alias]:
+        """Several models' aliases at once, by (model, alias name); absent ones are left out."""
+
+    def describe_many(self, versions: list[tuple[str, int]]) -> dict[tuple[str, int], ModelVersion]:
+        """Several versions at once, by (model, version); absent ones are left out."""
+
     def set_alias(
         self,
         model: str,

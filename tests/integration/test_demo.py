@@ -163,6 +163,7 @@ def test_the_summary_table_lists_every_step_and_nothing_is_left_running(tour: tu
     leftover = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
     assert leftover == []
     assert "the moto server and the HTTP API are stopped" in output
+    assert f"then mlops ui → http://127.0.0.1:8765/models/{DRIFTING_MODEL}" in output.splitlines()[-1]  # where the console shows it
     assert result.endpoint_url
     assert result.api_url
     assert refused(result.endpoint_url)

@@ -204,7 +204,8 @@ def test_up_trains_the_deployed_models_and_prints_commands_that_work_as_printed(
     # an alert on the topic, so `alerts --wait 5` has something to show at once
     sns = boto3.client("sns", endpoint_url=info.endpoint_url, region_name=info.region)
     sns.publish(TopicArn=info.alert_topic_arn, Subject="Drift: a test alert", Message=json.dumps({"status": "drift", "rows": 7}))
-    runnable = [c for c in commands if not c.startswith(("mlops retrain", "mlops rollback", "mlops local down"))]
+    assert "mlops ui" in commands  # the console; it serves until Ctrl-C, so it is not run here (tests/integration/test_ui.py)
+    runnable = [c for c in commands if not c.startswith(("mlops retrain", "mlops rollback", "mlops local down", "mlops ui"))]
     script = "set -e\n" + "\n".join(f"echo; echo '>>> {i}'\n{c}" for i, c in enumerate(runnable))
     ran = bash(stack.state_dir, script, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
@@ -687,6 +688,7 @@ def test_next_steps() -> None:
     assert trained[1].startswith("curl -s http://x/v1/models/wine")
     assert f"curl -s {info.api_url}/openapi.json    # the API's OpenAPI document" in trained
     assert "mlops list" in trained
+    assert any(line.startswith("mlops ui    # the console on http://127.0.0.1:8765") for line in trained)
     assert trained[-1] == "mlops local down"
     assert any(line.startswith("mlops rollback wine --reason ") for line in trained)
     untrained = cli_local.next_steps(info, None, None)

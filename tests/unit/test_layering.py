@@ -17,7 +17,8 @@ Bottom up (a module may import its own component and any lower layer; siblings i
 8. ``retraining`` and ``batch`` (their ``contract`` modules are where ``functions`` and ``infra`` meet)
 9. ``functions`` and ``infra``: siblings, the deployed handlers and the CDK app
 10. ``local``: the laptop stand-in for AWS (synthesizes ``infra``'s app, runs ``functions``' handlers)
-11. ``cli``
+11. ``ui``: the read-only web console (reads the registry, the reports and the workflows' executions)
+12. ``cli``
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ LAYERING = Layering(
         [f"{DOMAIN}.retraining", f"{DOMAIN}.batch"],
         ["functions", "infra"],
         [f"{DOMAIN}.local"],
+        [f"{DOMAIN}.ui"],
         [f"{DOMAIN}.cli"],
     ],
     allowed={
