@@ -52,6 +52,12 @@ HANDLERS = {
 }
 INFERENCE_FLUSH = "functions.inference.app.flush"
 OUTPUTS = {"bucket": "ArtifactBucketName", "table": "RegistryTableName", "topic": "AlertTopicArn", "machine": "StateMachineArn"}
+# outputs a stack may lack (a template synthesized before the release and batch workflows)
+OPTIONAL_OUTPUTS = {
+    "release_machine": "ReleaseStateMachineArn",
+    "batch_machine": "BatchStateMachineArn",
+    "retraining_table": "RetrainingTableName",
+}
 TEMPLATE_SUFFIX = ".template.json"
 ALERTS_QUEUE_SUFFIX = "local-alerts"
 # what API Gateway's HTTP API answers when the integration's function fails
@@ -75,6 +81,10 @@ class LocalInfo(BaseModel):
     table: str
     alert_topic_arn: str
     state_machine_arn: str
+    # the release and batch machines and the retraining table (optional: a state file written before they existed)
+    release_state_machine_arn: str | None = None
+    batch_state_machine_arn: str | None = None
+    retraining_table: str | None = None
     alerts_queue_url: str
     functions: dict[str, str]
     models: list[str]
@@ -91,6 +101,15 @@ class LocalInfo(BaseModel):
             "MLOPS_BUCKET": self.bucket,
             "MLOPS_TABLE": self.table,
             "MLOPS_RETRAIN_STATE_MACHINE_ARN": self.state_machine_arn,
+            **{
+                name: value
+                for name, value in (
+                    ("MLOPS_RELEASE_STATE_MACHINE_ARN", self.release_state_machine_arn),  # mlops release, mlops ui
+                    ("MLOPS_BATCH_STATE_MACHINE_ARN", self.batch_state_machine_arn),  # mlops batch score
+                    ("MLOPS_RETRAINING_TABLE", self.retraining_table),  # the retraining and release locks
+                )
+                if value is not None
+            },
             "MLOPS_API_URL": self.api_url,
             "AWS_DEFAULT_REGION": self.region,
             **FAKE_CREDENTIALS,
@@ -295,6 +314,7 @@ def local_environment(
     with deployed_locally(template, assembly_dir, stack_name=stack_name, settings=settings, port=aws_port or None) as deployment:
         stack = deployment.stack
         outputs = {key: stack.output(name) for key, name in OUTPUTS.items()}
+        optional = {key: stack.outputs.get(name) for key, name in OPTIONAL_OUTPUTS.items()}
         present = set(stack.functions)
         functions = {short: stack.function_name(handler) for short, handler in HANDLERS.items() if handler in present}
         if "inference" not in functions:
@@ -317,6 +337,9 @@ def local_environment(
                 table=outputs["table"],
                 alert_topic_arn=outputs["topic"],
                 state_machine_arn=outputs["machine"],
+                release_state_machine_arn=optional["release_machine"],
+                batch_state_machine_arn=optional["batch_machine"],
+                retraining_table=optional["retraining_table"],
                 alerts_queue_url=_alerts_inbox(stack, outputs["topic"]),
                 functions=functions,
                 # the models the inference function serves (its MLOPS_MODELS), in the template's order
