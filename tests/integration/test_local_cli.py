@@ -304,7 +304,7 @@ def test_client_commands_in_process(stack: Stack, monkeypatch: pytest.MonkeyPatc
     assert f"export MLOPS_ENDPOINT_URL={info.endpoint_url}" in exports
     assert f"export MLOPS_TABLE={info.table}" in exports
     # the release and batch commands and the console find their state machines and the lock table without flags
-    assert info.release_state_machine_arn and info.batch_state_machine_arn and info.retraining_table
+    assert None not in (info.release_state_machine_arn, info.batch_state_machine_arn, info.retraining_table)
     assert f"export MLOPS_RELEASE_STATE_MACHINE_ARN={info.release_state_machine_arn}" in exports
     assert f"export MLOPS_BATCH_STATE_MACHINE_ARN={info.batch_state_machine_arn}" in exports
     assert f"export MLOPS_RETRAINING_TABLE={info.retraining_table}" in exports
