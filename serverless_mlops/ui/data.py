@@ -172,7 +172,10 @@ def release_fields(alias: Alias | None) -> tuple[dict[str, Any] | None, dict[str
         dumped = value.model_dump() if hasattr(value, "model_dump") else value
         return dict(dumped) if isinstance(dumped, dict) else {"value": dumped}
 
-    return as_dict(getattr(alias, "canary", None)), as_dict(getattr(alias, "shadow", None))
+    canary = as_dict(getattr(alias, "canary", None))
+    if canary is not None and "weight" in canary:
+        canary["weight"] = float(canary["weight"]) / 100  # the registry's weight is a percent; the pages show shares
+    return canary, as_dict(getattr(alias, "shadow", None))
 
 
 def drift_verdict(document: dict[str, Any] | None, report: Report | None) -> Verdict:

@@ -18,7 +18,7 @@ from serverless_mlops.local.moto import ensure_resources
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends
-from serverless_mlops.store.registry import PRODUCTION, STAGING, Alias
+from serverless_mlops.store.registry import PRODUCTION, STAGING
 from serverless_mlops.ui import data as data_module
 from serverless_mlops.ui.app import PAGE_POLICY, REPORT_POLICY, create_app
 from serverless_mlops.ui.data import ConsoleData
@@ -187,27 +187,12 @@ def test_pages_of_versions_and_models(seeded: Seeded, settings: Settings, monkey
         assert 'rel="next"' in models.text
 
 
-class ReleaseAlias(Alias):  # the release branch's alias: canary and shadow beside the version
-    canary: dict[str, Any] | None = None
-    shadow: dict[str, Any] | None = None
-
-
 def test_canary_shadow_and_releases_when_the_stack_has_them(seeded: Seeded, settings: Settings) -> None:
     registry = seeded.backends.registry
-    released = {"canary": {"version": 2, "weight": 0.1, "release_id": "r1"}, "shadow": {"version": 2, "sample": 0.25}}
-
-    class Releasing:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(registry, name)
-
-        def aliases_of(self, models: list[str], names: tuple[str, ...]) -> dict[tuple[str, str], Alias]:
-            found = registry.aliases_of(models, names)
-            return {k: ReleaseAlias(**a.model_dump(), **(released if k == ("wine", PRODUCTION) else {})) for k, a in found.items()}
-
-        def aliases(self, model: str) -> list[Alias]:
-            return [ReleaseAlias(**a.model_dump(), **(released if a.name == PRODUCTION else {})) for a in registry.aliases(model)]
-
-    backends = Backends(store=seeded.backends.store, registry=Releasing())  # type: ignore[arg-type]
+    # what the release workflow and mlops shadow write: a canary at 10 percent of traffic, a shadow on a quarter
+    registry.set_canary("wine", 2, 10.0, release_id="wine-release-r1", by="test")
+    registry.set_shadow("wine", 2, 0.25, by="test")
+    backends = seeded.backends
     sfn = client("stepfunctions", settings)
     machine = sfn.create_state_machine(
         name="release",
