@@ -239,3 +239,33 @@ def test_a_report_is_read_once_per_etag_and_again_when_rewritten(seeded: Seeded,
     again = next(r for r in data.overview().rows if r.name == "wine")
     assert reads == [wine.drift.report.key]
     assert again.drift.word == "no drift"
+
+
+def test_the_version_page_shows_a_hyperparameter_search(ui: TestClient, seeded: Seeded, trained_models: dict[str, TrainedModel]) -> None:
+    from serverless_mlops.store.lifecycle import lineage_of, register_record
+
+    wine = trained_models["wine"]
+    search = {
+        "best_params": {"C": 0.5},
+        "best_score": 0.9712,
+        "scoring": "f1",
+        "cv": 3,
+        "candidates": [
+            {"params": {"C": 0.1}, "mean_score": 0.9101, "std_score": 0.02},
+            {"params": {"C": 0.5}, "mean_score": 0.9712, "std_score": 0.01},
+        ],
+        "probe_seconds": 0.1,
+        "seconds": 1.2,
+    }
+    lineage = lineage_of(wine.record, run_id="searched", trigger="manual").model_copy(update={"search": search})
+    store = seeded.backends.store
+    artifact, profile = store.put("wine", wine.onnx_bytes, "model.onnx"), store.put("wine", wine.profile_bytes, "profile.json.gz")
+    entry = register_record(seeded.backends, wine.record, artifact, profile, by="test", lineage=lineage)
+    page = ui.get(f"/models/wine/versions/{entry.version}")
+    assert page.status_code == 200
+    (cell,) = re.findall(r'<td id="search">(.*?)</details>', page.text, re.S)
+    words = text(cell)
+    assert words.startswith("best f1 0.9712 (3-fold cv) with C = 0.5")
+    assert "2 candidates" in words
+    assert words.index("0.9712") < words.index("0.9101")  # best first
+    assert "none: the spec's params as given" in text(ui.get("/models/wine/versions/1").text)
