@@ -75,8 +75,25 @@ def send_alert_once(
     marker holds the alert, so it is encrypted like everything else in the bucket)."""
     if result.window is None:
         raise ValueError("an alert needs a window")
-    key = alert_key(result.model, result.window.label)
     subject, body = alert_message(result, report_uri)
+    attributes = {"model": result.model, "severity": severity(result)}
+    return publish_once(s3, bucket, sns, topic_arn, alert_key(result.model, result.window.label), subject, body, attributes, kms_key_id)
+
+
+def publish_once(
+    s3: Any,
+    bucket: str,
+    sns: Any,
+    topic_arn: str,
+    key: str,
+    subject: str,
+    body: dict[str, Any],
+    attributes: dict[str, str],
+    kms_key_id: str | None = None,
+) -> AlertOutcome:
+    """Publish ``body`` once per marker ``key``: the marker is written first (``IfNoneMatch``), so a second check of
+    the same window finds it and sends nothing; a failed publish deletes it again, so a retry alerts. Shared by the
+    drift and quality alerts (``attributes``: the SNS message attributes subscribers filter on)."""
     try:
         s3.put_object(
             Bucket=bucket,
@@ -95,10 +112,7 @@ def send_alert_once(
             TopicArn=topic_arn,
             Subject=subject,
             Message=json.dumps(body, allow_nan=False),
-            MessageAttributes={
-                "model": {"DataType": "String", "StringValue": result.model},
-                "severity": {"DataType": "String", "StringValue": severity(result)},
-            },
+            MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
         )
     except BaseException:
         s3.delete_object(Bucket=bucket, Key=key)  # let a retry alert

@@ -8,13 +8,10 @@ can. Subscribers filter on the ``kind`` attribute (``quality`` here; drift alert
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
-from serverless_mlops.drift.alerts import ALERTS_PREFIX
+from serverless_mlops.drift.alerts import ALERTS_PREFIX, AlertOutcome, publish_once
 from serverless_mlops.quality.result import QualityResult
-from serverless_mlops.store.artifacts import encryption_args
 
 KIND = "quality"
 
@@ -51,44 +48,15 @@ def quality_alert_message(result: QualityResult, report_uri: str) -> tuple[str, 
     return subject, body
 
 
-@dataclass(frozen=True)
-class QualityAlert:
-    sent: bool
-    message_id: str | None = None
-    reason: str = ""
+QualityAlert = AlertOutcome  # sent, message_id, reason: the drift alert's outcome
 
 
 def send_quality_alert_once(
     s3: Any, bucket: str, sns: Any, topic_arn: str, result: QualityResult, report_uri: str, *, kms_key_id: str | None = None
 ) -> QualityAlert:
-    """Publish the alert unless this model and window were already alerted."""
-    key = quality_alert_key(result.model, result.window.label)
+    """Publish the alert unless this model and window were already alerted (the drift alerts' marker, under its own key)."""
     subject, body = quality_alert_message(result, report_uri)
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps(body, allow_nan=False).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",
-            **encryption_args(kms_key_id),
-        )
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-            return QualityAlert(sent=False, reason=f"already alerted for this window (s3://{bucket}/{key})")
-        raise
-    try:
-        response = sns.publish(
-            TopicArn=topic_arn,
-            Subject=subject,
-            Message=json.dumps(body, allow_nan=False),
-            MessageAttributes={
-                "model": {"DataType": "String", "StringValue": result.model},
-                "severity": {"DataType": "String", "StringValue": severity(result)},
-                "kind": {"DataType": "String", "StringValue": KIND},
-            },
-        )
-    except BaseException:
-        s3.delete_object(Bucket=bucket, Key=key)  # let a retry alert
-        raise
-    return QualityAlert(sent=True, message_id=response.get("MessageId"))
+    attributes = {"model": result.model, "severity": severity(result), "kind": KIND}
+    return publish_once(
+        s3, bucket, sns, topic_arn, quality_alert_key(result.model, result.window.label), subject, body, attributes, kms_key_id
+    )
