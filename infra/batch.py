@@ -28,7 +28,7 @@ from constructs import Construct
 
 from infra.nag import account_arn, acknowledge, acknowledge_function, bucket_objects, default_policy
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
-from infra.retraining import TASK_MARGIN, add_retry
+from infra.retraining import lambda_task
 from infra.storage import LogsKey
 from serverless_mlops.batch import contract as c
 
@@ -103,17 +103,8 @@ class BatchScoring(Construct):
         )
 
         def job_task(state: str, payload: dict[str, object]) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                state,
-                state_name=state,
-                lambda_function=job,
-                payload=sfn.TaskInput.from_object(payload),
-                output_path="$.Payload",
-                retry_on_service_exceptions=False,
-                task_timeout=sfn.Timeout.duration(job_timeout.plus(TASK_MARGIN)),
-            )
-            add_retry(task, settings.retry)  # Lambda's service errors and throttling
+            # retried on Lambda's service errors and throttling
+            task = lambda_task(self, state, job, sfn.TaskInput.from_object(payload), job_timeout, settings.retry)
             task.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.error")
             return task
 
@@ -121,15 +112,8 @@ class BatchScoring(Construct):
             c.STATE_PREPARE,
             {"step": c.PREPARE, "request": sfn.JsonPath.entire_payload, "execution_name": sfn.JsonPath.execution_name},
         )
-        score_task = tasks.LambdaInvoke(
-            self,
-            "ScoreTask",
-            state_name=c.STATE_SCORE,
-            lambda_function=score,
-            payload=sfn.TaskInput.from_json_path_at("$"),
-            output_path="$.Payload",
-            retry_on_service_exceptions=False,
-            task_timeout=sfn.Timeout.duration(score_timeout.plus(TASK_MARGIN)),
+        score_task = lambda_task(
+            self, c.STATE_SCORE, score, sfn.TaskInput.from_json_path_at("$"), score_timeout, None, construct_id="ScoreTask"
         )
         retry = settings.retry
         score_task.add_retry(

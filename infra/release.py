@@ -32,7 +32,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
-from infra.retraining import TASK_MARGIN, add_retry, task_payload
+from infra.retraining import lambda_task, task_payload
 from infra.storage import LogsKey
 from serverless_mlops.release import contract as r
 
@@ -121,18 +121,7 @@ class Release(Construct):
         self.guards.role.attach_inline_policy(self.guard_reads)
 
         def invoke(state: str, function: lambda_.IFunction, step: str) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                state,
-                state_name=state,
-                lambda_function=function,
-                payload=task_payload(step),
-                output_path="$.Payload",
-                retry_on_service_exceptions=False,
-                task_timeout=sfn.Timeout.duration(FUNCTION_TIMEOUT.plus(TASK_MARGIN)),
-            )
-            add_retry(task, retry)
-            return task
+            return lambda_task(self, state, function, task_payload(step), FUNCTION_TIMEOUT, retry)
 
         failed = sfn.Fail(
             self,

@@ -149,6 +149,34 @@ def lambda_train_step(scope: Construct, context: TrainContext) -> sfn.IChainable
     return context.protect(task, lambda_errors=True)
 
 
+def lambda_task(
+    scope: Construct,
+    state: str,
+    function: lambda_.IFunction,
+    payload: sfn.TaskInput,
+    timeout: cdk.Duration,
+    retry: Retry | None,
+    *,
+    construct_id: str | None = None,
+) -> tasks.LambdaInvoke:
+    """A Lambda task as every workflow here has it (retraining, release, batch): the function's answer is the state's
+    output, the SDK's own retries are off (the state's Retry decides: ``retry``, when given), and the task gives up
+    TASK_MARGIN after the function's own ``timeout``."""
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id or state,
+        state_name=state,
+        lambda_function=function,
+        payload=payload,
+        output_path="$.Payload",
+        retry_on_service_exceptions=False,
+        task_timeout=sfn.Timeout.duration(timeout.plus(TASK_MARGIN)),
+    )
+    if retry is not None:
+        add_retry(task, retry)
+    return task
+
+
 def add_retry(task: sfn.TaskStateBase, retry: Retry) -> None:
     task.add_retry(
         errors=list(LAMBDA_ERRORS),
@@ -257,18 +285,7 @@ class Retraining(Construct):
         retry = settings.retry
 
         def invoke(state: str, function: lambda_.IFunction, step: str, timeout: cdk.Duration) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                state,
-                state_name=state,
-                lambda_function=function,
-                payload=task_payload(step),
-                output_path="$.Payload",
-                retry_on_service_exceptions=False,
-                task_timeout=sfn.Timeout.duration(timeout.plus(TASK_MARGIN)),
-            )
-            add_retry(task, retry)
-            return task
+            return lambda_task(self, state, function, task_payload(step), timeout, retry)
 
         failed = sfn.Fail(
             self,
