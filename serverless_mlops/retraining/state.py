@@ -194,7 +194,7 @@ class WorkflowState(BaseModel):
 
     @model_validator(mode="after")
     def _recent_rows_of_this_model(self) -> WorkflowState:
-        if self.recent is not None and f"/{HOLDOUT_RECENT_PREFIX}/{self.model}/" not in self.recent.uri:
+        if self.recent is not None and not self.recent.uri.split("/", 3)[3].startswith(f"{HOLDOUT_RECENT_PREFIX}/{self.model}/"):
             raise ValueError(f"recent.uri: {self.recent.uri} is not under {HOLDOUT_RECENT_PREFIX}/{self.model}/")
         return self
 
