@@ -63,11 +63,14 @@ _FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
 
 @dataclass
 class Labelled:
-    """The joined rows of one version (in no particular order)."""
+    """The joined rows of one version (in no particular order; ``ids`` and ``times``, the prediction ids and capture
+    times, let :mod:`serverless_mlops.quality.recent_rows` find the rows' features again)."""
 
     truth: list[Any] = field(default_factory=list)
     predicted: list[Any] = field(default_factory=list)
     probabilities: list[NDArray[np.float64]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -304,6 +307,8 @@ class Joiner:
             joined = self.versions[match.version].labelled
             joined.truth.append(label.label)
             joined.predicted.append(match.prediction)
+            joined.ids.append(prediction_id)
+            joined.times.append(match.ts)
             if match.probabilities is not None:
                 joined.probabilities.append(match.probabilities)
         source = (

@@ -54,6 +54,9 @@ class Lineage(BaseModel):
     trained_at: str | None = None
     trained_by: str | None = None
     search: dict[str, Any] | None = None  # a hyperparameter search's chosen params and cv scores (model/search.py)
+    # retraining started by a quality breach: the newest labelled rows Evaluate also scored on (uri, sha256, rows, window,
+    # candidate and champion metric values, verdict); see serverless_mlops/quality/recent_rows.py
+    recent_rows: dict[str, Any] | None = None
 
 
 class ModelVersion(BaseModel):
