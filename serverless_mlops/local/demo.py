@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from serverless_mlops.local.demo_release import release_broken, release_canary, show_notices
 from serverless_mlops.local.environment import LocalEnvironment, LocalInfo, fire_schedules, receive_alerts, seed_models
 from serverless_mlops.local.tour import Served, StepOutcome, TourCli, TourError, TourResult
 
@@ -303,10 +304,7 @@ class _Tour:
                 raise TourError(f"the retraining of {DRIFTING_MODEL} ended {followed.terminal} ({followed.status}), not Promoted")
             promotion = followed.output.get("promotion") or {}
             outcome.append(f"{followed.terminal}: v{promotion.get('from_version')} → v{promotion.get('to_version')}")
-            notices = receive_alerts(self.info, wait_seconds=5)
-            self.result.alerts.extend(notices)
-            for notice in notices:
-                self.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+            show_notices(self)
 
     def serve_and_roll_back(self) -> None:
         model = DRIFTING_MODEL
@@ -356,8 +354,6 @@ class _Tour:
 def run_tour(env: LocalEnvironment, *, cli: TourCli, console: Console | None = None, out_dir: Path = Path("build/demo")) -> TourResult:
     """The eight steps of the module docstring on a running environment; raises TourError when a step does not see
     what it should."""
-    from serverless_mlops.local.demo_release import release_broken, release_canary  # steps 7-8; they import this module
-
     tour = _Tour(env, cli, console or Console(highlight=False, soft_wrap=True), out_dir)
     tour.result.endpoint_url, tour.result.api_url = env.info.endpoint_url, env.info.api_url
     tour.train_and_promote()

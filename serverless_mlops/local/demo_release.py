@@ -67,6 +67,14 @@ def release(tour: Tour, model: str, version: int, *, reason: str, seed: int) -> 
     return output, served
 
 
+def show_notices(tour: Tour) -> None:
+    """Read what the alert topic delivered to the inbox meanwhile, keep it and show each subject."""
+    notices = receive_alerts(tour.info, wait_seconds=5)
+    tour.result.alerts.extend(notices)
+    for notice in notices:
+        tour.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+
+
 def release_canary(tour: Tour, model: str, *, seed: int) -> None:
     with tour.step(7, "release the retrained version as a canary: guards pass, promoted") as outcome:
         promotion = tour.result.workflow_output.get("promotion") or {}
@@ -77,10 +85,7 @@ def release_canary(tour: Tour, model: str, *, seed: int) -> None:
             raise TourError(f"the canary release of {model} v{candidate} ended {output.get('outcome')}: {output.get('outcome_reason')}")
         production = tour.backends.registry.get_alias(model, "production")
         tour.say(f"   [green]promoted[/green]: production → v{production.version}; {escape(str(output.get('outcome_reason')))}")
-        notices = receive_alerts(tour.info, wait_seconds=5)
-        tour.result.alerts.extend(notices)
-        for notice in notices:
-            tour.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+        show_notices(tour)
         outcome.append(f"v{candidate} promoted after {len(output.get('checks', []))} guard check(s)")
 
 
@@ -104,10 +109,7 @@ def release_broken(tour: Tour, model: str, *, seed: int) -> None:
         if output.get("outcome") != "rolled_back" or production.version != before or production.canary is not None:
             raise TourError(f"the broken release of {model} v{entry.version} ended {output.get('outcome')}: {output.get('outcome_reason')}")
         tour.say(f"   [yellow]rolled back[/yellow]: production stays v{production.version}; {escape(str(output.get('outcome_reason')))}")
-        notices = receive_alerts(tour.info, wait_seconds=5)
-        tour.result.alerts.extend(notices)
-        for notice in notices:
-            tour.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+        show_notices(tour)
         outcome.append(f"v{entry.version} rolled back: {output.get('outcome_reason')}")
 
 
