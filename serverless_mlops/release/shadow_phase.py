@@ -72,6 +72,8 @@ def shadow_gone(state: ReleaseState, registry: Registry) -> str | None:
     cleared = [c for c in alias.history if c.action == "shadow-clear" and c.release_id == release_id]
     if cleared:
         last = cleared[-1]
+        if last.by == by_release(release_id):
+            return None  # this CheckShadow's own clear, and Step Functions retried it: decide again on the same metrics
         return f"aborted by {last.by}" + (f": {last.reason}" if last.reason else "")
     return state.aborted or f"the shadow of release {release_id} is no longer on alias production"
 

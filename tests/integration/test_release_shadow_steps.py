@@ -128,3 +128,20 @@ def test_a_releases_shadow_is_that_releases_alone(backends: Backends, locks: Rel
     assert cleared is not None
     assert cleared.shadow is None
     assert (cleared.history[-1].action, cleared.history[-1].release_id, cleared.history[-1].reason) == ("shadow-clear", "r1", "done")
+
+
+def test_a_retried_check_after_its_own_clear_decides_again(
+    settings: Settings, backends: Backends, locks: ReleaseLockTable, reader: GuardMetricsReader, two: tuple[int, int]
+) -> None:
+    """Step Functions retries a task whose Lambda answered but whose answer was lost: CheckShadow has cleared the
+    shadow by then, and must not take its own clear for an abort."""
+    _, candidate = two
+    state = shadow_phase.set_shadow(begun(backends, locks, candidate, shadow_first_seconds=0), backends.registry, locks)
+    put_metrics(client("cloudwatch", settings), shadow_record(MODEL, candidate, requests=200, agreed=199))
+    first = shadow_phase.check_shadow(state, backends.registry, reader)
+    assert backends.registry.get_alias(MODEL, "production").shadow is None
+    again = shadow_phase.check_shadow(state, backends.registry, reader)
+    assert (first.decision, again.decision) == ("advance", "advance")
+    assert again.decision_reason == first.decision_reason
+    clears = [c for c in backends.registry.get_alias(MODEL, "production").history if c.action == "shadow-clear"]
+    assert len(clears) == 1
