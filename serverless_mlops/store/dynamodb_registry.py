@@ -440,6 +440,8 @@ class DynamoDBRegistry:
                     f"to version {version}"
                 )
             removes = ("canary",)
+        elif current is not None and current.shadow is not None and current.shadow.release_id is not None:
+            self._check_shadow_owner(model, alias, current, None, f"moving it to version {version}")  # a release's shadow phase
         elif current is not None and expected == current.revision and current.version == version and action != "rollback":
             return current
         extra = {"release_id": release_id} if release_id else {}
@@ -536,27 +538,65 @@ class DynamoDBRegistry:
         return self._write_alias(model, alias, current, expected, change, sets={}, removes=("canary",))
 
     def set_shadow(
-        self, model: str, version: int, sample: float, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str
+        self,
+        model: str,
+        version: int,
+        sample: float,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
     ) -> Alias:
-        """Let ``version`` score a ``sample`` of ``alias``'s requests in the background."""
+        """Let ``version`` score a ``sample`` of ``alias``'s requests in the background (``release_id``: for that
+        release's shadow phase; a release's shadow may be changed by that release only)."""
         if not 0 < sample <= 1:  # also refuses NaN
             raise RegistryError(f"shadow sample must be a fraction above 0 and at most 1; got {sample!r}")
         self._servable(model, version, "shadowed")
         current = self.get_alias(model, alias)
         if version == current.version:
             raise RegistryError(f"alias {alias!r} of model {model!r} serves version {version}: a shadow must be another version")
-        shadow = Shadow(version=version, sample=sample)
+        self._check_shadow_owner(model, alias, current, release_id, f"a shadow of version {version}")
+        shadow = Shadow(version=version, sample=sample, release_id=release_id)
         expected = current.revision if expected_revision is None else expected_revision
         if current.shadow == shadow and expected == current.revision:
             return current
-        change = self._change(current, expected, version, "shadow", by, "", sample=sample)
+        extra = {"release_id": release_id} if release_id else {}
+        change = self._change(current, expected, version, "shadow", by, reason, sample=sample, **extra)
         return self._write_alias(model, alias, current, expected, change, sets={"shadow": {"S": shadow.model_dump_json()}})
 
-    def clear_shadow(self, model: str, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str) -> Alias:
-        """Remove the shadow (no shadow: the alias as it is)."""
+    def clear_shadow(
+        self,
+        model: str,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
+    ) -> Alias:
+        """Remove the shadow (no shadow: the alias as it is; a release's shadow only for that ``release_id``)."""
         current = self.get_alias(model, alias)
-        if current.shadow is None:
+        shadow = current.shadow
+        if shadow is None:
             return current
+        self._check_shadow_owner(model, alias, current, release_id, "stopping its shadow")
         expected = current.revision if expected_revision is None else expected_revision
-        change = self._change(current, expected, current.shadow.version, "shadow-clear", by, "", sample=current.shadow.sample)
+        extra = {"release_id": shadow.release_id} if shadow.release_id else {}
+        change = self._change(current, expected, shadow.version, "shadow-clear", by, reason, sample=shadow.sample, **extra)
         return self._write_alias(model, alias, current, expected, change, sets={}, removes=("shadow",))
+
+    @staticmethod
+    def _check_shadow_owner(model: str, alias: str, current: Alias, release_id: str | None, doing: str) -> None:
+        """A release's shadow (its shadow phase) may be changed by that release only."""
+        shadow = current.shadow
+        owner = shadow.release_id if shadow is not None else None
+        if shadow is not None and owner is not None and owner != release_id:
+            raise ReleaseInProgressError(
+                f"model {model!r} is in release {owner} (alias {alias!r}: version {shadow.version} shadows version "
+                f"{current.version} in the release's shadow phase): {doing} is refused while it runs; let it finish or stop "
+                f"it with `mlops release abort {model}`",
+                release_id=owner,
+                current_revision=current.revision,
+            )
