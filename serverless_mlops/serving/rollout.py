@@ -32,7 +32,7 @@ from serverless_mlops.serving.routing import shadowed, to_canary
 
 if TYPE_CHECKING:
     from serverless_mlops.serving.model_cache import LoadedModel, Served
-    from serverless_mlops.serving.onnx_model import OnnxModel, Prediction
+    from serverless_mlops.serving.onnx_model import Feeds, OnnxModel, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Rows:
         self.kind = kind
         self.data = data
         self._key: str | None = None
-        self._feeds: dict[str, Any] | None = None
+        self._feeds: Feeds | None = None
 
     def __call__(self, model: OnnxModel) -> Prediction:
         if self._feeds is None or model.inputs_key != self._key:
