@@ -26,6 +26,7 @@ MAX_DETAILS = 50
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBER_TYPES = frozenset({int, float})
 BOUND_MAX_ROWS = 8  # requests up to this many rows run on inputs bound once (_BoundRun); larger ones through session.run
+NUMERIC_TENSORS = frozenset({"tensor(float)", "tensor(double)", "tensor(int64)", "tensor(int32)"})  # outputs a binding may hold
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,15 @@ class OnnxModel:
         outputs = [signature.label_output, signature.probabilities_output] if signature.is_classification else [signature.value_output]
         self._outputs = [o for o in outputs if o is not None]
         self._input_names = [f.input_name for f in self._features]
-        # a model whose inputs are exactly its numeric features, one float32 column each, runs small requests on bound
-        # inputs (_BoundRun, one per row count up to BOUND_MAX_ROWS, made on first use)
+        # a model whose inputs are exactly its numeric features, one float32 column each, and whose outputs are numeric
+        # tensors runs small requests on bound inputs (_BoundRun, one per row count up to BOUND_MAX_ROWS, made on first
+        # use). String outputs (a classifier's labels when its classes are strings) stay on session.run: onnxruntime
+        # 1.32 crashes the process copying a bound string output to numpy
         inputs = {i.name: i.type for i in self.session.get_inputs()}
+        output_types = {o.name: o.type for o in self.session.get_outputs()}
         self._bindable = not self._categorical_at and len(inputs) == len(self._input_names)
         self._bindable = self._bindable and all(inputs.get(name) == "tensor(float)" for name in self._input_names)
+        self._bindable = self._bindable and all(output_types.get(name) in NUMERIC_TENSORS for name in self._outputs)
         self._bound: dict[int, _BoundRun] = {}
 
     # -- validation -------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from serverless_mlops.model.data import load_dataset
-from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.model.fit import TrainedModel, train
 from serverless_mlops.serving.onnx_model import BOUND_MAX_ROWS, OnnxModel
 from tests.helpers.specs import example_spec
 
@@ -123,3 +124,20 @@ def test_batch_matrices_answer_as_records_do(trained_models: dict[str, TrainedMo
         labels, probabilities = model.predict_matrix(wide)
         assert probabilities is not None
         assert (labels.tolist(), probabilities.tolist()) == _expected(model, window)
+
+
+def test_a_classifier_with_string_labels_answers_through_session_run() -> None:
+    """onnxruntime 1.32 crashes the process copying a bound string output to numpy: such a model never binds."""
+    spec = example_spec("wine")
+    data = load_dataset(spec)
+    frame = data.frame.copy()
+    frame[spec.target] = frame[spec.target].map(lambda label: f"cultivar-{label}")
+    trained = train(spec, dataset=dataclasses.replace(data, frame=frame))
+    model = OnnxModel(trained.record.signature, trained.onnx_bytes)
+    assert {o.name: o.type for o in model.session.get_outputs()}[model.signature.label_output or ""] == "tensor(string)"
+    records = [{f.name: float(row[f.name]) for f in spec.features} for _, row in frame.head(3).iterrows()]
+
+    result = model.predict_records(records[:1])
+    assert (result.predictions, result.probabilities) == _expected(model, records[:1])
+    assert str(result.predictions[0]).startswith("cultivar-")
+    assert model._bound == {}
