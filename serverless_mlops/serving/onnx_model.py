@@ -130,13 +130,10 @@ def _finite(output: np.ndarray) -> np.ndarray:
     if np.isfinite(output).all():  # one check on the usual path, row by row only to name the rows that are not
         return output
     rows = output.reshape(len(output), -1)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        problem = "the model's output for this row is not a finite number (values far outside the training data?)"
-        details = [{"row": int(row), "field": None, "problem": problem} for row in bad[:MAX_DETAILS]]
-        raise InvalidOutputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details, rows=len(bad))
-    return output
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    problem = "the model's output for this row is not a finite number (values far outside the training data?)"
+    details = [{"row": int(row), "field": None, "problem": problem} for row in bad[:MAX_DETAILS]]
+    raise InvalidOutputError(f"{len(bad)} row(s) give a prediction that is not a finite number", details, rows=len(bad))
 
 
 class OnnxModel:
