@@ -10,7 +10,8 @@ promotion, which moves the alias to the candidate and clears the canary in one w
 - ``linear{W}-{D}`` (``linear20-5m``): W%, 2W%, ... below 100%, each for D, then promoted;
 - ``steps``: the explicit ``steps:`` list (``[{weight: 5, bake: 2m}, {weight: 50, bake: 10m}]``), then promoted.
 
-A release started with ``--shadow-first DURATION`` first lets the candidate score ``shadow.sample`` of production's
+A release started with ``--shadow-first DURATION`` (or, without the option, with the spec's ``shadow.first``: the CLI's
+default and the retraining workflow's hand-over) first lets the candidate score ``shadow.sample`` of production's
 requests in the background for that long, and goes on to the strategy's steps only if it agreed with production on at
 least ``shadow.min_agreement`` of the rows (serverless_mlops/release/shadow_guards.py).
 """
@@ -18,9 +19,9 @@ least ``shadow.min_agreement`` of the rows (serverless_mlops/release/shadow_guar
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 _DURATION = re.compile(r"^(\d+)(s|m|h)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600}
@@ -98,9 +99,15 @@ class Guards(_Strict):
 
 
 class ShadowPhase(_Strict):
-    """The shadow phase of a release started with ``--shadow-first``: how much production traffic the candidate scores
-    in the background, and how often it must agree with production to go on to the canary."""
+    """The shadow phase of a release: how long it lasts by default (``first``; ``--shadow-first`` overrides it), how much
+    production traffic the candidate scores in the background, and how often it must agree with production to go on to
+    the canary."""
 
+    first: Duration | None = Field(
+        default=None,
+        description="a shadow phase this long before the canary steps of every release of the model (30m, 1h; at most 24h): "
+        "the default of `mlops release start --shadow-first` and of the retraining workflow's hand-over; none: no shadow phase",
+    )
     sample: Annotated[float, Field(gt=0.0, le=1.0, description="share of production's requests the candidate scores in the background")] = (
         1.0
     )
@@ -138,6 +145,21 @@ class ReleaseSpec(_Strict):
         elif self.steps is not None:
             raise ValueError(f"steps: only strategy 'steps' takes steps (strategy is {self.strategy!r})")
         return self
+
+
+def release_section(spec_document: dict[str, Any]) -> ReleaseSpec:
+    """A stored spec's ``release:`` section (defaults when absent); ValueError naming each invalid field otherwise."""
+    try:
+        return ReleaseSpec.model_validate(spec_document.get("release") or {})
+    except ValidationError as exc:
+        problems = (f"release.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise ValueError("; ".join(problems)) from exc
+
+
+def shadow_first_seconds(spec_document: dict[str, Any]) -> int | None:
+    """A stored spec's ``release.shadow.first`` in seconds (None: the spec asks for no shadow phase)."""
+    first = release_section(spec_document).shadow.first
+    return None if first is None else duration_seconds(first)
 
 
 def plan_steps(release: ReleaseSpec, strategy: str | None = None) -> list[tuple[float, int]]:
