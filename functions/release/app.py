@@ -62,8 +62,10 @@ def default_dependencies() -> Dependencies:
         sfn, machine = client("stepfunctions", settings.aws), settings.release_state_machine_arn
         locks = ReleaseLockTable(settings.aws.retraining_table, client("dynamodb", settings.aws))
 
-        def releaser(model: str, version: int, reason: str) -> str:
-            return start_release(sfn, machine, locks, model, version, requested_by="retraining", reason=reason)
+        def releaser(model: str, version: int, reason: str, shadow_first_seconds: int | None) -> str:
+            return start_release(
+                sfn, machine, locks, model, version, shadow_first_seconds=shadow_first_seconds, requested_by="retraining", reason=reason
+            )
 
     return Dependencies(backends=backends, sns=client("sns", settings.aws), topic_arn=settings.alert_topic_arn, releaser=releaser)
 

@@ -5,7 +5,7 @@ parses and shows (docs/releasing.md).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,16 +31,29 @@ def _bake(value: str | None) -> int | None:
         raise MlopsError(f"--bake: {exc}") from exc
 
 
-def _shadow_first(value: str | None) -> int | None:
-    """``--shadow-first``'s duration in seconds (at most 24h, like a bake)."""
-    if value is None:
-        return None
+SHADOW_OFF = "none"  # --shadow-first none: no shadow phase for this release, whatever the spec's release.shadow.first
+
+
+def _shadow_first(value: str) -> int | None:
+    """``--shadow-first``'s duration in seconds (at most 24h, like a bake); ``none``: no shadow phase."""
     from serverless_mlops.model.release_spec import bounded_seconds
 
+    if value.strip().lower() == SHADOW_OFF:
+        return None
     try:
         return bounded_seconds(value)
     except ValueError as exc:
-        raise MlopsError(f"--shadow-first: {exc}") from exc
+        raise MlopsError(f"--shadow-first: {exc} ({SHADOW_OFF}: no shadow phase)") from exc
+
+
+def _spec_shadow_first(spec: dict[str, Any]) -> int | None:
+    """The default of ``--shadow-first``: the version's spec's ``release.shadow.first`` (None: no shadow phase)."""
+    from serverless_mlops.model.release_spec import shadow_first_seconds
+
+    try:
+        return shadow_first_seconds(spec)
+    except ValueError as exc:
+        raise MlopsError(f"the version's spec: {exc}") from exc
 
 
 @release_app.command("start")
@@ -59,7 +72,8 @@ def start(
         typer.Option(
             "--shadow-first",
             help="first let VERSION score production's requests in the background this long (30m, 90s, 1h); the canary "
-            "follows only if it agreed with production (the spec's release.shadow)",
+            "follows only if it agreed with production (the spec's release.shadow); default: the spec's release.shadow.first; "
+            f"{SHADOW_OFF}: no shadow phase",
         ),
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="why (kept in the notification)")] = "",
@@ -88,9 +102,12 @@ def start(
             check_strategy(strategy)
         except ValueError as exc:
             raise MlopsError(f"--strategy: {exc}") from exc
-    bake_seconds, shadow_seconds = _bake(bake), _shadow_first(shadow_first)
+    bake_seconds = _bake(bake)
+    shadow_seconds = _shadow_first(shadow_first) if shadow_first is not None else None
     backends = state.backends()
-    backends.registry.describe(model, version)  # an unknown model or version fails here, naming it
+    entry = backends.registry.describe(model, version)  # an unknown model or version fails here, naming it
+    if shadow_first is None:
+        shadow_seconds = _spec_shadow_first(entry.spec)
     settings = state.settings()
     sfn = client("stepfunctions", settings)
     locks = ReleaseLockTable(settings.retraining_table, client("dynamodb", settings))

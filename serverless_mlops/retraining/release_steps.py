@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError
+from serverless_mlops.model.release_spec import shadow_first_seconds
 from serverless_mlops.retraining import approvals, lock
 from serverless_mlops.retraining.contract import (
     STATE_EVALUATE,
@@ -142,12 +143,15 @@ def request_approval(
 
 
 # -- promote / reject -------------------------------------------------------------------------------------------------
-Releaser = Callable[[str, int, str], str]  # (model, version, reason) → the release execution's ARN
+# (model, version, reason, shadow phase in seconds or None) → the release execution's ARN
+Releaser = Callable[[str, int, str, int | None], str]
 
 
 def promote(state: WorkflowState, backends: Backends, *, execution_name: str, releaser: Releaser | None = None) -> WorkflowState:
     """Move production to the version if it is still where Evaluate saw it (else ConflictError: nothing promoted); with
-    the spec's ``retraining.promote_with: release``, start the release workflow for it instead (``releaser``)."""
+    the spec's ``retraining.promote_with: release``, start the release workflow for it instead (``releaser``), with a
+    shadow phase first if that spec (the one registered with the candidate, which also gives the release its strategy)
+    sets ``release.shadow.first``."""
     version, evaluation = state.need_version(), state.need_evaluation()
     champion = evaluation.champion
     expected = champion.alias_revision if champion else 0
@@ -162,7 +166,11 @@ def promote(state: WorkflowState, backends: Backends, *, execution_name: str, re
     if champion is not None and (spec.get("retraining") or {}).get("promote_with") == "release":
         if releaser is None:
             raise MlopsError(f"model {state.model!r}: retraining.promote_with is release, but MLOPS_RELEASE_STATE_MACHINE_ARN is not set")
-        execution = releaser(state.model, version.number, reason)
+        try:
+            shadow_seconds = shadow_first_seconds(spec)
+        except ValueError as exc:
+            raise MlopsError(f"model {state.model!r} v{version.number}: its spec's {exc}") from exc
+        execution = releaser(state.model, version.number, reason, shadow_seconds)
         current = backends.registry.get_alias(state.model, PRODUCTION)
         promotion = Promotion(
             alias=PRODUCTION, from_version=champion.version, to_version=version.number, revision=current.revision, release=execution

@@ -46,7 +46,7 @@ from serverless_mlops.retraining.specs import publish_specs
 from serverless_mlops.retraining.state import TaskError, WorkflowState, WorkflowStateError
 from serverless_mlops.settings import Settings
 from serverless_mlops.store.lifecycle import Backends, register_run
-from serverless_mlops.store.registry import PRODUCTION, STAGING
+from serverless_mlops.store.registry import PRODUCTION, STAGING, version_item
 from tests.helpers.specs import example_spec
 
 MODEL = "diabetes"
@@ -494,6 +494,53 @@ def test_promote_refuses_when_production_moved_meanwhile(env: Env, trained_run: 
     with pytest.raises(ConflictError, match=r"model 'diabetes': production moved to v3 \(revision 2\) while v2 was evaluated"):
         release_steps.promote(state, env.backends, execution_name=NAME)
     assert env.backends.registry.get_alias(MODEL, PRODUCTION).version == other
+
+
+@pytest.mark.parametrize(("section", "shadow_seconds"), [({"shadow": {"first": "30m"}}, 1800), ({}, None)])
+def test_promote_with_release_hands_over_the_candidates_shadow_phase(
+    env: Env, trained_run: TrainedModel, weak_champion: TrainedModel, section: dict[str, Any], shadow_seconds: int | None
+) -> None:
+    """``retraining.promote_with: release``: the release starts with the shadow phase of the spec registered with the
+    candidate (``release.shadow.first``), or none; production does not move."""
+    _champion(env, weak_champion)
+    spec = {
+        **trained_run.record.spec,
+        "retraining": {**trained_run.record.spec["retraining"], "promote_with": "release"},
+        "release": section,
+    }
+    run = TrainedModel(trained_run.record.model_copy(update={"spec": spec}), trained_run.onnx_bytes, trained_run.profile_bytes)
+    started: list[tuple[str, int, int | None]] = []
+
+    def releaser(model: str, version: int, reason: str, shadow_first_seconds: int | None) -> str:
+        started.append((model, version, shadow_first_seconds))
+        return f"arn:aws:states:us-east-1:123456789012:execution:release:{model}-v{version}"
+
+    state = release_steps.promote(_registered(env, run), env.backends, execution_name=NAME, releaser=releaser)
+    assert started == [(MODEL, 2, shadow_seconds)]
+    assert state.promotion is not None
+    assert state.promotion.release == f"arn:aws:states:us-east-1:123456789012:execution:release:{MODEL}-v2"
+    assert env.backends.registry.get_alias(MODEL, PRODUCTION).version == 1
+
+
+def test_promote_with_release_names_a_bad_stored_shadow_phase(
+    env: Env, settings: Settings, trained_run: TrainedModel, weak_champion: TrainedModel
+) -> None:
+    """A version whose stored spec no longer passes (Evaluate validated it; a registry item written otherwise may not)
+    starts no release, and the step's error names the field."""
+    _champion(env, weak_champion)
+    spec = {**trained_run.record.spec, "retraining": {**trained_run.record.spec["retraining"], "promote_with": "release"}}
+    run = TrainedModel(trained_run.record.model_copy(update={"spec": spec}), trained_run.onnx_bytes, trained_run.profile_bytes)
+    state = _registered(env, run)
+    entry = env.backends.registry.describe(MODEL, 2)
+    stored = entry.model_copy(update={"spec": {**entry.spec, "release": {"shadow": {"first": "25h"}}}})
+    boto3.client("dynamodb", region_name="us-east-1").put_item(TableName=settings.table, Item=version_item(stored))
+
+    def releaser(model: str, version: int, reason: str, shadow_first_seconds: int | None) -> str:
+        raise AssertionError("no release may start")
+
+    with pytest.raises(MlopsError, match=r"^model 'diabetes' v2: its spec's release\.shadow\.first: at most 24h, got '25h'$"):
+        release_steps.promote(state, env.backends, execution_name=NAME, releaser=releaser)
+    assert env.backends.registry.get_alias(MODEL, PRODUCTION).version == 1
 
 
 def test_reject_marks_the_version_rejected_and_leaves_staging(env: Env, trained_run: TrainedModel) -> None:

@@ -211,9 +211,9 @@ def test_shadow_first_is_parsed_like_a_bake_and_recorded_in_the_execution_input(
     _, candidate = versions
     machine = ["--state-machine", release.arn]
     code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "30 minutes", *machine)
-    assert (code, text) == (1, "error: --shadow-first: expected a duration like 30s, 10m or 1h, got '30 minutes'")
+    assert (code, text) == (1, "error: --shadow-first: expected a duration like 30s, 10m or 1h, got '30 minutes' (none: no shadow phase)")
     code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "25h", *machine)
-    assert (code, text) == (1, "error: --shadow-first: at most 24h, got '25h'")
+    assert (code, text) == (1, "error: --shadow-first: at most 24h, got '25h' (none: no shadow phase)")
     assert release.sfn.list_executions(stateMachineArn=release.arn)["executions"] == []
     code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "0s", "--bake", "0s", "--wait", *machine)
     assert code == 0, text
