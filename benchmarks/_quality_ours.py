@@ -27,22 +27,26 @@ def main() -> None:
     from serverless_mlops.drift.result import Window
     from serverless_mlops.model.quality_spec import Quality
     from serverless_mlops.quality.check import check_quality
-    from serverless_mlops.quality.join import Joiner
+    from serverless_mlops.quality.join import Joined, Joiner
     from serverless_mlops.quality.labels import GroundTruth, parse_labels
 
     phases.mark()
     truth = GroundTruth()
     truth.add(parse_labels((folder / "labels.jsonl").read_bytes(), "labels.jsonl", "binary_classification", [0, 1]), "labels.jsonl")
     end = START + timedelta(days=7)
-    joiner = Joiner(truth.labels, start=START, end=end, label_delay=timedelta(days=7), classes=[0, 1])
-    if "capture" in sys.argv[2:]:
-        with (folder / "capture.jsonl.gz").open("rb") as handle:
-            joiner.add_stream(handle, "capture.jsonl.gz")
-    else:
-        for path in sorted((folder / "predictions").iterdir()):
-            if not joiner.add_predictions(path.read_bytes(), path.name):
-                raise SystemExit(f"{path}: not a predictions object")
-    joined = joiner.result()
+
+    def join() -> Joined:  # as join_window does: the joiner (and what it read) goes once it has joined
+        joiner = Joiner(truth.labels, start=START, end=end, label_delay=timedelta(days=7), classes=[0, 1])
+        if "capture" in sys.argv[2:]:
+            with (folder / "capture.jsonl.gz").open("rb") as handle:
+                joiner.add_stream(handle, "capture.jsonl.gz")
+        else:
+            for path in sorted((folder / "predictions").iterdir()):
+                if not joiner.add_predictions(path.read_bytes(), path.name):
+                    raise SystemExit(f"{path}: not a predictions object")
+        return joiner.result()
+
+    joined = join()
     phases.mark()
     calibration = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
     result = check_quality(

@@ -85,29 +85,44 @@ _FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
 
 @dataclass
 class Labelled:
-    """The joined rows of one version (in no particular order)."""
+    """The joined rows of one version (in no particular order): ``probabilities``, one row per labelled row that has
+    them (as :meth:`Joiner.result` leaves them, one array of rows x classes: a hundred thousand rows are not a
+    hundred thousand arrays)."""
 
     truth: list[Any] = field(default_factory=list)
     predicted: list[Any] = field(default_factory=list)
-    probabilities: list[NDArray[np.float64]] = field(default_factory=list)
+    probabilities: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
 
 
 @dataclass
 class VersionRows:
     """One version's predictions in the window: their count, class codes and raw probabilities (classifiers, for
-    CBPE), and the labelled ones."""
+    CBPE), and the labelled ones. The codes and probabilities are kept small (the narrowest integer that holds the
+    classes; float32, whose 24 bits hold a served probability's 7 decimals) and widened when asked for: a million
+    binary predictions keep 9 MB, not 24."""
 
     version: int
     predictions: int = 0
-    codes: list[NDArray[np.int64]] = field(default_factory=list)
-    probabilities: list[NDArray[np.float64]] = field(default_factory=list)
+    codes: list[NDArray[np.integer[Any]]] = field(default_factory=list)
+    probabilities: list[NDArray[np.floating[Any]]] = field(default_factory=list)
     labelled: Labelled = field(default_factory=Labelled)
 
     def all_probabilities(self, classes: int) -> NDArray[np.float64]:
-        return np.concatenate(self.probabilities) if self.probabilities else np.zeros((0, classes))
+        if not self.probabilities:
+            return np.zeros((0, classes))
+        return np.concatenate(self.probabilities, dtype=np.float64)
 
     def all_codes(self) -> NDArray[np.int64]:
-        return np.concatenate(self.codes) if self.codes else np.zeros(0, dtype=np.int64)
+        if not self.codes:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self.codes, dtype=np.int64)
+
+    def consolidate(self) -> None:
+        """One array of codes and one of probabilities instead of one per block read."""
+        if len(self.codes) > 1:
+            self.codes = [np.concatenate(self.codes)]
+        if len(self.probabilities) > 1:
+            self.probabilities = [np.concatenate(self.probabilities)]
 
 
 @dataclass
@@ -202,6 +217,7 @@ class Joiner:
         self.delay = label_delay
         self.classes = [str(c) for c in classes] if classes else None
         self._codes = {c: i for i, c in enumerate(self.classes or [])}
+        self._code_type = np.min_scalar_type(-len(self._codes) or -1)  # a signed type that holds every class index
         self.scorer = scorer
         self._labelled = _IdFilter(labels)
         self.versions: dict[int, VersionRows] = {}
@@ -374,8 +390,8 @@ class Joiner:
             unknown = codes < 0
             if unknown.any():  # a label outside the classes (should not happen): the most probable class
                 codes[unknown] = probabilities[unknown].argmax(axis=1)
-            target.codes.append(codes)
-            target.probabilities.append(probabilities)
+            target.codes.append(codes.astype(self._code_type))
+            target.probabilities.append(probabilities.astype(np.float32))
         target.predictions += len(ids)
         staged.versions[version] = target
         staged.without_id += ids.count(None)
@@ -465,7 +481,9 @@ class Joiner:
             labelled.predicted.extend([predictions[keep[j]] for j in chosen.tolist()])
             if probabilities is not None:
                 positions = rows[chosen]
-                labelled.probabilities.extend(probabilities[positions[served[positions]]])
+                labelled.probabilities = probabilities[positions[served[positions]]]
+        for rows_of_version in self.versions.values():
+            rows_of_version.consolidate()
         source = (
             "none"
             if not self._captured and not self._recomputed

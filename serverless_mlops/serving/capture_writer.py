@@ -7,7 +7,9 @@ parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is
 UTC hour (the format and keys of :mod:`serverless_mlops.store.capture_format`), so a drift check that reads a window's hourly
 prefixes finds every row of that window; once that object is stored, a second, smaller one beside it holds the same
 rows' predictions without their features (:mod:`serverless_mlops.store.prediction_columns`), which the quality check
-reads instead. A flush thus makes two PUTs per model and hour.
+reads instead. A flush thus makes two PUTs per model and hour, at once (the predictions object on a thread of the
+buffer's own), so a flushing request waits for the slower of the two rather than for both: a predictions object whose
+capture object failed is never read (a reader pairs them by name), and the rows are written again, both objects.
 
 A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
 sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, timeouts that add up to the
@@ -32,6 +34,7 @@ import gzip
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -199,6 +202,7 @@ class CaptureBuffer:
         self._rows = 0
         self._retry_at = 0.0
         self._lock = threading.Lock()
+        self._predictions_writer: Executor | None = None
 
     @property
     def rows(self) -> int:
@@ -271,23 +275,33 @@ class CaptureBuffer:
                 self._report("dropped", rows, f"cannot encode the rows: {type(exc).__name__}: {exc}")
                 continue
             target = sink or self._sink()
+            beside = self._writer().submit(target.put, predictions_key(key), columns)  # both writes at once: one wait
             try:
                 target.put(key, data)
             except Exception as exc:
                 failed.extend(items)
                 self._report("flush", rows, f"{type(exc).__name__}: {exc}")
+                beside.exception()  # its outcome does not matter: a predictions object alone is never read
                 continue
             written.append(key)
-            try:
-                target.put(predictions_key(key), columns)
-            except Exception as exc:  # the capture object holds the rows: the quality check reads it instead
+            problem = beside.exception()
+            if problem is not None:  # the capture object holds the rows: the quality check reads it instead
                 stopped = True
-                self._report("flush", rows, f"predictions object (the capture object was written): {type(exc).__name__}: {exc}")
+                reason = f"{type(problem).__name__}: {problem}"
+                self._report("flush", rows, f"predictions object (the capture object was written): {reason}")
         if failed:
             self._keep_for_retry(failed)
         else:
             self._failures = 0
         return written
+
+    def _writer(self) -> Executor:
+        """The thread that writes a predictions object while the caller writes its capture object (made on first use)."""
+        if self._predictions_writer is None:
+            from concurrent.futures import ThreadPoolExecutor  # on first flush, not on the cold-start path
+
+            self._predictions_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-predictions")
+        return self._predictions_writer
 
     def _keep_for_retry(self, failed: list[_Captured]) -> None:
         with self._lock:
