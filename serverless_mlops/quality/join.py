@@ -150,7 +150,7 @@ class _Matched(NamedTuple):
     """The labelled rows of one version in one block, column by column (a hundred thousand rows make a few lists)."""
 
     version: int
-    ids: list[str]
+    labels: list[Label]  # each row's label (its id is the row's: the label's string, not a second copy of it)
     ts: list[str]
     predictions: list[Any]
     probabilities: NDArray[np.float64] | None
@@ -395,13 +395,14 @@ class Joiner:
         target.predictions += len(ids)
         staged.versions[version] = target
         staged.without_id += ids.count(None)
-        labels = self.labels
-        hits = [i for i in self._labelled.candidates(ids) if ids[i] in labels]  # label keys are text: None never matches
-        if hits:
+        find = self.labels.get
+        found = [(i, label) for i in self._labelled.candidates(ids) if (label := find(ids[i])) is not None]  # type: ignore[arg-type]
+        if found:
+            hits = [i for i, _ in found]
             staged.matched.append(
                 _Matched(
                     version,
-                    [ids[i] for i in hits],  # type: ignore[misc]
+                    [label for _, label in found],
                     stamps(hits),
                     [predictions[i] for i in hits],
                     None if probabilities is None else probabilities[hits],
@@ -451,14 +452,14 @@ class Joiner:
 
     def result(self) -> Joined:
         parts = self.matched
-        ids = [i for part in parts for i in part.ids]
+        labels = [label for part in parts for label in part.labels]
         stamps = [t for part in parts for t in part.ts]
         predictions = [p for part in parts for p in part.predictions]
-        versions = np.repeat(np.array([part.version for part in parts], dtype=np.int64), [len(part.ids) for part in parts])
-        keep = self._latest(ids, stamps)
-        counts = JoinCounts(labels=len(self.labels), predictions_without_id=self.without_id, duplicate_predictions=len(ids) - len(keep))
+        versions = np.repeat(np.array([part.version for part in parts], dtype=np.int64), [len(part.labels) for part in parts])
+        keep = self._latest([label.id for label in labels], stamps)
+        counts = JoinCounts(labels=len(self.labels), predictions_without_id=self.without_id, duplicate_predictions=len(labels) - len(keep))
         counts.unmatched = len(self.labels) - len(keep)
-        found = [self.labels[ids[k]] for k in keep]
+        found = [labels[k] for k in keep]
         joins = [True] * len(keep)
         for j in [j for j, label in enumerate(found) if label.event_time is not None]:  # untimed labels join whenever ids match
             made, event = parse_timestamp(stamps[keep[j]]), found[j].event_time
@@ -470,7 +471,7 @@ class Joiner:
                 counts.late += 1
                 joins[j] = False
         counts.joined = sum(joins)
-        probabilities, served = self._matched_probabilities(parts, len(ids))
+        probabilities, served = self._matched_probabilities(parts, len(labels))
         rows = np.asarray(keep, dtype=np.int64)
         joined = np.asarray(joins, dtype=bool)
         of = versions[rows] if rows.size else np.zeros(0, dtype=np.int64)
@@ -504,7 +505,7 @@ class Joiner:
         found = np.zeros((rows, width), dtype=np.float64)
         start = 0
         for part in parts:
-            end = start + len(part.ids)
+            end = start + len(part.labels)
             if part.probabilities is not None and part.probabilities.shape == (end - start, width):
                 found[start:end] = part.probabilities
                 served[start:end] = True
