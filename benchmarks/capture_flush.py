@@ -8,8 +8,8 @@ on 1,000 captured rows of a binary classifier with 20 features (10 requests of 1
   predictions object (``CaptureBuffer``'s own encoders);
 - writing, against a moto S3 server on 127.0.0.1 in a process of its own (as S3 is another machine: the two PUTs can
   overlap only where the server does not share the client's interpreter) through the same budgeted sink the endpoint
-  uses: one PUT (before) against the two PUTs a flush now makes at once (the predictions object on the buffer's
-  thread);
+  uses: one PUT (before) against the two PUTs a flush now makes at once (the predictions object on a thread of
+  its own);
 - a whole flush (encode and write) through :meth:`CaptureBuffer.flush`, now.
 
 Medians of FLUSH_BENCH_RUNS flushes (default 200), side by side in one run.

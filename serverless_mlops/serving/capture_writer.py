@@ -5,11 +5,11 @@ parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is
 :meth:`CaptureBuffer.maybe_flush`, once it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, and by
 :meth:`CaptureBuffer.flush` when a local server shuts down. A flush writes one gzip JSON Lines object per model and
 UTC hour (the format and keys of :mod:`serverless_mlops.store.capture_format`), so a drift check that reads a window's hourly
-prefixes finds every row of that window; once that object is stored, a second, smaller one beside it holds the same
-rows' predictions without their features (:mod:`serverless_mlops.store.prediction_columns`), which the quality check
-reads instead. A flush thus makes two PUTs per model and hour, at once (the predictions object on a thread of the
-buffer's own), so a flushing request waits for the slower of the two rather than for both: a predictions object whose
-capture object failed is never read (a reader pairs them by name), and the rows are written again, both objects.
+prefixes finds every row of that window; beside it, a second, smaller object holds the same rows' predictions without
+their features (:mod:`serverless_mlops.store.prediction_columns`), which the quality check reads instead. A flush
+thus makes two PUTs per model and hour, at once (the predictions object on a thread of its own, joined before the
+flush returns), so a flushing request waits for the slower of the two rather than for both: a predictions object
+whose capture object failed is never read (a reader pairs them by name), and the rows are written again, both objects.
 
 A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
 sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, timeouts that add up to the
@@ -34,7 +34,6 @@ import gzip
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -178,6 +177,26 @@ class _Captured:
         return lines
 
 
+class _Write:
+    """One object written on a thread of its own while the caller writes another; :meth:`outcome` waits for it (so
+    no thread outlives the flush) and gives what it raised, if anything."""
+
+    def __init__(self, sink: CaptureSink, key: str, data: bytes) -> None:
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(sink, key, data), name="capture-predictions", daemon=True)
+        self._thread.start()
+
+    def _run(self, sink: CaptureSink, key: str, data: bytes) -> None:
+        try:
+            sink.put(key, data)
+        except Exception as exc:
+            self._error = exc
+
+    def outcome(self) -> Exception | None:
+        self._thread.join()
+        return self._error
+
+
 class CaptureBuffer:
     """The per-execution-environment capture buffer (see the module docstring). Thread-safe."""
 
@@ -202,7 +221,6 @@ class CaptureBuffer:
         self._rows = 0
         self._retry_at = 0.0
         self._lock = threading.Lock()
-        self._predictions_writer: Executor | None = None
 
     @property
     def rows(self) -> int:
@@ -275,16 +293,16 @@ class CaptureBuffer:
                 self._report("dropped", rows, f"cannot encode the rows: {type(exc).__name__}: {exc}")
                 continue
             target = sink or self._sink()
-            beside = self._writer().submit(target.put, predictions_key(key), columns)  # both writes at once: one wait
+            beside = _Write(target, predictions_key(key), columns)  # both writes at once: one wait
             try:
                 target.put(key, data)
             except Exception as exc:
                 failed.extend(items)
                 self._report("flush", rows, f"{type(exc).__name__}: {exc}")
-                beside.exception()  # its outcome does not matter: a predictions object alone is never read
+                beside.outcome()  # it does not matter: a predictions object alone is never read
                 continue
             written.append(key)
-            problem = beside.exception()
+            problem = beside.outcome()
             if problem is not None:  # the capture object holds the rows: the quality check reads it instead
                 stopped = True
                 reason = f"{type(problem).__name__}: {problem}"
@@ -294,14 +312,6 @@ class CaptureBuffer:
         else:
             self._failures = 0
         return written
-
-    def _writer(self) -> Executor:
-        """The thread that writes a predictions object while the caller writes its capture object (made on first use)."""
-        if self._predictions_writer is None:
-            from concurrent.futures import ThreadPoolExecutor  # on first flush, not on the cold-start path
-
-            self._predictions_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-predictions")
-        return self._predictions_writer
 
     def _keep_for_retry(self, failed: list[_Captured]) -> None:
         with self._lock:

@@ -24,8 +24,8 @@ Plain JSON rather than a binary columnar format: the inference function ships no
 msgspec (already its JSON encoder) decodes a column of a thousand numbers into one list in one call; a million
 predictions decode in a fifth of the time their capture rows take, from a third of the bytes.
 
-The capture object stays the source of truth: a predictions object is written only after its capture object was
-stored, a reader uses it only beside the capture object of the same name, and falls back to the capture rows when
+The capture object stays the source of truth: a predictions object is written with its capture object (at once, by
+the same flush), a reader uses it only beside a capture object of the same name, and falls back to the capture rows when
 there is none (objects written before this format, or a predictions write that failed), when it does not read, or
 when it lacks what the reader needs (probabilities to be recomputed from the features). Nothing here imports msgspec,
 numpy or boto3, so the inference path stays light.

@@ -17,7 +17,7 @@ import pytest
 from serverless_mlops.drift.result import Window
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality.check import check_quality
-from serverless_mlops.quality.join import Joined, Joiner, _IdFilter
+from serverless_mlops.quality.join import Joined, Joiner, VersionRows, _IdFilter
 from serverless_mlops.quality.labels import GroundTruth, Label
 from serverless_mlops.serving.capture_writer import CaptureBuffer, S3CaptureSink
 from serverless_mlops.store.capture_format import decode_records, timestamp
@@ -309,3 +309,21 @@ def test_the_id_prefilter_only_narrows_what_the_labels_are_asked(monkeypatch: py
     a, b = exact.result(), crowded.result()
     assert vars(a.counts) == vars(b.counts)
     assert {n: v.labelled.truth for n, v in a.versions.items()} == {n: v.labelled.truth for n, v in b.versions.items()}
+
+
+def test_empty_objects_wide_integer_labels_and_objects_with_and_without_probabilities() -> None:
+    empty = _object(ts=[], version=[], rows=[], width=[], id=[], prediction=[], probabilities=[])
+    joiner = _joiner({"a": Label("a", "1"), "c": Label("c", "0")})
+    assert joiner.add_predictions(empty, "empty")
+    assert joiner.add_predictions(_object(), "with")  # a: labelled, with probabilities
+    assert joiner.add_predictions(_object(id=["c", "d"], width=[0], probabilities=[]), "without")  # c: labelled, none
+    joined = joiner.result()
+    labelled = joined.versions[1].labelled
+    assert (labelled.truth, len(labelled.probabilities)) == (["1", "0"], 1)  # only the row that has them
+    assert joined.versions[1].predictions == 4
+    assert joined.sources == ["empty", "with", "without"]
+
+    wide = Joiner({}, start=T0 - timedelta(hours=1), end=T0 + timedelta(hours=1), label_delay=timedelta(hours=1), classes=[0, 5000])
+    assert wide.add_predictions(_object(prediction=[5000, 0]), "wide")  # a range too wide for a table
+    assert wide.result().versions[1].all_codes().tolist() == [1, 0]
+    assert VersionRows(1).all_codes().tolist() == []
