@@ -9,8 +9,9 @@ its failed invocations, and whose dashboard and alarms it joins: logical ids ``M
 Least privilege: the function reads captured predictions (``capture/``, and ``predictions/``: the same rows without
 their features, :mod:`serverless_mlops.store.prediction_columns`), ground truth (``ground-truth/``), the
 versions' models and profiles (``artifacts/``: the ONNX graph recomputes probabilities, the profile holds the
-calibration) and earlier quality reports (``reports/``, the report's time series); it writes reports and alert
-markers (and removes a marker whose publish failed), reads the registry, publishes to the alert topic and, when the
+calibration) and earlier quality reports (``reports/``, the report's time series); it writes reports, alert
+markers (and removes a marker whose publish failed) and the newest labelled rows it hands to retraining
+(``holdout-recent/``, written only, never read back), reads the registry, publishes to the alert topic and, when the
 retraining workflow is connected, starts it. Nothing else.
 """
 
@@ -30,6 +31,7 @@ from constructs import Construct
 
 from infra.packaging import NAMESPACE, Layer, PythonFunction, StackBase
 from serverless_mlops.model.quality_spec import QualityMetric
+from serverless_mlops.quality.recent_key import HOLDOUT_RECENT_PREFIX
 
 SERVICE = "quality_check"
 
@@ -99,7 +101,9 @@ class QualityChecks:
             on_failure=destinations.SqsDestination(failures), retry_attempts=2, max_event_age=cdk.Duration.hours(6)
         )
         self.handler.grant_objects(
-            bucket, read=("artifacts", "capture", "predictions", "ground-truth", "reports"), put=("reports", "alerts")
+            bucket,
+            read=("artifacts", "capture", "predictions", "ground-truth", "reports"),
+            put=("reports", "alerts", HOLDOUT_RECENT_PREFIX),
         )
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("alerts/*")]))
         base.table.grant_read_data(function)

@@ -2,15 +2,18 @@
 canary and promotes it or rolls it back by itself (the contract: serverless_mlops/release/contract.py; the shape and
 the guards: docs/releasing.md).
 
-    Begin → SetWeight → Bake (Wait, SecondsPath $.current.bake_seconds) → CheckGuards → Decide
+    Begin → ShadowFirst (Choice on $.phase) → SetWeight → Bake (Wait, SecondsPath $.current.bake_seconds) → CheckGuards → Decide
         Decide: advance → SetWeight | wait → Bake | promote → Promote → NotifyPromoted → Promoted
                 | rollback → Rollback → NotifyRolledBack → RolledBack
-    any task fails → RollbackOnFailure (the canary cleared) → NotifyFailure → Failed
+    ShadowFirst, phase "shadow" (--shadow-first): SetShadow → ShadowBake (Wait, SecondsPath $.shadow_phase.bake_seconds)
+        → CheckShadow → ShadowDecide: advance → SetWeight | wait → ShadowBake | rollback → Rollback
+    any task fails → RollbackOnFailure (the shadow and canary cleared) → NotifyFailure → Failed
     Begin finds the model's release lock held → AlreadyRunning
 
-- Two functions: ``release_workflow`` (Begin, SetWeight, Promote, Rollback, Notify*: the registry, the release lock
-  items of the retraining table, the alert topic) and ``release_guards`` (CheckGuards: GetMetricData and
-  DescribeAlarms, and the registry's items to read and update: on a breach it clears the canary at once).
+- Two functions: ``release_workflow`` (Begin, SetShadow, SetWeight, Promote, Rollback, Notify*: the registry, the
+  release lock items of the retraining table, the alert topic) and ``release_guards`` (CheckGuards and CheckShadow:
+  GetMetricData and DescribeAlarms, and the registry's items to read and update: on a breach it clears the canary, or
+  the shadow, at once).
 - Every Lambda task retries Lambda's service errors and throttling (config ``retraining.retry``), has a timeout and
   catches everything into RollbackOnFailure. The machine logs ALL events (without execution data, as the retraining
   machine), traces with X-Ray and times out after :data:`MACHINE_TIMEOUT`; the release lock lives as long, and Begin
@@ -171,7 +174,27 @@ class Release(Construct):
             .when(sfn.Condition.string_equals("$.decision", "promote"), promote)
             .otherwise(rollback)
         )
-        definition = sfn.Chain.start(begin).next(set_weight).next(bake).next(check).next(decide)
+        set_weight.next(bake).next(check).next(decide)
+        # the shadow phase (mlops release start --shadow-first): the candidate scores production's requests in the
+        # background before it serves any; it never reaches SetWeight unless CheckShadow passes it
+        set_shadow = protect(invoke(r.STATE_SET_SHADOW, workflow, r.SET_SHADOW))
+        shadow_bake = sfn.Wait(
+            self, r.STATE_SHADOW_BAKE, state_name=r.STATE_SHADOW_BAKE, time=sfn.WaitTime.seconds_path("$.shadow_phase.bake_seconds")
+        )
+        check_shadow = protect(invoke(r.STATE_CHECK_SHADOW, guards, r.CHECK_SHADOW))
+        shadow_decide = (
+            sfn.Choice(self, r.STATE_SHADOW_DECIDE, state_name=r.STATE_SHADOW_DECIDE)
+            .when(sfn.Condition.string_equals("$.decision", "advance"), set_weight)
+            .when(sfn.Condition.string_equals("$.decision", "wait"), shadow_bake)
+            .otherwise(rollback)
+        )
+        set_shadow.next(shadow_bake).next(check_shadow).next(shadow_decide)
+        shadow_first = (
+            sfn.Choice(self, r.STATE_SHADOW_FIRST, state_name=r.STATE_SHADOW_FIRST)
+            .when(sfn.Condition.string_equals("$.phase", "shadow"), set_shadow)
+            .otherwise(set_weight)
+        )
+        definition = sfn.Chain.start(begin).next(shadow_first)
 
         self.log_group = logs.LogGroup(
             self,

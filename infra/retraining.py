@@ -263,11 +263,12 @@ class Retraining(Construct):
             logging=config.logging,
         )
         training, release = self.training.function, self.release.function
-        # least privilege. training: read the published specs, feedback, snapshots, runs and artifacts (the champion);
+        # least privilege. training: read the published specs, feedback, snapshots, runs, the newest labelled rows a
+        # quality breach hands to Evaluate (holdout-recent) and artifacts (the champion);
         # write snapshots, runs and artifacts (the candidate); the registry for the lock and the champion
         self.training.grant_objects(
             bucket,
-            read=(c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
+            read=(c.SPECS_PREFIX, c.FEEDBACK_PREFIX, c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, c.HOLDOUT_RECENT_PREFIX, "artifacts"),
             put=(c.SNAPSHOTS_PREFIX, c.RUNS_PREFIX, "artifacts"),
         )
         # the registry only to read (the champion: its alias and version); of the retraining table only its own lock

@@ -6,8 +6,10 @@ labels route (:func:`record_labels`); ``Errors`` by code from
 the error map (:func:`count_error`). Health, metadata and OpenAPI requests publish no metric, on purpose.
 
 The guard metrics (per model version and role, :mod:`serverless_mlops.serving.guard_metrics`) are one EMF record per
-version that scored a request, printed as the endpoint reports them (:meth:`PowertoolsTelemetry.guard`): their
-dimensions (``service``, ``model``, ``version``, ``role``) differ from the invocation's record, so they cannot join it.
+version that scored a request (the shadow's: one per version and interval, summed by
+:mod:`serverless_mlops.serving.guard_tally`), printed as the endpoint reports them (:meth:`PowertoolsTelemetry.guard`):
+their dimensions (``service``, ``model``, ``version``, ``role``) differ from the invocation's record, so they cannot
+join it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 
 import msgspec
 from aws_lambda_powertools.metrics import MetricUnit
@@ -42,9 +45,12 @@ class PowertoolsTelemetry:
         logger.warning(f"data capture {what}", extra={"rows": rows, "reason": reason})
         obs.count("CaptureFlushFailures" if what == "flush" else "CaptureRowsDropped", rows if what == "dropped" else 1)
 
-    def guard(self, model: str, version: int, role: guard_metrics.Role, values: dict[str, float]) -> None:
+    def guard(
+        self, model: str, version: int, role: guard_metrics.Role, values: Mapping[str, float | list[float]], *, at: float | None = None
+    ) -> None:
+        when = time.time() if at is None else at
         record = guard_metrics.emf_record(
-            values, model=model, version=version, role=role, namespace=obs.namespace, timestamp_ms=int(time.time() * 1000)
+            values, model=model, version=version, role=role, namespace=obs.namespace, timestamp_ms=int(when * 1000)
         )
         print(_encoder.encode(record).decode())  # as powertools prints its records: one JSON line on stdout
 

@@ -29,9 +29,11 @@ from functions.quality_check.events import parse_event
 from serverless_mlops.aws import client
 from serverless_mlops.model.quality_spec import parse_duration
 from serverless_mlops.quality.join import Scorer
+from serverless_mlops.quality.recent_rows import RecentRowsFile
 from serverless_mlops.quality.result import QualityResult
 from serverless_mlops.quality.service import QualityNotifier, QualityOutcome, run_quality_check
 from serverless_mlops.retraining.control import fit_execution_name, start_named
+from serverless_mlops.retraining.state import RecentRows, WorkflowState
 from serverless_mlops.serving.onnx_model import OnnxModel, load_model
 from serverless_mlops.settings import FunctionSettings
 from serverless_mlops.store.capture_format import parse_timestamp
@@ -65,13 +67,23 @@ def onnx_scorer(backends: Backends, model: str) -> Scorer:
     return score
 
 
-def start_for_quality(sfn: Any, state_machine_arn: str, result: QualityResult, report_uri: str) -> str:
-    """Start the retraining workflow once per model and window (idempotent by its execution name)."""
+def start_for_quality(
+    sfn: Any, state_machine_arn: str, result: QualityResult, report_uri: str, recent: RecentRowsFile | None = None
+) -> str:
+    """Start the retraining workflow once per model and window (idempotent by its execution name); ``recent``, the
+    window's newest labelled rows, goes in the input as ``recent`` (validated as the workflow reads it), for Evaluate."""
     end = parse_timestamp(result.window.end)
     breaches = result.breaches()
     shown = "; ".join(f"v{v} {b.metric} {b.value:.3f} vs {b.rule.replace('_', ' ')} {b.threshold:.3f}" for v, b in breaches[:3])
-    payload = {"model": result.model, "trigger": "quality", "reason": f"quality breach: {shown}", "report": report_uri}
-    return start_named(sfn, state_machine_arn, fit_execution_name(result.model, f"quality-{end:%Y%m%dT%H%M}"), payload)
+    state = WorkflowState(
+        model=result.model,
+        trigger="quality",
+        reason=f"quality breach: {shown}",
+        report=report_uri,
+        recent=RecentRows(uri=recent.uri, sha256=recent.sha256, rows=recent.rows, window=recent.window) if recent else None,
+    )
+    name = fit_execution_name(result.model, f"quality-{end:%Y%m%dT%H%M}")
+    return start_named(sfn, state_machine_arn, name, state.document())
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """CheckGuards (inference layer): reads the candidate's and the champion's guard metrics (GetMetricData) and the
 alarms the spec names (DescribeAlarms), decides (serverless_mlops/release/guards.py) and, on a breach, clears the
-canary at once. Its role may do exactly that: read metrics and alarms, read and update the registry's items.
+canary at once. CheckShadow (a release's shadow phase, serverless_mlops/release/shadow_phase.py) reads the shadow's
+metrics and agreement the same way and clears the shadow. Its role may do exactly that: read metrics and alarms, read
+and update the registry's items.
 
-Event: ``{"step": "check_guards", "state", "execution", "execution_name"}``; the answer is the release document with
+Event: ``{"step": "check_guards" | "check_shadow", "state", "execution", "execution_name"}``; the answer is the release document with
 the check appended and ``decision`` set. Settings: MLOPS_BUCKET, MLOPS_TABLE, MLOPS_GUARD_NAMESPACE (the inference
 function's metric namespace, default ServerlessMlops). Metrics (EMF): ReleaseGuardChecks (dimensions ``model``,
 ``decision``).
@@ -19,8 +21,8 @@ from pydantic import Field
 
 from functions.observability import observability
 from serverless_mlops.aws import client
-from serverless_mlops.release import steps
-from serverless_mlops.release.contract import GUARD_STEPS
+from serverless_mlops.release import shadow_phase, steps
+from serverless_mlops.release.contract import CHECK_SHADOW, GUARD_STEPS
 from serverless_mlops.release.metrics import GuardMetricsReader
 from serverless_mlops.release.state import parse_release_event
 from serverless_mlops.serving.guard_metrics import NAMESPACE
@@ -55,6 +57,8 @@ def default_dependencies() -> Dependencies:
 def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
     task = parse_release_event(event, GUARD_STEPS)
     deps = deps or default_dependencies()
+    if task.step == CHECK_SHADOW:
+        return shadow_phase.check_shadow(task.state, deps.registry, deps.reader).document()
     return steps.check_guards(task.state, deps.registry, deps.reader).document()
 
 

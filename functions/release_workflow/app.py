@@ -1,6 +1,7 @@
 """The release workflow's function (inference layer): steps begin, set_weight, promote, rollback, notify
-(serverless_mlops/release/steps.py). CheckGuards is a function of its own (functions/release_guards), with a role
-that reads metrics and alarms and writes the alias only.
+(serverless_mlops/release/steps.py) and set_shadow (serverless_mlops/release/shadow_phase.py). CheckGuards and
+CheckShadow are a function of their own (functions/release_guards), with a role that reads metrics and alarms and
+writes the alias only.
 
 Event: ``{"step", "state", "execution", "execution_name"}``; the answer is the whole release document. Settings
 (:class:`ReleaseWorkflowSettings`, validated on the first invocation): MLOPS_BUCKET, MLOPS_TABLE,
@@ -20,8 +21,8 @@ from pydantic import Field
 
 from functions.observability import observability
 from serverless_mlops.aws import client
-from serverless_mlops.release import steps
-from serverless_mlops.release.contract import BEGIN, NOTIFY, PROMOTE, SET_WEIGHT, WORKFLOW_STEPS
+from serverless_mlops.release import shadow_phase, steps
+from serverless_mlops.release.contract import BEGIN, NOTIFY, PROMOTE, SET_SHADOW, SET_WEIGHT, WORKFLOW_STEPS
 from serverless_mlops.release.lock import ReleaseLockTable
 from serverless_mlops.release.state import parse_release_event
 from serverless_mlops.settings import FunctionSettings
@@ -72,6 +73,8 @@ def handle(event: Any, deps: Dependencies | None = None) -> dict[str, Any]:
         state = steps.begin(
             state, deps.registry, deps.locks, execution_arn=task.execution, execution_name=task.execution_name, limits=deps.limits
         )
+    elif task.step == SET_SHADOW:
+        state = shadow_phase.set_shadow(state, deps.registry, deps.locks)
     elif task.step == SET_WEIGHT:
         state = steps.set_weight(state, deps.registry, deps.locks)
     elif task.step == PROMOTE:

@@ -15,7 +15,7 @@ from serverless_mlops.errors import DataError, MlopsError
 from serverless_mlops.store.registry import PRODUCTION, ModelVersion
 
 if TYPE_CHECKING:
-    from serverless_mlops.local.demo import TourCli
+    from serverless_mlops.local.tour import TourCli
 
 SpecArg = Annotated[Path, typer.Argument(help="model spec file (YAML)", show_default=False)]
 ModelArg = Annotated[str, typer.Argument(help="model name", show_default=False)]
@@ -383,7 +383,7 @@ def tour_cli() -> TourCli:
     execution as ``mlops retrain`` does."""
     from serverless_mlops.cli.entry_point import main
     from serverless_mlops.cli.retrain import follow, outcome_line
-    from serverless_mlops.local.demo import TourCli
+    from serverless_mlops.local.tour import TourCli
 
     return TourCli(run=main, follow=lambda sfn, arn, show: follow(sfn, arn, show=show), outcome_line=outcome_line)
 

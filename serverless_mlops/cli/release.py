@@ -31,6 +31,18 @@ def _bake(value: str | None) -> int | None:
         raise MlopsError(f"--bake: {exc}") from exc
 
 
+def _shadow_first(value: str | None) -> int | None:
+    """``--shadow-first``'s duration in seconds (at most 24h, like a bake)."""
+    if value is None:
+        return None
+    from serverless_mlops.model.release_spec import bounded_seconds
+
+    try:
+        return bounded_seconds(value)
+    except ValueError as exc:
+        raise MlopsError(f"--shadow-first: {exc}") from exc
+
+
 @release_app.command("start")
 def start(
     model: ModelArg,
@@ -42,6 +54,14 @@ def start(
         ),
     ] = None,
     bake: Annotated[str | None, typer.Option("--bake", help="every step's bake time instead of the strategy's (30s, 10m)")] = None,
+    shadow_first: Annotated[
+        str | None,
+        typer.Option(
+            "--shadow-first",
+            help="first let VERSION score production's requests in the background this long (30m, 90s, 1h); the canary "
+            "follows only if it agreed with production (the spec's release.shadow)",
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="why (kept in the notification)")] = "",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the release to end and show its outcome")] = False,
     state_machine: Annotated[
@@ -52,7 +72,7 @@ def start(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start releasing VERSION of MODEL (refused while another release of MODEL runs)."""
+    """Start releasing VERSION of MODEL (refused while another release of MODEL runs), with a shadow phase first if asked."""
     from serverless_mlops.aws import client
     from serverless_mlops.model.release_spec import check_strategy
     from serverless_mlops.release.control import start_release, wait_for_end
@@ -68,13 +88,23 @@ def start(
             check_strategy(strategy)
         except ValueError as exc:
             raise MlopsError(f"--strategy: {exc}") from exc
+    bake_seconds, shadow_seconds = _bake(bake), _shadow_first(shadow_first)
     backends = state.backends()
     backends.registry.describe(model, version)  # an unknown model or version fails here, naming it
     settings = state.settings()
     sfn = client("stepfunctions", settings)
     locks = ReleaseLockTable(settings.retraining_table, client("dynamodb", settings))
     arn = start_release(
-        sfn, state_machine, locks, model, version, strategy=strategy, bake_seconds=_bake(bake), requested_by=user(), reason=reason
+        sfn,
+        state_machine,
+        locks,
+        model,
+        version,
+        strategy=strategy,
+        bake_seconds=bake_seconds,
+        shadow_first_seconds=shadow_seconds,
+        requested_by=user(),
+        reason=reason,
     )
     if not wait:
         if state.json:
@@ -100,7 +130,8 @@ def start(
 
 @release_app.command("status")
 def status(model: ModelArg, as_json: JsonOpt = False) -> None:
-    """Where MODEL's release stands: production, the canary's version and weight, the running release and its state."""
+    """Where MODEL's release stands: production, the canary's version and weight (or the shadow phase's shadow), the running
+    release and its state."""
     from serverless_mlops.aws import client
     from serverless_mlops.release.control import release_status
     from serverless_mlops.release.lock import ReleaseLockTable
@@ -115,6 +146,9 @@ def status(model: ModelArg, as_json: JsonOpt = False) -> None:
     production = f"v{found.production}" if found.production is not None else "none"
     canary = f"v{found.canary.version} at {found.canary.weight:g}% (release {found.canary.release_id})" if found.canary else "none"
     say(f"{escape(model)}: production {production}; canary {escape(canary)}")
+    if found.shadow is not None:
+        owner = f"shadow phase of release {found.shadow.release_id}" if found.shadow.release_id else "set by hand"
+        say(f"shadow: v{found.shadow.version} scores {found.shadow.sample:.0%} of requests in the background ({escape(owner)})")
     if found.release is None:
         say("no release running")
         return

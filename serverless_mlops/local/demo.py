@@ -33,18 +33,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serverless_mlops.errors import MlopsError
-from serverless_mlops.local.environment import Alert, LocalEnvironment, LocalInfo, Seeded, fire_schedules, receive_alerts, seed_models
-from serverless_mlops.model.fit import TrainedModel
+from serverless_mlops.local.demo_release import release_broken, release_canary, show_notices
+from serverless_mlops.local.environment import LocalEnvironment, LocalInfo, fire_schedules, receive_alerts, seed_models
+from serverless_mlops.local.tour import Served, StepOutcome, TourCli, TourError, TourResult
 
 DRIFTING_MODEL = "breast-cancer"
 DRIFTED_ROWS = 1000  # the inference environment's capture buffer writes to S3 every 1,000 rows (or 60 s)
@@ -53,81 +52,6 @@ LABELLED_ROWS = 300  # the drifted rows whose outcome is known by the time the s
 QUALITY_LABELS = 300  # the drifted rows whose label is reported by prediction id (at least the spec's quality.min_labels)
 SHIFT_STDS = 1.0
 SEED = 7
-# the release steps: half the requests on the candidate, for longer than the endpoint takes to see the canary
-# (MLOPS_REFRESH_SECONDS, 5 s in infra/deployment.yaml), with traffic flowing until the release ends
-RELEASE_STRATEGY = "canary50-1m"
-RELEASE_BAKE_SECONDS = 12
-RELEASE_TIMEOUT_SECONDS = 120
-
-
-class TourError(MlopsError):
-    """A step of the tour did not see what it should (the message says which step and what it saw)."""
-
-
-class FollowedExecution(Protocol):
-    """What the tour reads of a followed retraining execution (the CLI's ``Followed`` is one)."""
-
-    status: str
-    output: dict[str, Any]
-    steps: list[Any]  # each with the .name of a state the execution passed, in order
-
-    @property
-    def terminal(self) -> str: ...
-
-    @property
-    def outcome(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class TourCli:
-    """What the tour does through the ``mlops`` CLI, as a user would: run a command (the rollback) and follow a
-    retraining execution as ``mlops retrain`` shows it."""
-
-    run: Callable[[list[str]], int]  # ``mlops ARGS`` in this process: its exit code (it prints to stdout and stderr)
-    follow: Callable[[Any, str, Callable[[str], None]], FollowedExecution]  # Step Functions client, execution ARN, show
-    outcome_line: Callable[[Any], str]  # one sentence for people on what a followed execution did
-
-
-@dataclass(frozen=True)
-class Served:
-    """One prediction request: the version that answered and what it predicted."""
-
-    model: str
-    version: int
-    predictions: list[Any]
-    actual: list[Any] = field(default_factory=list)
-    probabilities: list[list[float]] | None = None
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    number: int
-    title: str
-    outcome: str
-    seconds: float
-
-
-@dataclass
-class TourResult:
-    """What each step of the tour observed."""
-
-    seeded: list[Seeded] = field(default_factory=list)
-    served: dict[str, list[Served]] = field(default_factory=dict)  # by phase: initial, drifted, retrained, rolled_back
-    drift: dict[str, Any] = field(default_factory=dict)  # the drift function's result
-    quality: dict[str, Any] = field(default_factory=dict)  # the quality function's result
-    alerts: list[Alert] = field(default_factory=list)
-    report_html: Path | None = None
-    workflow_states: list[str] = field(default_factory=list)
-    workflow_terminal: str = ""
-    workflow_output: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)  # the production alias's history of DRIFTING_MODEL
-    refresh_waits: dict[str, float] = field(default_factory=dict)  # seconds until the endpoint served the new alias
-    # the release workflow's outputs by step ("canary", "broken"), with the versions that answered the traffic meanwhile
-    releases: dict[str, dict[str, Any]] = field(default_factory=dict)
-    release_traffic: dict[str, dict[int, int]] = field(default_factory=dict)
-    steps: list[StepOutcome] = field(default_factory=list)
-    endpoint_url: str = ""  # the moto server's, and the HTTP API's, while the tour ran
-    api_url: str = ""
 
 
 class _Tour:
@@ -380,10 +304,7 @@ class _Tour:
                 raise TourError(f"the retraining of {DRIFTING_MODEL} ended {followed.terminal} ({followed.status}), not Promoted")
             promotion = followed.output.get("promotion") or {}
             outcome.append(f"{followed.terminal}: v{promotion.get('from_version')} → v{promotion.get('to_version')}")
-            notices = receive_alerts(self.info, wait_seconds=5)
-            self.result.alerts.extend(notices)
-            for notice in notices:
-                self.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
+            show_notices(self)
 
     def serve_and_roll_back(self) -> None:
         model = DRIFTING_MODEL
@@ -417,99 +338,6 @@ class _Tour:
                 self.say(f"      rev {change.revision}  {change.action:<8} {move:<6} by {escape(change.by):<44} {escape(reason)}")
             outcome.append(f"v{new} served, rolled back: v{old} served again (alias revision {alias.revision})")
 
-    def release(self, model: str, version: int, *, reason: str) -> tuple[dict[str, Any], dict[int, int]]:
-        """Release ``version`` through the release workflow and send traffic until it ends: (its output, requests per
-        version that answered)."""
-        from serverless_mlops.aws import client
-        from serverless_mlops.release.control import start_release
-        from serverless_mlops.release.lock import ReleaseLockTable
-
-        settings, stack = self.info.settings, self.env.stack
-        sfn = client("stepfunctions", settings)
-        locks = ReleaseLockTable(stack.output("RetrainingTableName"), client("dynamodb", settings))
-        arn = start_release(
-            sfn,
-            stack.output("ReleaseStateMachineArn"),
-            locks,
-            model,
-            version,
-            strategy=RELEASE_STRATEGY,
-            bake_seconds=RELEASE_BAKE_SECONDS,
-            requested_by="demo",
-            reason=reason,
-        )
-        self.say(f"   release {escape(arn.rsplit(':', 1)[-1])}: {RELEASE_STRATEGY} with a {RELEASE_BAKE_SECONDS} s bake; sending traffic")
-        rows = self.rows(self.frame(model).sample(20, random_state=SEED), self.spec(model))
-        served: dict[int, int] = {}
-        started = time.perf_counter()
-        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-            for row in rows:
-                answer = self.predict(model, [row])
-                served[answer["version"]] = served.get(answer["version"], 0) + 1
-            if time.perf_counter() - started > RELEASE_TIMEOUT_SECONDS:
-                raise TourError(f"release of {model} v{version} still running after {RELEASE_TIMEOUT_SECONDS} s")
-        described = sfn.describe_execution(executionArn=arn)
-        output = dict(json.loads(described.get("output") or "{}"))
-        if described["status"] != "SUCCEEDED":
-            raise TourError(f"release of {model} v{version} ended {described['status']}: {described.get('cause', '')}")
-        answered = ", ".join(f"v{v}: {n}" for v, n in sorted(served.items()))
-        self.say(f"   requests answered meanwhile by {answered}")
-        for check in output.get("checks", []):
-            candidate = check["candidate"]
-            self.say(
-                f"   CheckGuards at {check['weight']:g}%: {check['decision']} ({escape(check['reason'])};"
-                f" candidate {candidate['requests']} requests, {candidate['errors']} errors, {candidate['invalid']} invalid rows)"
-            )
-        return output, served
-
-    def release_canary(self) -> None:
-        model = DRIFTING_MODEL
-        with self.step(7, "release the retrained version as a canary: guards pass, promoted") as outcome:
-            promotion = self.result.workflow_output.get("promotion") or {}
-            candidate = int(promotion["to_version"])
-            output, served = self.release(model, candidate, reason="demo: the retrained version, gradually")
-            self.result.releases["canary"], self.result.release_traffic["canary"] = output, served
-            if output.get("outcome") != "promoted":
-                raise TourError(f"the canary release of {model} v{candidate} ended {output.get('outcome')}: {output.get('outcome_reason')}")
-            production = self.backends.registry.get_alias(model, "production")
-            self.say(f"   [green]promoted[/green]: production → v{production.version}; {escape(str(output.get('outcome_reason')))}")
-            notices = receive_alerts(self.info, wait_seconds=5)
-            self.result.alerts.extend(notices)
-            for notice in notices:
-                self.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
-            outcome.append(f"v{candidate} promoted after {len(output.get('checks', []))} guard check(s)")
-
-    def release_broken(self) -> None:
-        from serverless_mlops.model.fit import train
-        from serverless_mlops.retraining.specs import spec_key
-        from serverless_mlops.store.lifecycle import register_run
-
-        model = DRIFTING_MODEL
-        with self.step(8, "release a broken candidate: its invalid outputs roll it back by itself") as outcome:
-            settings = self.info.settings
-            trained = train(self.spec(model), settings=settings, source=f"s3://{self.info.bucket}/{spec_key(model)}")
-            broken = TrainedModel(
-                record=trained.record, onnx_bytes=doubled_probabilities(trained.onnx_bytes), profile_bytes=trained.profile_bytes
-            )
-            entry = register_run(broken, self.backends, by="demo")
-            self.say(f"   registered v{entry.version}: the same model with its probabilities doubled (they no longer sum to 1)")
-            before = self.backends.registry.get_alias(model, "production").version
-            output, served = self.release(model, entry.version, reason="demo: a broken candidate")
-            self.result.releases["broken"], self.result.release_traffic["broken"] = output, served
-            production = self.backends.registry.get_alias(model, "production")
-            if output.get("outcome") != "rolled_back" or production.version != before or production.canary is not None:
-                raise TourError(
-                    f"the broken release of {model} v{entry.version} ended {output.get('outcome')}: {output.get('outcome_reason')}"
-                )
-            self.say(
-                f"   [yellow]rolled back[/yellow]: production stays v{production.version}; {escape(str(output.get('outcome_reason')))}"
-            )
-            notices = receive_alerts(self.info, wait_seconds=5)
-            self.result.alerts.extend(notices)
-            for notice in notices:
-                self.say(f"   notification in the inbox: [bold]{escape(notice.subject)}[/bold]")
-            outcome.append(f"v{entry.version} rolled back: {output.get('outcome_reason')}")
-
     def run_cli(self, args: list[str]) -> None:
         shown = " ".join(a if " " not in a else repr(a) for a in args)
         self.say(f"   [dim]$[/dim] mlops {escape(shown)}")
@@ -534,28 +362,9 @@ def run_tour(env: LocalEnvironment, *, cli: TourCli, console: Console | None = N
     tour.quality()
     tour.retrain()
     tour.serve_and_roll_back()
-    tour.release_canary()
-    tour.release_broken()
+    release_canary(tour, DRIFTING_MODEL, seed=SEED)
+    release_broken(tour, DRIFTING_MODEL, seed=SEED)
     return tour.result
-
-
-def doubled_probabilities(onnx_bytes: bytes) -> bytes:
-    """A copy of a classifier's ONNX model whose probabilities output is doubled: it loads and answers, but every row's
-    probabilities sum to 2, an invalid output the guard metrics count."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph_model = onnx.load_from_string(onnx_bytes)
-    graph = graph_model.graph
-    (output,) = [o for o in graph.output if "prob" in o.name]
-    raw = f"{output.name}_before_doubling"
-    for node in graph.node:
-        for index, name in enumerate(node.output):
-            if name == output.name:
-                node.output[index] = raw
-    graph.initializer.append(helper.make_tensor("demo_two", TensorProto.FLOAT, [], [2.0]))
-    graph.node.append(helper.make_node("Mul", [raw, "demo_two"], [output.name], name="demo_double"))
-    return bytes(graph_model.SerializeToString())
 
 
 def summary_table(result: TourResult, total_seconds: float) -> Table:

@@ -266,9 +266,12 @@ class _Integration:
         return result
 
     def flush(self) -> None:
-        """Write the inference environment's buffered capture, in the function's environment; a failure is shown
+        """Write the inference environment's buffered capture, in the function's environment, and forward the EMF
+        records that prints (the shadow's pending guard metrics, serving/guard_tally.py); a failure is shown
         with the function's log (the captured rows are lost otherwise without a word)."""
         _, errored, logs = self.invoker.call(INFERENCE_FLUSH, self.environment, None, None, arguments=())
+        if self.metrics is not None:
+            self.metrics.forward(logs)
         if errored:
             print(logs, flush=True)
 

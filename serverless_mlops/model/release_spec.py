@@ -9,6 +9,10 @@ promotion, which moves the alias to the candidate and clears the canary in one w
 - ``canary{W}-{D}`` (``canary10-10m``): W% for D, then promoted;
 - ``linear{W}-{D}`` (``linear20-5m``): W%, 2W%, ... below 100%, each for D, then promoted;
 - ``steps``: the explicit ``steps:`` list (``[{weight: 5, bake: 2m}, {weight: 50, bake: 10m}]``), then promoted.
+
+A release started with ``--shadow-first DURATION`` first lets the candidate score ``shadow.sample`` of production's
+requests in the background for that long, and goes on to the strategy's steps only if it agreed with production on at
+least ``shadow.min_agreement`` of the rows (serverless_mlops/release/shadow_guards.py).
 """
 
 from __future__ import annotations
@@ -32,10 +36,16 @@ def duration_seconds(value: str) -> int:
     return int(match.group(1)) * _UNIT[match.group(2)]
 
 
-def _duration(value: str) -> str:
+def bounded_seconds(value: str) -> int:
+    """``value`` in seconds, at most a day (a bake, or a release's shadow phase); ValueError naming the value otherwise."""
     seconds = duration_seconds(value)
     if seconds > MAX_BAKE_SECONDS:
         raise ValueError(f"at most 24h, got {value!r}")
+    return seconds
+
+
+def _duration(value: str) -> str:
+    bounded_seconds(value)
     return value
 
 
@@ -87,6 +97,24 @@ class Guards(_Strict):
     )
 
 
+class ShadowPhase(_Strict):
+    """The shadow phase of a release started with ``--shadow-first``: how much production traffic the candidate scores
+    in the background, and how often it must agree with production to go on to the canary."""
+
+    sample: Annotated[float, Field(gt=0.0, le=1.0, description="share of production's requests the candidate scores in the background")] = (
+        1.0
+    )
+    min_agreement: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="the candidate must agree with production on at least this share of the rows (same label; for a "
+            "regressor, within 5%)",
+        ),
+    ] = 0.9
+
+
 class ReleaseSpec(_Strict):
     strategy: Strategy = "canary10-10m"
     bake: Duration = Field(default="10m", description="all-at-once: how long 100% runs on the candidate before the promotion")
@@ -97,6 +125,7 @@ class ReleaseSpec(_Strict):
     )
     max_extensions: Annotated[int, Field(ge=0, le=10, description="extra bakes waited for traffic before low_traffic applies")] = 3
     guards: Guards = Guards()
+    shadow: ShadowPhase = ShadowPhase()
 
     @model_validator(mode="after")
     def _steps(self) -> ReleaseSpec:

@@ -87,11 +87,14 @@ _FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
 class Labelled:
     """The joined rows of one version (in no particular order): ``probabilities``, one row per labelled row that has
     them (as :meth:`Joiner.result` leaves them, one array of rows x classes: a hundred thousand rows are not a
-    hundred thousand arrays)."""
+    hundred thousand arrays); ``ids`` and ``times``, the prediction ids and capture times, let
+    :mod:`serverless_mlops.quality.recent_rows` find the rows' features again."""
 
     truth: list[Any] = field(default_factory=list)
     predicted: list[Any] = field(default_factory=list)
     probabilities: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -480,6 +483,8 @@ class Joiner:
             labelled = self.versions[version].labelled
             labelled.truth.extend([found[j].label for j in chosen.tolist()])
             labelled.predicted.extend([predictions[keep[j]] for j in chosen.tolist()])
+            labelled.ids.extend([found[j].id for j in chosen.tolist()])
+            labelled.times.extend([stamps[keep[j]] for j in chosen.tolist()])
             if probabilities is not None:
                 positions = rows[chosen]
                 labelled.probabilities = probabilities[positions[served[positions]]]

@@ -24,6 +24,7 @@ from serverless_mlops.quality.alerts import QualityAlert, send_quality_alert_onc
 from serverless_mlops.quality.check import check_quality
 from serverless_mlops.quality.join import Scorer, join_window
 from serverless_mlops.quality.labels import read_ground_truth
+from serverless_mlops.quality.recent_rows import RecentRowsFile, write_recent_rows
 from serverless_mlops.quality.report import write_quality_report
 from serverless_mlops.quality.result import QualityResult
 from serverless_mlops.store.capture_format import timestamp
@@ -34,11 +35,12 @@ from serverless_mlops.store.registry import ModelVersion
 @dataclass(frozen=True)
 class QualityNotifier:
     """Where a breach goes beyond the report: an SNS topic and, optionally, a start of the retraining workflow
-    (``retrain(result, report_uri) -> execution ARN``, passed by the quality-check function)."""
+    (``retrain(result, report_uri, recent_rows) -> execution ARN``, passed by the quality-check function;
+    ``recent_rows``: the window's newest labelled rows, :mod:`serverless_mlops.quality.recent_rows`)."""
 
     sns: Any = None
     topic_arn: str | None = None
-    retrain: Callable[[QualityResult, str], str] | None = None
+    retrain: Callable[[QualityResult, str, RecentRowsFile | None], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class QualityOutcome:
     report: dict[str, str] | None
     alert: QualityAlert | None
     retraining_execution: str | None
+    recent_rows: RecentRowsFile | None = None  # the holdout handed to that execution
 
     def summary(self) -> dict[str, Any]:
         return self.result.summary() | {
@@ -54,6 +57,7 @@ class QualityOutcome:
             "alerted": bool(self.alert and self.alert.sent),
             "alert_note": self.alert.reason if self.alert else "",
             "retraining_execution": self.retraining_execution,
+            "recent_rows": vars(self.recent_rows).copy() if self.recent_rows else None,
         }
 
 
@@ -133,11 +137,24 @@ def run_quality_check(
     )
     report = write_quality_report(s3, bucket, result, kms_key_id=backends.store.kms_key_id) if write else None
     alert = execution = None
+    recent: RecentRowsFile | None = None
     if result.status == "breach" and report is not None and notifier is not None:
         if notifier.sns is not None and notifier.topic_arn:
             alert = send_quality_alert_once(
                 s3, bucket, notifier.sns, notifier.topic_arn, result, report["json"], kms_key_id=backends.store.kms_key_id
             )
         if config.retrain_on_quality and notifier.retrain is not None:
-            execution = notifier.retrain(result, report["json"])
-    return QualityOutcome(result=result, report=report, alert=alert, retraining_execution=execution)
+            recent = write_recent_rows(
+                s3,
+                bucket,
+                model,
+                joined,
+                window_label=span.label,
+                start=start,
+                end=stop,
+                feature_names=signature.feature_names,
+                target=signature.target,
+                kms_key_id=backends.store.kms_key_id,
+            )
+            execution = notifier.retrain(result, report["json"], recent)
+    return QualityOutcome(result=result, report=report, alert=alert, retraining_execution=execution, recent_rows=recent)

@@ -2,9 +2,9 @@
 (functions/release_workflow, functions/release_guards), the CLI and the tests import them from here.
 
 The workflow document (:class:`serverless_mlops.release.state.ReleaseState`) is what every task reads and returns:
-the plan (steps of weight and bake seconds), the position in it, ``current`` (the step running: the Wait state reads
-its ``bake_seconds`` with a SecondsPath, so no JSONPath needs ``[n]``), the last ``decision`` (the Choice reads it),
-every guard check, and at the end the outcome and the notification.
+the plan (steps of weight and bake seconds; the shadow phase, if any), the phase, the position in it, ``current``
+(the step running: the Wait state reads its ``bake_seconds`` with a SecondsPath, so no JSONPath needs ``[n]``), the
+last ``decision`` (the Choice reads it), every guard check, and at the end the outcome and the notification.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ SET_WEIGHT: Final = "set_weight"  # put the canary at the current step's weight
 PROMOTE: Final = "promote"  # the alias to the candidate, the canary cleared, in one write
 ROLLBACK: Final = "rollback"  # the canary cleared in one write; production never moved
 NOTIFY: Final = "notify"  # release the lock, publish the outcome (SNS, attribute kind=release)
-WORKFLOW_STEPS: Final = (BEGIN, SET_WEIGHT, PROMOTE, ROLLBACK, NOTIFY)
+SET_SHADOW: Final = "set_shadow"  # --shadow-first: the candidate shadows production (serverless_mlops/release/shadow_phase.py)
+WORKFLOW_STEPS: Final = (BEGIN, SET_WEIGHT, PROMOTE, ROLLBACK, NOTIFY, SET_SHADOW)
 # functions/release_guards/app.py: metrics and alarms read, the alias item updated, nothing else
 CHECK_GUARDS: Final = "check_guards"
-GUARD_STEPS: Final = (CHECK_GUARDS,)
-Step = Literal["begin", "set_weight", "promote", "rollback", "notify", "check_guards"]
+CHECK_SHADOW: Final = "check_shadow"  # the shadow phase's verdict; clears the shadow whatever it decides
+GUARD_STEPS: Final = (CHECK_GUARDS, CHECK_SHADOW)
+Step = Literal["begin", "set_weight", "promote", "rollback", "notify", "check_guards", "set_shadow", "check_shadow"]
 
 # -- state names (what `mlops release status` shows and the tests assert) ---------------------------------------------
 STATE_BEGIN: Final = "Begin"
@@ -33,6 +35,12 @@ STATE_DECIDE: Final = "Decide"  # Choice on $.decision
 STATE_PROMOTE: Final = "Promote"
 STATE_ROLLBACK: Final = "Rollback"
 STATE_ROLLBACK_ON_FAILURE: Final = "RollbackOnFailure"
+# the shadow phase (mlops release start --shadow-first), between Begin and the first SetWeight
+STATE_SHADOW_FIRST: Final = "ShadowFirst"  # Choice on $.phase: "shadow" → SetShadow, else SetWeight
+STATE_SET_SHADOW: Final = "SetShadow"
+STATE_SHADOW_BAKE: Final = "ShadowBake"  # Wait, SecondsPath $.shadow_phase.bake_seconds
+STATE_CHECK_SHADOW: Final = "CheckShadow"
+STATE_SHADOW_DECIDE: Final = "ShadowDecide"  # Choice on $.decision: advance → SetWeight, wait → ShadowBake, else Rollback
 STATE_NOTIFY_PROMOTED: Final = "NotifyPromoted"
 STATE_NOTIFY_ROLLED_BACK: Final = "NotifyRolledBack"
 STATE_NOTIFY_FAILURE: Final = "NotifyFailure"

@@ -3,9 +3,10 @@ do to releases: start one, see where it stands, abort it.
 
 - start: refused at once while a live release holds the model's lock (the machine's Begin refuses it too, ending in
   AlreadyRunning, for a start that races this check); the execution is named by the release id.
-- abort: one conditional write marks the lock aborted (who, why) and one clears the canary, so traffic is back on the
-  champion at once; the running execution sees the canary gone at its next CheckGuards (or SetWeight sees the mark),
-  rolls back and notifies, naming who aborted.
+- abort: one conditional write marks the lock aborted (who, why) and one clears the canary (or, in a shadow phase, the
+  release's shadow), so traffic is back on the champion alone at once; the running execution sees the canary (shadow)
+  gone at its next CheckGuards (CheckShadow), or SetWeight (SetShadow) sees the mark, rolls back and notifies, naming
+  who aborted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from serverless_mlops.errors import MlopsError, NotFoundError
 from serverless_mlops.release import lock
 from serverless_mlops.release.lock import ReleaseInProgress, ReleaseLock, ReleaseLockTable
-from serverless_mlops.store.registry import PRODUCTION, Alias, Canary, Registry
+from serverless_mlops.release.steps import clear_release_shadow
+from serverless_mlops.store.registry import PRODUCTION, Alias, Canary, Registry, Shadow
 
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 NAME_MAX = 80  # Step Functions execution names
@@ -42,12 +44,13 @@ def start_release(
     *,
     strategy: str | None = None,
     bake_seconds: int | None = None,
+    shadow_first_seconds: int | None = None,
     requested_by: str = "",
     reason: str = "",
     now: datetime | None = None,
 ) -> str:
-    """Start the release workflow for ``model`` ``version``; returns the execution ARN. ReleaseInProgress if a live
-    release holds the model's lock."""
+    """Start the release workflow for ``model`` ``version`` (with ``shadow_first_seconds``: a shadow phase that long
+    first); returns the execution ARN. ReleaseInProgress if a live release holds the model's lock."""
     if not _MODEL_NAME.match(model):
         raise MlopsError(f"invalid model name {model!r}: expected lower-case letters, digits and '-', starting with a letter")
     if version < 1:
@@ -62,6 +65,8 @@ def start_release(
         document["strategy"] = strategy
     if bake_seconds is not None:
         document["bake_seconds"] = bake_seconds
+    if shadow_first_seconds is not None:
+        document["shadow_first_seconds"] = shadow_first_seconds
     if requested_by:
         document["requested_by"] = requested_by
     if reason:
@@ -74,13 +79,14 @@ def start_release(
 
 
 class ReleaseStatus(BaseModel):
-    """Where a model's release stands: the production alias (with its canary) and the live lock, if any."""
+    """Where a model's release stands: the production alias (with its canary and shadow) and the live lock, if any."""
 
     model_config = ConfigDict(frozen=True)
 
     model: str
     production: int | None
     canary: Canary | None
+    shadow: Shadow | None = None
     release: ReleaseLock | None
     execution_status: str | None = None
     execution_state: str | None = None  # the latest state entered
@@ -103,12 +109,14 @@ def release_status(registry: Registry, locks: ReleaseLockTable, model: str, *, s
     if held is not None and sfn is not None:
         status = sfn.describe_execution(executionArn=held.owner)["status"]
         events = sfn.get_execution_history(executionArn=held.owner, maxResults=100, reverseOrder=True)["events"]
+        events = sorted(events, key=lambda e: int(e["id"]), reverse=True)  # newest first, also where reverseOrder is ignored (moto)
         entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
         state = entered[0] if entered else None
     return ReleaseStatus(
         model=model,
         production=alias.version if alias else None,
         canary=alias.canary if alias else None,
+        shadow=alias.shadow if alias else None,
         release=held,
         execution_status=status,
         execution_state=state,
@@ -116,14 +124,17 @@ def release_status(registry: Registry, locks: ReleaseLockTable, model: str, *, s
 
 
 def abort_release(registry: Registry, locks: ReleaseLockTable, model: str, *, by: str, reason: str = "") -> ReleaseLock:
-    """Mark the live release aborted and clear its canary (traffic is all on the champion when this returns)."""
+    """Mark the live release aborted and clear its canary and its shadow (traffic is all on the champion, and nothing
+    shadows it for the release, when this returns)."""
     held = lock.live(locks, model)
     if held is None:
         raise NotFoundError(f"model {model!r} has no release running: nothing to abort")
     why = reason or "aborted by hand"
     if not locks.mark_aborted(model, held.release_id, by=by, reason=why):
         raise NotFoundError(f"model {model!r}: release {held.release_id} ended while it was being aborted")
-    registry.clear_canary(model, release_id=held.release_id, by=by, reason=f"release {held.release_id} aborted: {why}")
+    reason_text = f"release {held.release_id} aborted: {why}"
+    clear_release_shadow(registry, model, held.release_id, by=by, reason=reason_text)
+    registry.clear_canary(model, release_id=held.release_id, by=by, reason=reason_text)
     return held.model_copy(update={"aborted_by": by, "abort_reason": why})
 
 

@@ -1,6 +1,6 @@
 """What CheckGuards reads: a version's guard metrics over a window (``GetMetricData``, the names, namespace and
 dimensions of serverless_mlops/serving/guard_metrics.py) and which of the named alarms are in ALARM
-(``DescribeAlarms``).
+(``DescribeAlarms``); for a release's shadow phase, the shadow's counts and how its rows agreed with production's.
 
 One query per metric covers the whole window with a single period (whole minutes, from the minute the step began to
 the minute after now), so a sum is one number and the mean latency one average. CloudWatch publishes EMF metrics
@@ -15,9 +15,38 @@ from datetime import UTC, datetime
 from typing import Any
 
 from serverless_mlops.release.guards import VersionCounts
+from serverless_mlops.release.shadow_guards import AgreementCounts
 from serverless_mlops.serving import guard_metrics as gm
 
 MAX_ALARM_NAMES = 100  # DescribeAlarms takes at most 100 names a call
+# query id → (metric, statistic)
+GUARD_STATS: dict[str, tuple[str, str]] = {
+    "requests": (gm.REQUESTS, "Sum"),
+    "rows": (gm.ROWS, "Sum"),
+    "errors": (gm.ERRORS, "Sum"),
+    "invalid": (gm.INVALID_OUTPUTS, "Sum"),
+    "latency": (gm.LATENCY, "Average"),
+}
+AGREEMENT_STATS: dict[str, tuple[str, str]] = {
+    "compared": (gm.SHADOW_COMPARED, "Sum"),
+    "agreed": (gm.SHADOW_AGREED, "Sum"),
+    "delta": (gm.SHADOW_PROBABILITY_DELTA, "Sum"),
+}
+
+
+def _total(values: dict[str, list[float]], key: str) -> int:
+    return round(math.fsum(values.get(key, [])))
+
+
+def _version_counts(values: dict[str, list[float]]) -> VersionCounts:
+    latencies = values.get("latency", [])
+    return VersionCounts(
+        requests=_total(values, "requests"),
+        rows=_total(values, "rows"),
+        errors=_total(values, "errors"),
+        invalid=_total(values, "invalid"),
+        latency_ms=(math.fsum(latencies) / len(latencies)) if latencies else None,
+    )
 
 
 class GuardMetricsReader:
@@ -29,12 +58,25 @@ class GuardMetricsReader:
 
     def counts(self, model: str, version: int, role: gm.Role, *, start: float, end: float) -> VersionCounts:
         """``version``'s requests, rows, errors, invalid outputs and mean latency in ``role`` from ``start`` to ``end``."""
+        return _version_counts(self._query(model, version, role, GUARD_STATS, start=start, end=end))
+
+    def shadow_counts(self, model: str, version: int, *, start: float, end: float) -> tuple[VersionCounts, AgreementCounts]:
+        """``version``'s guard counts as a shadow (role ``shadow``) and how its rows agreed with production's, from
+        ``start`` to ``end`` (one GetMetricData call)."""
+        values = self._query(model, version, gm.SHADOW, GUARD_STATS | AGREEMENT_STATS, start=start, end=end)
+        agreement = AgreementCounts(
+            compared=_total(values, "compared"), agreed=_total(values, "agreed"), probability_delta=math.fsum(values.get("delta", []))
+        )
+        return _version_counts(values), agreement
+
+    def _query(
+        self, model: str, version: int, role: gm.Role, stats: dict[str, tuple[str, str]], *, start: float, end: float
+    ) -> dict[str, list[float]]:
+        """The values of ``stats`` (query id → (metric, statistic)) over the window, one period covering all of it."""
         first = math.floor(start / 60) * 60
         last = max(first + 60, math.ceil(end / 60) * 60 + 60)  # the minute now is in, whole
         period = int(last - first)
         dims = [{"Name": name, "Value": value} for name, value in gm.dimensions(model, version, role).items()]
-        stats = {"requests": (gm.REQUESTS, "Sum"), "rows": (gm.ROWS, "Sum"), "errors": (gm.ERRORS, "Sum")}
-        stats |= {"invalid": (gm.INVALID_OUTPUTS, "Sum"), "latency": (gm.LATENCY, "Average")}
         queries = [
             {
                 "Id": key,
@@ -62,19 +104,7 @@ class GuardMetricsReader:
                 values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
             token = response.get("NextToken")
             if not token:
-                break
-
-        def total(key: str) -> int:
-            return round(math.fsum(values.get(key, [])))
-
-        latencies = values.get("latency", [])
-        return VersionCounts(
-            requests=total("requests"),
-            rows=total("rows"),
-            errors=total("errors"),
-            invalid=total("invalid"),
-            latency_ms=(math.fsum(latencies) / len(latencies)) if latencies else None,
-        )
+                return values
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         """The state (OK, ALARM, INSUFFICIENT_DATA) of each of ``names`` that exists (a missing name is absent)."""

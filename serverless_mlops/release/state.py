@@ -1,9 +1,12 @@
 """The release workflow document: what every release task reads and returns, as pydantic models.
 
-The execution starts with ``{"model", "version"}`` (+ ``strategy``, ``bake_seconds`` overrides, ``requested_by``,
-``reason``); Begin adds ``release_id``, ``champion`` and ``plan``; SetWeight moves ``position`` and sets ``current``
-(the Wait state's SecondsPath is ``$.current.bake_seconds``); CheckGuards appends to ``checks`` and sets ``decision``
-(the Choice reads it); Promote/Rollback set ``outcome``; Notify adds ``notification``; a Catch puts ``error``.
+The execution starts with ``{"model", "version"}`` (+ ``strategy``, ``bake_seconds`` overrides, ``shadow_first_seconds``,
+``requested_by``, ``reason``); Begin adds ``release_id``, ``champion``, ``plan`` and ``phase`` (``shadow`` when the
+release starts with a shadow phase: SetShadow sets ``shadow_phase``, whose ``bake_seconds`` the ShadowBake Wait reads,
+and CheckShadow appends a check with ``phase: shadow`` and turns ``phase`` to ``canary`` when it passes); SetWeight
+moves ``position`` and sets ``current`` (the Wait state's SecondsPath is ``$.current.bake_seconds``); CheckGuards
+appends to ``checks`` and sets ``decision`` (the Choice reads it); Promote/Rollback set ``outcome``; Notify adds
+``notification``; a Catch puts ``error``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from serverless_mlops.errors import MlopsError
 from serverless_mlops.model.release_spec import Guards
 from serverless_mlops.release.contract import Outcome
 from serverless_mlops.release.guards import Decision, VersionCounts
+from serverless_mlops.release.shadow_guards import AgreementCounts
+
+Phase = Literal["shadow", "canary"]
 
 
 class ReleaseStateError(MlopsError):
@@ -32,12 +38,30 @@ class PlanStep(_Part):
     bake_seconds: int
 
 
+class ShadowPlan(_Part):
+    """The shadow phase a release starts with (``--shadow-first``): how long, on what share of production's requests,
+    and the agreement it needs (the spec's ``release.shadow``)."""
+
+    bake_seconds: int
+    sample: float
+    min_agreement: float
+
+
 class Plan(_Part):
     strategy: str
     steps: list[PlanStep]
     guards: Guards
     low_traffic: Literal["rollback", "promote"]
     max_extensions: int
+    shadow: ShadowPlan | None = None
+
+
+class ShadowRun(_Part):
+    """The shadow phase under way: this bake's seconds (the ShadowBake Wait's SecondsPath; 0 when SetShadow found the
+    release aborted) and when the shadow was set (CheckShadow's metric window starts there)."""
+
+    bake_seconds: int
+    started_at: float
 
 
 class GuardCheck(_Part):
@@ -47,6 +71,8 @@ class GuardCheck(_Part):
     reason: str
     candidate: VersionCounts
     champion: VersionCounts
+    phase: Phase = "canary"  # shadow: the candidate scored in the background (weight 0), agreement says how it compared
+    agreement: AgreementCounts | None = None
 
 
 class TaskError(_Part):
@@ -79,11 +105,14 @@ class ReleaseState(_Part):
     version: int = Field(ge=1)
     strategy: str | None = None  # overrides the spec's release.strategy
     bake_seconds: int | None = Field(default=None, ge=0)  # overrides every step's bake (tests and demos: 0-1 s)
+    shadow_first_seconds: int | None = Field(default=None, ge=0)  # --shadow-first: a shadow phase this long comes first
     requested_by: str = ""
     reason: str = ""
     release_id: str | None = None
     champion: int | None = None
     plan: Plan | None = None
+    phase: Phase | None = None
+    shadow_phase: ShadowRun | None = None
     position: int = -1
     current: PlanStep | None = None
     step_started_at: float | None = None

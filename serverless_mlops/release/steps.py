@@ -1,5 +1,6 @@
 """The release workflow's steps (functions/release_workflow: begin, set_weight, promote, rollback, notify;
-functions/release_guards: check_guards). Each takes the document and returns it with its part added.
+functions/release_guards: check_guards). Each takes the document and returns it with its part added. The shadow
+phase's steps (set_shadow, check_shadow) are serverless_mlops/release/shadow_phase.py.
 
 Traffic only ever moves through the alias's canary (serverless_mlops/store/registry.py): SetWeight sets it, Promote
 moves the alias to the candidate and clears it in one write, Rollback (and CheckGuards, the moment a guard is
@@ -22,10 +23,10 @@ from serverless_mlops.release import lock
 from serverless_mlops.release.contract import NOTIFICATION_KIND, Outcome
 from serverless_mlops.release.guards import Observation, decide
 from serverless_mlops.release.metrics import GuardMetricsReader
-from serverless_mlops.release.state import GuardCheck, Notification, Plan, PlanStep, ReleaseState
+from serverless_mlops.release.state import GuardCheck, Notification, Plan, PlanStep, ReleaseState, ShadowPlan
 from serverless_mlops.serving.guard_metrics import CANARY
 from serverless_mlops.serving.guard_metrics import PRODUCTION as PRODUCTION_ROLE
-from serverless_mlops.store.registry import PRODUCTION, Registry
+from serverless_mlops.store.registry import PRODUCTION, Alias, Registry
 
 SUBJECT_MAX = 100
 
@@ -52,8 +53,17 @@ class Limits:
 
 
 # -- begin ------------------------------------------------------------------------------------------------------------
-def resolve_plan(spec_document: dict[str, Any], *, model: str, version: int, strategy: str | None, bake_seconds: int | None) -> Plan:
-    """The plan from the version's spec (its ``release:`` section, defaults when absent) and the start's overrides."""
+def resolve_plan(
+    spec_document: dict[str, Any],
+    *,
+    model: str,
+    version: int,
+    strategy: str | None,
+    bake_seconds: int | None,
+    shadow_seconds: int | None = None,
+) -> Plan:
+    """The plan from the version's spec (its ``release:`` section, defaults when absent) and the start's overrides
+    (``shadow_seconds``: a shadow phase that long comes first, on the spec's ``release.shadow`` sample and agreement)."""
     try:
         release = ReleaseSpec.model_validate(spec_document.get("release") or {})
     except ValidationError as exc:
@@ -65,18 +75,23 @@ def resolve_plan(spec_document: dict[str, Any], *, model: str, version: int, str
         raise ReleaseRefused(f"model {model!r} v{version}: strategy: {exc}") from exc
     if bake_seconds is not None:
         steps = [(weight, bake_seconds) for weight, _ in steps]
+    shadow = None
+    if shadow_seconds is not None:
+        shadow = ShadowPlan(bake_seconds=shadow_seconds, sample=release.shadow.sample, min_agreement=release.shadow.min_agreement)
     return Plan(
         strategy=strategy or release.strategy,
         steps=[PlanStep(weight=weight, bake_seconds=bake) for weight, bake in steps],
         guards=release.guards,
         low_traffic=release.low_traffic,
         max_extensions=release.max_extensions,
+        shadow=shadow,
     )
 
 
 def plan_seconds(plan: Plan) -> int:
-    """The longest the plan bakes: every step with every extension."""
-    return sum(step.bake_seconds for step in plan.steps) * (1 + plan.max_extensions)
+    """The longest the plan bakes: the shadow phase and every step, with every extension."""
+    shadow = plan.shadow.bake_seconds if plan.shadow is not None else 0
+    return (shadow + sum(step.bake_seconds for step in plan.steps)) * (1 + plan.max_extensions)
 
 
 def begin(
@@ -95,14 +110,23 @@ def begin(
         ) from exc
     if production.version == version:
         raise ReleaseRefused(f"model {model!r} v{version} is already production")
-    plan = resolve_plan(entry.spec, model=model, version=version, strategy=state.strategy, bake_seconds=state.bake_seconds)
+    shadow_seconds = state.shadow_first_seconds
+    if shadow_seconds is not None and production.shadow is not None:
+        raise ReleaseRefused(
+            f"model {model!r}: production already has a shadow (v{production.shadow.version} on {production.shadow.sample:.0%} of "
+            f"requests), so a release cannot start with its own: stop it with `mlops shadow stop {model}`"
+        )
+    plan = resolve_plan(
+        entry.spec, model=model, version=version, strategy=state.strategy, bake_seconds=state.bake_seconds, shadow_seconds=shadow_seconds
+    )
     if plan_seconds(plan) > limits.max_plan_seconds:
         raise ReleaseRefused(
             f"model {model!r} v{version}: the plan bakes up to {plan_seconds(plan)} s with its extensions, more than the release "
             f"machine's {int(limits.max_plan_seconds)} s: shorten release.bake/steps or release.max_extensions"
         )
     lock.acquire(locks, model, owner=execution_arn, release_id=execution_name, version=version, ttl_seconds=limits.lock_ttl_seconds)
-    return state.model_copy(update={"release_id": execution_name, "champion": production.version, "plan": plan})
+    phase = "shadow" if plan.shadow is not None else "canary"
+    return state.model_copy(update={"release_id": execution_name, "champion": production.version, "plan": plan, "phase": phase})
 
 
 # -- set_weight -------------------------------------------------------------------------------------------------------
@@ -206,17 +230,26 @@ def promote(state: ReleaseState, registry: Registry) -> ReleaseState:
     return state.model_copy(update={"outcome": "promoted", "outcome_reason": state.decision_reason, "revision": alias.revision})
 
 
+def clear_release_shadow(registry: Registry, model: str, release_id: str, *, by: str, reason: str) -> Alias | None:
+    """Clear the shadow if it is ``release_id``'s (its shadow phase); None when there is none of this release's."""
+    alias = registry.get_alias(model, PRODUCTION)
+    if alias.shadow is None or alias.shadow.release_id != release_id:
+        return None
+    return registry.clear_shadow(model, release_id=release_id, by=by, reason=reason)
+
+
 def rollback(state: ReleaseState, registry: Registry) -> ReleaseState:
-    """Clear this release's canary (if it is still there) in one conditional write; production never moved."""
+    """Clear this release's shadow and canary (those still there) in conditional writes; production never moved."""
     failed = state.error is not None
     reason = (state.error.message if state.error is not None else "") or state.decision_reason or "rolled back"
     revision = None
     if state.release_id is not None:
         release_id = state.release_id
+        why = ("failed: " if failed else "") + reason
         try:
-            alias = registry.clear_canary(
-                state.model, release_id=release_id, by=by_release(release_id), reason=("failed: " if failed else "") + reason
-            )
+            cleared = clear_release_shadow(registry, state.model, release_id, by=by_release(release_id), reason=why)
+            revision = cleared.revision if cleared is not None else None
+            alias = registry.clear_canary(state.model, release_id=release_id, by=by_release(release_id), reason=why)
             revision = alias.revision
         except ReleaseInProgressError:
             pass  # the canary is another release's: nothing of ours to clear
@@ -237,7 +270,7 @@ def notification_message(state: ReleaseState, *, execution_arn: str) -> tuple[Ou
     words = {"promoted": "promoted", "rolled_back": "rolled back", "failed": "failed, canary cleared"}[outcome]
     reason = state.outcome_reason or state.decision_reason
     subject = f"Release {state.model} v{state.version}: {words}" + (f", {reason}" if reason else "")
-    body = {
+    body: dict[str, Any] = {
         "type": "release",
         "outcome": outcome,
         "model": state.model,
@@ -250,6 +283,8 @@ def notification_message(state: ReleaseState, *, execution_arn: str) -> tuple[Ou
         "requested_by": state.requested_by,
         "execution": execution_arn,
     }
+    if state.plan is not None and state.plan.shadow is not None:
+        body["shadow_first"] = state.plan.shadow.model_dump(mode="json")
     return outcome, _subject(subject), body
 
 

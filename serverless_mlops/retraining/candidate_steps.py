@@ -7,7 +7,9 @@
   artifact store.
 - :func:`evaluate` scores the candidate and the production champion with onnxruntime on the same holdout (the
   snapshot split by :func:`serverless_mlops.model.fit.split_holdout`), checks that the candidate's ONNX metric is the
-  one its training run reported, and records the gate's decision (:mod:`serverless_mlops.retraining.gate`).
+  one its training run reported, and records the gate's decision (:mod:`serverless_mlops.retraining.gate`). A run
+  started by a quality breach also scores both on the newest labelled rows it handed over (``recent``), and those
+  decide (:func:`serverless_mlops.retraining.gate.decide_with_recent`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ from serverless_mlops.model.signature import Signature
 from serverless_mlops.model.spec import Metric, ModelSpec, Task
 from serverless_mlops.retraining import lock
 from serverless_mlops.retraining.contract import FEEDBACK_PREFIX
-from serverless_mlops.retraining.gate import decide
+from serverless_mlops.retraining.gate import GateResult, decide, decide_with_recent, holds
 from serverless_mlops.retraining.runs import put_object, read_object, read_record, read_run, snapshot_key, write_run
 from serverless_mlops.retraining.specs import NO_PARQUET, load_published_spec, spec_key
-from serverless_mlops.retraining.state import Candidate, Champion, DataSnapshot, Evaluation, WorkflowState
+from serverless_mlops.retraining.state import (
+    Candidate,
+    Champion,
+    DataSnapshot,
+    Evaluation,
+    RecentEvaluation,
+    RecentRows,
+    WorkflowState,
+)
 from serverless_mlops.store.lifecycle import Backends
 from serverless_mlops.store.registry import PRODUCTION
 
@@ -195,6 +205,60 @@ def _champion(backends: Backends, model: str, spec: ModelSpec, holdout: pd.DataF
     return Champion(version=entry.version, value=value, alias_revision=alias.revision), ""
 
 
+def load_recent_rows(recent: RecentRows, backends: Backends, spec: ModelSpec) -> pd.DataFrame:
+    """The recent labelled rows the quality check wrote, verified against the sha256 the input recorded, read as the
+    spec reads its data (a missing or mistyped column is an error naming the file and the column)."""
+    try:
+        raw = read_object(backends.store.s3, recent.uri)
+    except NotFoundError as exc:
+        raise DataError(f"{recent.uri}: the recent labelled rows named in the input cannot be read: {exc}") from exc
+    if sha256_hex(raw) != recent.sha256:
+        raise DataError(
+            f"{recent.uri}: the recent labelled rows' sha256 is not the {recent.sha256[:12]}… the input recorded; refusing them"
+        )
+    frame = coerce(parse_frame(raw, "csv", recent.uri), spec, recent.uri)
+    if len(frame) != recent.rows:
+        raise DataError(f"{recent.uri}: {len(frame)} rows, the input recorded {recent.rows}")
+    return frame
+
+
+def _on_recent(
+    state: WorkflowState, backends: Backends, spec: ModelSpec, record_signature: Signature, onnx_bytes: bytes, holdout_gate: GateResult
+) -> tuple[RecentEvaluation, GateResult] | None:
+    """Candidate and champion on the recent labelled rows, and the combined gate; None when the input names none."""
+    recent = state.recent
+    if recent is None:
+        return None
+    frame = load_recent_rows(recent, backends, spec)
+    metric = spec.evaluation.metric
+    try:
+        value = score(record_signature, onnx_bytes, frame, spec.task, metric)
+    except CannotScoreError as exc:
+        raise MlopsError(f"model {state.model!r}: the candidate cannot be scored on the recent labelled rows {recent.uri}: {exc}") from exc
+    champion, problem = _champion(backends, state.model, spec, frame)
+    gate = decide(
+        metric,
+        value,
+        champion_version=champion.version if champion else None,
+        champion_value=champion.value if champion else None,
+        champion_problem=problem,
+        min_improvement=spec.evaluation.min_improvement,
+        floor=spec.evaluation.floor,
+    )
+    found = RecentEvaluation(
+        uri=recent.uri,
+        sha256=recent.sha256,
+        rows=len(frame),
+        window=recent.window,
+        candidate=value,
+        champion=champion.value if champion else None,
+        improvement=gate.improvement,
+        passed=gate.passed,
+        reason=gate.reason,
+    )
+    return found, decide_with_recent(holdout_gate, gate, rows=len(frame))
+
+
 def evaluate(state: WorkflowState, backends: Backends, *, execution_name: str) -> WorkflowState:
     """Candidate vs production champion on the same holdout; returns the state with ``evaluation``."""
     from serverless_mlops.model.fit import split_holdout
@@ -223,15 +287,23 @@ def evaluate(state: WorkflowState, backends: Backends, *, execution_name: str) -
         "passed": diff is not None and diff <= METRIC_TOLERANCE,
     }
     champion, problem = _champion(backends, state.model, spec, holdout)
-    result = decide(
-        metric,
-        value,
-        champion_version=champion.version if champion else None,
-        champion_value=champion.value if champion else None,
-        champion_problem=problem,
-        min_improvement=spec.evaluation.min_improvement,
-        floor=spec.evaluation.floor,
-    )
+    version, champion_value = (champion.version, champion.value) if champion else (None, None)
+    if state.recent is None:
+        on_holdout = decide(
+            metric,
+            value,
+            champion_version=version,
+            champion_value=champion_value,
+            champion_problem=problem,
+            min_improvement=spec.evaluation.min_improvement,
+            floor=spec.evaluation.floor,
+        )
+    else:  # the recent rows decide; the split holdout only guards (gate.decide_with_recent)
+        on_holdout = holds(metric, value, champion_version=version, champion_value=champion_value, floor=spec.evaluation.floor)
+    result = on_holdout
+    recent = _on_recent(state, backends, spec, record.signature, onnx_bytes, on_holdout)
+    if recent is not None:
+        result = recent[1]
     passed, reason = result.passed, result.reason
     if not parity["passed"]:
         passed = False
@@ -244,11 +316,12 @@ def evaluate(state: WorkflowState, backends: Backends, *, execution_name: str) -
         champion=champion,
         min_improvement=spec.evaluation.min_improvement,
         floor=spec.evaluation.floor,
-        improvement=result.improvement,
+        improvement=on_holdout.improvement,
         holdout_rows=len(holdout),
         parity=parity,
         passed=passed,
         reason=reason,
         require_approval=spec.evaluation.require_approval,
+        recent=recent[0] if recent is not None else None,
     )
     return state.model_copy(update={"evaluation": evaluation})

@@ -3,18 +3,24 @@
 
 The workflow document (the state every task reads and returns, see :mod:`serverless_mlops.retraining.state`) grows
 one key per step: ``data`` (PrepareData), ``candidate`` (Train), ``evaluation`` (Evaluate), ``version`` (Register),
-``approval`` (WaitForApproval), ``promotion`` (Promote), ``notification`` (Notify*), ``error`` (any Catch).
+``approval`` (WaitForApproval), ``promotion`` (Promote), ``notification`` (Notify*), ``error`` (any Catch). A start by
+a quality breach also carries ``recent`` (the newest labelled rows of its window, which Evaluate scores on too).
 """
 
 from __future__ import annotations
 
 from typing import Final, Literal
 
+from serverless_mlops.quality.recent_key import HOLDOUT_RECENT_PREFIX as _RECENT_PREFIX
+
 # -- S3 prefixes of the artifact bucket written by retraining ------------------------------------------------------
 SPECS_PREFIX: Final = "specs"  # specs/{model}/spec.json and the spec's base data beside it (published by cdk deploy)
 FEEDBACK_PREFIX: Final = "feedback"  # feedback/{model}/*.csv: labelled rows (features + target) users add
 SNAPSHOTS_PREFIX: Final = "snapshots"  # snapshots/{model}/{sha256}.csv: the exact data a run trained on
 RUNS_PREFIX: Final = "runs"  # runs/{model}/{execution name}/model.onnx|profile.json.gz|run.json: a trainer's output
+# holdout-recent/{model}/{window}/{sha256}.csv: the newest labelled rows a quality breach hands to Evaluate (written by
+# the quality check, serverless_mlops/quality/recent_rows.py; never trained on: PrepareData reads feedback/ only)
+HOLDOUT_RECENT_PREFIX: Final = _RECENT_PREFIX
 
 # -- Lambda task "step" values ---------------------------------------------------------------------------------------
 # functions/training/app.py (training layer: scikit-learn, skl2onnx, pandas, onnxruntime)

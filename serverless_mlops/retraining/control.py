@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -40,7 +41,7 @@ def execution_name(model: str, trigger: str, now: datetime | None = None) -> str
     return fit_execution_name(model, f"{trigger}-{(now or datetime.now(UTC)):%Y%m%dT%H%M%S}")
 
 
-def start_named(sfn: Any, state_machine_arn: str, name: str, payload: dict[str, str]) -> str:
+def start_named(sfn: Any, state_machine_arn: str, name: str, payload: Mapping[str, Any]) -> str:
     """Start an execution called ``name``; returns its ARN, the existing one's if the name is taken (idempotent by name)."""
     try:
         response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))

@@ -81,8 +81,9 @@ def register(state: WorkflowState, backends: Backends, *, execution_arn: str, ex
     the gate's reason, so what was tried and why stays in the registry). Idempotent on retry (same run id)."""
     data, candidate, evaluation = state.need_data(), state.need_candidate(), state.need_evaluation()
     record = read_record(backends.store.s3, candidate.record)
+    recent = {"recent_rows": evaluation.recent.model_dump(mode="json")} if evaluation.recent is not None else {}
     lineage = lineage_of(record, trigger=state.trigger, execution_arn=execution_arn).model_copy(
-        update={"data_uri": data.uri, "data_sha256": data.sha256}
+        update={"data_uri": data.uri, "data_sha256": data.sha256, **recent}
     )
     status: Literal["registered", "rejected"] = "registered" if evaluation.passed else "rejected"
     entry = register_record(

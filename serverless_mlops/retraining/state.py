@@ -6,7 +6,8 @@ numbers only, never data or model bytes, so it stays far below Step Functions' 2
 
 Keys, in the order the workflow adds them: ``data`` (PrepareData), ``candidate`` (Train), ``evaluation`` (Evaluate),
 ``version`` (Register), ``approval`` (WaitForApproval, from ``send_task_success``), ``promotion`` (Promote),
-``notification`` (Notify*), ``error`` (any Catch, Step Functions' ``{"Error", "Cause"}``).
+``notification`` (Notify*), ``error`` (any Catch, Step Functions' ``{"Error", "Cause"}``). A start by a quality breach carries
+``recent`` from the input on (:class:`RecentRows`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serverless_mlops.errors import MlopsError
-from serverless_mlops.retraining.contract import Outcome, Step, Trigger
+from serverless_mlops.retraining.contract import HOLDOUT_RECENT_PREFIX, Outcome, Step, Trigger
 from serverless_mlops.store.artifacts import ArtifactRef
 
 
@@ -45,6 +46,17 @@ class DataSnapshot(_Part):
     lock_owner: str
 
 
+class RecentRows(_Part):
+    """``recent`` (the input of a start by a quality breach): the newest labelled rows of the breaching window, a CSV
+    of the spec's features and target under ``holdout-recent/{model}/`` (:mod:`serverless_mlops.quality.recent_rows`).
+    Evaluate scores the candidate and the champion on it besides the split holdout; it is never trained on."""
+
+    uri: str = Field(pattern=rf"^s3://[^/]+/{HOLDOUT_RECENT_PREFIX}/[^/]+/.+\.csv$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    rows: int = Field(ge=1)
+    window: str = ""
+
+
 class Candidate(_Part):
     """``candidate``: the trained run (its run.json) and its artifacts, already in the artifact store."""
 
@@ -64,8 +76,25 @@ class Champion(_Part):
     alias_revision: int
 
 
+class RecentEvaluation(_Part):
+    """``evaluation.recent``: candidate and champion on the quality breach's newest labelled rows (what, how many, the
+    metric of each, and the gate's verdict on them alone)."""
+
+    uri: str
+    sha256: str
+    rows: int
+    window: str = ""
+    candidate: float
+    champion: float | None = None
+    improvement: float | None = None
+    passed: bool
+    reason: str
+
+
 class Evaluation(_Part):
-    """``evaluation``: the gate's decision, computed in Python, with a reason a person can read."""
+    """``evaluation``: the gate's decision, computed in Python, with a reason a person can read. ``candidate``,
+    ``champion`` and ``improvement`` are the split holdout's; ``recent``, when the start named recent labelled rows,
+    their own (``passed`` then follows :func:`serverless_mlops.retraining.gate.decide_with_recent`)."""
 
     metric: str
     higher_is_better: bool
@@ -79,6 +108,7 @@ class Evaluation(_Part):
     passed: bool
     reason: str
     require_approval: bool
+    recent: RecentEvaluation | None = None
 
 
 class VersionInfo(_Part):
@@ -152,6 +182,7 @@ class WorkflowState(BaseModel):
     reason: str | None = None
     report: str | None = None
     requested_by: str | None = None
+    recent: RecentRows | None = None
     data: DataSnapshot | None = None
     candidate: Candidate | None = None
     evaluation: Evaluation | None = None
@@ -160,6 +191,12 @@ class WorkflowState(BaseModel):
     promotion: Promotion | None = None
     notification: Notification | None = None
     error: TaskError | None = None
+
+    @model_validator(mode="after")
+    def _recent_rows_of_this_model(self) -> WorkflowState:
+        if self.recent is not None and not self.recent.uri.split("/", 3)[3].startswith(f"{HOLDOUT_RECENT_PREFIX}/{self.model}/"):
+            raise ValueError(f"recent.uri: {self.recent.uri} is not under {HOLDOUT_RECENT_PREFIX}/{self.model}/")
+        return self
 
     def document(self) -> dict[str, Any]:
         """What a task returns to Step Functions."""

@@ -23,7 +23,9 @@ During a release (:mod:`serverless_mlops.serving.rollout`): a request that names
 between the alias's version and its canary by a stable hash of its routing key (``x-routing-key``, else the request
 id), may be scored again by the alias's shadow, and reports the guard metrics of each version that scored it
 (:mod:`serverless_mlops.serving.guard_metrics`; only for the ``production`` alias, whose versions the release workflow
-watches). A request for a version by number is served by that version alone, with no guard metrics.
+watches; the shadow's are summed and published every ``MLOPS_SHADOW_METRICS_SECONDS``,
+:mod:`serverless_mlops.serving.guard_tally`). A request for a version by number is served by that version alone, with
+no guard metrics.
 
 Nothing here imports scikit-learn, scipy, pandas, pickle or joblib, and nothing reads the environment at import time.
 """
@@ -52,6 +54,7 @@ from serverless_mlops.serving.api_models import (
 )
 from serverless_mlops.serving.capture_writer import CaptureBuffer, CaptureSink, RowsKind, S3CaptureSink
 from serverless_mlops.serving.endpoint_settings import MODEL_NAME, EndpointSettings
+from serverless_mlops.serving.guard_tally import GuardTally
 from serverless_mlops.serving.model_cache import LoadedModel, ModelCache
 from serverless_mlops.serving.prediction_ids import prediction_ids
 from serverless_mlops.serving.request_parsing import PayloadTooLargeError
@@ -81,8 +84,9 @@ class Telemetry(Protocol):
 
     def capture_failed(self, what: str, rows: int, reason: str) -> None: ...
 
-    def guard(self, model: str, version: int, role: Role, values: dict[str, float]) -> None:
-        """One version's guard metrics for one request (names: :mod:`serverless_mlops.serving.guard_metrics`)."""
+    def guard(self, model: str, version: int, role: Role, values: Mapping[str, float | list[float]], *, at: float | None = None) -> None:
+        """One version's guard metrics for one request, or a shadow's summed over several (names:
+        :mod:`serverless_mlops.serving.guard_metrics`; a list holds one value per request), at epoch ``at`` (default now)."""
 
 
 class LogTelemetry:
@@ -94,11 +98,11 @@ class LogTelemetry:
     def capture_failed(self, what: str, rows: int, reason: str) -> None:
         log.warning("data capture %s: %d row(s) (%s)", what, rows, reason)
 
-    def guard(self, model: str, version: int, role: Role, values: dict[str, float]) -> None:
+    def guard(self, model: str, version: int, role: Role, values: Mapping[str, float | list[float]], *, at: float | None = None) -> None:
         return None
 
 
-def _unreported(model: str, version: int, role: Role, values: dict[str, float]) -> None:
+def _unreported(model: str, version: int, role: Role, values: Mapping[str, float]) -> None:
     return None
 
 
@@ -147,6 +151,8 @@ class Endpoint:
             clock=clock,
             on_failure=self.telemetry.model_load_failed,
         )
+        # the shadow's guard metrics, summed and published every MLOPS_SHADOW_METRICS_SECONDS (issue 17)
+        self.shadow_guards = GuardTally(self.telemetry.guard, seconds=settings.shadow_metrics_seconds, clock=clock)
         self.capture = CaptureBuffer(
             self._sink,
             max_rows=settings.capture_max_rows,
@@ -251,8 +257,12 @@ class Endpoint:
             loaded = self.models.get(name, version=version)
             return Answer(loaded, run(loaded.model))
         served = self.models.serve(name, alias)
-        report = self.telemetry.guard if alias in (None, PRODUCTION) else _unreported
-        return answer(served, run, key or uuid.uuid4().hex, report)
+        if alias not in (None, PRODUCTION):
+            return answer(served, run, key or uuid.uuid4().hex, _unreported)
+        try:
+            return answer(served, run, key or uuid.uuid4().hex, self.telemetry.guard, self.shadow_guards.add)
+        finally:
+            self.shadow_guards.maybe_flush()  # the shadow's sums, if the oldest is due
 
     def _check_rows(self, rows: int) -> None:
         if rows > self._max_rows:
@@ -337,9 +347,11 @@ class Endpoint:
             self.capture.maybe_flush()
 
     def flush(self) -> list[str]:
-        """Write the capture buffer now (a local server calls this when it stops); the keys written. Not on a
+        """Write the capture buffer now (a local server calls this when it stops), and publish the shadow's pending
+        guard metrics; the keys written. Not on a
         request's path, so with the patient client: a budget that a loaded machine's S3 (or moto) overruns would leave
         the rows unwritten with no later request to retry them, or written twice when the timed-out write landed."""
+        self.shadow_guards.flush()
         if self._budgeted_factory is not None or self._sink_given:  # the caller chose what to talk to
             return self.capture.flush()
         from serverless_mlops.aws import client

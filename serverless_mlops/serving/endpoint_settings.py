@@ -35,6 +35,8 @@ class EndpointSettings(FunctionSettings):
     model_load_budget_ms: int = Field(default=4000, ge=100, le=30_000, alias="MLOPS_MODEL_LOAD_BUDGET_MS")
     backoff_max_seconds: float = Field(default=300.0, ge=1, le=3600, alias="MLOPS_BACKOFF_MAX_SECONDS")
     labels_budget_ms: int = Field(default=1000, ge=10, le=10_000, alias="MLOPS_LABELS_BUDGET_MS")
+    # how often the shadow's summed guard metrics are published (0: one record per request; serving/guard_tally.py)
+    shadow_metrics_seconds: float = Field(default=10.0, ge=0, le=60, alias="MLOPS_SHADOW_METRICS_SECONDS")
 
     @field_validator("models", mode="before")
     @classmethod

@@ -2,8 +2,10 @@
 
 The release workflow's CheckGuards reads these with ``GetMetricData`` (namespace :data:`NAMESPACE`, dimensions
 :data:`DIMENSIONS`, all four always present), so it compares a candidate with its champion on the same footing. Each
-served request publishes one EMF record for the version that answered (``role`` ``production`` or ``canary``), and
-each shadowed request one more for the shadow (``role`` ``shadow``):
+served request publishes one EMF record for the version that answered (``role`` ``production`` or ``canary``); the
+shadow's (``role`` ``shadow``) are summed in-process and published as one record per shadow version and interval
+(:mod:`serverless_mlops.serving.guard_tally`: the sums, and each request's latency in a list, are what per-request
+records would give):
 
 | metric                      | unit         | what                                                                     |
 | --------------------------- | ------------ | ------------------------------------------------------------------------ |
@@ -78,9 +80,10 @@ def dimensions(model: str, version: int, role: Role) -> dict[str, str]:
 
 
 def emf_record(
-    values: Mapping[str, float], *, model: str, version: int, role: Role, namespace: str = NAMESPACE, timestamp_ms: int
+    values: Mapping[str, float | list[float]], *, model: str, version: int, role: Role, namespace: str = NAMESPACE, timestamp_ms: int
 ) -> dict[str, Any]:
-    """One CloudWatch embedded-metric-format record holding ``values`` (metric name → value) for one version/role."""
+    """One CloudWatch embedded-metric-format record holding ``values`` (metric name → value, or a list of up to 100
+    values, one sample each) for one version/role."""
     return {
         "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": _directive(namespace, tuple(values))},
         "service": SERVICE,

@@ -12,9 +12,10 @@ each version's guard metrics (:mod:`serverless_mlops.serving.guard_metrics`) thr
   (4xx) whichever version it reached.
 - **Shadow.** A request answered by the champion whose key is sampled is scored again by the shadow, after the answer
   is built, from the same parsed rows; the shadow's result is never returned and anything it raises is swallowed and
-  counted (``GuardErrors`` of the shadow). Its agreement with the answer is reported per request
-  (``ShadowComparedRows``, ``ShadowAgreedRows``, ``ShadowProbabilityDelta``) and its predictions are handed back for
-  the data capture. Requests answered by the canary are not shadowed (the comparison is shadow vs production).
+  counted (``GuardErrors`` of the shadow). Its agreement with the answer (``ShadowComparedRows``,
+  ``ShadowAgreedRows``, ``ShadowProbabilityDelta``) and its other guard metrics go to ``shadow_report`` (the endpoint
+  sums them, :mod:`serverless_mlops.serving.guard_tally`) and its predictions are handed back for the data capture.
+  Requests answered by the canary are not shadowed (the comparison is shadow vs production).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from serverless_mlops.serving.routing import shadowed, to_canary
 
 if TYPE_CHECKING:
     from serverless_mlops.serving.model_cache import LoadedModel, Served
-    from serverless_mlops.serving.onnx_model import OnnxModel, Prediction
+    from serverless_mlops.serving.onnx_model import Feeds, OnnxModel, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Rows:
         self.kind = kind
         self.data = data
         self._key: str | None = None
-        self._feeds: dict[str, Any] | None = None
+        self._feeds: Feeds | None = None
 
     def __call__(self, model: OnnxModel) -> Prediction:
         if self._feeds is None or model.inputs_key != self._key:
@@ -173,8 +174,9 @@ def _shadow(served: Served, answer: Answer, run: Run, report: Report) -> ShadowS
     return ShadowScore(version, result.predictions)
 
 
-def answer(served: Served, run: Run, key: str, report: Report) -> Answer:
-    """Score a request for an alias: the canary or the champion answers, then the shadow may score it too."""
+def answer(served: Served, run: Run, key: str, report: Report, shadow_report: Report | None = None) -> Answer:
+    """Score a request for an alias: the canary or the champion answers, then the shadow may score it too (its guard
+    metrics go to ``shadow_report``, default ``report``)."""
     if served.canary is not None and to_canary(key, served.canary.spec.weight):
         from_canary = _try_canary(served, run, report)
         if from_canary is not None:
@@ -183,4 +185,4 @@ def answer(served: Served, run: Run, key: str, report: Report) -> Answer:
     shadow = served.shadow
     if shadow is None or shadow.spec.version == answered.loaded.entry.version or not shadowed(key, shadow.spec.sample):
         return answered
-    return Answer(answered.loaded, answered.result, _shadow(served, answered, run, report))
+    return Answer(answered.loaded, answered.result, _shadow(served, answered, run, shadow_report or report))

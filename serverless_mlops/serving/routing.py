@@ -27,5 +27,6 @@ def to_canary(key: str, weight: float) -> bool:
 
 
 def shadowed(key: str, sample: float) -> bool:
-    """Whether ``key``'s request is scored by a shadow sampling ``sample`` (0..1) of the requests."""
-    return bucket(key, "shadow") < sample * 100.0
+    """Whether ``key``'s request is scored by a shadow sampling ``sample`` (0..1) of the requests (at 1, every key's:
+    no hash needed)."""
+    return sample >= 1.0 or bucket(key, "shadow") < sample * 100.0

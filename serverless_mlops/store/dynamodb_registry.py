@@ -1,12 +1,10 @@
 """The model registry on DynamoDB: :class:`DynamoDBRegistry`, the one implementation of
 :class:`serverless_mlops.store.registry.Registry`, and the only code that reads or writes the registry table (the
-items and their layout are in :mod:`serverless_mlops.store.registry`).
+items and their layout are in :mod:`serverless_mlops.store.registry`), with the table's versions in its base class
+(:mod:`serverless_mlops.store.dynamodb_versions`: numbers 1..N with no gap, one version per training run).
 
-Uniqueness of version numbers rests on single-item conditional writes only (``attribute_not_exists``): a
-registrant reads the highest version with a strongly consistent Query and claims the next number; if someone else
-claimed it first the write fails and it tries again. Every claimed number is a complete version item, so numbers
-run 1..N with no gap. Aliases move with a conditional update on their revision (optimistic concurrency) and append
-to their history in the same single-item write, so an alias and its history never disagree.
+Aliases move with a conditional update on their revision (optimistic concurrency) and append to their history in
+the same single-item write, so an alias and its history never disagree.
 
 A canary and a shadow are attributes of the alias item, so setting, clearing or promoting one is that same single
 conditional write: a promotion by the canary's release moves the version and removes the canary at once, and a rollback
@@ -16,14 +14,11 @@ or exactly that one), so a release's check of "who holds the canary" cannot be o
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
 from typing import Any, Literal
 
 from serverless_mlops.errors import ConflictError, NotFoundError, RegistryError, ReleaseInProgressError
-from serverless_mlops.model.signature import Signature
-from serverless_mlops.store.artifacts import ArtifactRef
+from serverless_mlops.store.dynamodb_versions import DynamoDBVersions
 from serverless_mlops.store.registry import (
     MOVES,
     PARTITION_KEY,
@@ -34,217 +29,23 @@ from serverless_mlops.store.registry import (
     AliasAction,
     AliasChange,
     Canary,
-    Lineage,
     ModelVersion,
-    Page,
     Shadow,
     Status,
     alias_from_item,
     alias_key,
-    decode_token,
-    encode_token,
     model_key,
     model_pk,
-    models_key,
     now,
     version_from_item,
     version_item,
     version_sk,
 )
 
-RUN_CLAIM_TIMEOUT_S = 300.0
 
-
-class DynamoDBRegistry:
-    """The registry on one DynamoDB table (``dynamodb`` is a boto3 DynamoDB client)."""
-
-    def __init__(self, table: str, dynamodb: Any) -> None:
-        self.table = table
-        self.db = dynamodb
-        self._conditional = dynamodb.exceptions.ConditionalCheckFailedException
-
-    # -- versions ---------------------------------------------------------------------------------------------
-    def register(
-        self,
-        model: str,
-        *,
-        signature: Signature,
-        artifact: ArtifactRef,
-        profile: ArtifactRef,
-        metrics: dict[str, float],
-        parity: dict[str, Any],
-        lineage: Lineage,
-        created_by: str,
-        status: Status = "registered",
-        description: str = "",
-        spec: dict[str, Any] | None = None,
-    ) -> ModelVersion:
-        """Register a new version (1..N, no gap, no duplicate); the same ``lineage.run_id`` yields one version."""
-        run_key = model_key(model, f"RUN#{lineage.run_id}")
-        claim_id = uuid.uuid4().hex
-        if not self._claim_run(run_key, claim_id):
-            existing = self._wait_for_run(model, run_key, lineage.run_id, claim_id)
-            if existing is not None:
-                return existing
-        try:
-            item = self._allocate(
-                ModelVersion(
-                    model=model,
-                    version=self._latest_version_number(model) + 1,
-                    status=status,
-                    signature=signature,
-                    artifact=artifact,
-                    profile=profile,
-                    metrics=metrics,
-                    parity=parity,
-                    lineage=lineage,
-                    created_at=now(),
-                    created_by=created_by,
-                    description=description,
-                    spec=spec or {},
-                )
-            )
-        except BaseException:
-            self._release_run(run_key, claim_id)
-            raise
-        self._finish_run(run_key, item.version)
-        return item
-
-    def _allocate(self, item: ModelVersion) -> ModelVersion:
-        """Write ``item`` under the first free version number from its own; each claimed number is a whole item."""
-        if item.version == 1:  # first version: make the model listable (a concurrent first registrant may beat us to it)
-            self._put_if_absent(models_key(item.model) | {"model": {"S": item.model}, "created_at": {"S": item.created_at}})
-        while not self._put_if_absent(version_item(item)):
-            # Someone claimed this number, so it exists: the next one is still at most latest + 1 (no gap).
-            item = item.model_copy(update={"version": item.version + 1})
-        return item
-
-    def _put_if_absent(self, item: dict[str, Any]) -> bool:
-        try:
-            self.db.put_item(TableName=self.table, Item=item, ConditionExpression=f"attribute_not_exists({PARTITION_KEY})")
-        except self._conditional:
-            return False
-        return True
-
-    def _claim_run(self, run_key: dict[str, Any], claim_id: str) -> bool:
-        return self._put_if_absent(
-            run_key | {"state": {"S": "pending"}, "claimed_at": {"N": f"{time.time():.3f}"}, "claim_id": {"S": claim_id}}
-        )
-
-    def _release_run(self, run_key: dict[str, Any], claim_id: str) -> None:
-        """Give up our claim on a run whose registration failed, so a retry need not wait for it to go stale."""
-        with contextlib.suppress(self._conditional):
-            self.db.delete_item(
-                TableName=self.table,
-                Key=run_key,
-                ConditionExpression="claim_id = :mine AND attribute_not_exists(version)",
-                ExpressionAttributeValues={":mine": {"S": claim_id}},
-            )
-
-    def _wait_for_run(self, model: str, run_key: dict[str, Any], run_id: str, claim_id: str) -> ModelVersion | None:
-        """The version another registration of this run made; None if its claim went stale and we took it over."""
-        deadline = time.monotonic() + 30.0
-        while True:
-            item = self.db.get_item(TableName=self.table, Key=run_key, ConsistentRead=True).get("Item")
-            if item and "version" in item:
-                return self.describe(model, int(item["version"]["N"]))
-            claimed_at = float(item["claimed_at"]["N"]) if item else 0.0
-            if (item is None or time.time() - claimed_at > RUN_CLAIM_TIMEOUT_S) and self._take_over_run(run_key, item, claim_id):
-                for version in self._versions_with_run(model, run_id):
-                    self._finish_run(run_key, version.version)
-                    return version
-                return None
-            if time.monotonic() > deadline:
-                raise ConflictError(f"training run {run_id} of model {model!r} is being registered by another caller; retry shortly")
-            time.sleep(0.05)
-
-    def _take_over_run(self, run_key: dict[str, Any], item: dict[str, Any] | None, claim_id: str) -> bool:
-        if item is None:
-            return self._claim_run(run_key, claim_id)
-        try:
-            self.db.update_item(
-                TableName=self.table,
-                Key=run_key,
-                UpdateExpression="SET claimed_at = :now, claim_id = :mine",
-                ConditionExpression="claimed_at = :seen AND attribute_not_exists(version)",
-                ExpressionAttributeValues={":now": {"N": f"{time.time():.3f}"}, ":seen": item["claimed_at"], ":mine": {"S": claim_id}},
-            )
-        except self._conditional:
-            return False
-        return True
-
-    def _finish_run(self, run_key: dict[str, Any], version: int) -> None:
-        self.db.update_item(
-            TableName=self.table,
-            Key=run_key,
-            UpdateExpression="SET version = :v, #state = :done",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":v": {"N": str(version)}, ":done": {"S": "done"}},
-        )
-
-    def _versions_with_run(self, model: str, run_id: str) -> list[ModelVersion]:
-        found: list[ModelVersion] = []
-        token: str | None = None
-        while True:
-            page = self.list_versions(model, page_size=100, next_token=token)
-            found.extend(v for v in page.items if v.lineage.run_id == run_id)
-            if not (token := page.next_token):
-                return found
-
-    def _latest_version_number(self, model: str) -> int:
-        response = self.db.query(
-            TableName=self.table,
-            ConsistentRead=True,
-            Limit=1,
-            ScanIndexForward=False,
-            KeyConditionExpression=f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :v)",
-            ExpressionAttributeValues={":pk": {"S": model_pk(model)}, ":v": {"S": "V#"}},
-            ProjectionExpression="version",
-        )
-        items = response.get("Items", [])
-        return int(items[0]["version"]["N"]) if items else 0
-
-    def describe(self, model: str, version: int) -> ModelVersion:
-        item = self.db.get_item(TableName=self.table, Key=model_key(model, version_sk(version)), ConsistentRead=True).get("Item")
-        if item is None:
-            if not self.model_exists(model):
-                raise NotFoundError(f"model {model!r} is not registered")
-            raise NotFoundError(f"model {model!r} has no version {version}")
-        return version_from_item(item)
-
-    def model_exists(self, model: str) -> bool:
-        return "Item" in self.db.get_item(TableName=self.table, Key=models_key(model), ConsistentRead=True)
-
-    def list_models(self, *, page_size: int = 50, next_token: str | None = None) -> Page[str]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Limit": page_size,
-            "KeyConditionExpression": f"{PARTITION_KEY} = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": "MODELS"}},
-        }
-        if start := decode_token(next_token, "MODELS", "MODEL#"):
-            kwargs["ExclusiveStartKey"] = start
-        response = self.db.query(**kwargs)
-        return Page(items=[i["model"]["S"] for i in response.get("Items", [])], next_token=encode_token(response.get("LastEvaluatedKey")))
-
-    def list_versions(
-        self, model: str, *, page_size: int = 50, next_token: str | None = None, newest_first: bool = False
-    ) -> Page[ModelVersion]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Limit": page_size,
-            "ConsistentRead": True,
-            "ScanIndexForward": not newest_first,
-            "KeyConditionExpression": f"{PARTITION_KEY} = :pk AND begins_with({SORT_KEY}, :v)",
-            "ExpressionAttributeValues": {":pk": {"S": model_pk(model)}, ":v": {"S": "V#"}},
-        }
-        if start := decode_token(next_token, model_pk(model), "V#"):
-            kwargs["ExclusiveStartKey"] = start
-        response = self.db.query(**kwargs)
-        items = [version_from_item(i) for i in response.get("Items", [])]
-        if not items and next_token is None and not self.model_exists(model):
-            raise NotFoundError(f"model {model!r} is not registered")
-        return Page(items=items, next_token=encode_token(response.get("LastEvaluatedKey")))
+class DynamoDBRegistry(DynamoDBVersions):
+    """The registry on one DynamoDB table (``dynamodb`` is a boto3 DynamoDB client): its versions
+    (:class:`~serverless_mlops.store.dynamodb_versions.DynamoDBVersions`) and their aliases."""
 
     def set_status(self, model: str, version: int, status: Status) -> ModelVersion:
         current = self.describe(model, version)
@@ -440,6 +241,8 @@ class DynamoDBRegistry:
                     f"to version {version}"
                 )
             removes = ("canary",)
+        elif current is not None and current.shadow is not None and current.shadow.release_id is not None:
+            self._check_shadow_owner(model, alias, current, None, f"moving it to version {version}")  # a release's shadow phase
         elif current is not None and expected == current.revision and current.version == version and action != "rollback":
             return current
         extra = {"release_id": release_id} if release_id else {}
@@ -536,27 +339,65 @@ class DynamoDBRegistry:
         return self._write_alias(model, alias, current, expected, change, sets={}, removes=("canary",))
 
     def set_shadow(
-        self, model: str, version: int, sample: float, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str
+        self,
+        model: str,
+        version: int,
+        sample: float,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
     ) -> Alias:
-        """Let ``version`` score a ``sample`` of ``alias``'s requests in the background."""
+        """Let ``version`` score a ``sample`` of ``alias``'s requests in the background (``release_id``: for that
+        release's shadow phase; a release's shadow may be changed by that release only)."""
         if not 0 < sample <= 1:  # also refuses NaN
             raise RegistryError(f"shadow sample must be a fraction above 0 and at most 1; got {sample!r}")
         self._servable(model, version, "shadowed")
         current = self.get_alias(model, alias)
         if version == current.version:
             raise RegistryError(f"alias {alias!r} of model {model!r} serves version {version}: a shadow must be another version")
-        shadow = Shadow(version=version, sample=sample)
+        self._check_shadow_owner(model, alias, current, release_id, f"a shadow of version {version}")
+        shadow = Shadow(version=version, sample=sample, release_id=release_id)
         expected = current.revision if expected_revision is None else expected_revision
         if current.shadow == shadow and expected == current.revision:
             return current
-        change = self._change(current, expected, version, "shadow", by, "", sample=sample)
+        extra = {"release_id": release_id} if release_id else {}
+        change = self._change(current, expected, version, "shadow", by, reason, sample=sample, **extra)
         return self._write_alias(model, alias, current, expected, change, sets={"shadow": {"S": shadow.model_dump_json()}})
 
-    def clear_shadow(self, model: str, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str) -> Alias:
-        """Remove the shadow (no shadow: the alias as it is)."""
+    def clear_shadow(
+        self,
+        model: str,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
+    ) -> Alias:
+        """Remove the shadow (no shadow: the alias as it is; a release's shadow only for that ``release_id``)."""
         current = self.get_alias(model, alias)
-        if current.shadow is None:
+        shadow = current.shadow
+        if shadow is None:
             return current
+        self._check_shadow_owner(model, alias, current, release_id, "stopping its shadow")
         expected = current.revision if expected_revision is None else expected_revision
-        change = self._change(current, expected, current.shadow.version, "shadow-clear", by, "", sample=current.shadow.sample)
+        extra = {"release_id": shadow.release_id} if shadow.release_id else {}
+        change = self._change(current, expected, shadow.version, "shadow-clear", by, reason, sample=shadow.sample, **extra)
         return self._write_alias(model, alias, current, expected, change, sets={}, removes=("shadow",))
+
+    @staticmethod
+    def _check_shadow_owner(model: str, alias: str, current: Alias, release_id: str | None, doing: str) -> None:
+        """A release's shadow (its shadow phase) may be changed by that release only."""
+        shadow = current.shadow
+        owner = shadow.release_id if shadow is not None else None
+        if shadow is not None and owner is not None and owner != release_id:
+            raise ReleaseInProgressError(
+                f"model {model!r} is in release {owner} (alias {alias!r}: version {shadow.version} shadows version "
+                f"{current.version} in the release's shadow phase): {doing} is refused while it runs; let it finish or stop "
+                f"it with `mlops release abort {model}`",
+                release_id=owner,
+                current_revision=current.revision,
+            )

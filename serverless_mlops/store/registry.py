@@ -54,6 +54,9 @@ class Lineage(BaseModel):
     trained_at: str | None = None
     trained_by: str | None = None
     search: dict[str, Any] | None = None  # a hyperparameter search's chosen params and cv scores (model/search.py)
+    # retraining started by a quality breach: the newest labelled rows Evaluate also scored on (uri, sha256, rows, window,
+    # candidate and champion metric values, verdict); see serverless_mlops/quality/recent_rows.py
+    recent_rows: dict[str, Any] | None = None
 
 
 class ModelVersion(BaseModel):
@@ -85,12 +88,14 @@ class Canary(BaseModel):
 
 
 class Shadow(BaseModel):
-    """A version that scores a ``sample`` (0 < sample <= 1) of an alias's requests in the background, never answering."""
+    """A version that scores a ``sample`` (0 < sample <= 1) of an alias's requests in the background, never answering;
+    ``release_id`` names the release whose shadow phase set it (only that release may change or clear it)."""
 
     model_config = ConfigDict(frozen=True)
 
     version: int
     sample: float = Field(gt=0, le=1)
+    release_id: str | None = None
 
 
 class AliasChange(BaseModel):
@@ -310,9 +315,29 @@ class Registry(Protocol):
         No canary: the alias as it is."""
 
     def set_shadow(
-        self, model: str, version: int, sample: float, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str
+        self,
+        model: str,
+        version: int,
+        sample: float,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
     ) -> Alias:
-        """Let ``version`` score a ``sample`` (0 < sample <= 1) of ``alias``'s requests in the background."""
+        """Let ``version`` score a ``sample`` (0 < sample <= 1) of ``alias``'s requests in the background (for the
+        release ``release_id``'s shadow phase, or by hand; a release's shadow is a ReleaseInProgressError for anyone
+        else)."""
 
-    def clear_shadow(self, model: str, *, alias: str = PRODUCTION, expected_revision: int | None = None, by: str) -> Alias:
-        """Remove the shadow (no shadow: the alias as it is)."""
+    def clear_shadow(
+        self,
+        model: str,
+        *,
+        alias: str = PRODUCTION,
+        expected_revision: int | None = None,
+        by: str,
+        reason: str = "",
+        release_id: str | None = None,
+    ) -> Alias:
+        """Remove the shadow (no shadow: the alias as it is; a release's shadow only for that ``release_id``)."""

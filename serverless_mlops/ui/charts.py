@@ -12,7 +12,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from serverless_mlops.ui.data import FeatureProfile, Point
+from serverless_mlops.ui.views import FeatureProfile, Point
 
 WIDTH, HEIGHT = 560, 150
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 8, 10, 28

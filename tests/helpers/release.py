@@ -87,10 +87,25 @@ class ReleaseHarness:
         namespace, data = gm.metric_data(record)
         self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
+    def shadow(self, model: str, version: int, *, requests: int, agreed: int, errors: int = 0) -> None:
+        """A shadow's metrics as the inference function publishes them: ``requests`` one-row requests shadowed, of which
+        ``errors`` failed and ``agreed`` of the scored rows agreed with production."""
+        put_metrics(self.cloudwatch, shadow_record(model, version, requests=requests, agreed=agreed, errors=errors))
+
     # -- executions -------------------------------------------------------------------------------------------------
-    def start(self, model: str, version: int, *, strategy: str | None = None, bake_seconds: int = 0) -> str:
+    def start(
+        self, model: str, version: int, *, strategy: str | None = None, bake_seconds: int = 0, shadow_first_seconds: int | None = None
+    ) -> str:
         return start_release(
-            self.sfn, self.arn, self.locks, model, version, strategy=strategy, bake_seconds=bake_seconds, requested_by="test"
+            self.sfn,
+            self.arn,
+            self.locks,
+            model,
+            version,
+            strategy=strategy,
+            bake_seconds=bake_seconds,
+            shadow_first_seconds=shadow_first_seconds,
+            requested_by="test",
         )
 
     def start_raw(self, model: str, version: int, *, bake_seconds: int = 0) -> str:
@@ -129,6 +144,27 @@ class ReleaseHarness:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             time.sleep(0.05)
         return received
+
+
+def shadow_record(model: str, version: int, *, requests: int, agreed: int, errors: int = 0) -> dict[str, Any]:
+    """One EMF record of a shadow (role ``shadow``) as serverless_mlops/serving/rollout.py publishes it, summed over
+    ``requests`` one-row requests."""
+    scored = requests - errors
+    values = {
+        gm.REQUESTS: float(requests),
+        gm.ROWS: float(scored),
+        gm.ERRORS: float(errors),
+        gm.INVALID_OUTPUTS: 0.0,
+        gm.SHADOW_COMPARED: float(scored),
+        gm.SHADOW_AGREED: float(agreed),
+        gm.SHADOW_PROBABILITY_DELTA: 0.5 * (scored - agreed),
+    }
+    return gm.emf_record(values, model=model, version=version, role=gm.SHADOW, timestamp_ms=int(time.time() * 1000))
+
+
+def put_metrics(cloudwatch: Any, record: dict[str, Any]) -> None:
+    namespace, data = gm.metric_data(record)
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
-"""The quality check as deployed: least privilege (reads capture, ground truth, models and reports; writes reports and
-alert markers; reads the registry; publishes alerts; starts retraining; nothing else), a schedule per model, an alarm
-per model and floor, a dashboard row."""
+"""The quality check as deployed: least privilege (reads capture, ground truth, models and reports; writes reports, alert
+markers and the newest labelled rows for retraining; reads the registry; publishes alerts; starts retraining; nothing
+else), a schedule per model, an alarm per model and floor, a dashboard row."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _actions(synth: Synth) -> set[str]:
 
 def test_quality_reads_captures_ground_truth_models_and_reports_and_writes_reports_and_alerts(synth: Synth) -> None:
     grants = s3_grants(synth, "MonitoringQualityCheckRoleDefaultPolicy")
-    assert set(grants) == {"/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*", "/reports/*", "/alerts/*"}
+    reads = {"/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*"}
+    assert set(grants) == reads | {"/reports/*", "/alerts/*", "/holdout-recent/*"}
     for read_only in ("/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*"):
         assert not {a for a in grants[read_only] if a.startswith(("s3:Put", "s3:Delete"))}, read_only
     assert all("s3:PutObject" in grants[p] for p in ("/reports/*", "/alerts/*"))
@@ -87,3 +88,24 @@ def test_an_alarm_per_model_and_floor_and_a_dashboard_row(synth: Synth) -> None:
     assert "RealizedMetric" in body
     assert "EstimatedMetric" in body
     assert "LabelCoverage" in body
+
+
+def test_recent_labelled_rows_are_written_by_quality_only_and_read_by_training_only(synth: Synth) -> None:
+    # the quality check writes holdout-recent/ and never reads it back; the training function (Evaluate) reads it and
+    # never writes it; no other function touches it (PrepareData's feedback/ is a different prefix: no training on it)
+    quality = s3_grants(synth, "MonitoringQualityCheckRoleDefaultPolicy")["/holdout-recent/*"]
+    assert quality == {"s3:PutObject"}
+    training = s3_grants(synth, "RetrainingTrainingRoleDefaultPolicy")["/holdout-recent/*"]
+    assert training == {"s3:GetObject*"}
+    others = [
+        name
+        for name, policy in synth.resources("AWS::IAM::Policy").items()
+        if "holdout-recent" in dumps(policy) and not name.startswith(("MonitoringQualityCheckRole", "RetrainingTrainingRole"))
+    ]
+    assert others == []
+    # listing is limited to the prefixes each reads: quality may not list holdout-recent/, training may
+    listing = [s for s in policy_statements(synth, "quality_check") if s["Action"] == "s3:ListBucket"]
+    assert listing
+    assert all("holdout-recent/*" not in dumps(s["Condition"]) for s in listing)
+    training_listing = [s for s in policy_statements(synth, "training") if s["Action"] == "s3:ListBucket"]
+    assert any("holdout-recent/*" in dumps(s["Condition"]) for s in training_listing)

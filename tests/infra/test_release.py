@@ -18,6 +18,8 @@ WORKFLOW = "functions.release_workflow.app.lambda_handler"
 GUARDS = "functions.release_guards.app.lambda_handler"
 STEPS = {
     r.STATE_BEGIN: r.BEGIN,
+    r.STATE_SET_SHADOW: r.SET_SHADOW,
+    r.STATE_CHECK_SHADOW: r.CHECK_SHADOW,
     r.STATE_SET_WEIGHT: r.SET_WEIGHT,
     r.STATE_CHECK_GUARDS: r.CHECK_GUARDS,
     r.STATE_PROMOTE: r.PROMOTE,
@@ -59,7 +61,19 @@ def test_the_states_are_connected_as_drawn(synth: Synth) -> None:
     asl = definition(synth)
     states = asl["States"]
     assert asl["StartAt"] == r.STATE_BEGIN
-    assert states[r.STATE_BEGIN]["Next"] == r.STATE_SET_WEIGHT
+    assert states[r.STATE_BEGIN]["Next"] == r.STATE_SHADOW_FIRST
+    # --shadow-first: Begin sets $.phase to "shadow"; without it the release goes straight to its first weight
+    assert states[r.STATE_SHADOW_FIRST]["Type"] == "Choice"
+    assert states[r.STATE_SHADOW_FIRST]["Choices"] == [{"Variable": "$.phase", "StringEquals": "shadow", "Next": r.STATE_SET_SHADOW}]
+    assert states[r.STATE_SHADOW_FIRST]["Default"] == r.STATE_SET_WEIGHT
+    assert states[r.STATE_SET_SHADOW]["Next"] == r.STATE_SHADOW_BAKE
+    assert states[r.STATE_SHADOW_BAKE] == {"Type": "Wait", "SecondsPath": "$.shadow_phase.bake_seconds", "Next": r.STATE_CHECK_SHADOW}
+    assert states[r.STATE_CHECK_SHADOW]["Next"] == r.STATE_SHADOW_DECIDE
+    # the shadow phase never promotes: it goes on to the first weight, bakes again, or rolls back
+    shadow_choices = {c["StringEquals"]: c["Next"] for c in states[r.STATE_SHADOW_DECIDE]["Choices"]}
+    assert shadow_choices == {"advance": r.STATE_SET_WEIGHT, "wait": r.STATE_SHADOW_BAKE}
+    assert all(c["Variable"] == "$.decision" for c in states[r.STATE_SHADOW_DECIDE]["Choices"])
+    assert states[r.STATE_SHADOW_DECIDE]["Default"] == r.STATE_ROLLBACK
     assert states[r.STATE_SET_WEIGHT]["Next"] == r.STATE_BAKE
     # the bake comes from the document (the spec's, or a start's override): tests and demos pass 0-1 s
     assert states[r.STATE_BAKE] == {"Type": "Wait", "SecondsPath": "$.current.bake_seconds", "Next": r.STATE_CHECK_GUARDS}
@@ -87,7 +101,7 @@ def test_every_task_invokes_its_function_retries_lambda_errors_and_has_a_timeout
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
     assert set(tasks) == set(STEPS)
     for name, state in tasks.items():
-        function = GUARDS if name == r.STATE_CHECK_GUARDS else WORKFLOW
+        function = GUARDS if name in (r.STATE_CHECK_GUARDS, r.STATE_CHECK_SHADOW) else WORKFLOW
         assert state["Resource"] == "arn:<AWS::Partition>:states:::lambda:invoke", name
         assert state["Parameters"]["FunctionName"] == f"<{function_id(synth, function)}>", name
         assert state["Parameters"]["Payload"] == {
@@ -122,6 +136,16 @@ def test_every_task_catches_everything_into_a_rollback(synth: Synth) -> None:
             assert last == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": r.STATE_ROLLBACK_ON_FAILURE}, name
             expected = [{"ErrorEquals": [r.ALREADY_RUNNING_ERROR], "ResultPath": "$.error", "Next": r.STATE_ALREADY_RUNNING}]
             assert first == (expected if name == r.STATE_BEGIN else []), name
+
+
+def test_the_shadow_phase_states_retry_catch_and_time_out_like_the_others(synth: Synth) -> None:
+    """SetShadow and CheckShadow (--shadow-first) are guarded as every task is: a failure there clears the shadow."""
+    states = definition(synth)["States"]
+    for name in (r.STATE_SET_SHADOW, r.STATE_CHECK_SHADOW):
+        state = states[name]
+        assert [retry["ErrorEquals"] for retry in state["Retry"]] == [list(LAMBDA_ERRORS)], name
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": r.STATE_ROLLBACK_ON_FAILURE}], name
+        assert state["TimeoutSeconds"] == FUNCTION_TIMEOUT.plus(TASK_MARGIN).to_seconds(), name
 
 
 def test_the_machine_logs_every_event_and_traces(synth: Synth) -> None:

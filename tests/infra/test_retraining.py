@@ -232,10 +232,10 @@ def test_the_training_function_runs_on_the_training_layer_and_fits_lambda(synth:
 
 def test_training_reads_its_inputs_and_writes_snapshots_runs_and_artifacts(synth: Synth) -> None:
     grants = s3_grants(synth, "RetrainingTrainingRoleDefaultPolicy")
-    assert set(grants) == {"/specs/*", "/feedback/*", "/snapshots/*", "/runs/*", "/artifacts/*"}
+    assert set(grants) == {"/specs/*", "/feedback/*", "/snapshots/*", "/runs/*", "/holdout-recent/*", "/artifacts/*"}
     assert all("s3:GetObject*" in actions for actions in grants.values())
     writes = {prefix for prefix, actions in grants.items() if "s3:PutObject" in actions}
-    assert writes == {"/snapshots/*", "/runs/*", "/artifacts/*"}  # never the published specs or users' feedback
+    assert writes == {"/snapshots/*", "/runs/*", "/artifacts/*"}  # never the published specs, users' feedback or recent rows
     assert not [a for actions in grants.values() for a in actions if a.startswith("s3:Delete")]
 
 

@@ -40,7 +40,7 @@ def versions(backends: Backends, trained_models: dict[str, TrainedModel]) -> dic
 
 def test_start_and_stop_move_the_alias_shadow_and_record_who(cli: Any, backends: Backends, versions: dict[str, int]) -> None:
     started: Result = cli("--json", "shadow", "start", MODEL, "2", "--sample", "0.25")
-    assert started.json()["shadow"] == {"version": 2, "sample": 0.25}
+    assert started.json()["shadow"] == {"version": 2, "sample": 0.25, "release_id": None}  # set by hand: no release owns it
     alias = backends.registry.get_alias(MODEL, "production")
     assert alias.shadow is not None
     assert (alias.history[-1].action, alias.history[-1].by) == ("shadow", CALLER)

@@ -16,7 +16,8 @@ from rich.console import Console
 from serverless_mlops.cli import main
 from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.local.assembly import ROOT
-from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, QUALITY_LABELS, TourResult, run_demo
+from serverless_mlops.local.demo import DRIFTED_ROWS, DRIFTING_MODEL, QUALITY_LABELS, run_demo
+from serverless_mlops.local.tour import TourResult
 from serverless_mlops.retraining import contract as c
 from tests.helpers.workflow import HAPPY_PATH
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from collections import Counter
 from typing import Any
@@ -283,9 +284,11 @@ def test_answers_are_byte_identical_with_and_without_a_shadow(
     plain = handler_for(endpoint(backends, clock))
     without = [plain(_event(i, 3), LambdaContext())["body"] for i in range(20)]
     backends.registry.set_shadow(MODEL, flipped, 1.0, by="t")
-    create = handler_for(endpoint(backends, clock))
+    shadowed_endpoint = endpoint(backends, clock)
+    create = handler_for(shadowed_endpoint)
     capsys.readouterr()
     with_shadow = [create(_event(i, 3), LambdaContext())["body"] for i in range(20)]
+    shadowed_endpoint.shadow_guards.flush()  # the shadow's sums are published every 10 s (the test clock stands still)
 
     assert with_shadow == without
     sums = totals(capsys.readouterr().out)
@@ -299,6 +302,7 @@ def test_a_shadow_that_raises_changes_nothing_but_its_error_count(
     ep = endpoint(backends, clock)
     capsys.readouterr()
     healthy = [predict(ep, f"k{i}", rows=2).model_dump_json() for i in range(5)]
+    ep.shadow_guards.flush()
     healthy_sums = totals(capsys.readouterr().out)
 
     shadow = ep.models.serve(MODEL).shadow
@@ -310,6 +314,7 @@ def test_a_shadow_that_raises_changes_nothing_but_its_error_count(
 
     shadow.loaded.model.predict_feeds = boom  # type: ignore[method-assign]
     broken = [predict(ep, f"k{i}", rows=2).model_dump_json() for i in range(5)]
+    ep.shadow_guards.flush()
     broken_sums = totals(capsys.readouterr().out)
 
     assert broken == healthy
@@ -334,6 +339,7 @@ def test_agreement_is_one_for_an_identical_model_and_zero_for_flipped_labels(
     capsys.readouterr()
     answers = [predict(ep, f"k{i}", rows=5) for i in range(10)]
 
+    ep.shadow_guards.flush()
     shadow = totals(capsys.readouterr().out)[str(version), "shadow"]
     assert shadow[gm.SHADOW_COMPARED] == 50
     assert shadow[gm.SHADOW_AGREED] / shadow[gm.SHADOW_COMPARED] == agreement
@@ -355,6 +361,41 @@ def test_agreement_is_one_for_an_identical_model_and_zero_for_flipped_labels(
     assert sum(same) / len(same) == agreement
 
 
+def test_the_shadows_metrics_are_summed_and_published_once_the_interval_passes_equal_to_one_record_a_request(
+    backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flipped = register(backends, rewired(bc, "flipped"), "flipped").version
+    backends.registry.set_shadow(MODEL, flipped, 1.0, by="t")
+    each = endpoint(backends, clock, MLOPS_SHADOW_METRICS_SECONDS=0)
+    summed = endpoint(backends, clock)  # the default: every 10 s
+    capsys.readouterr()
+    for i in range(30):
+        predict(each, f"k{i}", rows=1 + i % 4)
+    per_request = [r for r in guard_records(capsys.readouterr().out) if r["role"] == "shadow"]
+    for i in range(30):
+        predict(summed, f"k{i}", rows=1 + i % 4)
+    assert [r for r in guard_records(capsys.readouterr().out) if r["role"] == "shadow"] == [], "not due yet"
+
+    clock.now += 10
+    one_more = predict(summed, "one-more", rows=2)  # the request after the interval publishes the sums, its own included
+    [record] = [r for r in guard_records(capsys.readouterr().out) if r["role"] == "shadow"]
+
+    assert len(per_request) == 30
+    expected = totals("\n".join(json.dumps(r) for r in per_request))[str(flipped), "shadow"]
+    expected.update({gm.REQUESTS: 1, gm.ROWS: 2, gm.SHADOW_COMPARED: 2})
+    got = totals(json.dumps(record))[str(flipped), "shadow"]
+    assert one_more.probabilities is not None
+    its_delta = sum(abs(p[1] - p[0]) for p in one_more.probabilities)  # the flipped shadow swaps the probabilities
+    assert got.pop(gm.SHADOW_PROBABILITY_DELTA) == pytest.approx(expected.pop(gm.SHADOW_PROBABILITY_DELTA) + its_delta, abs=1e-9)
+    assert got == expected
+    assert got[gm.SHADOW_AGREED] == 0, "the flipped shadow agreed on no row"
+    assert len(record[gm.LATENCY]) == 31, "one latency sample per request"
+
+    predict(summed, "after", rows=1)
+    summed.flush()  # a server stopping: what is pending is published with the capture
+    assert totals(capsys.readouterr().out)[str(flipped), "shadow"][gm.REQUESTS] == 1
+
+
 def test_the_shadow_samples_a_stable_share_of_keys(
     backends: Backends, bc: TrainedModel, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -363,6 +404,7 @@ def test_the_shadow_samples_a_stable_share_of_keys(
     capsys.readouterr()
     for i in range(2000):
         predict(ep, f"k{i}")
+    ep.shadow_guards.flush()
     shadowed = totals(capsys.readouterr().out)["2", "shadow"][gm.REQUESTS]
     half_width = Z_999 * math.sqrt(2000 * 0.2 * 0.8)
     assert 400 - half_width <= shadowed <= 400 + half_width
@@ -381,6 +423,7 @@ def test_a_shadow_that_cannot_load_is_counted_and_changes_no_answer(
     clock.now += 30
     capsys.readouterr()
     assert [predict(ep, f"k{i}").model_dump_json() for i in range(4)] == before
+    ep.shadow_guards.flush()
     assert totals(capsys.readouterr().out)[str(bad), "shadow"] == Counter({gm.REQUESTS: 4, gm.ERRORS: 4})
 
 

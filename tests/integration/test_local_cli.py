@@ -467,22 +467,29 @@ def run_until_ready(state_file: Path, run: Callable[[], int]) -> tuple[int, dict
     this_thread = threading.get_ident()
 
     def client() -> None:
-        deadline = time.monotonic() + 120
-        while (info := local_daemon.read_state(state_file)) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        seen["info"] = info
-        if info is not None:
-            seen["current"] = local_daemon.current(state_file, report_stale=False)
-            with urllib.request.urlopen(f"{info.api_url}/openapi.json", timeout=10) as response:
-                seen["status"] = response.status
-        signal.pthread_kill(this_thread, signal.SIGINT)
+        try:
+            deadline = time.monotonic() + 120
+            while (info := local_daemon.read_state(state_file)) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen["info"] = info
+            if info is not None:
+                seen["current"] = local_daemon.current(state_file, report_stale=False)
+                with urllib.request.urlopen(f"{info.api_url}/openapi.json", timeout=30) as response:
+                    seen["status"] = response.status
+        except Exception as exc:  # reported by the test, and Ctrl-C is still pressed
+            seen["error"] = repr(exc)
+        finally:
+            signal.pthread_kill(this_thread, signal.SIGINT)
 
     thread = threading.Thread(target=client)
     thread.start()
     try:
         code = run()
     finally:
-        thread.join(130)
+        thread.join()  # bounded by the client's own deadlines: no Ctrl-C may outlive the test
+    assert "error" in seen or "info" in seen
+    assert seen.get("info") is not None, f"the state file never appeared (exit {code})"
+    assert "error" not in seen, seen["error"]
     return code, seen
 
 

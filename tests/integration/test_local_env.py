@@ -18,8 +18,9 @@ from rich.console import Console
 from serverless_mlops.cli.models import tour_cli
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.local import assembly as local_assembly
-from serverless_mlops.local.demo import TourError, _Tour
+from serverless_mlops.local.demo import _Tour
 from serverless_mlops.local.environment import LocalEnvironment, local_environment, local_template, receive_alerts
+from serverless_mlops.local.tour import TourError
 
 STACK_TEMPLATE = "serverless-mlops-dev.template.json"
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from serverless_mlops.errors import ConflictError, MlopsError, NotFoundError, RegistryError
 from serverless_mlops.model.fit import TrainedModel
-from serverless_mlops.store import dynamodb_registry as registry_module
+from serverless_mlops.store import dynamodb_versions as registry_module
 from serverless_mlops.store.artifacts import ArtifactRef
 from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
 from serverless_mlops.store.lifecycle import Backends, lineage_of, register_run, resolve_version

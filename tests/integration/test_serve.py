@@ -422,13 +422,15 @@ def test_serve_forever_stops_on_sigterm_and_restores_signal_handlers() -> None:
     server = LocalServer(echo, on_shutdown=lambda: flushed.append(True))
 
     def client_then_sigterm() -> None:
-        request(server, "GET", "/")
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            request(server, "GET", "/")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     sender = threading.Thread(target=client_then_sigterm)
     sender.start()
     server.serve_forever()  # returns (instead of dying) once SIGTERM arrives
-    sender.join(TIMEOUT)
+    sender.join()  # the signal it sends must never reach a later test
     assert flushed == [True]
     assert signal.getsignal(signal.SIGTERM) == before
 
@@ -532,7 +534,7 @@ def test_mlops_serve_predicts_like_the_registered_model_then_stops_cleanly_on_ct
     driver = threading.Thread(target=drive)
     driver.start()
     code = main(["--endpoint-url", world.endpoint_url, "serve", "--port", str(port), "--model", "wine"])
-    driver.join(TIMEOUT)
+    driver.join()  # the signal it sends must never reach a later test
     out = capsys.readouterr().out
     assert code == 0
     assert not seen["errors"]
@@ -628,7 +630,7 @@ def test_mlops_serve_json_prints_the_url_and_example_as_a_document(
     driver = threading.Thread(target=drive)
     driver.start()
     code = main(["--json", "serve", "--endpoint-url", world.endpoint_url, "--port", str(port)])
-    driver.join(TIMEOUT)
+    driver.join()  # the signal it sends must never reach a later test
     document, _ = json.JSONDecoder().raw_decode(capsys.readouterr().out)
     assert (code, answers) == (0, [200])
     assert document["url"] == f"http://127.0.0.1:{port}"

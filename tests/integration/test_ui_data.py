@@ -18,8 +18,9 @@ from serverless_mlops.store.dynamodb_registry import DynamoDBRegistry
 from serverless_mlops.store.lifecycle import Backends, lineage_of, register_record, register_run
 from serverless_mlops.store.registry import PRODUCTION
 from serverless_mlops.ui import charts
-from serverless_mlops.ui.data import ConsoleData, Execution, FeatureProfile, Point, Report, key_metric, model_of_execution, release_fields
+from serverless_mlops.ui.data import ConsoleData
 from serverless_mlops.ui.server import ConsoleServer, bind
+from serverless_mlops.ui.views import Execution, FeatureProfile, Point, Report, key_metric, model_of_execution, release_fields
 
 DENIED = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "Operation")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from serverless_mlops.model.spec import Metric
-from serverless_mlops.retraining.gate import decide
+from serverless_mlops.retraining.gate import GateResult, decide, decide_with_recent, holds
 
 
 def test_better_candidate_passes_with_the_metric_change_in_the_reason() -> None:
@@ -90,3 +90,46 @@ def test_champion_that_cannot_score_compares_with_the_floor_only() -> None:
 def test_a_perfect_score_reads_as_a_number_with_a_decimal_point() -> None:
     assert decide(Metric.F1, 1.0, floor=0.85).reason == "f1 1.0 clears floor 0.85; no champion in production"
     assert decide(Metric.RMSE, 53.0, champion_version=1, champion_value=60.0).reason.startswith("rmse 53.0 beats champion v1 (60.0) by 7.0")
+
+
+# -- with the newest labelled rows of a quality breach (decide_with_recent) ---------------------------------------------
+def _recent_gate(candidate: float, champion: float, *, holdout: tuple[float, float], floor: float | None = None) -> GateResult:
+    on_holdout = holds(Metric.ACCURACY, holdout[0], champion_version=1, champion_value=holdout[1], floor=floor)
+    on_recent = decide(Metric.ACCURACY, candidate, champion_version=1, champion_value=champion, floor=floor)
+    return decide_with_recent(on_holdout, on_recent, rows=200)
+
+
+def test_the_recent_rows_decide_where_the_holdout_alone_would_say_otherwise() -> None:
+    # better on the holdout, worse on the newest labelled rows: the holdout alone would promote; not promoted
+    assert decide(Metric.ACCURACY, 0.95, champion_version=1, champion_value=0.90).passed
+    worse_recently = _recent_gate(0.70, 0.80, holdout=(0.95, 0.90))
+    assert not worse_recently.passed
+    assert worse_recently.improvement == pytest.approx(-0.10)
+    assert worse_recently.reason == (
+        "fails: on the 200 newest labelled rows accuracy 0.7 does not beat champion v1 (0.8) by at least 0 (change -0.1); "
+        "on the split holdout accuracy 0.95 is not worse than champion v1 (0.9)"
+    )
+    # a tie on the holdout, better on the newest rows: the holdout alone would keep the champion; promoted
+    assert not decide(Metric.ACCURACY, 0.90, champion_version=1, champion_value=0.90).passed
+    better_recently = _recent_gate(0.85, 0.70, holdout=(0.90, 0.90))
+    assert better_recently.passed
+    assert better_recently.reason.startswith("passes: on the 200 newest labelled rows accuracy 0.85 beats champion v1 (0.7)")
+
+
+def test_better_on_the_recent_rows_but_worse_on_the_holdout_or_below_the_floor_fails() -> None:
+    forgetting = _recent_gate(0.85, 0.70, holdout=(0.88, 0.90))
+    assert not forgetting.passed
+    assert "on the split holdout accuracy 0.88 is worse than champion v1 (0.9) (change -0.02)" in forgetting.reason
+    below = _recent_gate(0.85, 0.70, holdout=(0.90, 0.85), floor=0.92)
+    assert not below.passed
+    assert below.reason.endswith("accuracy 0.9 is not worse than champion v1 (0.85) and is below floor 0.92")
+
+
+def test_holds_for_errors_and_without_a_champion_value() -> None:
+    assert holds(Metric.RMSE, 50.0, champion_version=1, champion_value=50.0, floor=None).passed  # a tie holds
+    worse = holds(Metric.RMSE, 51.0, champion_version=1, champion_value=50.0, floor=60.0)
+    assert (worse.passed, worse.improvement) == (False, -1.0)
+    assert worse.reason == "rmse 51.0 is worse than champion v1 (50.0) (change -1) and clears floor 60 (at most)"
+    above = holds(Metric.RMSE, 61.0, champion_version=None, champion_value=None, floor=60.0)
+    assert (above.passed, above.improvement) == (False, None)
+    assert above.reason == "rmse 61.0 has no champion value to compare with and is above floor 60 (at most)"

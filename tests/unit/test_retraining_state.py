@@ -199,3 +199,24 @@ def test_release_steps_import_no_training_libraries() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_recent_labelled_rows_in_the_input_are_validated_and_kept() -> None:
+    digest = "a" * 64
+    recent = {"uri": f"s3://b/holdout-recent/m/w/{digest}.csv", "sha256": digest, "rows": 120, "window": "w"}
+    event = {"step": "evaluate", "state": {"model": "m", "trigger": "quality", "recent": recent}, "execution": "arn", "execution_name": "n"}
+    parsed = parse_task_event(event, ("evaluate",))
+    assert parsed.state.recent is not None
+    assert parsed.state.document()["recent"] == recent
+    bad = [
+        ({"uri": f"s3://b/feedback/m/{digest}.csv"}, r"state\.recent\.uri: String should match pattern"),  # training reads feedback/
+        ({"sha256": "abc"}, r"state\.recent\.sha256: String should match pattern"),
+        ({"rows": 0}, r"state\.recent\.rows: Input should be greater than or equal to 1"),
+        (
+            {"uri": f"s3://b/holdout-recent/other/w/{digest}.csv"},
+            r"recent\.uri: s3://b/holdout-recent/other/.* is not under holdout-recent/m/",
+        ),
+    ]
+    for change, message in bad:
+        with pytest.raises(WorkflowStateError, match=message):
+            parse_task_event(event | {"state": {"model": "m", "recent": recent | change}}, ("evaluate",))

@@ -201,6 +201,10 @@ def test_mlops_batch_score_waits_for_success_and_names_what_is_wrong_in_one_line
     assert code == 0
     started = json.loads(out[out.rindex('{\n  "job_id"') :])
     assert (started["job_id"], started["status"]) == ("named", "RUNNING")
+    # the two jobs started without --wait run on moto's thread, whose in-process Lambdas swap os.environ: let them end
+    # before the CLI reads its settings again (a real CLI is another process than the functions it starts)
+    for execution in workflow.sfn.list_executions(stateMachineArn=batch.arn, statusFilter="RUNNING")["executions"]:
+        workflow.wait(execution["executionArn"], timeout=60)
 
     code, out, err = _cli(workflow, capsys, *where, "--state-machine", batch.arn, "--version", "1", "--alias", "production")
     assert code == 1

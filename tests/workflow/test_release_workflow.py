@@ -22,7 +22,8 @@ from tests.helpers.release import ReleaseHarness, release_stack
 from tests.helpers.specs import example_spec
 from tests.helpers.workflow import MODEL, Workflow, WorkflowSynth
 
-CANARY_PATH = [r.STATE_BEGIN, r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
+STEP_PATH = [r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
+CANARY_PATH = [r.STATE_BEGIN, r.STATE_SHADOW_FIRST, *STEP_PATH]  # no --shadow-first: straight to the first weight
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_too_little_traffic_promotes_when_the_spec_says_so_after_every_linear_st
     status, states, output = release.wait(release.start(MODEL, candidate, bake_seconds=0))
 
     assert status == "SUCCEEDED"
-    assert states == [*CANARY_PATH, *CANARY_PATH[1:], r.STATE_PROMOTE, r.STATE_NOTIFY_PROMOTED, r.STATE_PROMOTED]
+    assert states == [*CANARY_PATH, *STEP_PATH, r.STATE_PROMOTE, r.STATE_NOTIFY_PROMOTED, r.STATE_PROMOTED]
     assert [(check["weight"], check["decision"]) for check in output["checks"]] == [(40, "advance"), (80, "promote")]
     assert "low_traffic: promote" in output["outcome_reason"]
     assert release.production(MODEL).version == candidate
