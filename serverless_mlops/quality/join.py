@@ -120,6 +120,14 @@ class VersionRows:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(self.codes, dtype=np.int64)
 
+    def stored(self, classes: int) -> tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]:
+        """The probabilities and class codes as they are kept (float32, a narrow integer), one array each, for CBPE
+        to work through without widening every row at once."""
+        self.consolidate()
+        probabilities = self.probabilities[0] if self.probabilities else np.zeros((0, classes), dtype=np.float32)
+        codes = self.codes[0] if self.codes else np.zeros(0, dtype=np.int8)
+        return probabilities, codes
+
     def consolidate(self) -> None:
         """One array of codes and one of probabilities instead of one per block read."""
         if len(self.codes) > 1:
