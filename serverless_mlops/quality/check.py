@@ -105,13 +105,13 @@ def check_version(
             "confusion_matrix": found.confusion_matrix,
             "calibration": [CalibrationPoint(**vars(b)) for b in found.calibration],
         }
-        raw, served = rows.stored(width)
-        if raw.shape[0] != rows.predictions:
+        if sum(block.shape[0] for block in rows.probabilities) != rows.predictions:
             notes.append(NO_PROBABILITIES)
         elif calibration is None:
             notes.append(NO_CALIBRATION)
         else:
-            estimated = metrics.estimate_calibrating(raw, served, functools.partial(calibrate, calibration)).values()
+            calibrating = functools.partial(calibrate, calibration)
+            estimated = metrics.estimate_calibrating(rows.probabilities, rows.codes, calibrating).values()
             if probabilities is not None:
                 codes = np.asarray(
                     [found.classes.index(str(p)) if str(p) in found.classes[:width] else -1 for p in labelled.predicted], dtype=np.int64

@@ -101,8 +101,8 @@ class Labelled:
 class VersionRows:
     """One version's predictions in the window: their count, class codes and raw probabilities (classifiers, for
     CBPE), and the labelled ones. The codes and probabilities are kept small (the narrowest integer that holds the
-    classes; float32, whose 24 bits hold a served probability's 7 decimals) and widened when asked for: a million
-    binary predictions keep 9 MB, not 24."""
+    classes; float32, whose 24 bits hold a served probability's 7 decimals), one array per block read, and widened
+    when asked for (CBPE, a block at a time): a million binary predictions keep 9 MB, not 24."""
 
     version: int
     predictions: int = 0
@@ -119,21 +119,6 @@ class VersionRows:
         if not self.codes:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(self.codes, dtype=np.int64)
-
-    def stored(self, classes: int) -> tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]:
-        """The probabilities and class codes as they are kept (float32, a narrow integer), one array each, for CBPE
-        to work through without widening every row at once."""
-        self.consolidate()
-        probabilities = self.probabilities[0] if self.probabilities else np.zeros((0, classes), dtype=np.float32)
-        codes = self.codes[0] if self.codes else np.zeros(0, dtype=np.int8)
-        return probabilities, codes
-
-    def consolidate(self) -> None:
-        """One array of codes and one of probabilities instead of one per block read."""
-        if len(self.codes) > 1:
-            self.codes = [np.concatenate(self.codes)]
-        if len(self.probabilities) > 1:
-            self.probabilities = [np.concatenate(self.probabilities)]
 
 
 @dataclass
@@ -449,31 +434,45 @@ class Joiner:
         self.matched.extend(staged.matched)
 
     # -- joining -----------------------------------------------------------------------------------------------------
-    def _latest(self, ids: list[str], stamps: list[str]) -> list[int]:
+    def _latest(self, ids: list[str], stamps: list[str]) -> NDArray[np.intp] | None:
         """The positions of the rows kept, one per id (the latest captured; of equal times, the one read last), in the
-        order their ids were first read."""
-        if len(set(ids)) == len(ids):
-            return list(range(len(ids)))
+        order their ids were first read; None when their hashes all differ, so every id is read once (the usual
+        case: one sort of 8 bytes a row, where a set of a hundred thousand ids is 4 MB)."""
+        hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+        hashes.sort()
+        if not (hashes[1:] == hashes[:-1]).any():
+            return None
         kept: dict[str, int] = {}
         for position, (prediction_id, ts) in enumerate(zip(ids, stamps, strict=True)):
             earlier = kept.get(prediction_id)
             if earlier is None or stamps[earlier] <= ts:
                 kept[prediction_id] = position
-        return list(kept.values())
+        return np.fromiter(kept.values(), dtype=np.intp, count=len(kept))
 
     def result(self) -> Joined:
-        parts = self.matched
+        """Join, keeping at its top only what the result holds and a few columns of the matched rows: the matched
+        blocks are dropped once flattened, and rows are chosen by arrays rather than lists of positions. The versions'
+        codes and probabilities stay the blocks they were read as (CBPE works a block at a time): concatenating them
+        held both copies, and the blocks freed stayed in the heap."""
+        parts, self.matched = self.matched, []
+        read = sum(len(part.labels) for part in parts)
+        probabilities, served = self._matched_probabilities(parts, read)
         labels = [label for part in parts for label in part.labels]
         stamps = [t for part in parts for t in part.ts]
         predictions = [p for part in parts for p in part.predictions]
         versions = np.repeat(np.array([part.version for part in parts], dtype=np.int64), [len(part.labels) for part in parts])
+        del parts
         keep = self._latest([label.id for label in labels], stamps)
-        counts = JoinCounts(labels=len(self.labels), predictions_without_id=self.without_id, duplicate_predictions=len(labels) - len(keep))
-        counts.unmatched = len(self.labels) - len(keep)
-        found = [labels[k] for k in keep]
-        joins = [True] * len(keep)
-        for j in [j for j, label in enumerate(found) if label.event_time is not None]:  # untimed labels join whenever ids match
-            made, event = parse_timestamp(stamps[keep[j]]), found[j].event_time
+        if keep is not None:
+            labels, stamps, predictions = [labels[k] for k in keep], [stamps[k] for k in keep], [predictions[k] for k in keep]
+            versions = versions[keep]
+            if probabilities is not None:
+                probabilities, served = probabilities[keep], served[keep]
+        counts = JoinCounts(labels=len(self.labels), predictions_without_id=self.without_id, duplicate_predictions=read - len(labels))
+        counts.unmatched = len(self.labels) - len(labels)
+        joins = np.ones(len(labels), dtype=bool)
+        for j in [j for j, label in enumerate(labels) if label.event_time is not None]:  # untimed labels join whenever ids match
+            made, event = parse_timestamp(stamps[j]), labels[j].event_time
             assert event is not None
             if event < made:
                 counts.before_prediction += 1
@@ -481,23 +480,17 @@ class Joiner:
             elif event > made + self.delay:
                 counts.late += 1
                 joins[j] = False
-        counts.joined = sum(joins)
-        probabilities, served = self._matched_probabilities(parts, len(labels))
-        rows = np.asarray(keep, dtype=np.int64)
-        joined = np.asarray(joins, dtype=bool)
-        of = versions[rows] if rows.size else np.zeros(0, dtype=np.int64)
-        for version in sorted(set(of.tolist())):
-            chosen = np.flatnonzero((of == version) & joined)
+        counts.joined = int(joins.sum())
+        for version in np.unique(versions).tolist():
+            positions = np.flatnonzero((versions == version) & joins)
+            chosen = positions.tolist()
             labelled = self.versions[version].labelled
-            labelled.truth.extend([found[j].label for j in chosen.tolist()])
-            labelled.predicted.extend([predictions[keep[j]] for j in chosen.tolist()])
-            labelled.ids.extend([found[j].id for j in chosen.tolist()])
-            labelled.times.extend([stamps[keep[j]] for j in chosen.tolist()])
+            labelled.truth.extend([labels[j].label for j in chosen])
+            labelled.predicted.extend([predictions[j] for j in chosen])
+            labelled.ids.extend([labels[j].id for j in chosen])
+            labelled.times.extend([stamps[j] for j in chosen])
             if probabilities is not None:
-                positions = rows[chosen]
                 labelled.probabilities = probabilities[positions[served[positions]]]
-        for rows_of_version in self.versions.values():
-            rows_of_version.consolidate()
         source = (
             "none"
             if not self._captured and not self._recomputed

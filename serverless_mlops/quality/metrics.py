@@ -19,7 +19,7 @@ ROC-AUC whose positives and negatives are weighted by them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,24 +238,57 @@ def estimate(raw: NDArray[np.floating[Any]], calibrated: NDArray[np.floating[Any
 
 
 def estimate_calibrating(
-    raw: NDArray[np.floating[Any]],
-    predicted: NDArray[np.integer[Any]],
+    raw: Sequence[NDArray[np.floating[Any]]],
+    predicted: Sequence[NDArray[np.integer[Any]]],
     calibrate: Callable[[NDArray[np.floating[Any]]], NDArray[np.float64]],
 ) -> Estimate:
-    """:func:`estimate` of ``calibrate(raw)``, calibrated a block of rows at a time: the expected confusion matrix is
-    summed from each block's float64 probabilities, and the calibrated ones are kept for the ROC-AUC's weights as
-    float32 (a weight's 24 bits are far finer than the estimate's precision), so a window's million rows never
-    stand as float64 arrays of every row."""
-    rows, size = raw.shape
+    """:func:`estimate` of ``calibrate(raw)`` for rows given as blocks (``raw[b]`` and ``predicted[b]`` describe the
+    same rows, as the join keeps them), calibrated about :data:`CHUNK` rows at a time: the expected confusion matrix
+    is summed from each block's float64 probabilities, and the calibrated ones are kept for the ROC-AUC's weights as
+    float32 (a weight's 24 bits are far finer than the estimate's precision). A window's rows never stand as one
+    float64 array, nor as one array of every class: the ROC-AUC ranks one class's column at a time."""
+    rows = sum(block.shape[0] for block in raw)
+    size = raw[0].shape[1] if raw else 0
     matrix = np.zeros((size, size), dtype=np.float64)
     binary = size == 2
-    weights = np.empty(rows if binary else (rows, size), dtype=np.float32)  # binary: the positive class's only
-    for start in range(0, rows, CHUNK):
-        block = calibrate(raw[start : start + CHUNK])
-        _expect(matrix, block, predicted[start : start + CHUNK])
-        weights[start : start + CHUNK] = block[:, -1] if binary else block
-    roc_auc = weighted_auc(np.ascontiguousarray(raw[:, -1]), weights) if binary else _auc(raw, weights, binary=False)
+    weights = np.empty((rows, 1 if binary else size), dtype=np.float32)  # binary: the positive class's only
+    start = 0
+    for scores, codes in _blocks(raw, predicted):
+        block = calibrate(scores)
+        _expect(matrix, block, codes)
+        weights[start : start + block.shape[0]] = block[:, -1:] if binary else block
+        start += block.shape[0]
+    values = []
+    for k in [size - 1] if binary else range(size):
+        column = np.concatenate([block[:, k] for block in raw]) if raw else np.zeros(0, dtype=np.float32)
+        values.append(weighted_auc(column, weights[:, 0 if binary else k]))
+    roc_auc = None if not values or any(v is None for v in values) else float(np.mean([v for v in values if v is not None]))
     return _estimated(matrix, rows, roc_auc)
+
+
+def _blocks(
+    raw: Sequence[NDArray[np.floating[Any]]], predicted: Sequence[NDArray[np.integer[Any]]]
+) -> Iterator[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]]:
+    """The rows in blocks of about :data:`CHUNK`: small blocks joined, large ones cut."""
+    pending: list[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]] = []
+    held = 0
+    for scores, codes in zip(raw, predicted, strict=True):
+        for start in range(0, scores.shape[0], CHUNK):
+            pending.append((scores[start : start + CHUNK], codes[start : start + CHUNK]))
+            held += pending[-1][0].shape[0]
+            if held >= CHUNK:
+                yield _joined(pending)
+                pending, held = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(
+    pieces: list[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]],
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]:
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.concatenate([p for p, _ in pieces]), np.concatenate([c for _, c in pieces])
 
 
 def _expect(matrix: NDArray[np.float64], calibrated: NDArray[np.float64], predicted: NDArray[np.integer[Any]]) -> None:

@@ -64,7 +64,8 @@ def test_cbpe_calibrating_block_by_block_equals_cbpe_of_the_calibrated_array(mon
     stored, codes = raw[2_000:].astype(np.float32), raw[2_000:].argmax(axis=1).astype(np.int8)
     whole = metrics.estimate(stored.astype(np.float64), calibrate(calibration, stored), codes.astype(np.int64))
     monkeypatch.setattr(metrics, "CHUNK", 256)
-    blocks = metrics.estimate_calibrating(stored, codes, functools.partial(calibrate, calibration))
+    cuts = [1, 2, 100, 101, 700, 1_900, 1_950]  # blocks of 1, 98, 1 and 599 rows (joined) and of 1,050 and more (cut)
+    blocks = metrics.estimate_calibrating(np.split(stored, cuts), np.split(codes, cuts), functools.partial(calibrate, calibration))
     assert blocks.rows == whole.rows == 3_000
     assert blocks.accuracy == pytest.approx(whole.accuracy, abs=TOL)
     assert blocks.f1 == pytest.approx(whole.f1, abs=TOL)
@@ -73,16 +74,16 @@ def test_cbpe_calibrating_block_by_block_equals_cbpe_of_the_calibrated_array(mon
 
 
 def test_cbpe_over_a_window_holds_under_28_bytes_a_row_beside_what_the_join_keeps() -> None:
-    """500,000 binary predictions kept as the join keeps them (float32 probabilities, int8 codes, 4.5 MB): CBPE
-    used to widen them to float64, calibrate all of them at once and rank through ``np.unique`` (97 bytes a
-    row at its peak); now the ranking (8 bytes a row), the ranked scores and the positive column (4 each) and the
-    calibrated weights (4) are what stands."""
+    """500,000 binary predictions kept as the join keeps them (blocks of 1,000 rows: float32 probabilities, int8
+    codes, 4.5 MB): CBPE used to widen them to float64 in one array, calibrate all of them at once and rank through
+    ``np.unique`` (97 bytes a row at its peak); now the ranking (8 bytes a row), the positive column and its ranked
+    copy (4 each) and the calibrated weights (4) are what stands, beside a block's temporaries."""
     rng = np.random.default_rng(7)
     rows = 500_000
     positive = np.round(rng.random(rows), 7).astype(np.float32)
     version = VersionRows(version=1, predictions=rows)
-    version.probabilities = [np.stack([1 - positive, positive], axis=1)]
-    version.codes = [(positive >= 0.5).astype(np.int8)]
+    version.probabilities = np.split(np.stack([1 - positive, positive], axis=1), rows // 1_000)  # as the join keeps them
+    version.codes = np.split((positive >= 0.5).astype(np.int8), rows // 1_000)
     curve = np.linspace(0, 1, 50)
     fitted = {"x": curve.tolist(), "y": (curve**1.1).tolist()}
     calibration = {"method": "isotonic_ovr", "classes": ["0", "1"], "rows": 1_000, "curves": [fitted, fitted]}
