@@ -1,12 +1,17 @@
 """CBPE a block of rows at a time (serverless_mlops.quality.metrics): the weighted ROC-AUC ranked once and summed per
 block, with tie groups that straddle blocks and groups longer than a block, equals scikit-learn's weighted ROC-AUC
 (each row a positive of weight p and a negative of weight 1 - p); CBPE calibrating block by block equals CBPE of
-the whole calibrated array; and over a window's rows it holds a fraction of the memory it used to (tracemalloc)."""
+the whole calibrated array; over a window's rows it holds a fraction of the memory it used to (tracemalloc); and a
+capture object read in small blocks and pieces joins as read whole."""
 
 from __future__ import annotations
 
 import functools
+import gzip
+import io
+import json
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,9 +19,11 @@ from sklearn import metrics as m
 
 from serverless_mlops.model.calibration import calibrate, fit_calibration
 from serverless_mlops.model.quality_spec import Quality
-from serverless_mlops.quality import metrics
+from serverless_mlops.quality import join, metrics
 from serverless_mlops.quality.check import check_version
-from serverless_mlops.quality.join import VersionRows
+from serverless_mlops.quality.join import Joined, Joiner, VersionRows
+from serverless_mlops.quality.labels import GroundTruth, Label
+from serverless_mlops.store.capture_format import timestamp
 
 TOL = 1e-9
 
@@ -96,3 +103,40 @@ def test_cbpe_over_a_window_holds_under_28_bytes_a_row_beside_what_the_join_keep
     calibrated = np.interp(positive.astype(np.float64), curve, curve**1.1)
     assert found.estimated["accuracy"] == pytest.approx(np.mean(np.where(positive >= 0.5, calibrated, 1 - calibrated)), abs=TOL)
     assert peak / rows < 28, f"{peak / rows:.1f} bytes a row"
+
+
+def test_a_capture_object_read_in_small_blocks_and_pieces_joins_as_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The join inflates a capture object a quarter-megabyte at a time and decodes it a piece of lines at a time: read
+    in blocks of 97 compressed bytes and pieces of 150 bytes (rows cut anywhere), it joins what it joins read whole."""
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    rng = np.random.default_rng(3)
+    lines = []
+    for i in range(400):
+        p = round(float(rng.random()), 6)
+        found = {"ts": timestamp(start + timedelta(minutes=i)), "model": "m", "version": 1 + i % 2, "id": f"r-{i}"}
+        lines.append(json.dumps(found | {"features": {"x": i}, "prediction": int(p >= 0.5), "probabilities": [1 - p, p]}))
+    data = gzip.compress(("\n".join(lines[:200]) + "\n").encode()) + gzip.compress(("\n".join(lines[200:]) + "\n").encode())
+    truth = GroundTruth()
+    truth.add([Label(f"r-{i}", i % 3 % 2) for i in range(0, 400, 3)] + [Label("unknown", 1)], "test")
+
+    def joined() -> Joined:
+        joiner = Joiner(truth.labels, start=start, end=start + timedelta(days=1), label_delay=timedelta(days=1), classes=[0, 1])
+        joiner.add_stream(io.BytesIO(data), "capture.jsonl.gz")
+        return joiner.result()
+
+    whole = joined()
+    monkeypatch.setattr(join, "READ_BYTES", 97)
+    monkeypatch.setattr(join, "PIECE_BYTES", 150)
+    pieces = joined()
+    assert pieces.counts == whole.counts
+    assert whole.counts.joined == 134
+    for version in (1, 2):
+        a, b = pieces.versions[version], whole.versions[version]
+        assert len(a.codes) > len(b.codes)  # read as more blocks
+        assert (a.predictions, a.all_codes().tolist(), a.labelled.ids, a.labelled.truth) == (
+            b.predictions,
+            b.all_codes().tolist(),
+            b.labelled.ids,
+            b.labelled.truth,
+        )
+        assert np.array_equal(a.all_probabilities(2), b.all_probabilities(2))
