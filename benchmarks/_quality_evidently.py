@@ -6,9 +6,9 @@ Runs in the separate Evidently venv (see benchmarks/quality.py). How the capture
 - ``pandas`` (what a user of Evidently would write): ``pd.read_json(lines=True, compression="gzip")`` of the capture
   file, the positive class's probability taken from each row's list;
 - ``msgspec`` (generous: our reader): the capture file read as our side reads capture objects, up to the decoded
-  rows: the same 1 MB blocks (``_blocks``) and the same typed msgspec struct as the quality join's ``_Row`` (the
-  features stay raw, unparsed), each block becoming a DataFrame of id, version, prediction and the positive class's
-  probability;
+  rows: the same quarter-megabyte reads (``_blocks``, as the quality join reads) and the same typed msgspec struct as
+  the quality join's ``_Row`` (the features stay raw, unparsed), each block becoming a DataFrame of id, version,
+  prediction and the positive class's probability;
 - ``predictions`` (most generous: our format and reader): our predictions objects, decoded column by column by the
   same msgspec struct as the quality join's, each object a DataFrame.
 
@@ -26,6 +26,8 @@ from typing import Any
 
 import msgspec
 from _drift_run import Phases, data_folder
+
+READ_BYTES = 1 << 18  # compressed bytes inflated at a time, as serverless_mlops.quality.join reads a capture object
 
 
 class Row(msgspec.Struct, kw_only=True, gc=False):  # the quality join's _Row (that module needs botocore, not here)
@@ -89,7 +91,7 @@ def main() -> None:
             else:
                 decoder = msgspec.json.Decoder(list[Row])
                 with (folder / "capture.jsonl.gz").open("rb") as handle:
-                    for block in _blocks(handle):
+                    for block in _blocks(handle, READ_BYTES):
                         rows = decoder.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
                         frames.append(
                             pd.DataFrame(

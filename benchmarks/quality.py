@@ -11,7 +11,8 @@ objects existed. Evidently's side merges the labels on id with pandas and runs t
 version's joined rows, after reading the predictions three ways: as a user of Evidently would
 (``pandas.read_json(lines=True, compression="gzip")`` of the capture), with our capture reader (the same msgspec
 struct, the features skipped), and with our predictions objects. Figures: medians of QUALITY_BENCH_RUNS runs (default
-3), side by side; the data (about 80 MB) is written once to QUALITY_BENCH_DIR (default: a folder in /tmp).
+3), side by side, with each run's CPU time and peak memory; the data (about 80 MB) is written once to
+QUALITY_BENCH_DIR (default: a folder in /tmp).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def measure(python: Path, script: str, data: Path, runs: int, *options: str) -> 
     keys = ("read_s", "check_s", "total_s", "cpu_s", "read_cpu_s", "check_cpu_s", "peak_rss_mb", "import_s")
     summary: dict[str, Any] = {key: statistics.median(s[key] for s in samples) for key in keys}
     summary["sample"] = samples[0]
+    summary["runs"] = samples
     return summary
 
 
@@ -61,6 +63,8 @@ ROWS = [
     ("end to end, wall clock", "total_s", "s"),
     ("peak memory (max RSS)", "peak_rss_mb", "MB"),
 ]
+
+EACH_RUN = [("end to end, CPU", "cpu_s", "s"), ("peak memory", "peak_rss_mb", "MB")]
 
 
 def main() -> None:
@@ -95,6 +99,9 @@ def main() -> None:
     print("| measurement | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))
     for label, key, unit in ROWS:
         print(f"| {label} | " + " | ".join(f"{sides[n][key]:,.2f} {unit}" for n in names) + " |")
+    for label, key, unit in EACH_RUN:
+        runs = [", ".join(f"{r[key]:,.2f}" for r in sides[n]["runs"]) for n in names]
+        print(f"| {label}, each run | " + " | ".join(f"{r} {unit}" for r in runs) + " |")
     print("| labelled rows joined | " + " | ".join(f"{sides[n]['sample']['labelled']:,}" for n in names) + " |")
     print("| accuracy per version | " + " | ".join(", ".join(f"{a:.4f}" for a in sides[n]["sample"]["accuracy"]) for n in names) + " |")
     estimated = ", ".join(f"{a:.4f}" for a in sides[names[0]]["sample"]["estimated_accuracy"])
