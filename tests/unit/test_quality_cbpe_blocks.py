@@ -140,3 +140,13 @@ def test_a_capture_object_read_in_small_blocks_and_pieces_joins_as_read_whole(mo
             b.labelled.truth,
         )
         assert np.array_equal(a.all_probabilities(2), b.all_probabilities(2))
+
+
+def test_cbpe_of_no_rows_estimates_nothing() -> None:
+    found = metrics.estimate_calibrating([], [], lambda block: np.asarray(block, dtype=np.float64))
+    assert (found.rows, found.accuracy, found.f1, found.roc_auc) == (0, 0.0, 0.0, None)
+    one_class = metrics.estimate_calibrating(
+        [np.ones((3, 2), dtype=np.float32) / 2], [np.zeros(3, dtype=np.int8)], lambda b: np.eye(2)[[0, 0, 0]]
+    )
+    assert (one_class.accuracy, one_class.roc_auc) == (1.0, None)  # every row surely class 0: no positive weighs anything
+    assert VersionRows(1).all_probabilities(2).shape == (0, 2)  # a version read without probabilities
