@@ -77,7 +77,7 @@ class InferenceApi(Construct):
         function = self.handler.function
         # least privilege: read models and the registry, write captured requests and reported labels (POST
         # /v1/models/{name}/labels writes ground-truth/, issue 18); nothing else in the bucket
-        self.handler.grant_objects(base.bucket, read=("artifacts",), put=("capture", "ground-truth"))
+        self.handler.grant_objects(base.bucket, read=("artifacts",), put=("capture", "predictions", "ground-truth"))
         base.table.grant_read_data(function)
 
         provisioned = settings.concurrency.provisioned

@@ -6,7 +6,8 @@ and a dashboard row (realized and estimated accuracy or RMSE per model, label co
 Built under the monitoring construct (infra/monitoring.py), whose topic it publishes to, whose failures queue takes
 its failed invocations, and whose dashboard and alarms it joins: logical ids ``MonitoringQualityCheck…``.
 
-Least privilege: the function reads captured predictions (``capture/``), ground truth (``ground-truth/``), the
+Least privilege: the function reads captured predictions (``capture/``, and ``predictions/``: the same rows without
+their features, :mod:`serverless_mlops.store.prediction_columns`), ground truth (``ground-truth/``), the
 versions' models and profiles (``artifacts/``: the ONNX graph recomputes probabilities, the profile holds the
 calibration) and earlier quality reports (``reports/``, the report's time series); it writes reports, alert
 markers (and removes a marker whose publish failed) and the newest labelled rows it hands to retraining
@@ -100,7 +101,9 @@ class QualityChecks:
             on_failure=destinations.SqsDestination(failures), retry_attempts=2, max_event_age=cdk.Duration.hours(6)
         )
         self.handler.grant_objects(
-            bucket, read=("artifacts", "capture", "ground-truth", "reports"), put=("reports", "alerts", HOLDOUT_RECENT_PREFIX)
+            bucket,
+            read=("artifacts", "capture", "predictions", "ground-truth", "reports"),
+            put=("reports", "alerts", HOLDOUT_RECENT_PREFIX),
         )
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("alerts/*")]))
         base.table.grant_read_data(function)

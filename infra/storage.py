@@ -74,6 +74,13 @@ class ArtifactStore(Construct):
                     expiration=Duration.days(capture_retention_days),
                     noncurrent_version_expiration=Duration.days(1),
                 ),
+                # the same rows' predictions without their features (the quality check's input): kept as long
+                s3.LifecycleRule(
+                    id="captured-predictions",
+                    prefix="predictions/",
+                    expiration=Duration.days(capture_retention_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
             removal_policy=policy,
             auto_delete_objects=not retain,

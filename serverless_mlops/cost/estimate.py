@@ -126,6 +126,9 @@ class Usage:
     batch_rows_per_second: float = 100_000.0  # a Score child's rows a second on one core (issue 20's goal)
     capture_sample: float = 1.0
     capture_bytes_per_row: int = 400  # a captured row: its features, prediction, model version, request id, time (JSON)
+    # the same row in the flush's predictions object (serverless_mlops/store/prediction_columns.py): its id (a request id
+    # and the row's index, ~40 B), prediction and a binary classifier's two probabilities, as JSON columns
+    prediction_bytes_per_row: int = 70
     capture_retention_days: int = 90
     capture_flush_rows: int = 1000  # MLOPS_CAPTURE_MAX_ROWS: a buffer is written once it holds this many rows …
     capture_flush_seconds: float = 60.0  # … or its oldest row is this old (MLOPS_CAPTURE_MAX_SECONDS)
@@ -378,27 +381,28 @@ def estimate(usage: Usage, prices: PriceTable) -> Estimate:
     captured = u.requests * u.rows_per_request * u.capture_sample
     environments = max(1.0, u.requests / SECONDS_A_MONTH * u.request_ms / 1000) if u.requests else 0.0
     flushes = max(captured / u.capture_flush_rows, min(u.requests, environments * SECONDS_A_MONTH / u.capture_flush_seconds))
+    writes = 2 * flushes  # a flush writes the capture object, then its predictions object (the quality check's input)
     add(
         "S3",
         "capture writes",
-        flushes,
+        writes,
         "PUTs",
         "s3_put_requests",
-        f"a buffer of {u.capture_flush_rows} rows or {u.capture_flush_seconds:g} s",
+        f"2 objects (rows, predictions) a buffer of {u.capture_flush_rows} rows or {u.capture_flush_seconds:g} s",
     )
     interval_hours = HOURS_A_MONTH / u.drift_checks if u.drift_checks else math.inf
     reads = flushes * max(1.0, u.drift_window_hours / interval_hours) if u.drift_checks else 0.0
     add("S3", "drift check reads", reads, "GETs", "s3_get_requests", "each captured object once per window that covers it")
-    stored = captured * u.capture_bytes_per_row / 1e9 * u.capture_retention_days / 30
+    stored = captured * (u.capture_bytes_per_row + u.prediction_bytes_per_row) / 1e9 * u.capture_retention_days / 30
     add(
         "S3",
         "captured data stored",
         stored,
         "GB-months",
         "s3_standard_gb_month",
-        f"{u.capture_bytes_per_row} B a row, kept {u.capture_retention_days} days",
+        f"{u.capture_bytes_per_row} + {u.prediction_bytes_per_row} B (its predictions object) a row, kept {u.capture_retention_days} days",
     )
-    add("KMS", "requests", flushes + reads, "requests", "kms_requests", "a data key a PUT, a decrypt a GET (no S3 Bucket Key)")
+    add("KMS", "requests", writes + reads, "requests", "kms_requests", "a data key a PUT, a decrypt a GET (no S3 Bucket Key)")
     add("KMS", "keys", u.kms_keys, "keys", "kms_key_month", "the stack's customer-managed keys")
     alias_reads = min(u.requests, environments * SECONDS_A_MONTH / u.refresh_seconds)
     add(

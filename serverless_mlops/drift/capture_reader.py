@@ -198,15 +198,16 @@ class _Decoder:
         )
 
 
-def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
-    """The decompressed content (gzip, any number of members, or plain) in blocks that end at a line end."""
+def _blocks(stream: IO[bytes], read_bytes: int = READ_BYTES) -> Iterator[bytes]:
+    """The decompressed content (gzip, any number of members, or plain) in blocks that end at a line end, inflated from
+    ``read_bytes`` compressed bytes at a time."""
     head = stream.read(2)
     stream.seek(0)
     gzipped = head == b"\x1f\x8b"
     inflate = zlib.decompressobj(31)
     pending = b""
     while True:
-        data = stream.read(READ_BYTES)
+        data = stream.read(read_bytes)
         if not data:
             break
         if gzipped:

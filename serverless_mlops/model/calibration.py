@@ -57,9 +57,12 @@ def calibrate(calibration: Mapping[str, Any], probabilities: NDArray[Any]) -> ND
     if scores.ndim != 2 or scores.shape[1] != len(curves):
         raise ValueError(f"calibration has {len(curves)} classes, the probabilities {scores.shape[-1] if scores.ndim else 0}")
     out = np.empty_like(scores)
+    binary = len(curves) == 2  # binary: the positive class's curve decides; the other is its complement
     for k, curve in enumerate(curves):
+        if binary and k == 0:
+            continue
         out[:, k] = np.interp(scores[:, k], np.asarray(curve["x"], dtype=np.float64), np.asarray(curve["y"], dtype=np.float64))
-    if len(curves) == 2:  # binary: the positive class's curve decides; the other is its complement
+    if binary:
         out[:, 0] = 1.0 - out[:, 1]
         return out
     totals = out.sum(axis=1, keepdims=True)

@@ -15,6 +15,7 @@ exceeds what sampling explains (``max(0.03, 3 standard errors)`` of the realized
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -104,13 +105,13 @@ def check_version(
             "confusion_matrix": found.confusion_matrix,
             "calibration": [CalibrationPoint(**vars(b)) for b in found.calibration],
         }
-        raw = rows.all_probabilities(width)
-        if raw.shape[0] != rows.predictions:
+        if sum(block.shape[0] for block in rows.probabilities) != rows.predictions:
             notes.append(NO_PROBABILITIES)
         elif calibration is None:
             notes.append(NO_CALIBRATION)
         else:
-            estimated = metrics.estimate(raw, calibrate(calibration, raw), rows.all_codes()).values()
+            calibrating = functools.partial(calibrate, calibration)
+            estimated = metrics.estimate_calibrating(rows.probabilities, rows.codes, calibrating).values()
             if probabilities is not None:
                 codes = np.asarray(
                     [found.classes.index(str(p)) if str(p) in found.classes[:width] else -1 for p in labelled.predicted], dtype=np.int64

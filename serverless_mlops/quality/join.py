@@ -15,19 +15,26 @@ probabilities must be recomputed), and only the labelled rows are kept whole: a 
 code and probabilities (a few floats each), not a million dicts. Classifier probabilities come from the captured row
 (``probabilities``, the model's class order) when it has them, else from ``scorer`` (the version's ONNX model run
 again on the captured features: the same graph, so the same numbers the endpoint returned).
+
+Where a capture object has its predictions object beside it (:mod:`serverless_mlops.store.prediction_columns`),
+:func:`join_window` reads that instead: the same rows without their features, column by column, a third of the bytes
+and a fifth of the decoding. The capture object is read when there is none (objects written before it), when it does
+not read, or when its probabilities must be recomputed from the features. :func:`capture_rows` reads the full
+captured rows (features included) of given prediction ids, for what needs the features of the labelled rows.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import compress
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
@@ -36,7 +43,8 @@ from numpy.typing import NDArray
 from serverless_mlops.drift.capture_reader import FETCH_THREADS, SkippedSource, _blocks, _in_order, capture_keys
 from serverless_mlops.errors import MlopsError
 from serverless_mlops.quality.labels import Label
-from serverless_mlops.store.capture_format import CaptureFormatError, parse_timestamp, timestamp
+from serverless_mlops.store.capture_format import CaptureFormatError, decode_records, parse_timestamp, timestamp, window_prefixes
+from serverless_mlops.store.prediction_columns import FORMAT, predictions_key, predictions_prefix
 
 # version, the captured feature objects → the model's probabilities (rows x classes, the model's class order)
 Scorer = Callable[[int, Sequence[Mapping[str, Any]]], NDArray[np.float64]]
@@ -56,19 +64,40 @@ class _Row(_Lean, kw_only=True, gc=False):
     features: msgspec.Raw = msgspec.Raw()  # empty: the row has no features
 
 
+class _Columns(msgspec.Struct, kw_only=True, gc=False):
+    """A predictions object (:mod:`serverless_mlops.store.prediction_columns`): per request, then per row."""
+
+    format: str
+    ts: list[str]
+    version: list[int]
+    rows: list[int]
+    width: list[int]
+    id: list[str | None]
+    prediction: list[Any]
+    probabilities: list[float]
+
+
+# A capture object is inflated from READ_BYTES compressed bytes at a time (about 1.2 MB once inflated; the drift
+# check's 1 MB reads inflate to 5 MB, and such blocks, freed between arrays that live on, kept the heap 15 MB larger)
+# and decoded PIECE_BYTES of lines at a time.
+READ_BYTES = 1 << 18
+PIECE_BYTES = 1 << 18
 _DECODER = msgspec.json.Decoder(list[_Row])
+_COLUMNS = msgspec.json.Decoder(_Columns)
 _LEAN_DECODER = msgspec.json.Decoder(list[_Lean])
 _FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
 
 
 @dataclass
 class Labelled:
-    """The joined rows of one version (in no particular order; ``ids`` and ``times``, the prediction ids and capture
-    times, let :mod:`serverless_mlops.quality.recent_rows` find the rows' features again)."""
+    """The joined rows of one version (in no particular order): ``probabilities``, one row per labelled row that has
+    them (as :meth:`Joiner.result` leaves them, one array of rows x classes: a hundred thousand rows are not a
+    hundred thousand arrays); ``ids`` and ``times``, the prediction ids and capture times, let
+    :mod:`serverless_mlops.quality.recent_rows` find the rows' features again."""
 
     truth: list[Any] = field(default_factory=list)
     predicted: list[Any] = field(default_factory=list)
-    probabilities: list[NDArray[np.float64]] = field(default_factory=list)
+    probabilities: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
 
@@ -76,19 +105,25 @@ class Labelled:
 @dataclass
 class VersionRows:
     """One version's predictions in the window: their count, class codes and raw probabilities (classifiers, for
-    CBPE), and the labelled ones."""
+    CBPE), and the labelled ones. The codes and probabilities are kept small (the narrowest integer that holds the
+    classes; float32, whose 24 bits hold a served probability's 7 decimals), one array per block read, and widened
+    when asked for (CBPE, a block at a time): a million binary predictions keep 9 MB, not 24."""
 
     version: int
     predictions: int = 0
-    codes: list[NDArray[np.int64]] = field(default_factory=list)
-    probabilities: list[NDArray[np.float64]] = field(default_factory=list)
+    codes: list[NDArray[np.integer[Any]]] = field(default_factory=list)
+    probabilities: list[NDArray[np.floating[Any]]] = field(default_factory=list)
     labelled: Labelled = field(default_factory=Labelled)
 
     def all_probabilities(self, classes: int) -> NDArray[np.float64]:
-        return np.concatenate(self.probabilities) if self.probabilities else np.zeros((0, classes))
+        if not self.probabilities:
+            return np.zeros((0, classes))
+        return np.concatenate(self.probabilities, dtype=np.float64)
 
     def all_codes(self) -> NDArray[np.int64]:
-        return np.concatenate(self.codes) if self.codes else np.zeros(0, dtype=np.int64)
+        if not self.codes:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self.codes, dtype=np.int64)
 
 
 @dataclass
@@ -109,13 +144,26 @@ class Joined:
     sources: list[str]
     skipped: list[SkippedSource]
     probabilities: str  # "captured", "recomputed", "mixed", or "none"
+    labelled_sources: list[str] = field(default_factory=list)  # the capture objects that hold a matched row (for capture_rows)
 
 
-class _Match(NamedTuple):  # a tuple: a hundred thousand of them are made while reading
-    ts: str
+class _Matched(NamedTuple):
+    """The labelled rows of one version in one block, column by column (a hundred thousand rows make a few lists)."""
+
     version: int
-    prediction: Any
+    labels: list[Label]  # each row's label (its id is the row's: the label's string, not a second copy of it)
+    ts: list[str]
+    predictions: list[Any]
     probabilities: NDArray[np.float64] | None
+
+
+def _pick(values: list[str], rows: list[int]) -> list[str]:
+    return [values[i] for i in rows]
+
+
+def _owned(values: list[str], owner: NDArray[np.intp], rows: list[int]) -> list[str]:
+    """The values of the requests that own ``rows`` (``owner``: each row's request)."""
+    return [values[o] for o in owner[rows].tolist()]
 
 
 def _text(value: Any) -> str:
@@ -125,13 +173,41 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
+def _pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """A block of capture lines in pieces of about ``size`` bytes, each ending after a line feed (or at the block's end):
+    a piece's copies and decoded rows are held at a time, not those of a block of some 8,000 rows."""
+    start = 0
+    while start < len(block):
+        cut = block.find(b"\n", start + size)
+        stop = len(block) if cut < 0 else cut + 1
+        yield block[start:stop]
+        start = stop
+
+
+class _IdFilter:
+    """Which of a block's ids may have a label: a bit per hash bucket of the labels' ids (2 MB, about 1 in 20 other
+    ids pass for 100,000 labels), tested for a block's ids in numpy, so the labels' dict (megabytes, beyond the
+    processor's caches) is asked only about those that pass. Python caches a string's hash, so the dict look-up of
+    a candidate does not hash it again."""
+
+    BITS = 1 << 21
+
+    def __init__(self, ids: Iterable[Any]) -> None:
+        self.bits = np.zeros(self.BITS, dtype=bool)
+        self.bits[np.fromiter(map(hash, ids), dtype=np.int64) & (self.BITS - 1)] = True
+
+    def candidates(self, ids: Sequence[Any]) -> list[int]:
+        """The positions of ``ids`` that may be labelled (every labelled one, and a few others)."""
+        hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+        return np.flatnonzero(self.bits[hashes & (self.BITS - 1)]).tolist()  # type: ignore[no-any-return]
+
+
 @dataclass
 class _Staged:
     """What one capture object adds, merged only once all of it has been read."""
 
     versions: dict[int, VersionRows] = field(default_factory=dict)
-    matches: dict[str, _Match] = field(default_factory=dict)
-    duplicates: int = 0
+    matched: list[_Matched] = field(default_factory=list)
     without_id: int = 0
 
 
@@ -153,13 +229,15 @@ class Joiner:
         self.delay = label_delay
         self.classes = [str(c) for c in classes] if classes else None
         self._codes = {c: i for i, c in enumerate(self.classes or [])}
+        self._code_type = np.min_scalar_type(-len(self._codes) or -1)  # a signed type that holds every class index
         self.scorer = scorer
+        self._labelled = _IdFilter(labels)
         self.versions: dict[int, VersionRows] = {}
-        self.matches: dict[str, _Match] = {}
-        self.duplicates = 0
+        self.matched: list[_Matched] = []
         self.without_id = 0
         self.sources: list[str] = []
         self.skipped: list[SkippedSource] = []
+        self.labelled_sources: list[str] = []
         self._captured = self._recomputed = 0
 
     # -- reading -----------------------------------------------------------------------------------------------------
@@ -169,17 +247,50 @@ class Joiner:
         staged = _Staged()
         decoder = _LEAN_DECODER if self.scorer is None else _DECODER  # nothing to re-score: the features are skipped
         try:
-            for block in _blocks(stream):
-                try:
-                    rows = decoder.decode(b"[" + block.rstrip().replace(b"\n", b",") + b"]")
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise CaptureFormatError(source, f"not capture rows ({exc})") from exc
-                self._stage(rows, staged)
+            for block in _blocks(stream, READ_BYTES):
+                for piece in _pieces(block, PIECE_BYTES):
+                    try:
+                        rows = decoder.decode(b"[" + piece.rstrip().replace(b"\n", b",") + b"]")
+                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                        raise CaptureFormatError(source, f"not capture rows ({exc})") from exc
+                    self._stage(rows, staged)
         except (OSError, EOFError, zlib.error, MlopsError) as exc:
             self.skipped.append(SkippedSource(source, str(exc)))
             return
-        self._commit(staged)
+        self._commit(staged, source)
         self.sources.append(source)
+
+    def add_predictions(self, data: bytes, source: str, *, capture: str | None = None) -> bool:
+        """One predictions object (gzip JSON columns, or the JSON itself). False, with nothing of it counted, when
+        the caller must read its capture object instead: it does not read or its columns do not agree, or it lacks
+        the probabilities of a classifier that ``scorer`` would recompute from the features it does not hold.
+        ``capture``: the capture object it stands for (named in ``labelled_sources``)."""
+        try:
+            columns = _COLUMNS.decode(zlib.decompress(data, 31) if data[:2] == b"\x1f\x8b" else data)
+        except (msgspec.DecodeError, msgspec.ValidationError, zlib.error):
+            return False
+        sizes, widths = columns.rows, columns.width
+        rows = sum(sizes)
+        if (
+            columns.format != FORMAT
+            or not len(columns.ts) == len(columns.version) == len(sizes) == len(widths)
+            or min(sizes, default=0) < 0
+            or not len(columns.id) == len(columns.prediction) == rows
+            or len(columns.probabilities) != sum(map(int.__mul__, sizes, widths))
+        ):
+            return False
+        probabilities: NDArray[np.float64] | None = None
+        if self.classes is not None:
+            width = len(self.classes)
+            if rows and set(widths) == {width}:
+                probabilities = np.array(columns.probabilities, dtype=np.float64).reshape(rows, width)
+            elif rows and self.scorer is not None:
+                return False
+        staged = _Staged()
+        self._stage_columns(columns.ts, columns.version, sizes, columns.id, columns.prediction, probabilities, staged)
+        self._commit(staged, capture or source)
+        self.sources.append(source)
+        return True
 
     def add_rows(self, rows: Sequence[Any]) -> None:
         """Decoded capture rows (:class:`_Row`, or dicts in the capture format), all or nothing."""
@@ -191,7 +302,7 @@ class Joiner:
                 raise CaptureFormatError("capture rows", str(exc)) from exc
         staged = _Staged()
         self._stage(typed, staged)
-        self._commit(staged)
+        self._commit(staged, "capture rows")
 
     def _stage(self, rows: Sequence[_Lean], staged: _Staged) -> None:
         if not rows:
@@ -210,9 +321,50 @@ class Joiner:
             split: dict[int, list[_Lean]] = {}
             for row in rows:
                 split.setdefault(row.version, []).append(row)
-            groups.update(split)
+            groups.update(sorted(split.items()))  # version order, as a predictions object's versions are read
         for version, group in groups.items():
-            self._stage_version(version, group, self._probabilities(version, group), staged)
+            probabilities = self._probabilities(version, group)
+            stamps = [r.ts for r in group]
+            ids = [r.id for r in group]
+            predictions = [r.prediction for r in group]
+            self._stage_version(version, ids, predictions, functools.partial(_pick, stamps), probabilities, staged)
+
+    def _stage_columns(
+        self,
+        ts: list[str],
+        versions: list[int],
+        sizes: list[int],
+        ids: list[str | None],
+        predictions: list[Any],
+        probabilities: NDArray[np.float64] | None,
+        staged: _Staged,
+    ) -> None:
+        """A predictions object's rows: ``ts``, ``versions`` and ``sizes`` per request, the rest per row."""
+        if not ts:
+            return
+        if probabilities is not None:
+            self._captured += len(ids)
+        since, until = self.since, self.until
+        if since <= min(ts) and max(ts) < until and min(versions) == max(versions):  # the usual object: one version, in the window
+            owner = np.repeat(np.arange(len(ts)), sizes)
+            self._stage_version(versions[0], ids, predictions, functools.partial(_owned, ts, owner), probabilities, staged)
+            return
+        inside = np.array([since <= t < until for t in ts], dtype=bool)
+        served = np.asarray(versions)
+        for version in sorted(set(versions)):
+            chosen = inside & (served == version)
+            if not chosen.any():
+                continue
+            rows = np.repeat(chosen, sizes)
+            owner = np.repeat(np.arange(len(ts)), sizes)[rows]
+            self._stage_version(
+                version,
+                list(compress(ids, rows)),
+                list(compress(predictions, rows)),
+                functools.partial(_owned, ts, owner),
+                None if probabilities is None else probabilities[rows],
+                staged,
+            )
 
     def _probabilities(self, version: int, rows: Sequence[_Lean]) -> NDArray[np.float64] | None:
         if self.classes is None:
@@ -235,31 +387,40 @@ class Joiner:
         self._recomputed += len(rows)
         return np.asarray(self.scorer(version, records), dtype=np.float64)
 
-    def _stage_version(self, version: int, rows: Sequence[_Lean], probabilities: NDArray[np.float64] | None, staged: _Staged) -> None:
+    def _stage_version(
+        self,
+        version: int,
+        ids: list[str | None],
+        predictions: list[Any],
+        stamps: Callable[[list[int]], list[str]],
+        probabilities: NDArray[np.float64] | None,
+        staged: _Staged,
+    ) -> None:
+        """One version's rows (``stamps(rows)``: the capture times of those rows, asked only of the labelled ones)."""
         target = staged.versions.get(version) or VersionRows(version)
-        predictions = [r.prediction for r in rows]
         if self.classes is not None and probabilities is not None:
             codes = self._class_codes(predictions)
             unknown = codes < 0
             if unknown.any():  # a label outside the classes (should not happen): the most probable class
                 codes[unknown] = probabilities[unknown].argmax(axis=1)
-            target.codes.append(codes)
-            target.probabilities.append(probabilities)
-        target.predictions += len(rows)
+            target.codes.append(codes.astype(self._code_type))
+            target.probabilities.append(probabilities.astype(np.float32))
+        target.predictions += len(ids)
         staged.versions[version] = target
-        ids = [r.id for r in rows]
         staged.without_id += ids.count(None)
-        matches = staged.matches  # staged.add inlined: run for each of the labelled rows
-        for i in compress(range(len(ids)), map(self.labels.__contains__, ids)):  # label keys are text: None never matches
-            row = rows[i]
-            match = _Match(row.ts, version, row.prediction, None if probabilities is None else probabilities[i])
-            key = str(row.id)
-            earlier = matches.get(key)
-            if earlier is not None:
-                staged.duplicates += 1
-                if earlier.ts > match.ts:
-                    continue
-            matches[key] = match
+        find = self.labels.get
+        found = [(i, label) for i in self._labelled.candidates(ids) if (label := find(ids[i])) is not None]  # type: ignore[arg-type]
+        if found:
+            hits = [i for i, _ in found]
+            staged.matched.append(
+                _Matched(
+                    version,
+                    [label for _, label in found],
+                    stamps(hits),
+                    [predictions[i] for i in hits],
+                    None if probabilities is None else probabilities[hits],
+                )
+            )
 
     def _class_codes(self, predictions: list[Any]) -> NDArray[np.int64]:
         """Each served label's index among the classes (-1: not one of them), computed once per distinct value."""
@@ -267,50 +428,86 @@ class Joiner:
             values = np.asarray(predictions)
         except ValueError:  # values of different shapes (a nested value among labels)
             values = np.zeros((0, 0))
+        if values.ndim == 1 and values.dtype.kind in "iu" and values.size:  # integer labels: a table over their range
+            low, high = int(values.min()), int(values.max())
+            if high - low < 4096:
+                table = np.array([self._codes.get(str(v), -1) for v in range(low, high + 1)], dtype=np.int64)
+                return np.asarray(table[values - low], dtype=np.int64)
         if values.ndim == 1 and values.dtype.kind in "iubU":
             distinct, inverse = np.unique(values, return_inverse=True)
             table = np.array([self._codes.get(str(v.item()), -1) for v in distinct], dtype=np.int64)
             return table[inverse.reshape(-1)]
         return np.array([self._codes.get(_text(p), -1) for p in predictions], dtype=np.int64)
 
-    def _commit(self, staged: _Staged) -> None:
+    def _commit(self, staged: _Staged, source: str) -> None:
+        if staged.matched:
+            self.labelled_sources.append(source)
         for version, rows in staged.versions.items():
             target = self.versions.setdefault(version, VersionRows(version))
             target.predictions += rows.predictions
             target.codes.extend(rows.codes)
             target.probabilities.extend(rows.probabilities)
         self.without_id += staged.without_id
-        self.duplicates += staged.duplicates
-        for prediction_id, match in staged.matches.items():
-            earlier = self.matches.get(prediction_id)
-            if earlier is not None:
-                self.duplicates += 1
-                if earlier.ts > match.ts:
-                    continue
-            self.matches[prediction_id] = match
+        self.matched.extend(staged.matched)
 
     # -- joining -----------------------------------------------------------------------------------------------------
+    def _latest(self, ids: list[str], stamps: list[str]) -> NDArray[np.intp] | None:
+        """The positions of the rows kept, one per id (the latest captured; of equal times, the one read last), in the
+        order their ids were first read; None when their hashes all differ, so every id is read once (the usual
+        case: one sort of 8 bytes a row, where a set of a hundred thousand ids is 4 MB)."""
+        hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+        hashes.sort()
+        if not (hashes[1:] == hashes[:-1]).any():
+            return None
+        kept: dict[str, int] = {}
+        for position, (prediction_id, ts) in enumerate(zip(ids, stamps, strict=True)):
+            earlier = kept.get(prediction_id)
+            if earlier is None or stamps[earlier] <= ts:
+                kept[prediction_id] = position
+        return np.fromiter(kept.values(), dtype=np.intp, count=len(kept))
+
     def result(self) -> Joined:
-        counts = JoinCounts(labels=len(self.labels), duplicate_predictions=self.duplicates, predictions_without_id=self.without_id)
-        counts.unmatched = len(self.labels) - len(self.matches)
-        for prediction_id, match in self.matches.items():
-            label = self.labels[prediction_id]
-            if label.event_time is not None:
-                made = parse_timestamp(match.ts)
-                if label.event_time < made:
-                    counts.before_prediction += 1
-                    continue
-                if label.event_time > made + self.delay:
-                    counts.late += 1
-                    continue
-            counts.joined += 1
-            joined = self.versions[match.version].labelled
-            joined.truth.append(label.label)
-            joined.predicted.append(match.prediction)
-            joined.ids.append(prediction_id)
-            joined.times.append(match.ts)
-            if match.probabilities is not None:
-                joined.probabilities.append(match.probabilities)
+        """Join, keeping at its top only what the result holds and a few columns of the matched rows: the matched
+        blocks are dropped once flattened, and rows are chosen by arrays rather than lists of positions. The versions'
+        codes and probabilities stay the blocks they were read as (CBPE works a block at a time): concatenating them
+        held both copies, and the blocks freed stayed in the heap."""
+        parts, self.matched = self.matched, []
+        read = sum(len(part.labels) for part in parts)
+        probabilities, served = self._matched_probabilities(parts, read)
+        labels = [label for part in parts for label in part.labels]
+        stamps = [t for part in parts for t in part.ts]
+        predictions = [p for part in parts for p in part.predictions]
+        versions = np.repeat(np.array([part.version for part in parts], dtype=np.int64), [len(part.labels) for part in parts])
+        del parts
+        keep = self._latest([label.id for label in labels], stamps)
+        if keep is not None:
+            labels, stamps, predictions = [labels[k] for k in keep], [stamps[k] for k in keep], [predictions[k] for k in keep]
+            versions = versions[keep]
+            if probabilities is not None:
+                probabilities, served = probabilities[keep], served[keep]
+        counts = JoinCounts(labels=len(self.labels), predictions_without_id=self.without_id, duplicate_predictions=read - len(labels))
+        counts.unmatched = len(self.labels) - len(labels)
+        joins = np.ones(len(labels), dtype=bool)
+        for j in [j for j, label in enumerate(labels) if label.event_time is not None]:  # untimed labels join whenever ids match
+            made, event = parse_timestamp(stamps[j]), labels[j].event_time
+            assert event is not None
+            if event < made:
+                counts.before_prediction += 1
+                joins[j] = False
+            elif event > made + self.delay:
+                counts.late += 1
+                joins[j] = False
+        counts.joined = int(joins.sum())
+        for version in np.unique(versions).tolist():
+            positions = np.flatnonzero((versions == version) & joins)
+            chosen = positions.tolist()
+            labelled = self.versions[version].labelled
+            labelled.truth.extend([labels[j].label for j in chosen])
+            labelled.predicted.extend([predictions[j] for j in chosen])
+            labelled.ids.extend([labels[j].id for j in chosen])
+            labelled.times.extend([stamps[j] for j in chosen])
+            if probabilities is not None:
+                labelled.probabilities = probabilities[positions[served[positions]]]
         source = (
             "none"
             if not self._captured and not self._recomputed
@@ -320,7 +517,40 @@ class Joiner:
             if self._captured
             else "recomputed"
         )
-        return Joined(self.versions, counts, self.sources, self.skipped, source)
+        return Joined(self.versions, counts, self.sources, self.skipped, source, self.labelled_sources)
+
+    def _matched_probabilities(self, parts: list[_Matched], rows: int) -> tuple[NDArray[np.float64] | None, NDArray[np.bool_]]:
+        """The matched rows' probabilities (rows x classes) and which rows have them (None: no row has)."""
+        served = np.zeros(rows, dtype=bool)
+        if self.classes is None or all(part.probabilities is None for part in parts):
+            return None, served
+        width = len(self.classes)
+        found = np.zeros((rows, width), dtype=np.float64)
+        start = 0
+        for part in parts:
+            end = start + len(part.labels)
+            if part.probabilities is not None and part.probabilities.shape == (end - start, width):
+                found[start:end] = part.probabilities
+                served[start:end] = True
+            start = end
+        return found, served
+
+
+def predictions_keys(s3: Any, bucket: str, model: str, start: datetime, end: datetime) -> set[str]:
+    """The keys of the predictions objects of ``model`` in the hours that cover [start, end): one listing from the
+    first hour's prefix on (keys sort by hour), not one per hour."""
+    hours = window_prefixes(model, start, end)
+    first, last = predictions_prefix(hours[0]), predictions_prefix(hours[-1])
+    root = f"{first.split('/', 1)[0]}/{model}/"
+    keys: set[str] = set()
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=root, StartAfter=first):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if key[: len(last)] > last:
+                return keys
+            keys.add(key)
+    return keys
 
 
 def join_window(
@@ -335,14 +565,52 @@ def join_window(
     classes: Sequence[Any] | None,
     scorer: Scorer | None = None,
 ) -> Joined:
-    """Every captured prediction of ``model`` with ``start <= ts < end``, joined to ``labels``."""
+    """Every captured prediction of ``model`` with ``start <= ts < end``, joined to ``labels``: from each capture
+    object's predictions object where it has one, else from the capture object."""
     joiner = Joiner(labels, start=start, end=end, label_delay=label_delay, classes=classes, scorer=scorer)
     keys = capture_keys(s3, bucket, model, start, end)
+    compact = predictions_keys(s3, bucket, model, start, end) if keys else set()
 
-    def fetch(key: str) -> bytes:
+    def get(key: str) -> bytes:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
 
+    def fetch(key: str) -> tuple[str, bytes]:
+        beside = predictions_key(key)
+        return (beside, get(beside)) if beside in compact else (key, get(key))
+
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
-        for key, data in zip(keys, _in_order(pool, fetch, keys), strict=True):
-            joiner.add_stream(io.BytesIO(data), f"s3://{bucket}/{key}")
+        for key, fetched in zip(keys, _in_order(pool, fetch, keys), strict=True):
+            read, data = cast(tuple[str, bytes], fetched)
+            source = f"s3://{bucket}/{key}"
+            if read == key:
+                joiner.add_stream(io.BytesIO(data), source)
+            elif not joiner.add_predictions(data, f"s3://{bucket}/{read}", capture=source):
+                joiner.add_stream(io.BytesIO(get(key)), source)  # the capture object holds what its predictions object lacks
     return joiner.result()
+
+
+def capture_rows(
+    s3: Any, bucket: str, model: str, ids: Collection[str], *, start: datetime, end: datetime, sources: Sequence[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The full captured rows (features included, as the capture format holds them) of ``model`` with
+    ``start <= ts < end`` whose id is among ``ids``, in key and line order (an id captured twice comes twice: the
+    later one is the one the join kept). ``sources``: only these capture objects (``s3://bucket/key``, as
+    :attr:`Joined.labelled_sources` names them), else every one of the window. An object that does not read is
+    skipped, as the join skips it."""
+    since, until = timestamp(start), timestamp(end)
+    if sources is None:
+        keys = capture_keys(s3, bucket, model, start, end)
+    else:
+        prefix = f"s3://{bucket}/"
+        keys = [source.removeprefix(prefix) for source in sources if source.startswith(prefix)]
+    wanted = ids if isinstance(ids, set | frozenset | dict) else set(ids)
+    for key in keys:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            rows = list(decode_records(data, f"s3://{bucket}/{key}"))
+        except CaptureFormatError:
+            continue
+        for row in rows:
+            pid = row.get("id")
+            if isinstance(pid, str) and pid in wanted and since <= str(row["ts"]) < until:
+                yield row

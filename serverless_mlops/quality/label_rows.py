@@ -271,12 +271,29 @@ def _fast_labels(ids: Sequence[Any], values: Sequence[Any], times: Sequence[Any]
 
 def _fast_jsonl(text: str, rule: _LabelRule) -> list[Label] | None:
     decode = _FAST_ROWS.decode
+    ids: list[str] = []
+    values: list[str | int | float] = []
+    times: list[str | None] = []
     try:  # a line at a time, split as the row-by-row path splits (decode_lines would take an object over two lines)
-        rows = [decode(line) for line in text.splitlines() if line.strip()]
+        for piece in _pieces(text):
+            rows = [decode(line) for line in piece.splitlines() if line.strip()]
+            ids.extend([r.id for r in rows])
+            values.extend([r.label for r in rows])
+            times.extend([r.event_time for r in rows])
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    times = [r.event_time for r in rows]
-    return _fast_labels([r.id for r in rows], [r.label for r in rows], None if times.count(None) == len(times) else times, rule)
+    return _fast_labels(ids, values, None if times.count(None) == len(times) else times, rule)
+
+
+def _pieces(text: str, size: int = 1 << 18) -> Iterator[str]:
+    """``text`` in pieces of about ``size`` characters, each ending just after a line feed (or at the end): their
+    lines are ``text.splitlines()``, without a string of every line and a decoded row of every line held at once."""
+    start = 0
+    while start < len(text):
+        cut = text.find("\n", start + size)
+        stop = len(text) if cut < 0 else cut + 1
+        yield text[start:stop]
+        start = stop
 
 
 def _fast_csv(text: str, rule: _LabelRule) -> list[Label] | None:

@@ -117,7 +117,8 @@ class GroundTruth:
         for label in labels:
             if label.id in store:
                 self.replaced += 1
-            store[label.id] = Label(label.id, label.label, label.event_time, self.rows)
+            # renumbered in the order read (the first object's labels, numbered from 0 as parsed, are kept as they are)
+            store[label.id] = label if label.order == self.rows else Label(label.id, label.label, label.event_time, self.rows)
             self.rows += 1
         self.objects.append(source)
 

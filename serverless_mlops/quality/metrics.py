@@ -19,7 +19,7 @@ ROC-AUC whose positives and negatives are weighted by them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 ECE_BINS = 10
+CHUNK = 1 << 14  # rows per block where CBPE works a block at a time
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,51 @@ class Classification:
         return {"accuracy": self.accuracy, "f1": self.f1, "roc_auc": self.roc_auc, "log_loss": self.log_loss, "ece": self.ece}
 
 
-def weighted_auc(scores: NDArray[np.float64], positive: NDArray[np.float64], negative: NDArray[np.float64]) -> float | None:
+def weighted_auc(
+    scores: NDArray[np.floating[Any]], positive: NDArray[np.floating[Any]], negative: NDArray[np.floating[Any]] | None = None
+) -> float | None:
     """The probability that a positive scores above a negative (ties count half), each row weighing ``positive[i]``
-    as a positive and ``negative[i]`` as a negative: 0/1 weights give the ROC-AUC; calibrated probabilities its
-    expectation. None when either side weighs nothing."""
-    total_pos, total_neg = float(positive.sum()), float(negative.sum())
+    as a positive and ``negative[i]`` (default ``1 - positive[i]``) as a negative: 0/1 weights give the ROC-AUC;
+    calibrated probabilities its expectation. None when either side weighs nothing.
+
+    The rows are ranked once (one argsort of ``scores`` as given: float32 scores stay float32) and the weights are
+    summed per tie group a block of ranked rows at a time, in float64, with the negative weight below carried from
+    block to block; a block ends where a tie group starts, so no group is split. Beside the ranking (8 bytes a row)
+    and the ranked scores, only a block's temporaries are held, not several arrays of every row."""
+    rows = scores.shape[0]
+    total_pos = _sum(positive)
+    total_neg = rows - total_pos if negative is None else _sum(negative)
     if total_pos <= 0.0 or total_neg <= 0.0:
         return None
-    _, groups = np.unique(scores, return_inverse=True)
-    pos = np.bincount(groups, weights=positive)
-    neg = np.bincount(groups, weights=negative)
-    below = np.cumsum(neg) - neg
-    return float(np.dot(pos, below + 0.5 * neg) / (total_pos * total_neg))
+    order = np.argsort(scores)  # ties are summed as groups: no stable sort (and its buffer) needed
+    ranked = scores[order]
+    below = numerator = 0.0
+    start = 0
+    while start < rows:
+        stop = min(start + CHUNK, rows)
+        if stop < rows:  # end the block where the tie group holding row ``stop`` starts (or, if that is ``start``, ends)
+            first = int(np.searchsorted(ranked, ranked[stop], side="left"))
+            stop = first if first > start else int(np.searchsorted(ranked, ranked[stop], side="right"))
+        taken = order[start:stop]
+        pos = positive[taken].astype(np.float64)
+        neg = 1.0 - pos if negative is None else negative[taken].astype(np.float64)
+        block = ranked[start:stop]
+        firsts = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
+        group_pos = np.add.reduceat(pos, firsts)
+        group_neg = np.add.reduceat(neg, firsts)
+        under = np.cumsum(group_neg)
+        under -= group_neg
+        under += below
+        under += 0.5 * group_neg
+        numerator += float(np.dot(group_pos, under))
+        below += float(group_neg.sum())
+        start = stop
+    return numerator / (total_pos * total_neg)
+
+
+def _sum(values: NDArray[np.floating[Any]]) -> float:
+    """The sum of ``values`` in float64 (numpy widens float32 ones a buffer at a time, not as a copy)."""
+    return float(values.sum(dtype=np.float64))
 
 
 def _f1(matrix: NDArray[np.float64], k: int) -> float:
@@ -82,10 +116,10 @@ def f1_from_matrix(matrix: NDArray[np.float64], binary: bool, present: Sequence[
     return float(np.mean([_f1(matrix, k) for k in indices])) if indices else 0.0
 
 
-def _auc(scores: NDArray[np.float64], weights: NDArray[np.float64], binary: bool) -> float | None:
+def _auc(scores: NDArray[np.floating[Any]], weights: NDArray[np.floating[Any]], binary: bool) -> float | None:
     """Binary: AUC of the last column; multiclass: the mean one-vs-rest AUC (None if any class weighs nothing)."""
     columns = [scores.shape[1] - 1] if binary else range(scores.shape[1])
-    values = [weighted_auc(scores[:, k], weights[:, k], 1.0 - weights[:, k]) for k in columns]
+    values = [weighted_auc(np.ascontiguousarray(scores[:, k]), np.ascontiguousarray(weights[:, k])) for k in columns]
     if any(v is None for v in values):
         return None
     return float(np.mean([v for v in values if v is not None]))
@@ -192,19 +226,81 @@ class Estimate:
         return {"accuracy": self.accuracy, "f1": self.f1, "roc_auc": self.roc_auc}
 
 
-def estimate(raw: NDArray[np.float64], calibrated: NDArray[np.float64], predicted: NDArray[np.int64]) -> Estimate:
+def estimate(raw: NDArray[np.floating[Any]], calibrated: NDArray[np.floating[Any]], predicted: NDArray[np.integer[Any]]) -> Estimate:
     """CBPE: the expected confusion matrix (true class k, predicted class j gains ``calibrated[i, k]`` for each row i
     predicted j), its accuracy and F1, and the ROC-AUC with rows weighted by their calibrated probabilities
     (ranked by the raw, served ones). ``predicted``: class indices of the served labels."""
     rows, size = calibrated.shape
     matrix = np.zeros((size, size), dtype=np.float64)
-    for j in range(size):
-        matrix[:, j] = calibrated[predicted == j].sum(axis=0)
+    for start in range(0, rows, CHUNK):
+        _expect(matrix, calibrated[start : start + CHUNK].astype(np.float64), predicted[start : start + CHUNK])
+    return _estimated(matrix, rows, _auc(raw, calibrated, size == 2))
+
+
+def estimate_calibrating(
+    raw: Sequence[NDArray[np.floating[Any]]],
+    predicted: Sequence[NDArray[np.integer[Any]]],
+    calibrate: Callable[[NDArray[np.floating[Any]]], NDArray[np.float64]],
+) -> Estimate:
+    """:func:`estimate` of ``calibrate(raw)`` for rows given as blocks (``raw[b]`` and ``predicted[b]`` describe the
+    same rows, as the join keeps them), calibrated about :data:`CHUNK` rows at a time: the expected confusion matrix
+    is summed from each block's float64 probabilities, and the calibrated ones are kept for the ROC-AUC's weights as
+    float32 (a weight's 24 bits are far finer than the estimate's precision). A window's rows never stand as one
+    float64 array, nor as one array of every class: the ROC-AUC ranks one class's column at a time."""
+    rows = sum(block.shape[0] for block in raw)
+    size = raw[0].shape[1] if raw else 0
+    matrix = np.zeros((size, size), dtype=np.float64)
     binary = size == 2
+    weights = np.empty((rows, 1 if binary else size), dtype=np.float32)  # binary: the positive class's only
+    start = 0
+    for scores, codes in _blocks(raw, predicted):
+        block = calibrate(scores)
+        _expect(matrix, block, codes)
+        weights[start : start + block.shape[0]] = block[:, -1:] if binary else block
+        start += block.shape[0]
+    values = []
+    for k in [size - 1] if binary else range(size):
+        column = np.concatenate([block[:, k] for block in raw]) if raw else np.zeros(0, dtype=np.float32)
+        values.append(weighted_auc(column, weights[:, 0 if binary else k]))
+    roc_auc = None if not values or any(v is None for v in values) else float(np.mean([v for v in values if v is not None]))
+    return _estimated(matrix, rows, roc_auc)
+
+
+def _blocks(
+    raw: Sequence[NDArray[np.floating[Any]]], predicted: Sequence[NDArray[np.integer[Any]]]
+) -> Iterator[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]]:
+    """The rows in blocks of about :data:`CHUNK`: small blocks joined, large ones cut."""
+    pending: list[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]] = []
+    held = 0
+    for scores, codes in zip(raw, predicted, strict=True):
+        for start in range(0, scores.shape[0], CHUNK):
+            pending.append((scores[start : start + CHUNK], codes[start : start + CHUNK]))
+            held += pending[-1][0].shape[0]
+            if held >= CHUNK:
+                yield _joined(pending)
+                pending, held = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(
+    pieces: list[tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]],
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.integer[Any]]]:
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.concatenate([p for p, _ in pieces]), np.concatenate([c for _, c in pieces])
+
+
+def _expect(matrix: NDArray[np.float64], calibrated: NDArray[np.float64], predicted: NDArray[np.integer[Any]]) -> None:
+    for j in range(matrix.shape[1]):
+        matrix[:, j] += calibrated[predicted == j].sum(axis=0)
+
+
+def _estimated(matrix: NDArray[np.float64], rows: int, roc_auc: float | None) -> Estimate:
     return Estimate(
         accuracy=float(np.trace(matrix) / rows) if rows else 0.0,
-        f1=f1_from_matrix(matrix, binary),
-        roc_auc=_auc(raw, calibrated, binary),
+        f1=f1_from_matrix(matrix, matrix.shape[0] == 2),
+        roc_auc=roc_auc,
         rows=rows,
     )
 

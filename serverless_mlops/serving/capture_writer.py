@@ -5,12 +5,18 @@ parsed) rows and predictions: a few microseconds, no copy, no I/O. The buffer is
 :meth:`CaptureBuffer.maybe_flush`, once it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, and by
 :meth:`CaptureBuffer.flush` when a local server shuts down. A flush writes one gzip JSON Lines object per model and
 UTC hour (the format and keys of :mod:`serverless_mlops.store.capture_format`), so a drift check that reads a window's hourly
-prefixes finds every row of that window.
+prefixes finds every row of that window; beside it, a second, smaller object holds the same rows' predictions without
+their features (:mod:`serverless_mlops.store.prediction_columns`), which the quality check reads instead. A flush
+thus makes two PUTs per model and hour, at once (the predictions object on a thread of its own, joined before the
+flush returns), so a flushing request waits for the slower of the two rather than for both: a predictions object
+whose capture object failed is never read (a reader pairs them by name), and the rows are written again, both objects.
 
 A flush runs on a request's path, so it must never make that request wait long: the endpoint gives the buffer a
 sink on a budgeted S3 client (``MLOPS_CAPTURE_FLUSH_BUDGET_MS``, 400 ms: one attempt, timeouts that add up to the
 budget, see :mod:`serverless_mlops.aws`), stops at its first failed write (a flush writes one object per model and
-hour, so it may make several), and is skipped in a request whose alias check just failed.
+hour, so it may make several), and is skipped in a request whose alias check just failed. A failed predictions write
+loses nothing (the quality check then reads the capture object): it is reported like a failed flush and ends the
+flush there, its rows not written again.
 A failed write never fails the request: it is reported (``on_failure``, one ``CaptureFlushFailures`` count), the
 rows are kept for the next attempt, and the next attempt backs off: ``max_seconds`` after the first failure, twice
 that after the second, up to ``backoff_max_seconds`` (a success returns to the normal thresholds), so a failing S3
@@ -36,6 +42,7 @@ from serverless_mlops.aws import backoff
 from serverless_mlops.serving.prediction_ids import default_ids
 from serverless_mlops.store.artifacts import encryption_args
 from serverless_mlops.store.capture_format import capture_key, timestamp
+from serverless_mlops.store.prediction_columns import FORMAT, PREDICTIONS_SUFFIX, predictions_key
 
 RowsKind = Literal["records", "rows", "columns"]
 FailureCallback = Callable[[str, int, str], None]  # (what: "flush" | "dropped", rows, reason)
@@ -46,6 +53,44 @@ def encode(rows: Sequence[Mapping[str, Any]]) -> bytes:
     msgspec at gzip level 1: about 1.5 ms instead of 22 ms for 1,000 rows of 20 features, a cost one request pays.
     Non-finite numbers (which validation keeps out of features) would be written as null, never as invalid JSON."""
     return gzip.compress(_encoder().encode_lines(rows), compresslevel=1, mtime=0)
+
+
+def encode_predictions(model: str, captured: Sequence[_Captured]) -> bytes:
+    """The predictions object of ``captured`` (one model's requests): gzip JSON, columns (see
+    :mod:`serverless_mlops.store.prediction_columns`), by the same encoder and gzip level as the capture rows."""
+    ts: list[str] = []
+    versions: list[int] = []
+    sizes: list[int] = []
+    widths: list[int] = []
+    ids: list[str] = []
+    predictions: list[Any] = []
+    probabilities: list[float] = []
+    for item in captured:
+        ts.append(timestamp(datetime.fromtimestamp(item.at, UTC)))
+        versions.append(item.version)
+        sizes.append(item.size)
+        ids.extend(item.ids)
+        predictions.extend(item.predictions)
+        served = item.probabilities
+        width = len(served[0]) if served else 0
+        if served and all(len(row) == width for row in served):
+            for row in served:
+                probabilities.extend(row)
+        else:  # none (a regressor), or rows of different lengths (never served): the reader reads the capture rows
+            width = 0
+        widths.append(width)
+    columns = {
+        "format": FORMAT,
+        "model": model,
+        "ts": ts,
+        "version": versions,
+        "rows": sizes,
+        "width": widths,
+        "id": ids,
+        "prediction": predictions,
+        "probabilities": probabilities,
+    }
+    return gzip.compress(_encoder().encode(columns), compresslevel=1, mtime=0)
 
 
 @functools.cache
@@ -72,7 +117,7 @@ class S3CaptureSink:
             Bucket=self.bucket,
             Key=key,
             Body=data,
-            ContentType="application/x-ndjson",
+            ContentType="application/json" if key.endswith(PREDICTIONS_SUFFIX) else "application/x-ndjson",
             ContentEncoding="gzip",
             **encryption_args(self.kms_key_id),
         )
@@ -130,6 +175,26 @@ class _Captured:
             for line, served in zip(lines, self.probabilities, strict=True):
                 line["probabilities"] = served
         return lines
+
+
+class _Write:
+    """One object written on a thread of its own while the caller writes another; :meth:`outcome` waits for it (so
+    no thread outlives the flush) and gives what it raised, if anything."""
+
+    def __init__(self, sink: CaptureSink, key: str, data: bytes) -> None:
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(sink, key, data), name="capture-predictions", daemon=True)
+        self._thread.start()
+
+    def _run(self, sink: CaptureSink, key: str, data: bytes) -> None:
+        try:
+            sink.put(key, data)
+        except Exception as exc:
+            self._error = exc
+
+    def outcome(self) -> Exception | None:
+        self._thread.join()
+        return self._error
 
 
 class CaptureBuffer:
@@ -202,8 +267,9 @@ class CaptureBuffer:
         return self.flush() if self.due() else []
 
     def flush(self, sink: CaptureSink | None = None) -> list[str]:
-        """Write everything buffered now, one object per model and UTC hour, to ``sink`` (default: the buffer's own,
-        budgeted for a request's path; a server shutting down passes a patient one); the keys written. Never raises."""
+        """Write everything buffered now, one capture object per model and UTC hour, each followed by its predictions
+        object, to ``sink`` (default: the buffer's own, budgeted for a request's path; a server shutting down passes a
+        patient one); the capture keys written. Never raises."""
         with self._lock:
             batch, self._pending, self._rows = self._pending, [], 0
         if not batch:
@@ -213,24 +279,34 @@ class CaptureBuffer:
             groups.setdefault((captured.model, f"{captured.at // 3600:.0f}"), []).append(captured)
         written: list[str] = []
         failed: list[_Captured] = []
+        stopped = False  # a predictions write failed: S3 is failing this request, the rest waits for the next attempt
         for (model, _hour), items in groups.items():
-            if failed:  # S3 just failed this request: keep the other objects for the next attempt, not wait on it again
+            if failed or stopped:  # S3 just failed this request: keep the other objects for the next attempt, not wait on it again
                 failed.extend(items)
                 continue
             key = capture_key(model, datetime.fromtimestamp(items[0].at, UTC))
             rows = sum(item.size for item in items)
             try:
                 data = encode([line for captured in items for line in captured.lines()])
+                columns = encode_predictions(model, items)
             except Exception as exc:  # e.g. a lone surrogate in a string: it would fail on every retry
                 self._report("dropped", rows, f"cannot encode the rows: {type(exc).__name__}: {exc}")
                 continue
+            target = sink or self._sink()
+            beside = _Write(target, predictions_key(key), columns)  # both writes at once: one wait
             try:
-                (sink or self._sink()).put(key, data)
+                target.put(key, data)
             except Exception as exc:
                 failed.extend(items)
                 self._report("flush", rows, f"{type(exc).__name__}: {exc}")
-            else:
-                written.append(key)
+                beside.outcome()  # it does not matter: a predictions object alone is never read
+                continue
+            written.append(key)
+            problem = beside.outcome()
+            if problem is not None:  # the capture object holds the rows: the quality check reads it instead
+                stopped = True
+                reason = f"{type(problem).__name__}: {problem}"
+                self._report("flush", rows, f"predictions object (the capture object was written): {reason}")
         if failed:
             self._keep_for_retry(failed)
         else:

@@ -78,7 +78,10 @@ def test_each_function_uses_the_bucket_key_only_for_its_own_prefixes(synth: Synt
         assert set(grants) == {"kms:Decrypt"} | ({"kms:GenerateDataKey"} if writes else set()), function
         assert grants["kms:Decrypt"] == reads, function
         assert grants.get("kms:GenerateDataKey", set()) == writes, function
-    assert kms_grants(synth, "inference") == {"kms:Decrypt": {"artifacts/*"}, "kms:GenerateDataKey": {"capture/*", "ground-truth/*"}}
+    assert kms_grants(synth, "inference") == {
+        "kms:Decrypt": {"artifacts/*"},
+        "kms:GenerateDataKey": {"capture/*", "predictions/*", "ground-truth/*"},
+    }
     assert kms_grants(synth, "drift_check") == {
         "kms:Decrypt": {"artifacts/*", "capture/*"},
         "kms:GenerateDataKey": {"reports/*", "alerts/*"},

@@ -51,7 +51,7 @@ def test_no_function_may_list_the_whole_bucket(synth: Synth) -> None:
 def test_each_function_lists_exactly_the_prefixes_it_reads(synth: Synth) -> None:
     assert set(listable(synth, "inference")) == {"artifacts/*"}
     assert set(listable(synth, "drift_check")) == {"artifacts/*", "capture/*"}
-    assert set(listable(synth, "quality_check")) == {"artifacts/*", "capture/*", "ground-truth/*", "reports/*"}
+    assert set(listable(synth, "quality_check")) == {"artifacts/*", "capture/*", "predictions/*", "ground-truth/*", "reports/*"}
     for function in HANDLERS:
         assert set(listable(synth, function)) == readable(synth, function), function
     # the listing is no wider than the function's reads: the release function cannot list captured requests
@@ -69,7 +69,7 @@ class RecordingS3:
         assert operation == "list_objects_v2"
         return self
 
-    def paginate(self, *, Bucket: str, Prefix: str = "") -> list[dict[str, Any]]:
+    def paginate(self, *, Bucket: str, Prefix: str = "", StartAfter: str = "") -> list[dict[str, Any]]:
         self.prefixes.append(Prefix)
         return [{"Contents": []}]
 
@@ -77,20 +77,23 @@ class RecordingS3:
 def _listings() -> dict[str, tuple[str, list[str]]]:
     """Each listing function of the deployed code → (the function that runs it, the Prefixes it asks S3 for)."""
     from serverless_mlops.drift.capture_reader import capture_keys
+    from serverless_mlops.quality.join import predictions_keys
     from serverless_mlops.quality.labels import ground_truth_keys
     from serverless_mlops.quality.report import quality_report_keys
     from serverless_mlops.retraining.candidate_steps import feedback_keys
 
-    drift, training, labels, reports = RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3()
+    drift, training, labels, reports, predictions = RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3()
     capture_keys(drift, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
     feedback_keys(training, "bucket", "wine")
     ground_truth_keys(labels, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
     quality_report_keys(reports, "bucket", "wine")
+    predictions_keys(predictions, "bucket", "wine", datetime(2026, 1, 1, 22, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
     return {
         "capture_keys": ("drift_check", drift.prefixes),
         "feedback_keys": ("training", training.prefixes),
         "ground_truth_keys": ("quality_check", labels.prefixes),
         "quality_report_keys": ("quality_check", reports.prefixes),
+        "predictions_keys": ("quality_check", predictions.prefixes),
     }
 
 

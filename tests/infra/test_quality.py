@@ -18,8 +18,9 @@ def _actions(synth: Synth) -> set[str]:
 
 def test_quality_reads_captures_ground_truth_models_and_reports_and_writes_reports_and_alerts(synth: Synth) -> None:
     grants = s3_grants(synth, "MonitoringQualityCheckRoleDefaultPolicy")
-    assert set(grants) == {"/artifacts/*", "/capture/*", "/ground-truth/*", "/reports/*", "/alerts/*", "/holdout-recent/*"}
-    for read_only in ("/artifacts/*", "/capture/*", "/ground-truth/*"):
+    reads = {"/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*"}
+    assert set(grants) == reads | {"/reports/*", "/alerts/*", "/holdout-recent/*"}
+    for read_only in ("/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*"):
         assert not {a for a in grants[read_only] if a.startswith(("s3:Put", "s3:Delete"))}, read_only
     assert all("s3:PutObject" in grants[p] for p in ("/reports/*", "/alerts/*"))
     assert [p for p, actions in grants.items() if any(a.startswith("s3:Delete") for a in actions)] == ["/alerts/*"]

@@ -74,6 +74,8 @@ def test_captured_data_expires_and_old_versions_go(dev: Synth) -> None:
     rules = {rule["Id"]: rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["captured-data"]["Prefix"] == "capture/"
     assert rules["captured-data"]["ExpirationInDays"] == dev.stack.deployment.config.capture_retention_days == 90
+    assert rules["captured-predictions"]["Prefix"] == "predictions/"
+    assert rules["captured-predictions"]["ExpirationInDays"] == 90
     assert rules["old-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 365}
     assert rules["old-versions"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
 

@@ -110,9 +110,9 @@ def test_only_the_retraining_workflow_may_write_the_registry(synth: Synth) -> No
 
 def test_inference_reads_artifacts_and_writes_only_captures_and_labels(synth: Synth) -> None:
     grants = s3_grants(synth, "InferenceHandlerRoleDefaultPolicy")
-    assert set(grants) == {"/artifacts/*", "/capture/*", "/ground-truth/*"}
+    assert set(grants) == {"/artifacts/*", "/capture/*", "/predictions/*", "/ground-truth/*"}
     assert "s3:PutObject" not in grants["/artifacts/*"]
-    for written in ("/capture/*", "/ground-truth/*"):  # written, never read back: a caller cannot read others' labels
+    for written in ("/capture/*", "/predictions/*", "/ground-truth/*"):  # written, never read back: a caller cannot read others' labels
         assert "s3:PutObject" in grants[written]
         assert not {a for a in grants[written] if a.startswith(("s3:Get", "s3:Delete"))}
 

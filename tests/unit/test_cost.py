@@ -113,10 +113,10 @@ def test_each_line_equals_the_hand_computation(fixed: PriceTable) -> None:
         "dashboards": 1 * 3.00,
         # one warm environment (2e6 requests of 2.3 ms in 2,628,000 s): its buffer flushes every 60 s (43,800 times),
         # more often than every 1,000 of its 1,000,000 captured rows
-        "capture writes": 43_800 * 0.005 / 1000,
+        "capture writes": 2 * 43_800 * 0.005 / 1000,  # the capture object and its predictions object
         "drift check reads": 43_800 * 0.0004 / 1000,  # a 24 h window every 24.3 h reads each object once
-        "captured data stored": 1e6 * 400 / 1e9 * 90 / 30 * 0.023,  # 1.2 GB-months
-        "requests": (43_800 + 43_800) * 0.03 / 10000,
+        "captured data stored": 1e6 * (400 + 70) / 1e9 * 90 / 30 * 0.023,  # 1.41 GB-months: rows and their predictions
+        "requests": (2 * 43_800 + 43_800) * 0.03 / 10000,
         "keys": 3 * 1.00,
         "alias reads": 2_628_000 / 30 * 0.125 / 1e6,  # 87,600 GetItems
     }
@@ -142,7 +142,7 @@ def test_summary_at_rest_is_the_month_without_requests(fixed: PriceTable) -> Non
     assert summary.at_rest == pytest.approx(estimate(replace(USAGE, requests=0), fixed).total)
     # a million more requests: Lambda requests and compute, the HTTP API, logs (ingested and kept), captured rows kept;
     # the flush timer, the drift reads and the alias reads stay what one environment does
-    per_million = 0.20 + 1e6 * 0.003 * 2 * 0.00001 + 1.00 + 0.8 * 0.50 + 0.8 * 0.03 + 0.5e6 * 400 / 1e9 * 3 * 0.023
+    per_million = 0.20 + 1e6 * 0.003 * 2 * 0.00001 + 1.00 + 0.8 * 0.50 + 0.8 * 0.03 + 0.5e6 * 470 / 1e9 * 3 * 0.023
     assert summary.per_million == pytest.approx(per_million, rel=1e-9)
     assert 3.0 + 3.0 + 1.2 < summary.at_rest < summary.total
 

@@ -3,6 +3,7 @@ path gives on valid files, and hands every file with a problem to the row-by-row
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 
@@ -10,6 +11,8 @@ import pytest
 
 from serverless_mlops.quality import label_rows
 from serverless_mlops.quality.label_rows import LabelsError, parse_labels
+
+PIECES = label_rows._pieces
 
 
 def _slow(monkeypatch: pytest.MonkeyPatch, data: str, source: str, task: str, classes: list[object] | None) -> object:
@@ -100,3 +103,20 @@ def test_csv_problems_take_the_path_that_names_them(text: str, where: str) -> No
     with pytest.raises(LabelsError) as raised:
         parse_labels(text, "l.csv", "binary_classification", [0, 1])
     assert where in str(raised.value)
+
+
+@pytest.mark.parametrize("size", [1, 5, 40, 1 << 18])
+def test_jsonl_pieces_split_into_the_lines_of_the_whole_text(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """The fast path decodes a piece of the text at a time (not every line's string and row at once): cut just after a
+    line feed, the pieces' lines are the whole text's, \\r\\n pairs and other line ends included."""
+    texts = ["", "a", "a\n", "a\r\nb\rc\u2028d\n\ne", "\n\n", "x" * 50 + "\r\n" + "y" * 7]
+    for text in texts:
+        pieces = list(PIECES(text, size))
+        assert "".join(pieces) == text
+        assert [line for piece in pieces for line in piece.splitlines()] == text.splitlines()
+    rows = [json.dumps({"id": f"req-{i}", "label": i % 2}) for i in range(40)]
+    text = "\n".join(rows[:20]) + "\n\n" + "\r\n".join(rows[20:])
+    expected = _slow(monkeypatch, text, "l.jsonl", "binary_classification", [0, 1])
+    monkeypatch.setattr(label_rows, "_pieces", functools.partial(PIECES, size=size))
+    _no_slow(monkeypatch)
+    assert parse_labels(text, "l.jsonl", "binary_classification", [0, 1]) == expected
