@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from serverless_mlops.cli.common import emit_json, say, state, table
-from serverless_mlops.cost.estimate import CostError
+from serverless_mlops.cost.usage import CostError
 
 if TYPE_CHECKING:
-    from serverless_mlops.cost.estimate import Line, Summary, Usage
+    from serverless_mlops.cost.estimate import Line, Summary
+    from serverless_mlops.cost.usage import Usage
     from serverless_mlops.model.spec import ModelSpec
 
 cost_app = typer.Typer(name="cost", help="What serving a model costs a month, by line, from a committed price table.", no_args_is_help=True)
@@ -74,8 +75,9 @@ def estimate_command(
 ) -> None:
     """Print the monthly bill of serving MODEL, by line, with the at-rest cost, what another million requests add and
     the same month on SageMaker (Serverless Inference and an always-on real-time endpoint)."""
-    from serverless_mlops.cost.estimate import Usage, alternatives, estimate, runs_a_month, summarize, with_overrides
+    from serverless_mlops.cost.estimate import alternatives, estimate, summarize, with_overrides
     from serverless_mlops.cost.prices import load_prices
+    from serverless_mlops.cost.usage import Usage, runs_a_month
 
     spec = load_model_spec(model)
     table_ = load_prices(prices)
@@ -87,6 +89,9 @@ def estimate_command(
         drift_checks=runs_a_month(spec.drift.schedule),
         drift_window_hours=spec.drift.window_hours,
         quality_alarms=len(spec.quality.floors),
+        quality_checks=runs_a_month(spec.quality.schedule or spec.drift.schedule),
+        quality_window_hours=spec.quality.window_delta.total_seconds() / 3600,
+        quality_metrics=20 if spec.task.is_classification else 12,
         retrainings=retrainings,
         batch_rows=parse_requests(batch_rows),
         provisioned=provisioned,

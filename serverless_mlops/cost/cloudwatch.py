@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from serverless_mlops.cost.estimate import HOURS_A_MONTH, CostError
+from serverless_mlops.cost.usage import HOURS_A_MONTH, CostError
 
 DAY = 86400
 

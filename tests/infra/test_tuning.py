@@ -12,7 +12,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import ConfigError, load_deployment
-from serverless_mlops.cost.estimate import Usage
+from serverless_mlops.cost.usage import Usage
 from tests.helpers.specs import ROOT
 from tests.helpers.template import HANDLERS, WORKFLOW_HANDLERS, Synth, synthesize
 

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from serverless_mlops.cli import main
 from serverless_mlops.cost.cloudwatch import observe
-from serverless_mlops.cost.estimate import CostError
+from serverless_mlops.cost.usage import CostError
 from tests.helpers.specs import ROOT
 
 WINE = str(ROOT / "models" / "wine.yaml")
@@ -105,6 +105,11 @@ def test_estimate_prints_the_bill_and_json(capsys: pytest.CaptureFixture[str], m
     assert lines["inference compute (x86_64, 1024 MB)"]["quantity"] == pytest.approx(30 * 730 * 3600 * 0.001)
     assert lines["retraining transitions"]["quantity"] == 4 * 12
     assert lines["drift checks"]["quantity"] == pytest.approx(730 / 6)  # wine's drift schedule: rate(6 hours)
+    # every deployed model's quality check: wine sets no quality.schedule, so the drift check's, over a 7-day window
+    assert lines["quality checks"]["quantity"] == pytest.approx(730 / 6)
+    assert lines["quality check compute"]["quantity"] == pytest.approx(730 / 6 * 2.0 * 2)  # 2,000 ms at 2,048 MB
+    flushes = lines["capture writes"]["quantity"] / 2
+    assert lines["quality check reads"]["quantity"] == pytest.approx(flushes * 7 * 24 / 6)  # 28 checks cover an object
     assert document["total_usd"] == pytest.approx(sum(line["usd"] for line in document["lines"]))
     assert 0 < document["at_rest_usd"] < document["total_usd"]
 

@@ -10,19 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serverless_mlops.cost.estimate import (
-    CostError,
-    Usage,
-    alternatives,
-    billed_ms,
-    break_even_requests,
-    estimate,
-    handler_ms,
-    lambda_duration_ms,
-    runs_a_month,
-    summarize,
-)
+from serverless_mlops.cost.estimate import alternatives, billed_ms, break_even_requests, estimate, summarize
 from serverless_mlops.cost.prices import PRICES, REQUIRED, PriceTable, PriceTableError, load_prices
+from serverless_mlops.cost.usage import CostError, Usage, handler_ms, lambda_duration_ms, runs_a_month
 
 # A fixed table: the test's own prices, so a change to the committed one does not move the hand computation
 FIXED = {
@@ -100,13 +90,15 @@ def test_each_line_equals_the_hand_computation(fixed: PriceTable) -> None:
         "HTTP API requests": 2e6 * 1.00 / 1e6,  # 2.00
         "drift checks": 30 * 0.20 / 1e6,
         "drift check compute": 30 * 1.0 * 1 * 0.00001,  # 30 GB-s
+        "quality checks": 30 * 0.20 / 1e6,  # the default: the drift check's schedule
+        "quality check compute": 30 * 2.0 * 2 * 0.00001,  # 2,000 ms at 2,048 MB: 120 GB-s
         "retraining transitions": 4 * 12 * 0.025 / 1000,
         "training compute": 4 * 3 * 3 * 0.00001,  # 36 GB-s
         "batch scoring transitions": 3 * 4 * 0.025 / 1000,
         "batch scoring compute": 25 * 2 * 0.00001,  # 2,500,000 rows at 100,000 rows/s, 2 GB (over a full vCPU)
         # Rows, ModelVersion, Latency + 3 error codes all month; 3 drift metrics + 13 feature scores in 30 of 730 hours;
-        # 7 step counts in 4 of 730 hours
-        "custom metrics": (3 + 3 + 16 * 30 / 730 + 7 * 4 / 730) * 0.30,
+        # 7 step counts in 4 of 730 hours; 20 quality series in 30 of 730 hours
+        "custom metrics": (3 + 3 + 16 * 30 / 730 + 7 * 4 / 730 + 20 * 30 / 730) * 0.30,
         "logs ingested": 2e6 * 800 / 1e9 * 0.50,  # 1.6 GB
         "logs stored": 1.6 * 30 / 30 * 0.03,
         "alarms": (16 + 1) * 0.10,  # the stack's 16 and the model's drift alarm
@@ -115,8 +107,9 @@ def test_each_line_equals_the_hand_computation(fixed: PriceTable) -> None:
         # more often than every 1,000 of its 1,000,000 captured rows
         "capture writes": 2 * 43_800 * 0.005 / 1000,  # the capture object and its predictions object
         "drift check reads": 43_800 * 0.0004 / 1000,  # a 24 h window every 24.3 h reads each object once
+        "quality check reads": 43_800 * (168 / (730 / 30)) * 0.0004 / 1000,  # a 7-day window: each object 6.9 times
         "captured data stored": 1e6 * (400 + 70) / 1e9 * 90 / 30 * 0.023,  # 1.41 GB-months: rows and their predictions
-        "requests": (2 * 43_800 + 43_800) * 0.03 / 10000,
+        "requests": (2 * 43_800 + 43_800 + 43_800 * 168 / (730 / 30)) * 0.03 / 10000,
         "keys": 3 * 1.00,
         "alias reads": 2_628_000 / 30 * 0.125 / 1e6,  # 87,600 GetItems
     }
