@@ -115,3 +115,8 @@ class GuardMetricsReader:
                 for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
                     states[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
         return states
+
+    def alarm_findings(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Of the alarms a release names: (those in ALARM, sorted; those that do not exist, in the given order)."""
+        states = self.alarm_states(names) if names else {}
+        return sorted(name for name, value in states.items() if value == "ALARM"), [name for name in names if name not in states]

@@ -90,13 +90,13 @@ def check_shadow(state: ReleaseState, registry: Registry, reader: GuardMetricsRe
     gone = shadow_gone(state, registry)
     counts, agreement = reader.shadow_counts(state.model, state.version, start=run.started_at, end=now)
     champion = reader.counts(state.model, int(state.champion or 0), PRODUCTION_ROLE, start=run.started_at, end=now)
-    states = reader.alarm_states(plan.guards.alarms) if plan.guards.alarms else {}
+    in_alarm, missing = reader.alarm_findings(plan.guards.alarms)
     observation = ShadowObservation(
         shadow=counts,
         agreement=agreement,
         champion=champion,
-        alarms_in_alarm=sorted(name for name, value in states.items() if value == "ALARM"),
-        missing_alarms=[name for name in plan.guards.alarms if name not in states],
+        alarms_in_alarm=in_alarm,
+        missing_alarms=missing,
         shadow_gone=gone,
     )
     verdict = decide_shadow(

@@ -183,12 +183,12 @@ def check_guards(state: ReleaseState, registry: Registry, reader: GuardMetricsRe
     gone = canary_gone(state, registry)
     candidate = reader.counts(state.model, state.version, CANARY, start=started, end=now)
     champion = reader.counts(state.model, int(state.champion or 0), PRODUCTION_ROLE, start=started, end=now)
-    states = reader.alarm_states(plan.guards.alarms) if plan.guards.alarms else {}
+    in_alarm, missing = reader.alarm_findings(plan.guards.alarms)
     observation = Observation(
         candidate=candidate,
         champion=champion,
-        alarms_in_alarm=sorted(name for name, value in states.items() if value == "ALARM"),
-        missing_alarms=[name for name in plan.guards.alarms if name not in states],
+        alarms_in_alarm=in_alarm,
+        missing_alarms=missing,
         canary_gone=gone,
     )
     verdict = decide(

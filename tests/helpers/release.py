@@ -184,3 +184,16 @@ def release_stack(template: dict[str, Any], assembly_dir: Path) -> Iterator[Rele
                     harness.sfn.stop_execution(executionArn=arn, error="TestEnded")
             last = states[-1] if states else ""
             assert last in r.TERMINAL, f"{execution['name']} ended {status} in {last or 'no state'}"
+
+
+def release_cli(release: ReleaseHarness, capsys: Any, *args: str) -> tuple[int, str]:
+    """``mlops ARGS`` against the harness's stack: (exit code, what it printed, on one line: rich wraps at the
+    terminal's width)."""
+    from serverless_mlops.cli.entry_point import main
+
+    settings = release.settings
+    options = ["--bucket", settings.bucket, "--table", settings.table, "--retraining-table", settings.retraining_table]
+    capsys.readouterr()
+    code = main([*options, *args])
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())

@@ -84,6 +84,8 @@ def test_alarm_states_name_only_existing_alarms(settings: Settings, reader: Guar
     cloudwatch.set_alarm_state(AlarmName="5xx", StateValue="ALARM", StateReason="test")
     cloudwatch.set_alarm_state(AlarmName="p99-latency", StateValue="OK", StateReason="test")
     assert reader.alarm_states(["5xx", "p99-latency", "typo"]) == {"5xx": "ALARM", "p99-latency": "OK"}
+    assert reader.alarm_findings(["typo", "p99-latency", "5xx"]) == (["5xx"], ["typo"])
+    assert reader.alarm_findings([]) == ([], [])
 
 
 # -- steps -----------------------------------------------------------------------------------------------------------

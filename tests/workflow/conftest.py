@@ -16,6 +16,7 @@ import pytest
 
 from serverless_mlops.local.assembly import synthesized
 from serverless_mlops.model.fit import TrainedModel, train
+from tests.helpers.release import ReleaseHarness, release_stack
 from tests.helpers.specs import ROOT, example_spec
 from tests.helpers.workflow import MODEL, TEST_CONFIG, Workflow, WorkflowSynth, provisioned
 
@@ -51,3 +52,15 @@ def workflow(workflow_synth: WorkflowSynth) -> Iterator[Workflow]:
     """The synthesized stack provisioned into a fresh moto, its Lambdas run in-process."""
     with provisioned(workflow_synth.template, workflow_synth.assembly_dir) as harness:
         yield harness
+
+
+@pytest.fixture
+def release(workflow_synth: WorkflowSynth) -> Iterator[ReleaseHarness]:
+    with release_stack(workflow_synth.template, workflow_synth.assembly_dir) as harness:
+        yield harness
+
+
+@pytest.fixture
+def versions(release: ReleaseHarness, weak_champion: TrainedModel) -> tuple[int, int]:
+    """v1 in production, v2 registered (the candidate)."""
+    return release.register(weak_champion, "champion", promote=True), release.register(weak_champion, "candidate")

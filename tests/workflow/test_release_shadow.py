@@ -8,43 +8,20 @@ agreed rows); every test ends with each execution in a terminal state (the ``rel
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from serverless_mlops.cli.entry_point import main
 from serverless_mlops.errors import DataError
 from serverless_mlops.model.fit import TrainedModel
 from serverless_mlops.release import contract as r
 from serverless_mlops.serving.guard_metrics import CANARY, PRODUCTION
 from serverless_mlops.store.registry import Shadow
-from tests.helpers.release import ReleaseHarness, release_stack
-from tests.helpers.workflow import MODEL, WorkflowSynth
+from tests.helpers.release import ReleaseHarness, release_cli
+from tests.helpers.workflow import MODEL
 
 SHADOW_PATH = [r.STATE_BEGIN, r.STATE_SHADOW_FIRST, r.STATE_SET_SHADOW, r.STATE_SHADOW_BAKE, r.STATE_CHECK_SHADOW, r.STATE_SHADOW_DECIDE]
 CANARY_PATH = [r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
 ROLLED_BACK = [r.STATE_ROLLBACK, r.STATE_NOTIFY_ROLLED_BACK, r.STATE_ROLLED_BACK]
-
-
-@pytest.fixture
-def release(workflow_synth: WorkflowSynth) -> Iterator[ReleaseHarness]:
-    with release_stack(workflow_synth.template, workflow_synth.assembly_dir) as harness:
-        yield harness
-
-
-@pytest.fixture
-def versions(release: ReleaseHarness, weak_champion: TrainedModel) -> tuple[int, int]:
-    """v1 in production, v2 registered (the candidate)."""
-    return release.register(weak_champion, "champion", promote=True), release.register(weak_champion, "candidate")
-
-
-def cli(release: ReleaseHarness, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    settings = release.settings
-    options = ["--bucket", settings.bucket, "--table", settings.table, "--retraining-table", settings.retraining_table]
-    capsys.readouterr()
-    code = main([*options, *args])
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())  # rich wraps lines at the terminal's width
 
 
 def test_a_shadow_that_agrees_goes_on_to_the_canary_and_is_promoted(release: ReleaseHarness, versions: tuple[int, int]) -> None:
@@ -129,18 +106,18 @@ def test_abort_during_the_shadow_phase_clears_the_shadow_and_nothing_else_is_all
     champion, candidate = versions
     arn = release.start(MODEL, candidate, bake_seconds=0, shadow_first_seconds=4)
     release.wait(arn, until=r.STATE_SHADOW_BAKE)
-    code, text = cli(release, capsys, "release", "status", MODEL)
+    code, text = release_cli(release, capsys, "release", "status", MODEL)
     assert code == 0, text
     assert f"shadow: v{candidate} scores 100% of requests in the background (shadow phase of release breast-cancer-v2-" in text
     assert ", RUNNING in ShadowBake" in text, text
     # while the release owns the shadow, nobody else moves it or production
-    code, text = cli(release, capsys, "shadow", "stop", MODEL)
+    code, text = release_cli(release, capsys, "shadow", "stop", MODEL)
     assert (code, "stopping its shadow is refused while it runs" in text, "mlops release abort breast-cancer" in text) == (1, True, True)
-    code, text = cli(release, capsys, "shadow", "start", MODEL, str(candidate), "--sample", "0.5")
+    code, text = release_cli(release, capsys, "shadow", "start", MODEL, str(candidate), "--sample", "0.5")
     assert (code, "a shadow of version 2 is refused while it runs" in text) == (1, True)
-    code, text = cli(release, capsys, "promote", MODEL, str(candidate))
+    code, text = release_cli(release, capsys, "promote", MODEL, str(candidate))
     assert (code, "mlops release abort" in text) == (1, True)
-    code, text = cli(release, capsys, "release", "abort", MODEL, "--reason", "wrong candidate")
+    code, text = release_cli(release, capsys, "release", "abort", MODEL, "--reason", "wrong candidate")
     assert code == 0, text
     assert release.production(MODEL).shadow is None  # before the workflow noticed
     status, states, output = release.wait(arn)
@@ -201,7 +178,7 @@ def test_a_shadow_already_on_production_refuses_a_shadow_first_release(
     (message,) = release.messages()
     assert "production already has a shadow (v2 on 20% of requests)" in message["body"]["reason"]
     assert "mlops shadow stop breast-cancer" in message["body"]["reason"]
-    code, text = cli(release, capsys, "release", "status", MODEL)
+    code, text = release_cli(release, capsys, "release", "status", MODEL)
     assert (code, "shadow: v2 scores 20% of requests in the background (set by hand)" in text) == (0, True)
 
 
@@ -210,12 +187,14 @@ def test_shadow_first_is_parsed_like_a_bake_and_recorded_in_the_execution_input(
 ) -> None:
     _, candidate = versions
     machine = ["--state-machine", release.arn]
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "30 minutes", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "30 minutes", *machine)
     assert (code, text) == (1, "error: --shadow-first: expected a duration like 30s, 10m or 1h, got '30 minutes' (none: no shadow phase)")
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "25h", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "25h", *machine)
     assert (code, text) == (1, "error: --shadow-first: at most 24h, got '25h' (none: no shadow phase)")
     assert release.sfn.list_executions(stateMachineArn=release.arn)["executions"] == []
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "0s", "--bake", "0s", "--wait", *machine)
+    code, text = release_cli(
+        release, capsys, "release", "start", MODEL, str(candidate), "--shadow-first", "0s", "--bake", "0s", "--wait", *machine
+    )
     assert code == 0, text
     assert "breast-cancer v2: rolled_back: shadow phase: too little traffic to judge" in text
     (execution,) = release.sfn.list_executions(stateMachineArn=release.arn)["executions"]

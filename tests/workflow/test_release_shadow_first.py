@@ -8,7 +8,6 @@ No traffic reaches either version here, so every release ends rolled back for to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,20 +17,14 @@ from serverless_mlops.model.release_spec import ReleaseSpec, ShadowPhase
 from serverless_mlops.release import contract as r
 from serverless_mlops.release.control import wait_for_end
 from serverless_mlops.retraining import contract as c
-from tests.helpers.release import ReleaseHarness, release_stack
+from tests.helpers.release import ReleaseHarness
 from tests.helpers.specs import example_spec
-from tests.helpers.workflow import MODEL, Workflow, WorkflowSynth
+from tests.helpers.workflow import MODEL, Workflow
 
 SHADOW_PATH = [r.STATE_BEGIN, r.STATE_SHADOW_FIRST, r.STATE_SET_SHADOW, r.STATE_SHADOW_BAKE, r.STATE_CHECK_SHADOW, r.STATE_SHADOW_DECIDE]
 CANARY_PATH = [r.STATE_BEGIN, r.STATE_SHADOW_FIRST, r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
 ROLLED_BACK = [r.STATE_ROLLBACK, r.STATE_NOTIFY_ROLLED_BACK, r.STATE_ROLLED_BACK]
 SHADOW_FIRST = {"shadow": {"first": "1s"}, "max_extensions": 0}  # a 1 s shadow phase, judged once
-
-
-@pytest.fixture
-def release(workflow_synth: WorkflowSynth) -> Iterator[ReleaseHarness]:
-    with release_stack(workflow_synth.template, workflow_synth.assembly_dir) as harness:
-        yield harness
 
 
 def _start(release: ReleaseHarness, capsys: pytest.CaptureFixture[str], version: int, *options: str) -> tuple[int, str, str | None]:

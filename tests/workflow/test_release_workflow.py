@@ -6,7 +6,6 @@ Every test ends with each release execution in a terminal state (the ``release``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,33 +17,12 @@ from serverless_mlops.release import contract as r
 from serverless_mlops.release.control import abort_release, release_status, wait_for_end
 from serverless_mlops.retraining import contract as c
 from serverless_mlops.serving.guard_metrics import CANARY, PRODUCTION
-from tests.helpers.release import ReleaseHarness, release_stack
+from tests.helpers.release import ReleaseHarness, release_cli
 from tests.helpers.specs import example_spec
-from tests.helpers.workflow import MODEL, Workflow, WorkflowSynth
+from tests.helpers.workflow import MODEL, Workflow
 
 STEP_PATH = [r.STATE_SET_WEIGHT, r.STATE_BAKE, r.STATE_CHECK_GUARDS, r.STATE_DECIDE]
 CANARY_PATH = [r.STATE_BEGIN, r.STATE_SHADOW_FIRST, *STEP_PATH]  # no --shadow-first: straight to the first weight
-
-
-@pytest.fixture
-def release(workflow_synth: WorkflowSynth) -> Iterator[ReleaseHarness]:
-    with release_stack(workflow_synth.template, workflow_synth.assembly_dir) as harness:
-        yield harness
-
-
-@pytest.fixture
-def versions(release: ReleaseHarness, weak_champion: TrainedModel) -> tuple[int, int]:
-    """v1 in production, v2 registered (the candidate)."""
-    return release.register(weak_champion, "champion", promote=True), release.register(weak_champion, "candidate")
-
-
-def cli(release: ReleaseHarness, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    settings = release.settings
-    options = ["--bucket", settings.bucket, "--table", settings.table, "--retraining-table", settings.retraining_table]
-    capsys.readouterr()
-    code = main([*options, *args])
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())  # rich wraps lines at the terminal's width
 
 
 def test_a_healthy_canary_is_promoted(release: ReleaseHarness, versions: tuple[int, int]) -> None:
@@ -133,7 +111,7 @@ def test_abort_mid_release_puts_all_traffic_back_at_once(
     champion, candidate = versions
     arn = release.start(MODEL, candidate, bake_seconds=3)
     release.wait(arn, until=r.STATE_BAKE)
-    code, text = cli(release, capsys, "release", "abort", MODEL, "--reason", "latency looks off")
+    code, text = release_cli(release, capsys, "release", "abort", MODEL, "--reason", "latency looks off")
     assert code == 0, text
     assert "all of breast-cancer's traffic is on production" in text
     assert release.production(MODEL).canary is None  # before the workflow noticed
@@ -144,7 +122,7 @@ def test_abort_mid_release_puts_all_traffic_back_at_once(
     assert output["outcome_reason"].startswith("aborted by arn:aws:sts::")
     assert output["outcome_reason"].endswith("latency looks off")
     assert release.production(MODEL).version == champion
-    code, text = cli(release, capsys, "release", "abort", MODEL)
+    code, text = release_cli(release, capsys, "release", "abort", MODEL)
     assert (code, "has no release running" in text) == (1, True)
 
 
@@ -154,14 +132,14 @@ def test_a_second_release_is_refused_while_one_runs(
     _, candidate = versions
     arn = release.start(MODEL, candidate, bake_seconds=2)
     release.wait(arn, until=r.STATE_BAKE)
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--state-machine", release.arn)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--state-machine", release.arn)
     assert code == 1
     assert "is already being released: release breast-cancer-v2-" in text
     assert "mlops release abort breast-cancer" in text
     # a start that raced past that check ends in AlreadyRunning, touching nothing
     status, states, _ = release.wait(release.start_raw(MODEL, candidate))
     assert (status, states) == ("SUCCEEDED", [r.STATE_BEGIN, r.STATE_ALREADY_RUNNING])
-    code, text = cli(release, capsys, "release", "status", MODEL)
+    code, text = release_cli(release, capsys, "release", "status", MODEL)
     assert code == 0, text
     assert "canary v2 at 10% (release breast-cancer-v2-" in text
     assert ", RUNNING in " in text
@@ -175,7 +153,7 @@ def test_a_promotion_by_hand_during_a_release_is_refused(
     champion, candidate = versions
     arn = release.start(MODEL, candidate, bake_seconds=2)
     release.wait(arn, until=r.STATE_BAKE)
-    code, text = cli(release, capsys, "promote", MODEL, str(candidate))
+    code, text = release_cli(release, capsys, "promote", MODEL, str(candidate))
     assert code == 1
     assert "mlops release abort" in text
     assert release.production(MODEL).version == champion
@@ -227,14 +205,14 @@ def test_the_release_commands_wait_answer_json_and_refuse_bad_options(
 ) -> None:
     _, candidate = versions
     monkeypatch.delenv("MLOPS_RELEASE_STATE_MACHINE_ARN", raising=False)
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate))
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate))
     assert (code, "no release state machine: pass --state-machine ARN" in text) == (1, True)
     machine = ["--state-machine", release.arn]
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--strategy", "blue-green", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--strategy", "blue-green", *machine)
     assert (code, "--strategy: expected all-at-once" in text) == (1, True)
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "5 minutes", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "5 minutes", *machine)
     assert (code, "--bake: expected a duration like 30s" in text) == (1, True)
-    code, text = cli(release, capsys, "release", "start", MODEL, "9", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, "9", *machine)
     assert code == 1
     # no traffic: too little to judge after the extra bakes, rolled back; --wait reports it and exits 0 (it ended)
     settings = release.settings
@@ -246,17 +224,17 @@ def test_the_release_commands_wait_answer_json_and_refuse_bad_options(
     printed = captured.out
     document = json.loads(printed[printed.rindex('{\n  "execution_arn"') :])
     assert (document["status"], document["output"]["outcome"]) == ("SUCCEEDED", "rolled_back")
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "0s", "--wait", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "0s", "--wait", *machine)
     assert code == 0
     assert "breast-cancer v2: rolled_back: too little traffic to judge" in text
-    code, text = cli(release, capsys, "release", "status", MODEL)
+    code, text = release_cli(release, capsys, "release", "status", MODEL)
     assert "no release running" in text
     capsys.readouterr()
     assert main([*options, "release", "status", MODEL, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["production"], status["canary"], status["release"]) == (1, None, None)
     # started without --wait: the execution's name, then abort --json
-    code, text = cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "2s", *machine)
+    code, text = release_cli(release, capsys, "release", "start", MODEL, str(candidate), "--bake", "2s", *machine)
     assert (code, "releasing breast-cancer v2: breast-cancer-v2-" in text) == (0, True)
     (running,) = [e["executionArn"] for e in release.sfn.list_executions(stateMachineArn=release.arn, statusFilter="RUNNING")["executions"]]
     release.wait(running, until=r.STATE_BAKE)  # Begin has taken the lock
