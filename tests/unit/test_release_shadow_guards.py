@@ -88,7 +88,7 @@ def test_low_traffic_ends_the_phase_as_the_release_says() -> None:
 
 
 def test_the_release_section_has_shadow_defaults_and_checks_them() -> None:
-    assert ReleaseSpec().shadow.model_dump() == {"sample": 1.0, "min_agreement": 0.9}
+    assert ReleaseSpec().shadow.model_dump() == {"sample": 1.0, "min_agreement": 0.9, "first": None}
     assert ReleaseSpec.model_validate({"shadow": {"sample": 0.2}}).shadow.sample == 0.2
     for bad in ({"sample": 0}, {"sample": 1.5}, {"min_agreement": 1.2}, {"agreement": 0.9}):
         with pytest.raises(ValidationError):
