@@ -39,7 +39,7 @@ class Row(msgspec.Struct, kw_only=True, gc=False):  # the quality join's _Row (t
     features: msgspec.Raw = msgspec.Raw()
 
 
-class Columns(msgspec.Struct, kw_only=True, gc=False):  # the quality join's _Columns
+class Columns(msgspec.Struct, kw_only=True, gc=False):  # serverless_mlops/quality/decoding.py's PredictionColumns
     format: str
     ts: list[str]
     version: list[int]

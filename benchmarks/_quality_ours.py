@@ -27,7 +27,8 @@ def main() -> None:
     from serverless_mlops.drift.result import Window
     from serverless_mlops.model.quality_spec import Quality
     from serverless_mlops.quality.check import check_quality
-    from serverless_mlops.quality.join import Joined, Joiner
+    from serverless_mlops.quality.join import Joiner
+    from serverless_mlops.quality.joined import Joined
     from serverless_mlops.quality.labels import GroundTruth, parse_labels
 
     phases.mark()

@@ -26,7 +26,7 @@ from serverless_mlops.drift.result import Window
 from serverless_mlops.model.calibration import calibrate
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality import metrics
-from serverless_mlops.quality.join import Joined, VersionRows
+from serverless_mlops.quality.joined import Joined, VersionRows
 from serverless_mlops.quality.result import (
     CBPE_ASSUMPTION,
     ESTIMATE_OFF,

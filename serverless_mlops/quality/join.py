@@ -16,65 +16,36 @@ code and probabilities (a few floats each), not a million dicts. Classifier prob
 (``probabilities``, the model's class order) when it has them, else from ``scorer`` (the version's ONNX model run
 again on the captured features: the same graph, so the same numbers the endpoint returned).
 
-Where a capture object has its predictions object beside it (:mod:`serverless_mlops.store.prediction_columns`),
-:func:`join_window` reads that instead: the same rows without their features, column by column, a third of the bytes
-and a fifth of the decoding. The capture object is read when there is none (objects written before it), when it does
-not read, or when its probabilities must be recomputed from the features. :func:`capture_rows` reads the full
-captured rows (features included) of given prediction ids, for what needs the features of the labelled rows.
+A predictions object (:mod:`serverless_mlops.store.prediction_columns`: a capture object's rows without their
+features, column by column) is read by :meth:`Joiner.add_predictions`; which object of a window is read, and from
+where, is :mod:`serverless_mlops.quality.window`'s. What a join yields is :mod:`serverless_mlops.quality.joined`'s.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import compress
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from serverless_mlops.drift.capture_reader import FETCH_THREADS, SkippedSource, _blocks, _in_order, capture_keys
+from serverless_mlops.drift.capture_reader import SkippedSource, _blocks
 from serverless_mlops.errors import MlopsError
+from serverless_mlops.quality.decoding import COLUMNS, FEATURES, LEAN_ROWS, ROWS, CapturedRow, LeanRow
+from serverless_mlops.quality.joined import JoinCounts, Joined, VersionRows
 from serverless_mlops.quality.labels import Label
-from serverless_mlops.store.capture_format import CaptureFormatError, decode_records, parse_timestamp, timestamp, window_prefixes
-from serverless_mlops.store.prediction_columns import FORMAT, predictions_key, predictions_prefix
+from serverless_mlops.store.capture_format import CaptureFormatError, parse_timestamp, timestamp
+from serverless_mlops.store.prediction_columns import FORMAT
 
 # version, the captured feature objects → the model's probabilities (rows x classes, the model's class order)
 Scorer = Callable[[int, Sequence[Mapping[str, Any]]], NDArray[np.float64]]
-
-
-class _Lean(msgspec.Struct, kw_only=True, gc=False):
-    """What the join needs of a captured row when it will not re-score it: the features are skipped, not kept."""
-
-    ts: str
-    version: int
-    prediction: Any
-    id: str | None = None
-    probabilities: list[float] | None = None
-
-
-class _Row(_Lean, kw_only=True, gc=False):
-    features: msgspec.Raw = msgspec.Raw()  # empty: the row has no features
-
-
-class _Columns(msgspec.Struct, kw_only=True, gc=False):
-    """A predictions object (:mod:`serverless_mlops.store.prediction_columns`): per request, then per row."""
-
-    format: str
-    ts: list[str]
-    version: list[int]
-    rows: list[int]
-    width: list[int]
-    id: list[str | None]
-    prediction: list[Any]
-    probabilities: list[float]
 
 
 # A capture object is inflated from READ_BYTES compressed bytes at a time (about 1.2 MB once inflated; the drift
@@ -82,69 +53,6 @@ class _Columns(msgspec.Struct, kw_only=True, gc=False):
 # and decoded PIECE_BYTES of lines at a time.
 READ_BYTES = 1 << 18
 PIECE_BYTES = 1 << 18
-_DECODER = msgspec.json.Decoder(list[_Row])
-_COLUMNS = msgspec.json.Decoder(_Columns)
-_LEAN_DECODER = msgspec.json.Decoder(list[_Lean])
-_FEATURES = msgspec.json.Decoder(list[dict[str, Any]])
-
-
-@dataclass
-class Labelled:
-    """The joined rows of one version (in no particular order): ``probabilities``, one row per labelled row that has
-    them (as :meth:`Joiner.result` leaves them, one array of rows x classes: a hundred thousand rows are not a
-    hundred thousand arrays); ``ids`` and ``times``, the prediction ids and capture times, let
-    :mod:`serverless_mlops.quality.recent_rows` find the rows' features again."""
-
-    truth: list[Any] = field(default_factory=list)
-    predicted: list[Any] = field(default_factory=list)
-    probabilities: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    times: list[str] = field(default_factory=list)
-
-
-@dataclass
-class VersionRows:
-    """One version's predictions in the window: their count, class codes and raw probabilities (classifiers, for
-    CBPE), and the labelled ones. The codes and probabilities are kept small (the narrowest integer that holds the
-    classes; float32, whose 24 bits hold a served probability's 7 decimals), one array per block read, and widened
-    when asked for (CBPE, a block at a time): a million binary predictions keep 9 MB, not 24."""
-
-    version: int
-    predictions: int = 0
-    codes: list[NDArray[np.integer[Any]]] = field(default_factory=list)
-    probabilities: list[NDArray[np.floating[Any]]] = field(default_factory=list)
-    labelled: Labelled = field(default_factory=Labelled)
-
-    def all_probabilities(self, classes: int) -> NDArray[np.float64]:
-        if not self.probabilities:
-            return np.zeros((0, classes))
-        return np.concatenate(self.probabilities, dtype=np.float64)
-
-    def all_codes(self) -> NDArray[np.int64]:
-        if not self.codes:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate(self.codes, dtype=np.int64)
-
-
-@dataclass
-class JoinCounts:
-    labels: int = 0
-    joined: int = 0
-    before_prediction: int = 0
-    late: int = 0
-    unmatched: int = 0
-    duplicate_predictions: int = 0
-    predictions_without_id: int = 0
-
-
-@dataclass
-class Joined:
-    versions: dict[int, VersionRows]
-    counts: JoinCounts
-    sources: list[str]
-    skipped: list[SkippedSource]
-    probabilities: str  # "captured", "recomputed", "mixed", or "none"
-    labelled_sources: list[str] = field(default_factory=list)  # the capture objects that hold a matched row (for capture_rows)
 
 
 class _Matched(NamedTuple):
@@ -245,7 +153,7 @@ class Joiner:
         """One capture object, a block of lines at a time; nothing of it counts unless all of it reads (and scores):
         one that cannot is skipped as a whole and named in ``skipped``."""
         staged = _Staged()
-        decoder = _LEAN_DECODER if self.scorer is None else _DECODER  # nothing to re-score: the features are skipped
+        decoder = LEAN_ROWS if self.scorer is None else ROWS  # nothing to re-score: the features are skipped
         try:
             for block in _blocks(stream, READ_BYTES):
                 for piece in _pieces(block, PIECE_BYTES):
@@ -266,7 +174,7 @@ class Joiner:
         the probabilities of a classifier that ``scorer`` would recompute from the features it does not hold.
         ``capture``: the capture object it stands for (named in ``labelled_sources``)."""
         try:
-            columns = _COLUMNS.decode(zlib.decompress(data, 31) if data[:2] == b"\x1f\x8b" else data)
+            columns = COLUMNS.decode(zlib.decompress(data, 31) if data[:2] == b"\x1f\x8b" else data)
         except (msgspec.DecodeError, msgspec.ValidationError, zlib.error):
             return False
         sizes, widths = columns.rows, columns.width
@@ -293,18 +201,18 @@ class Joiner:
         return True
 
     def add_rows(self, rows: Sequence[Any]) -> None:
-        """Decoded capture rows (:class:`_Row`, or dicts in the capture format), all or nothing."""
-        typed = [r for r in rows if isinstance(r, _Row)]
+        """Decoded capture rows (:class:`CapturedRow`, or dicts in the capture format), all or nothing."""
+        typed = [r for r in rows if isinstance(r, CapturedRow)]
         if len(typed) < len(rows):
             try:
-                typed = _DECODER.decode(msgspec.json.encode(list(rows)))
+                typed = ROWS.decode(msgspec.json.encode(list(rows)))
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
                 raise CaptureFormatError("capture rows", str(exc)) from exc
         staged = _Staged()
         self._stage(typed, staged)
         self._commit(staged, "capture rows")
 
-    def _stage(self, rows: Sequence[_Lean], staged: _Staged) -> None:
+    def _stage(self, rows: Sequence[LeanRow], staged: _Staged) -> None:
         if not rows:
             return
         since, until = self.since, self.until
@@ -314,11 +222,11 @@ class Joiner:
             if not rows:
                 return
         versions = [r.version for r in rows]
-        groups: dict[int, Sequence[_Lean]] = {}
+        groups: dict[int, Sequence[LeanRow]] = {}
         if min(versions) == max(versions):
             groups[versions[0]] = rows
         else:
-            split: dict[int, list[_Lean]] = {}
+            split: dict[int, list[LeanRow]] = {}
             for row in rows:
                 split.setdefault(row.version, []).append(row)
             groups.update(sorted(split.items()))  # version order, as a predictions object's versions are read
@@ -366,7 +274,7 @@ class Joiner:
                 staged,
             )
 
-    def _probabilities(self, version: int, rows: Sequence[_Lean]) -> NDArray[np.float64] | None:
+    def _probabilities(self, version: int, rows: Sequence[LeanRow]) -> NDArray[np.float64] | None:
         if self.classes is None:
             return None
         width = len(self.classes)
@@ -381,9 +289,9 @@ class Joiner:
                 return found
         if self.scorer is None:
             return None
-        if not all(isinstance(r, _Row) and r.features for r in rows):
+        if not all(isinstance(r, CapturedRow) and r.features for r in rows):
             raise MlopsError("a captured row holds no features to recompute its probabilities from")
-        records = _FEATURES.decode(b"[" + b",".join(bytes(r.features) for r in rows if isinstance(r, _Row)) + b"]")
+        records = FEATURES.decode(b"[" + b",".join(bytes(r.features) for r in rows if isinstance(r, CapturedRow)) + b"]")
         self._recomputed += len(rows)
         return np.asarray(self.scorer(version, records), dtype=np.float64)
 
@@ -534,83 +442,3 @@ class Joiner:
                 served[start:end] = True
             start = end
         return found, served
-
-
-def predictions_keys(s3: Any, bucket: str, model: str, start: datetime, end: datetime) -> set[str]:
-    """The keys of the predictions objects of ``model`` in the hours that cover [start, end): one listing from the
-    first hour's prefix on (keys sort by hour), not one per hour."""
-    hours = window_prefixes(model, start, end)
-    first, last = predictions_prefix(hours[0]), predictions_prefix(hours[-1])
-    root = f"{first.split('/', 1)[0]}/{model}/"
-    keys: set[str] = set()
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=root, StartAfter=first):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            if key[: len(last)] > last:
-                return keys
-            keys.add(key)
-    return keys
-
-
-def join_window(
-    s3: Any,
-    bucket: str,
-    model: str,
-    labels: Mapping[str, Label],
-    *,
-    start: datetime,
-    end: datetime,
-    label_delay: timedelta,
-    classes: Sequence[Any] | None,
-    scorer: Scorer | None = None,
-) -> Joined:
-    """Every captured prediction of ``model`` with ``start <= ts < end``, joined to ``labels``: from each capture
-    object's predictions object where it has one, else from the capture object."""
-    joiner = Joiner(labels, start=start, end=end, label_delay=label_delay, classes=classes, scorer=scorer)
-    keys = capture_keys(s3, bucket, model, start, end)
-    compact = predictions_keys(s3, bucket, model, start, end) if keys else set()
-
-    def get(key: str) -> bytes:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
-
-    def fetch(key: str) -> tuple[str, bytes]:
-        beside = predictions_key(key)
-        return (beside, get(beside)) if beside in compact else (key, get(key))
-
-    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
-        for key, fetched in zip(keys, _in_order(pool, fetch, keys), strict=True):
-            read, data = cast(tuple[str, bytes], fetched)
-            source = f"s3://{bucket}/{key}"
-            if read == key:
-                joiner.add_stream(io.BytesIO(data), source)
-            elif not joiner.add_predictions(data, f"s3://{bucket}/{read}", capture=source):
-                joiner.add_stream(io.BytesIO(get(key)), source)  # the capture object holds what its predictions object lacks
-    return joiner.result()
-
-
-def capture_rows(
-    s3: Any, bucket: str, model: str, ids: Collection[str], *, start: datetime, end: datetime, sources: Sequence[str] | None = None
-) -> Iterator[dict[str, Any]]:
-    """The full captured rows (features included, as the capture format holds them) of ``model`` with
-    ``start <= ts < end`` whose id is among ``ids``, in key and line order (an id captured twice comes twice: the
-    later one is the one the join kept). ``sources``: only these capture objects (``s3://bucket/key``, as
-    :attr:`Joined.labelled_sources` names them), else every one of the window. An object that does not read is
-    skipped, as the join skips it."""
-    since, until = timestamp(start), timestamp(end)
-    if sources is None:
-        keys = capture_keys(s3, bucket, model, start, end)
-    else:
-        prefix = f"s3://{bucket}/"
-        keys = [source.removeprefix(prefix) for source in sources if source.startswith(prefix)]
-    wanted = ids if isinstance(ids, set | frozenset | dict) else set(ids)
-    for key in keys:
-        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        try:
-            rows = list(decode_records(data, f"s3://{bucket}/{key}"))
-        except CaptureFormatError:
-            continue
-        for row in rows:
-            pid = row.get("id")
-            if isinstance(pid, str) and pid in wanted and since <= str(row["ts"]) < until:
-                yield row

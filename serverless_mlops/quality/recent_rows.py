@@ -31,7 +31,7 @@ import msgspec
 
 from serverless_mlops.drift.capture_reader import FETCH_THREADS, _blocks, _in_order, capture_keys
 from serverless_mlops.errors import DataError
-from serverless_mlops.quality.join import Joined
+from serverless_mlops.quality.joined import Joined
 from serverless_mlops.quality.recent_key import recent_key
 from serverless_mlops.store.artifacts import encryption_args
 

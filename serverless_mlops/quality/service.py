@@ -22,11 +22,12 @@ from serverless_mlops.model.profile import load_profile
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality.alerts import QualityAlert, send_quality_alert_once
 from serverless_mlops.quality.check import check_quality
-from serverless_mlops.quality.join import Scorer, join_window
+from serverless_mlops.quality.join import Scorer
 from serverless_mlops.quality.labels import read_ground_truth
 from serverless_mlops.quality.recent_rows import RecentRowsFile, write_recent_rows
 from serverless_mlops.quality.report import write_quality_report
 from serverless_mlops.quality.result import QualityResult
+from serverless_mlops.quality.window import join_window
 from serverless_mlops.store.capture_format import timestamp
 from serverless_mlops.store.lifecycle import Backends, resolve_version
 from serverless_mlops.store.registry import ModelVersion

@@ -77,9 +77,9 @@ class RecordingS3:
 def _listings() -> dict[str, tuple[str, list[str]]]:
     """Each listing function of the deployed code → (the function that runs it, the Prefixes it asks S3 for)."""
     from serverless_mlops.drift.capture_reader import capture_keys
-    from serverless_mlops.quality.join import predictions_keys
     from serverless_mlops.quality.labels import ground_truth_keys
     from serverless_mlops.quality.report import quality_report_keys
+    from serverless_mlops.quality.window import predictions_keys
     from serverless_mlops.retraining.candidate_steps import feedback_keys
 
     drift, training, labels, reports, predictions = RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3(), RecordingS3()

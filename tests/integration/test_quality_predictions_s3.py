@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from serverless_mlops.quality.join import capture_rows, join_window, predictions_keys
 from serverless_mlops.quality.labels import Label
+from serverless_mlops.quality.window import capture_rows, join_window, predictions_keys
 from serverless_mlops.serving.capture_writer import CaptureBuffer, S3CaptureSink
 from serverless_mlops.store.capture_format import capture_key, encode_records, timestamp
 from serverless_mlops.store.lifecycle import Backends

@@ -12,7 +12,7 @@ from serverless_mlops.model.calibration import calibrate, fit_calibration
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality import metrics
 from serverless_mlops.quality.check import check_version
-from serverless_mlops.quality.join import Labelled, VersionRows
+from serverless_mlops.quality.joined import Labelled, VersionRows
 from serverless_mlops.quality.result import ESTIMATE_OFF
 
 COEF = np.array([1.5, -1.0, 0.5])

@@ -21,7 +21,8 @@ from serverless_mlops.model.calibration import calibrate, fit_calibration
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality import join, metrics
 from serverless_mlops.quality.check import check_version
-from serverless_mlops.quality.join import Joined, Joiner, VersionRows
+from serverless_mlops.quality.join import Joiner
+from serverless_mlops.quality.joined import Joined, VersionRows
 from serverless_mlops.quality.labels import GroundTruth, Label
 from serverless_mlops.store.capture_format import timestamp
 

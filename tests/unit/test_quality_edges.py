@@ -18,7 +18,8 @@ from serverless_mlops.model.calibration import MAX_POINTS, calibrate, fit_calibr
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality.alerts import quality_alert_key, send_quality_alert_once
 from serverless_mlops.quality.check import check_quality, check_version, overall
-from serverless_mlops.quality.join import JoinCounts, Joined, Joiner, Labelled, VersionRows
+from serverless_mlops.quality.join import Joiner
+from serverless_mlops.quality.joined import JoinCounts, Joined, Labelled, VersionRows
 from serverless_mlops.quality.labels import Label
 from serverless_mlops.quality.report import _history, to_html
 from serverless_mlops.quality.result import QualityResult

@@ -17,7 +17,8 @@ import pytest
 from serverless_mlops.drift.result import Window
 from serverless_mlops.model.quality_spec import Quality
 from serverless_mlops.quality.check import check_quality
-from serverless_mlops.quality.join import Joined, Joiner, VersionRows, _IdFilter
+from serverless_mlops.quality.join import Joiner, _IdFilter
+from serverless_mlops.quality.joined import Joined, VersionRows
 from serverless_mlops.quality.labels import GroundTruth, Label
 from serverless_mlops.serving.capture_writer import CaptureBuffer, S3CaptureSink
 from serverless_mlops.store.capture_format import decode_records, timestamp

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from serverless_mlops.errors import DataError
-from serverless_mlops.quality.join import Joined, Joiner
+from serverless_mlops.quality.join import Joiner
+from serverless_mlops.quality.joined import Joined
 from serverless_mlops.quality.labels import GroundTruth, Label
 from serverless_mlops.quality.recent_key import HOLDOUT_RECENT_PREFIX
 from serverless_mlops.quality.recent_rows import MAX_ROWS, newest_labelled, to_csv, write_recent_rows
