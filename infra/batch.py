@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.nag import account_arn, acknowledge, acknowledge_function, bucket_objects, default_policy
-from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
-from infra.retraining import lambda_task
-from infra.storage import LogsKey
+from infra.packaging import Layer, PythonFunction, StackBase
+from infra.retraining import lambda_task, logged_state_machine
 from serverless_mlops.batch import contract as c
 
 BATCH_PREFIX = "batch"
@@ -145,23 +143,14 @@ class BatchScoring(Construct):
         finalize = job_task(c.STATE_FINALIZE, {"step": c.FINALIZE, "job": sfn.JsonPath.object_at("$.job")})
         definition = prepare.next(shards).next(finalize).next(sfn.Succeed(self, c.STATE_SUCCEEDED, state_name=c.STATE_SUCCEEDED))
 
-        self.log_group = logs.LogGroup(
+        self.log_group, self.state_machine = logged_state_machine(
             self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{deployment.stage}-batch",
-            retention=RETENTION[config.log_retention_days],
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-            encryption_key=LogsKey.of(self),
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
+            name="batch",
+            stage=deployment.stage,
+            retention_days=config.log_retention_days,
             comment="serverless-mlops batch scoring: prepare (pin, shard), score each shard (Distributed Map), finalize (_SUCCESS)",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition=definition,
             timeout=cdk.Duration.days(7),
-            tracing_enabled=True,
-            # input and output hold S3 locations and counts only, but stay in the execution history as the retraining ones do
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         # the ItemReader reads a job's manifest, and only the jobs' records (KMS: decrypt those objects only)
         records = bucket.arn_for_objects(f"{c.PREFIX}/*")

@@ -28,15 +28,13 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.packaging import RETENTION, Layer, PythonFunction, StackBase
-from infra.retraining import lambda_task, task_payload
-from infra.storage import LogsKey
+from infra.packaging import Layer, PythonFunction, StackBase
+from infra.retraining import lambda_task, logged_state_machine, task_payload
 from serverless_mlops.release import contract as r
 
 WORKFLOW_SERVICE = "release-workflow"
@@ -196,22 +194,14 @@ class Release(Construct):
         )
         definition = sfn.Chain.start(begin).next(shadow_first)
 
-        self.log_group = logs.LogGroup(
+        self.log_group, self.state_machine = logged_state_machine(
             self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{deployment.stage}-release",
-            retention=RETENTION[config.log_retention_days],
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-            encryption_key=LogsKey.of(self),
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
+            name="release",
+            stage=deployment.stage,
+            retention_days=config.log_retention_days,
             comment="serverless-mlops release: canary/linear rollout of a model version, guards, promote or roll back, notify",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition=definition,
             timeout=MACHINE_TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self.operator_policy = self._operator_policy(registry)
         self.alarms = self._alarms(topic)

@@ -177,6 +177,34 @@ def lambda_task(
     return task
 
 
+def logged_state_machine(
+    scope: Construct, *, name: str, stage: str, retention_days: int, comment: str, definition: sfn.IChainable, timeout: cdk.Duration
+) -> tuple[logs.LogGroup, sfn.StateMachine]:
+    """A state machine as every workflow here has it (retraining, release, batch): X-Ray tracing, and every event
+    logged without execution data to an encrypted vended log group (``/aws/vendedlogs/states/``: the prefix keeps the
+    account's CloudWatch Logs resource policy small). Without execution data because WaitForApproval's parameters
+    carry the task token, and whoever reads a token can approve; inputs and outputs stay in the execution history,
+    IAM-guarded per machine. Construct ids ``Logs`` and ``StateMachine`` under ``scope``."""
+    log_group = logs.LogGroup(
+        scope,
+        "Logs",
+        log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{stage}-{name}",
+        retention=RETENTION[retention_days],
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        encryption_key=LogsKey.of(scope),  # execution events name models, versions and metrics
+    )
+    machine = sfn.StateMachine(
+        scope,
+        "StateMachine",
+        comment=comment,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+    )
+    return log_group, machine
+
+
 def add_retry(task: sfn.TaskStateBase, retry: Retry) -> None:
     task.add_retry(
         errors=list(LAMBDA_ERRORS),
@@ -359,25 +387,14 @@ class Retraining(Construct):
         )
         definition = sfn.Chain.start(prepare).next(self.train_step).next(evaluate).next(gate)
 
-        self.log_group = logs.LogGroup(
+        self.log_group, self.state_machine = logged_state_machine(
             self,
-            "Logs",
-            # Step Functions' vended logs: this prefix keeps the account's CloudWatch Logs resource policy small
-            log_group_name=f"/aws/vendedlogs/states/serverless-mlops-{deployment.stage}-retraining",
-            retention=RETENTION[config.log_retention_days],
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-            encryption_key=LogsKey.of(self),  # execution events name models, versions and metrics
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
+            name="retraining",
+            stage=deployment.stage,
+            retention_days=config.log_retention_days,
             comment="serverless-mlops retraining: prepare, train, evaluate against the champion, gate, register, promote, notify",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition=definition,
             timeout=self.timeout,
-            tracing_enabled=True,
-            # every event, without execution data: WaitForApproval's parameters carry the task token, and whoever
-            # reads a token can approve; inputs and outputs stay in the execution history (IAM-guarded per machine)
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         self.approver_policy, self.releaser_policy = self._people_policies(table)
         self.machine_findings = context.machine_findings  # what the Train step brought (TrainContext.acknowledge_machine)
